@@ -1,0 +1,1 @@
+"""billing: built by its own issue; empty until then."""

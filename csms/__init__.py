@@ -1,0 +1,1 @@
+"""csms: built by its own issue; empty until then."""

@@ -1,0 +1,1 @@
+"""demand_response: built by its own issue; empty until then."""

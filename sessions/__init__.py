@@ -1,0 +1,1 @@
+"""sessions: built by its own issue; empty until then."""

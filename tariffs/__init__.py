@@ -1,0 +1,1 @@
+"""Pricing engine (pure): tariff model, pricing, OCPI tariff and CDR mapping."""
