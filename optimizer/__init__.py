@@ -1,0 +1,1 @@
+"""optimizer: the per-station smart-charging solver (pure: no I/O)."""
