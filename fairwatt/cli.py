@@ -1,0 +1,63 @@
+"""The `fairwatt` command: one subcommand module per area under `fairwatt.commands`.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets
+``handler`` (a callable taking the parsed arguments and returning the exit status).
+Errors a user can fix are reported as one plain message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from fairwatt.errors import FairwattError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "fairwatt.commands.simulate",
+    "fairwatt.commands.tariffs",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairwatt", description="Grid-aware smart charging for EV networks.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # the command is not built yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except FairwattError as exc:
+        print(f"fairwatt: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fairwatt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
