@@ -1,0 +1,28 @@
+"""Station configuration: YAML read once into frozen, typed objects, then passed down."""
+
+from fairwatt.config.errors import ConfigError
+from fairwatt.config.model import (
+    DailyWindow,
+    DayFilter,
+    LimitNode,
+    PeakEvent,
+    PriceSchedule,
+    PriceWindow,
+    StationConfig,
+    TransformerSpec,
+)
+from fairwatt.config.station import load_station, parse_station
+
+__all__ = [
+    "ConfigError",
+    "DailyWindow",
+    "DayFilter",
+    "LimitNode",
+    "PeakEvent",
+    "PriceSchedule",
+    "PriceWindow",
+    "StationConfig",
+    "TransformerSpec",
+    "load_station",
+    "parse_station",
+]
