@@ -1,0 +1,457 @@
+"""The pricing engine (pure): a tariff and a session's charging periods in, OCPI CDR totals out.
+
+The OCPI 2.2.1 rules it follows, and the choices it makes where OCPI is silent:
+
+* Per dimension, per period, the first tariff element (in order) whose restrictions all hold
+  *and* that has a price component of that dimension prices it. Dimensions are looked up
+  independently, so ENERGY may come from a later element than TIME. No element: free.
+* FLAT is charged once per session: the first period with an applicable FLAT component.
+* ``step_size`` applies to the session total of a dimension, with the step of the last
+  price component used for it; the rounded-up extra is billed on the last priced period of
+  that dimension. ENERGY is always rounded; of the time-based dimensions (TIME, PARKING_TIME)
+  only the one priced last is rounded ("charging time is not affected by step_size because
+  it is followed by another time-based period"). A step_size of 0 means no rounding.
+* A period's TIME/PARKING_TIME/RESERVATION_TIME volumes are used as measured. A period with
+  none of them is charging time lasting until the next period starts (or the session ends).
+* min_price/max_price bound the total, excl. and incl. VAT independently; a bound without an
+  incl. VAT amount moves incl. VAT in proportion. A component without VAT has incl == excl.
+* Amounts stay exact; rounding per currency happens at the edge (``tariffs.money``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, tzinfo
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from tariffs.cdr import CdrDimension, CdrTotals, ChargingPeriod, CostPart, PricedLine, Session
+from tariffs.errors import TariffError
+from tariffs.model import DimensionType, Price, PriceComponent, ReservationRestriction, Tariff, TariffElement
+from tariffs.restrictions import PeriodContext, is_active
+
+logger = logging.getLogger(__name__)
+
+_HUNDRED = Decimal(100)
+_SECONDS_PER_HOUR = Decimal(3600)
+_WH_PER_KWH = Decimal(1000)
+# Measured volumes come as decimal hours/kWh (e.g. 0.3666666667 h); before rounding up to a
+# step they are normalised to a millisecond / milliwatt-hour so representation noise does not
+# cost the driver a whole extra step.
+_STEP_RESOLUTION = Decimal("0.001")
+_TIME_DIMENSIONS = (DimensionType.TIME, DimensionType.PARKING_TIME)
+
+WARNING_PERIODS_OUTSIDE_SESSION = "periods_outside_start_end_date_time"
+WARNING_TARIFF_NOT_IN_FORCE = "tariff_not_in_force_at_session_start"
+
+
+def seconds(delta: timedelta) -> Decimal:
+    """A timedelta as exact decimal seconds."""
+    whole = delta.days * 86400 + delta.seconds
+    return Decimal(whole) + Decimal(delta.microseconds) / Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A charging period with what the engine derived from it."""
+
+    index: int
+    period: ChargingPeriod
+    context: PeriodContext
+    quantities: Mapping[DimensionType, Decimal]
+
+
+def _lookup(
+    elements: Sequence[TariffElement], context: PeriodContext, dimension: DimensionType
+) -> PriceComponent | None:
+    """The component pricing ``dimension`` in ``context``: first active element that has one."""
+    ordered: Sequence[TariffElement] = elements
+    if context.reservation is ReservationRestriction.RESERVATION_EXPIRES:
+        # OCPI: an expired reservation is priced by a RESERVATION_EXPIRES element if there is one.
+        def expires_first(element: TariffElement) -> int:
+            restrictions = element.restrictions
+            expires = (
+                restrictions is not None
+                and restrictions.reservation is ReservationRestriction.RESERVATION_EXPIRES
+            )
+            return 0 if expires else 1
+
+        ordered = sorted(elements, key=expires_first)
+    for element in ordered:
+        component = element.component(dimension)
+        if component is not None and is_active(element.restrictions, context):
+            return component
+    return None
+
+
+def _first_volume(period: ChargingPeriod, *dimensions: CdrDimension) -> Decimal | None:
+    for dimension in dimensions:
+        volume = period.volume(dimension)
+        if volume is not None:
+            return volume
+    return None
+
+
+def _is_expired_reservation(session: Session) -> bool:
+    charged = any(
+        (period.volume(CdrDimension.ENERGY) or 0) > 0 or (period.volume(CdrDimension.TIME) or 0) > 0
+        for period in session.charging_periods
+    )
+    return not charged
+
+
+def _spans(session: Session, end_utc: datetime, time_zone: tzinfo) -> Iterator[_Span]:
+    periods = session.charging_periods
+    reservation_kind = (
+        ReservationRestriction.RESERVATION_EXPIRES
+        if _is_expired_reservation(session)
+        else ReservationRestriction.RESERVATION
+    )
+    energy_before_kwh = Decimal(0)
+    for index, period in enumerate(periods):
+        period_end = periods[index + 1].start_utc if index + 1 < len(periods) else end_utc
+        length_h = max(seconds(period_end - period.start_utc), Decimal(0)) / _SECONDS_PER_HOUR
+        reservation_h = period.volume(CdrDimension.RESERVATION_TIME)
+        time_h = period.volume(CdrDimension.TIME)
+        parking_h = period.volume(CdrDimension.PARKING_TIME)
+        if time_h is None and parking_h is None and reservation_h is None:
+            time_h = length_h
+        energy_kwh = period.volume(CdrDimension.ENERGY) or Decimal(0)
+        context = PeriodContext(
+            local_start=period.start_utc.astimezone(time_zone),
+            duration_s=max(seconds(period.start_utc - session.start_utc), Decimal(0)),
+            energy_before_kwh=energy_before_kwh,
+            min_current_a=_first_volume(period, CdrDimension.MIN_CURRENT, CdrDimension.CURRENT),
+            max_current_a=_first_volume(period, CdrDimension.MAX_CURRENT, CdrDimension.CURRENT),
+            min_power_kw=_first_volume(period, CdrDimension.MIN_POWER, CdrDimension.POWER),
+            max_power_kw=_first_volume(period, CdrDimension.MAX_POWER, CdrDimension.POWER),
+            reservation=reservation_kind if reservation_h is not None else None,
+        )
+        if reservation_h is not None:
+            quantities = {DimensionType.TIME: reservation_h}
+        else:
+            quantities = {DimensionType.ENERGY: energy_kwh}
+            if time_h is not None:
+                quantities[DimensionType.TIME] = time_h
+            if parking_h is not None:
+                quantities[DimensionType.PARKING_TIME] = parking_h
+        yield _Span(index, period, context, quantities)
+        energy_before_kwh += energy_kwh
+
+
+def _line(
+    span_index: int,
+    start_utc: datetime,
+    dimension: DimensionType,
+    component: PriceComponent,
+    measured: Decimal,
+    *,
+    reservation: bool,
+) -> PricedLine:
+    return PricedLine(
+        span_index, start_utc, dimension, component, measured, measured, Decimal(0), Decimal(0), reservation
+    )
+
+
+def _round_up_to_step(measured: Decimal, step_size: int, units_per_measure: Decimal) -> Decimal:
+    """``measured`` rounded up to a whole number of ``step_size`` units (e.g. Wh for kWh)."""
+    if step_size <= 0 or measured <= 0:
+        return measured
+    units = (measured * units_per_measure).quantize(_STEP_RESOLUTION, rounding=ROUND_HALF_EVEN)
+    if units % step_size == 0:
+        return measured
+    steps = math.ceil(units / step_size)
+    return Decimal(steps * step_size) / units_per_measure
+
+
+def _apply_step_size(lines: list[PricedLine], indices: list[int], units_per_measure: Decimal) -> None:
+    """Round the total of ``lines[indices]`` with the last one's step; the extra goes to the last."""
+    if not indices:
+        return
+    last = indices[-1]
+    measured = sum((lines[i].measured for i in indices), Decimal(0))
+    billed = _round_up_to_step(measured, lines[last].component.step_size, units_per_measure)
+    if billed != measured:
+        lines[last] = replace(lines[last], billed=lines[last].billed + billed - measured)
+
+
+def _with_cost(line: PricedLine) -> PricedLine:
+    excl = line.component.price * line.billed
+    vat = line.component.vat_percent
+    incl = excl if vat is None else excl * (1 + vat / _HUNDRED)
+    return replace(line, cost_excl_vat=excl, cost_incl_vat=incl)
+
+
+def _units_per_measure(dimension: DimensionType) -> Decimal:
+    return _WH_PER_KWH if dimension is DimensionType.ENERGY else _SECONDS_PER_HOUR
+
+
+def _priced_lines(
+    tariff: Tariff, spans: Sequence[_Span], fallback: PeriodContext, start_utc: datetime
+) -> list[PricedLine]:
+    elements = tariff.elements
+    lines: list[PricedLine] = []
+    flat_charged = {False: False, True: False}  # one FLAT for the session, one for a reservation
+    for span in spans:
+        reservation = span.context.reservation is not None
+        if not flat_charged[reservation]:
+            flat = _lookup(elements, span.context, DimensionType.FLAT)
+            if flat is not None:
+                lines.append(
+                    _line(
+                        span.index,
+                        span.period.start_utc,
+                        DimensionType.FLAT,
+                        flat,
+                        Decimal(1),
+                        reservation=reservation,
+                    )
+                )
+                flat_charged[reservation] = True
+        for dimension, quantity in span.quantities.items():
+            if quantity == 0:
+                continue
+            component = _lookup(elements, span.context, dimension)
+            if component is not None:
+                lines.append(
+                    _line(
+                        span.index,
+                        span.period.start_utc,
+                        dimension,
+                        component,
+                        quantity,
+                        reservation=reservation,
+                    )
+                )
+    if not spans:  # a session without periods still owes a flat fee
+        flat = _lookup(elements, fallback, DimensionType.FLAT)
+        if flat is not None:
+            lines.append(_line(-1, start_utc, DimensionType.FLAT, flat, Decimal(1), reservation=False))
+    energy = [
+        i for i, line in enumerate(lines) if line.dimension is DimensionType.ENERGY and not line.reservation
+    ]
+    _apply_step_size(lines, energy, _WH_PER_KWH)
+    timed = [i for i, line in enumerate(lines) if line.dimension in _TIME_DIMENSIONS and not line.reservation]
+    if timed:
+        rounded_dimension = lines[timed[-1]].dimension
+        _apply_step_size(
+            lines, [i for i in timed if lines[i].dimension is rounded_dimension], _SECONDS_PER_HOUR
+        )
+    reserved = [
+        i for i, line in enumerate(lines) if line.dimension is DimensionType.TIME and line.reservation
+    ]
+    _apply_step_size(lines, reserved, _SECONDS_PER_HOUR)
+    return [_with_cost(line) for line in lines]
+
+
+def _part(
+    lines: Sequence[PricedLine], dimension: DimensionType | None, *, reservation: bool = False
+) -> CostPart:
+    chosen = [
+        line
+        for line in lines
+        if line.reservation is reservation and (dimension is None or line.dimension is dimension)
+    ]
+    return CostPart(
+        sum((line.cost_excl_vat for line in chosen), Decimal(0)),
+        sum((line.cost_incl_vat for line in chosen), Decimal(0)),
+    )
+
+
+def _bounded(total: CostPart, bound: Price, *, lower: bool) -> tuple[CostPart, bool]:
+    """``total`` raised to (``lower``) or capped at ``bound``, excl. and incl. VAT independently."""
+
+    def beyond(value: Decimal, limit: Decimal) -> bool:
+        return value < limit if lower else value > limit
+
+    excl, incl = total.excl_vat, total.incl_vat
+    applied = False
+    if beyond(excl, bound.excl_vat):
+        applied = True
+        excl = bound.excl_vat
+        if bound.incl_vat is None:
+            incl = total.incl_vat * excl / total.excl_vat if total.excl_vat else excl
+    if bound.incl_vat is not None and beyond(incl, bound.incl_vat):
+        applied = True
+        incl = bound.incl_vat
+    return CostPart(excl, incl), applied
+
+
+def _sum_volume(session: Session, dimension: CdrDimension) -> Decimal:
+    return sum((period.volume(dimension) or Decimal(0) for period in session.charging_periods), Decimal(0))
+
+
+def _price(tariff: Tariff, session: Session, end_utc: datetime, time_zone: tzinfo) -> CdrTotals:
+    periods = session.charging_periods
+    if periods and end_utc < periods[-1].start_utc:
+        raise TariffError(f"the session ends ({end_utc.isoformat()}) before its last charging period starts")
+    warnings: list[str] = []
+    if any(period.start_utc < session.start_utc or period.start_utc > end_utc for period in periods):
+        warnings.append(WARNING_PERIODS_OUTSIDE_SESSION)
+    if not tariff.in_force_at(session.start_utc):
+        warnings.append(WARNING_TARIFF_NOT_IN_FORCE)
+    for warning in warnings:
+        logger.info("pricing tariff %s: %s", tariff.tariff_id, warning)
+    spans = list(_spans(session, end_utc, time_zone))
+    fallback = PeriodContext(local_start=session.start_utc.astimezone(time_zone))
+    lines = _priced_lines(tariff, spans, fallback, session.start_utc)
+    parts = {
+        dimension: _part(lines, dimension)
+        for dimension in (
+            DimensionType.FLAT,
+            DimensionType.ENERGY,
+            DimensionType.TIME,
+            DimensionType.PARKING_TIME,
+        )
+    }
+    reservation = _part(lines, None, reservation=True)
+    total = sum(parts.values(), reservation)
+    min_applied = max_applied = False
+    if tariff.min_price is not None:
+        total, min_applied = _bounded(total, tariff.min_price, lower=True)
+    if tariff.max_price is not None:
+        total, max_applied = _bounded(total, tariff.max_price, lower=False)
+    first_utc = min([session.start_utc, *(period.start_utc for period in periods)])
+    return CdrTotals(
+        currency=tariff.currency,
+        total_cost=total,
+        total_fixed_cost=parts[DimensionType.FLAT],
+        total_energy_cost=parts[DimensionType.ENERGY],
+        total_time_cost=parts[DimensionType.TIME],
+        total_parking_cost=parts[DimensionType.PARKING_TIME],
+        total_reservation_cost=reservation,
+        total_energy_kwh=_sum_volume(session, CdrDimension.ENERGY),
+        total_time_h=max(seconds(end_utc - first_utc), Decimal(0)) / _SECONDS_PER_HOUR,
+        total_parking_time_h=_sum_volume(session, CdrDimension.PARKING_TIME),
+        total_reservation_time_h=_sum_volume(session, CdrDimension.RESERVATION_TIME),
+        start_utc=session.start_utc,
+        end_utc=end_utc,
+        charging_periods=periods,
+        lines=tuple(lines),
+        min_price_applied=min_applied,
+        max_price_applied=max_applied,
+        warnings=tuple(warnings),
+    )
+
+
+def price_session(tariff: Tariff, session: Session, time_zone: tzinfo) -> CdrTotals:
+    """The CDR totals of a finished ``session`` under ``tariff``; restrictions in ``time_zone``.
+
+    Pick the tariff with ``TariffVersions.in_force_at(session.start_utc)`` when versions exist.
+    """
+    if session.end_utc is None:
+        raise TariffError("the session has not ended; use live_estimate for a running session")
+    return _price(tariff, session, session.end_utc, time_zone)
+
+
+def live_estimate(tariff: Tariff, session: Session, now_utc: datetime, time_zone: tzinfo) -> CdrTotals:
+    """What a running ``session`` would cost if it stopped at ``now_utc`` (step_size, min price included).
+
+    The open last period lasts until ``now_utc``; when it reports no TIME/PARKING_TIME volume
+    yet, that time counts as charging time.
+    """
+    if now_utc.utcoffset() is None:
+        raise TariffError("now_utc must be tz-aware")
+    end_utc = session.end_utc if session.end_utc is not None else now_utc
+    return _price(tariff, session, end_utc, time_zone)
+
+
+def _context_at(
+    when_utc: datetime,
+    time_zone: tzinfo,
+    session_start_utc: datetime | None,
+    energy_before_kwh: Decimal,
+    power_kw: Decimal | None,
+    current_a: Decimal | None,
+) -> PeriodContext:
+    if when_utc.utcoffset() is None:
+        raise TariffError(f"instants must be tz-aware UTC, got {when_utc}")
+    duration_s = (
+        Decimal(0) if session_start_utc is None else max(seconds(when_utc - session_start_utc), Decimal(0))
+    )
+    return PeriodContext(
+        local_start=when_utc.astimezone(time_zone),
+        duration_s=duration_s,
+        energy_before_kwh=energy_before_kwh,
+        min_current_a=current_a,
+        max_current_a=current_a,
+        min_power_kw=power_kw,
+        max_power_kw=power_kw,
+    )
+
+
+def prices_at(
+    tariff: Tariff,
+    when_utc: datetime,
+    time_zone: tzinfo,
+    *,
+    session_start_utc: datetime | None = None,
+    energy_before_kwh: Decimal = Decimal(0),
+    power_kw: Decimal | None = None,
+    current_a: Decimal | None = None,
+) -> dict[DimensionType, PriceComponent]:
+    """The component that prices each dimension at ``when_utc`` (for the driver's "price now").
+
+    A session that would start at ``when_utc`` unless ``session_start_utc`` says otherwise;
+    power and current unknown unless given (elements restricted on them are then skipped).
+    """
+    context = _context_at(when_utc, time_zone, session_start_utc, energy_before_kwh, power_kw, current_a)
+    found = {dimension: _lookup(tariff.elements, context, dimension) for dimension in DimensionType}
+    return {dimension: component for dimension, component in found.items() if component is not None}
+
+
+def energy_price_per_kwh_at(
+    tariff: Tariff,
+    when_utc: datetime,
+    time_zone: tzinfo,
+    *,
+    include_vat: bool = False,
+    session_start_utc: datetime | None = None,
+    energy_before_kwh: Decimal = Decimal(0),
+    power_kw: Decimal | None = None,
+    current_a: Decimal | None = None,
+) -> Decimal:
+    """The ENERGY price per kWh at ``when_utc`` (excl. VAT unless ``include_vat``); 0 when free."""
+    context = _context_at(when_utc, time_zone, session_start_utc, energy_before_kwh, power_kw, current_a)
+    component = _lookup(tariff.elements, context, DimensionType.ENERGY)
+    if component is None:
+        return Decimal(0)
+    if include_vat and component.vat_percent is not None:
+        return component.price * (1 + component.vat_percent / _HUNDRED)
+    return component.price
+
+
+def energy_prices(
+    tariff: Tariff,
+    start_utc: datetime,
+    period_s: int,
+    periods: int,
+    time_zone: tzinfo,
+    *,
+    include_vat: bool = False,
+    power_kw: Decimal | None = None,
+    current_a: Decimal | None = None,
+) -> list[Decimal]:
+    """Time-of-use ENERGY prices per kWh for ``periods`` periods of ``period_s`` from ``start_utc``.
+
+    Each period gets the price at its start, for a session that started at ``start_utc`` (so
+    duration restrictions progress over the horizon); energy thresholds are not modelled here.
+    """
+    if period_s <= 0 or periods < 0:
+        raise TariffError(
+            f"need a positive period length and a non-negative count, got {period_s} s x {periods}"
+        )
+    return [
+        energy_price_per_kwh_at(
+            tariff,
+            start_utc + timedelta(seconds=period_s * k),
+            time_zone,
+            include_vat=include_vat,
+            session_start_utc=start_utc,
+            power_kw=power_kw,
+            current_a=current_a,
+        )
+        for k in range(periods)
+    ]
