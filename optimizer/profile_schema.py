@@ -33,12 +33,18 @@ _RFC3339_UTC: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3}
 class _Version:
     name: str
     schema_path: tuple[str, ...]
-    id_key: str
+    target_key: str  # where the profile goes: connector (1.6) or EVSE (2.0.1), 0 = whole station
+    profile_key: str
+    max_purpose: str
     schedules_are_list: bool
 
 
-_V16: Final = _Version("1.6", _V16_SCHEMA, "chargingProfileId", schedules_are_list=False)
-_V201: Final = _Version("2.0.1", _V201_SCHEMA, "id", schedules_are_list=True)
+_V16: Final = _Version(
+    "1.6", _V16_SCHEMA, "connectorId", "csChargingProfiles", "ChargePointMaxProfile", schedules_are_list=False
+)
+_V201: Final = _Version(
+    "2.0.1", _V201_SCHEMA, "evseId", "chargingProfile", "ChargingStationMaxProfile", schedules_are_list=True
+)
 
 
 @functools.cache
@@ -80,20 +86,34 @@ def _schedules(version: _Version, profile: dict[str, Any]) -> list[dict[str, Any
 def _check_spec_rules(version: _Version, payload: dict[str, Any]) -> None:
     """Rules the specifications state but the schemas do not encode.
 
-    * ``transactionId`` only, and always, on a ``TxProfile`` sent with ``SetChargingProfile``;
+    * ``transactionId`` only, and always, on a ``TxProfile``: 2.0.1 requires it; 1.6 only
+      allows it there, and we require it too so a profile can never land on the next
+      transaction of the connector;
+    * a ``TxProfile`` goes to a connector / EVSE (id > 0, 2.0.1 K01.FR.16), a station maximum
+      profile to 0 (1.6 ``ChargePointMaxProfile`` is set on connectorId 0, 2.0.1
+      ``ChargingStationMaxProfile`` on evseId 0);
     * Absolute and Recurring profiles have a ``startSchedule``, Relative ones none (2.0.1
-      K01.FR.40/41; 1.6 defines Relative as anchored to the transaction start);
+      K01.FR.40/41; 1.6 anchors Relative schedules to the transaction start), and a station
+      maximum profile is never Relative (2.0.1 K01.FR.38);
     * Recurring profiles have a ``recurrencyKind``;
-    * the first period starts at 0 and start periods strictly increase;
+    * the first period starts at 0, start periods strictly increase (2.0.1 K01.FR.31/35);
+    * ``phaseToUse`` 1..3 only with ``numberPhases`` 1 (2.0.1 K01.FR.19);
     * limits are not negative and have at most one digit fraction (both versions' prose;
       only 1.6's schema says ``multipleOf``);
     * datetimes are RFC 3339 in UTC with ``Z`` (the schemas' ``format`` is not enforced here).
     """
-    profile = payload["chargingProfile" if version.schedules_are_list else "csChargingProfiles"]
+    profile = payload[version.profile_key]
+    target = payload[version.target_key]
     purpose = profile["chargingProfilePurpose"]
     kind = profile["chargingProfileKind"]
     if (purpose == "TxProfile") != ("transactionId" in profile):
         raise ProfileError(f"OCPP {version.name}: transactionId belongs on a TxProfile, and only there")
+    if purpose == "TxProfile" and target <= 0:
+        raise ProfileError(f"OCPP {version.name}: a TxProfile needs {version.target_key} > 0, not {target}")
+    if purpose == version.max_purpose and (target != 0 or kind == "Relative"):
+        raise ProfileError(
+            f"OCPP {version.name}: a {purpose} goes to {version.target_key} 0 and is not Relative"
+        )
     if kind == "Recurring" and "recurrencyKind" not in profile:
         raise ProfileError(f"OCPP {version.name}: a Recurring profile needs a recurrencyKind")
     for key in ("validFrom", "validTo"):
@@ -133,6 +153,10 @@ def _check_periods(version: _Version, periods: list[dict[str, Any]]) -> None:
         raise ProfileError(f"OCPP {version.name}: start periods must strictly increase: {starts}")
     for period in periods:
         _check_decimal(version, "limit", period["limit"])
+        if "phaseToUse" in period and (
+            period.get("numberPhases") != 1 or period["phaseToUse"] not in (1, 2, 3)
+        ):
+            raise ProfileError(f"OCPP {version.name}: phaseToUse 1..3 is only allowed with numberPhases 1")
 
 
 def validate_v16(profile: dict[str, Any], connector_id: int = 1) -> None:

@@ -333,26 +333,26 @@ def failsafe_profile_v16(
 
     ``limit_a`` is the current every EVSE may draw at once without breaking a site limit
     (computed by the caller). The profile is kind ``Relative`` with one period at
-    ``startPeriod`` 0, no ``startSchedule`` and no ``duration``, which the spec defines as
-    "from the start of the transaction, the last period continuing until its end". Why
-    ``Relative`` rather than ``Recurring`` ``Daily``:
+    ``startPeriod`` 0, no ``startSchedule`` and no ``duration``: the spec anchors a Relative
+    schedule to the start of the transaction and, without a duration, continues the last
+    period until the transaction ends. Why ``Relative`` rather than ``Recurring`` ``Daily``:
 
-    * the failsafe is a single constant limit; a recurrence adds nothing but a
-      ``startSchedule``, a 86400 s ``duration`` and reliance on the charger's clock and its
-      recurrence arithmetic, which is exactly what drifts or is unimplemented on chargers
-      that have lost their central system (recurring profiles are optional and commonly
-      rejected or mis-evaluated in the field);
-    * ``TxDefaultProfile`` applies to every new transaction the charger starts on its own
-      while offline, and a Relative schedule is anchored to each transaction's start, so it
-      is in force from the first second without any clock at all;
-    * the solver's Tx profiles have a higher stack level, a different purpose and a finite
-      ``duration``; outside their duration they set no limit, so the composite schedule is
-      this profile's limit: when the central system goes silent the charger ends up here.
+    * the failsafe is one constant limit; a daily recurrence would add a ``startSchedule``, a
+      86400 s ``duration`` and a dependence on the charger's clock and on its recurrence
+      arithmetic, which is the least exercised part of chargers' profile handling and the
+      clock is what drifts on a charger that has lost its central system (no time sync);
+    * ``TxDefaultProfile`` is the default for every transaction, including those a charger
+      starts on its own while offline; a Relative schedule is in force from each
+      transaction's first second without needing a clock at all;
+    * the solver's ``TxProfile`` has a higher stack level and a finite ``duration``; past its
+      duration it sets no limit, so the charger's composite schedule falls back to this
+      profile: when the central system goes silent, every EVSE ends up at ``limit_a``.
 
     Stack level 0 (lowest) leaves room for operator defaults above it. Send it on the EVSE's
-    connector, or on connector 0 for all connectors at once. Chargers that keep an expired
-    TxProfile in force without a limit would not fall back; for those, also send a
-    ``ChargePointMaxProfile`` with the site's safe total.
+    connector, or on connector 0 for all connectors at once, but not both at the same stack
+    level (2.0.1 chargers reject such a duplicate). A charger that keeps an expired TxProfile
+    in force without a limit would not fall back; for such chargers also send a
+    ``ChargePointMaxProfile`` with the station's safe total.
     """
     _check_ids(profile_id, stack_level)
     return {

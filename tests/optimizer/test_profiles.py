@@ -422,6 +422,26 @@ def test_invalid_v201_profiles_are_rejected(edit: Any, match: str) -> None:
         validate_v201(profile)
 
 
+def test_profiles_go_to_the_right_connector_or_evse() -> None:
+    schedule = make_schedule((EVSE_A,), [[16, 8]])
+    with pytest.raises(ProfileError, match="TxProfile needs connectorId > 0"):
+        validate_v16(tx_profile_v16(schedule, EVSE_A, transaction_id=1, profile_id=1), connector_id=0)
+    with pytest.raises(ProfileError, match="TxProfile needs evseId > 0"):
+        validate_v201(_v201_base(), evse_id=0)
+    station_max = schedule_profile_v201(
+        schedule, EVSE_A, purpose="ChargingStationMaxProfile", profile_id=1, stack_level=0
+    )
+    with pytest.raises(ProfileError, match="evseId 0"):
+        validate_v201(station_max, evse_id=2)
+
+
+def test_phase_to_use_needs_a_single_phase() -> None:
+    profile = _v201_base()
+    profile["chargingSchedule"][0]["chargingSchedulePeriod"][0].update(numberPhases=3, phaseToUse=1)
+    with pytest.raises(ProfileError, match="phaseToUse"):
+        validate_v201(profile)
+
+
 def test_profile_error_is_an_optimizer_error() -> None:
     assert issubclass(ProfileError, OptimizerError)
     with pytest.raises(OptimizerError):
