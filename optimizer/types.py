@@ -272,4 +272,5 @@ class Schedule:
         return self.start + timedelta(seconds=self.period_s * t)
 
     def row(self, evse_id: str) -> FloatArray:
-        return self.current_a[self.evse_ids.index(evse_id)]
+        row: FloatArray = self.current_a[self.evse_ids.index(evse_id)]
+        return row

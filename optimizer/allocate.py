@@ -1,0 +1,183 @@
+"""Allocation within one period: rounding, greedy top-up, sorted and equal-share filling.
+
+These are the exact, always-safe building blocks shared by the fallback heuristic, the
+baselines and the read-back of the LP: every function returns currents that meet every
+limit of the network exactly (not only its linearisation), respect each EVSE's step
+and the minimum-current rule (a current is either 0 or at least the minimum).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from optimizer.network import Network
+from optimizer.types import FloatArray
+
+IntArray = npt.NDArray[np.int64]
+
+_EPS = 1e-9
+
+
+def round_to_step(current_a: FloatArray, step_a: FloatArray, min_a: FloatArray) -> FloatArray:
+    """Round down to each EVSE's step; below the minimum current becomes 0."""
+    steps = np.where(step_a > 0, step_a, 1e-3)
+    shape = (-1,) + (1,) * (current_a.ndim - 1)
+    st = steps.reshape(shape)
+    out = np.floor(current_a / st + 1e-7) * st
+    out = np.where(out < min_a.reshape(shape) - _EPS, 0.0, out)
+    return np.asarray(np.maximum(out, 0.0), dtype=np.float64)
+
+
+def floor_step(value_a: float, step_a: float) -> float:
+    if step_a <= 0:
+        return value_a
+    return math.floor(value_a / step_a + 1e-7) * step_a
+
+
+class PeriodAllocator:
+    """Allocates one period's currents over the network's EVSEs for a set of active sessions.
+
+    ``cols`` maps each session to its EVSE's column in ``network``; ``upper_a`` is what
+    each session may take this period (EVSE and vehicle maximum, remaining need), ``min_a``
+    and ``step_a`` come from its EVSE.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        cols: IntArray,
+        upper_a: FloatArray,
+        min_a: FloatArray,
+        step_a: FloatArray,
+        site_limit_kw: float,
+    ) -> None:
+        self.network = network
+        self.cols = cols
+        self.upper_a = np.maximum(upper_a, 0.0)
+        self.min_a = min_a
+        self.step_a = step_a
+        self.site_limit_kw = site_limit_kw
+
+    def full(self, session_a: FloatArray) -> FloatArray:
+        x = np.zeros(len(self.network.evse_ids), dtype=np.float64)
+        np.add.at(x, self.cols, session_a)
+        return x
+
+    def feasible(self, session_a: FloatArray) -> bool:
+        return self.network.is_feasible(self.full(session_a), self.site_limit_kw)
+
+    def top_up(self, session_a: FloatArray, order: Sequence[int]) -> FloatArray:
+        """Raise sessions, first come first in ``order``, to the most each can take (exact, stepped).
+
+        All candidates' headrooms are computed at once; the first that can gain is raised
+        and the rest re-examined, so the loop runs once per session raised.
+        """
+        x = session_a.copy()
+        full = self.full(x)
+        candidates = np.array([i for i in order if self.upper_a[i] > x[i] + _EPS], dtype=np.int64)
+        while candidates.size:
+            room = self.network.headrooms_a(full, self.cols[candidates], self.site_limit_kw)
+            want = np.minimum(x[candidates] + room, self.upper_a[candidates])
+            steps = np.where(self.step_a[candidates] > 0, self.step_a[candidates], 1e-3)
+            target = np.floor(want / steps + 1e-7) * steps
+            gains = (target > x[candidates] + _EPS) & (target >= self.min_a[candidates] - _EPS)
+            if not gains.any():
+                break
+            k = int(np.argmax(gains))
+            i = int(candidates[k])
+            full[self.cols[i]] += target[k] - x[i]
+            x[i] = target[k]
+            candidates = candidates[k + 1 :][gains[k + 1 :]]
+        return x
+
+    def sorted_fill(self, order: Sequence[int]) -> FloatArray:
+        """Each session in ``order`` gets the most it can take (EDF, LLF and priority baselines)."""
+        return self.top_up(np.zeros(self.cols.size), order)
+
+    def round_robin(self, order: Sequence[int]) -> FloatArray:
+        """Hand out one step at a time in turn until nobody can take more."""
+        x = np.zeros(self.cols.size)
+        full = self.full(x)
+        live = [i for i in order if self.upper_a[i] >= max(self.min_a[i], self.step_a[i]) - _EPS]
+        while live:
+            still: list[int] = []
+            for i in live:
+                inc = max(float(self.step_a[i]), self.min_a[i] - x[i])
+                target = min(x[i] + inc, self.upper_a[i])
+                target = floor_step(target, float(self.step_a[i]))
+                if target <= x[i] + _EPS:
+                    continue
+                room = self.network.headroom_a(full, int(self.cols[i]), self.site_limit_kw)
+                if target - x[i] > room + _EPS:
+                    continue
+                full[self.cols[i]] += target - x[i]
+                x[i] = target
+                if x[i] < self.upper_a[i] - _EPS:
+                    still.append(i)
+            live = still
+        return x
+
+    def equal_share(self, weights: FloatArray, order: Sequence[int]) -> FloatArray:
+        """Water-filling: raise everyone's current together (in proportion to ``weights``).
+
+        Progressive filling: find the highest common level that fits, freeze the sessions
+        held by a binding limit or their own maximum, repeat with the rest. Then apply the
+        minimum-current rule (dropping the last sessions in ``order`` until the rest can
+        have their minimum), round down to steps and hand out what rounding freed.
+        """
+        n = self.cols.size
+        dropped: set[int] = set()
+        while True:
+            x = self._progressive(weights, dropped)
+            below = [i for i in range(n) if i not in dropped and _EPS < x[i] < self.min_a[i] - _EPS]
+            below += [i for i in range(n) if i not in dropped and x[i] <= _EPS and self.upper_a[i] > _EPS]
+            if not below:
+                break
+            victims = [i for i in reversed(order) if i in below]
+            dropped.add(victims[0])
+        x = round_to_step(x, self.step_a, self.min_a)
+        return self.top_up(x, order)
+
+    def _progressive(self, weights: FloatArray, dropped: set[int]) -> FloatArray:
+        n = self.cols.size
+        x = np.zeros(n)
+        live = np.array([i not in dropped and self.upper_a[i] > _EPS for i in range(n)])
+        w = np.where(weights > 0, weights, 1.0)
+        for _ in range(n + 1):
+            if not live.any():
+                break
+            base = x.copy()
+
+            def at(level: float, base: FloatArray = base, live: npt.NDArray[np.bool_] = live) -> FloatArray:
+                return np.where(live, np.minimum(base + level * w, self.upper_a), base)
+
+            hi = float(np.max(np.where(live, (self.upper_a - base) / w, 0.0)))
+            if self.feasible(at(hi)):
+                x = at(hi)
+                break
+            lo = 0.0
+            for _ in range(40):
+                mid = 0.5 * (lo + hi)
+                if self.feasible(at(mid)):
+                    lo = mid
+                else:
+                    hi = mid
+                if hi - lo < 1e-4:
+                    break
+            x = at(lo)
+            live = self._still_free(x, live)
+        return x
+
+    def _still_free(self, x: FloatArray, live: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """Sessions not held by their own maximum nor by a limit at (or within 0.1 % of) full use."""
+        full = self.full(x)
+        use = self.network.utilisation(full, self.site_limit_kw)
+        tight = use >= 1.0 - 1e-3
+        coef = np.vstack([np.abs(self.network.current_coef), self.network.power_coef])
+        blocked_cols = np.any(coef[tight] > 0, axis=0) if tight.any() else np.zeros(coef.shape[1], dtype=bool)
+        free = live & (x < self.upper_a - _EPS) & ~blocked_cols[self.cols]
+        return np.asarray(free, dtype=np.bool_)

@@ -1,0 +1,401 @@
+"""The linear program: build, solve in lexicographic stages, read back.
+
+Variables are the current of each session in each *block* of periods. The first
+``policy.exact_periods`` periods are blocks of one; after them blocks grow
+geometrically (a plan for the far future does not need five-minute detail: it is
+re-solved long before it is reached). Blocks also break wherever a session leaves
+or the site limit or price changes, so within a block the active set, the limit and
+the price are constant and a block's constraints equal its periods' constraints.
+
+Stages share one HiGHS model and warm-start from each other:
+1. energy: maximise energy delivered, with a tiny preference for earlier energy
+   (online, capacity left idle now is lost if new cars arrive);
+2. fairness (``max-min``): with energy held at its optimum, maximise the least
+   priority-weighted share of need served;
+3. cost, then peak: with energy and the fairness level held, minimise energy cost
+   (plus demand charge), breaking ties towards a lower peak and earlier energy.
+A stage that fails or runs out of time leaves the previous stage's solution in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from optimizer.problem import Problem
+from optimizer.types import FloatArray
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+_INF = highspy.kHighsInf
+
+
+@dataclass(frozen=True, slots=True)
+class Blocks:
+    start: IntArray  # first period of each block
+    length: IntArray
+
+
+@dataclass(frozen=True, slots=True)
+class LazyBlock:
+    """The network rows of one block that may bind: which are in the model, which wait."""
+
+    members: IntArray  # variable indices in this block
+    coef: FloatArray  # (candidate rows, members)
+    bound: FloatArray
+    added: IntArray  # candidate rows in the model as built
+
+    def violated(self, values: FloatArray, added: IntArray, tol: float = 1e-7) -> IntArray:
+        lhs = self.coef @ values[self.members]
+        bad = np.nonzero(lhs > self.bound + tol * np.maximum(1.0, self.bound))[0]
+        return np.setdiff1d(bad, added, assume_unique=True)
+
+
+def _one_facet_each(source: IntArray, angle: FloatArray, expected: FloatArray) -> IntArray:
+    """One row per source constraint: the facet facing the direction the sum is expected to take."""
+    picks: list[int] = []
+    start = 0
+    while start < source.size:
+        end = start
+        while end < source.size and source[end] == source[start]:
+            end += 1
+        off = np.abs(np.angle(np.exp(1j * (angle[start:end] - expected[start]))))
+        picks.append(start + int(np.argmin(off)))
+        start = end
+    return np.array(picks, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class LpModel:
+    """The built model and how to read it back."""
+
+    lp: highspy.HighsLp
+    blocks: Blocks
+    var_session: IntArray
+    var_block: IntArray
+    energy_coef: FloatArray  # kWh per A of each variable
+    col_level: int  # the fairness level column
+    col_peak: int
+    row_total: int  # total-energy row
+    rows_fair: IntArray  # per session share rows
+    price_coef: FloatArray  # cost per A of each variable
+    early_coef: FloatArray  # 0..1, how late in the horizon each variable is
+    need_kwh: FloatArray
+    lazy: list[LazyBlock]
+
+
+@dataclass(frozen=True, slots=True)
+class LpResult:
+    current_a: FloatArray  # (sessions, periods), continuous
+    stages_done: tuple[str, ...]
+    message: str
+
+
+def make_blocks(problem: Problem) -> Blocks:
+    horizon = problem.periods
+    exact = min(problem.snapshot.policy.exact_periods, horizon)
+    cuts = set(range(exact + 1))
+    t, length = exact, 2
+    grown = 0
+    while t < horizon:
+        cuts.add(t)
+        t += length
+        grown += 1
+        if grown % 2 == 0:
+            length *= 2
+    # a departure inside the first hours cuts a block; a later one may fall inside a block
+    fine = min(horizon, 4 * exact)
+    cuts.update(int(d) for d in problem.departure if d <= fine)
+    for series in (problem.site_limit_kw, problem.price_per_kwh):
+        changes = np.nonzero(np.diff(series))[0] + 1
+        cuts.update(int(c) for c in changes)
+    edges = np.array([*sorted(c for c in cuts if 0 <= c <= horizon), horizon], dtype=np.int64)
+    edges = np.unique(edges)
+    return Blocks(start=edges[:-1], length=np.diff(edges))
+
+
+def build(problem: Problem) -> LpModel:
+    """Assemble the LP (column-wise) for ``problem``; no solving here."""
+    blocks = make_blocks(problem)
+    n_blocks = blocks.start.size
+    n = problem.sessions
+    period_h = problem.period_h
+    block_end = blocks.start + blocks.length
+    # variables: session i in every block that starts before it leaves
+    active = blocks.start[None, :] < problem.departure[:, None]
+    active &= (problem.need_kwh > 1e-9)[:, None] & (problem.upper_a > 1e-9)[:, None]
+    var_session, var_block = np.nonzero(active)
+    n_var = var_session.size
+    # a session leaving inside a block charges only its share of the block
+    charging = np.minimum(blocks.length[var_block], problem.departure[var_session] - blocks.start[var_block])
+    energy_coef = problem.kw_per_a[var_session] * charging * period_h
+    mid = (blocks.start[var_block] + 0.5 * blocks.length[var_block]) / max(problem.periods, 1)
+    price_block = np.array(
+        [problem.price_per_kwh[s:e].mean() for s, e in zip(blocks.start, block_end, strict=True)]
+    )
+    limit_block = np.array(
+        [problem.site_limit_kw[s:e].min() for s, e in zip(blocks.start, block_end, strict=True)]
+    )
+    base_block = np.array(
+        [problem.base_load_kw[s:e].max() for s, e in zip(blocks.start, block_end, strict=True)]
+    )
+
+    col_level, col_peak = n_var, n_var + 1
+    rows_i: list[IntArray] = []
+    cols_i: list[IntArray] = []
+    vals: list[FloatArray] = []
+    lower: list[FloatArray] = []
+    upper: list[FloatArray] = []
+    row = 0
+
+    def add(r: IntArray, c: IntArray, v: FloatArray, lo: FloatArray, hi: FloatArray, count: int) -> None:
+        nonlocal row
+        rows_i.append(r + row)
+        cols_i.append(c)
+        vals.append(v)
+        lower.append(lo)
+        upper.append(hi)
+        row += count
+
+    var_index = np.arange(n_var)
+    # per-session energy need
+    add(var_session, var_index, energy_coef, np.full(n, -_INF), problem.need_kwh.copy(), n)
+    # network rows per block: power rows that can bind, and for each current limit that
+    # can bind one facet of its polygon; further facets are added lazily when violated
+    linear = problem.network.linearise(problem.snapshot.policy.phasor_tolerance)
+    coef_all = np.vstack([linear.matrix, problem.network.power_coef])
+    power_rows = problem.network.power_coef.shape[0]
+    source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
+    row_angle = np.concatenate([linear.angle, np.zeros(power_rows)])
+    order = np.argsort(var_block, kind="stable")
+    bounds_of_block = np.searchsorted(var_block[order], np.arange(n_blocks + 1))
+    lazy: list[LazyBlock] = []
+    for b in range(n_blocks):
+        members = order[bounds_of_block[b] : bounds_of_block[b + 1]]
+        if members.size == 0:
+            continue
+        sess = var_session[members]
+        coef = coef_all[:, problem.cols[sess]]  # (rows, members)
+        # a member that leaves inside the block must not relieve a row: the row has to
+        # hold both before and after it leaves, so its negative projections are dropped
+        leaving = problem.departure[sess] < block_end[b]
+        if leaving.any():
+            coef[:, leaving] = np.clip(coef[:, leaving], 0.0, None)
+        bound = np.concatenate([linear.bound, problem.network.power_limits(limit_block[b])[:, 0]])
+        worst = np.clip(coef, 0, None) @ problem.upper_a[sess]
+        binding = np.nonzero(worst > bound + 1e-9)[0]
+        if binding.size == 0:
+            continue
+        # the direction each current limit's phasor sum takes with every member at full rate
+        full_sum = problem.network.current_coef[:, problem.cols[sess]] @ problem.upper_a[sess]
+        expected = np.concatenate([np.angle(full_sum)[linear.source], np.zeros(power_rows)])
+        first = _one_facet_each(source[binding], row_angle[binding], expected[binding])
+        lazy.append(LazyBlock(members=members, coef=coef[binding], bound=bound[binding], added=first))
+        sub = coef[binding[first]]
+        r_idx, m_idx = np.nonzero(sub)
+        add(
+            r_idx.astype(np.int64),
+            members[m_idx],
+            sub[r_idx, m_idx],
+            np.full(first.size, -_INF),
+            bound[binding[first]],
+            first.size,
+        )
+    # total energy (bounded from below after stage 1)
+    row_total = row
+    add(np.zeros(n_var, dtype=np.int64), var_index, energy_coef, np.array([-_INF]), np.array([_INF]), 1)
+    # fairness: served_i - level * weight_i * need_i >= 0
+    rows_fair = np.arange(row, row + n, dtype=np.int64)
+    weight = problem.priority / problem.priority.max() if n else problem.priority
+    add(var_session, var_index, energy_coef, np.zeros(n), np.full(n, _INF), 0)
+    add(
+        np.arange(n, dtype=np.int64),
+        np.full(n, col_level),
+        -weight * problem.need_kwh,
+        np.zeros(0),
+        np.zeros(0),
+        n,
+    )
+    # peak: station power in each block minus the peak variable <= -base load
+    blocks_used = np.unique(var_block)
+    peak_row = {int(b): k for k, b in enumerate(blocks_used)}
+    add(
+        np.array([peak_row[int(b)] for b in var_block], dtype=np.int64),
+        var_index,
+        problem.kw_per_a[var_session],
+        np.zeros(0),
+        np.zeros(0),
+        0,
+    )
+    add(
+        np.arange(blocks_used.size, dtype=np.int64),
+        np.full(blocks_used.size, col_peak),
+        np.full(blocks_used.size, -1.0),
+        np.full(blocks_used.size, -_INF),
+        -base_block[blocks_used],
+        blocks_used.size,
+    )
+
+    matrix = sp.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(row, n_var + 2)
+    )
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_var + 2
+    lp.num_row_ = row
+    lp.col_cost_ = np.zeros(n_var + 2)
+    lp.col_lower_ = np.zeros(n_var + 2)
+    lp.col_upper_ = np.concatenate([problem.upper_a[var_session], [0.0, _INF]])
+    lp.row_lower_ = np.concatenate(lower)
+    lp.row_upper_ = np.concatenate(upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
+    return LpModel(
+        lp=lp,
+        blocks=blocks,
+        var_session=var_session.astype(np.int64),
+        var_block=var_block.astype(np.int64),
+        energy_coef=energy_coef,
+        col_level=col_level,
+        col_peak=col_peak,
+        row_total=row_total,
+        rows_fair=rows_fair,
+        price_coef=energy_coef * price_block[var_block],
+        early_coef=mid,
+        need_kwh=problem.need_kwh,
+        lazy=lazy,
+    )
+
+
+def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | None:
+    """Run the stages; ``None`` when not even the energy stage reached an optimum in time."""
+    policy = problem.snapshot.policy
+    started = time.perf_counter()
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    # measured on the Caltech site (50 EVs x 288 periods): the model is small and sparse and
+    # each stage starts from the last basis, where presolve costs more than it saves and the
+    # primal simplex keeps the basis primal feasible as objectives change
+    h.setOptionValue("presolve", "off")
+    h.setOptionValue("simplex_strategy", 4)
+    h.passModel(model.lp)
+    n_var = model.var_session.size
+    cols = np.arange(n_var + 2, dtype=np.int32)
+    done: list[str] = []
+    solution: FloatArray | None = None
+    added = [block.added.copy() for block in model.lazy]
+
+    def run(costs: FloatArray, name: str) -> bool:
+        left = deadline_s - (time.perf_counter() - started)
+        if left <= 0:
+            return False
+        h.changeColsCost(cols.size, cols, costs)
+        while True:
+            left = deadline_s - (time.perf_counter() - started)
+            if left <= 0:
+                return False
+            h.setOptionValue("time_limit", left)
+            h.run()
+            status = h.getModelStatus()
+            if status != highspy.HighsModelStatus.kOptimal:
+                log.warning("LP stage %s ended %s", name, h.modelStatusToString(status))
+                return False
+            values = np.asarray(h.getSolution().col_value, dtype=np.float64)
+            log.debug("stage %s: %.1f ms", name, 1e3 * (time.perf_counter() - started))
+            if not _add_violated(h, model, added, values):
+                break
+        nonlocal solution
+        solution = values
+        done.append(name)
+        return True
+
+    zero = np.zeros(n_var + 2)
+    # 1. energy, earlier preferred by a margin far below one unit of energy
+    cost = zero.copy()
+    cost[:n_var] = -model.energy_coef * (1.0 - 1e-3 * model.early_coef)
+    if not run(cost, "energy"):
+        return None
+    assert solution is not None
+    best_energy = float(model.energy_coef @ solution[:n_var])
+    h.changeRowBounds(model.row_total, best_energy * (1 - 1e-7) - 1e-6, _INF)
+    # 2. fairness (nothing to share out when every need is met)
+    all_served = best_energy >= float(problem.need_kwh.sum()) * (1 - 1e-6)
+    if policy.fairness == "max-min" and problem.sessions > 1 and not all_served:
+        h.changeColBounds(model.col_level, 0.0, 1.0)
+        cost = zero.copy()
+        cost[model.col_level] = -1.0
+        if run(cost, "fairness"):
+            level = float(solution[model.col_level])
+            h.changeColBounds(model.col_level, max(level * (1 - 1e-6) - 1e-7, 0.0), 1.0)
+    # 3. cost, then peak, then earlier energy
+    if "cost" in policy.objective or "peak" in policy.objective:
+        cost = zero.copy()
+        price_scale = float(np.max(np.abs(model.price_coef))) if n_var else 0.0
+        if "cost" in policy.objective:
+            cost[:n_var] = model.price_coef
+        demand = problem.snapshot.site.demand_charge_per_kw
+        peak_weight = demand if demand > 0 else 0.0
+        if "peak" in policy.objective:
+            peak_weight += 1e-4 * max(price_scale, 1.0)
+        cost[model.col_peak] = peak_weight
+        cost[:n_var] += 1e-6 * max(price_scale, 1.0) * model.early_coef * model.energy_coef
+        run(cost, "cost")
+    assert solution is not None
+    return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")
+
+
+def _add_violated(h: highspy.Highs, model: LpModel, added: list[IntArray], values: FloatArray) -> bool:
+    """Add the waiting facets the solution breaks (recorded in ``added``); True when any were."""
+    starts: list[int] = []
+    index: list[IntArray] = []
+    coef: list[FloatArray] = []
+    upper: list[float] = []
+    nnz = 0
+    for k, block in enumerate(model.lazy):
+        bad = block.violated(values, added[k])
+        if bad.size == 0:
+            continue
+        added[k] = np.concatenate([added[k], bad])
+        for r in bad:
+            row = block.coef[r]
+            nz = np.nonzero(row)[0]
+            starts.append(nnz)
+            index.append(block.members[nz])
+            coef.append(row[nz])
+            upper.append(float(block.bound[r]))
+            nnz += nz.size
+    if not starts:
+        return False
+    count = len(starts)
+    h.addRows(
+        count,
+        np.full(count, -_INF),
+        np.array(upper),
+        nnz,
+        np.array(starts, dtype=np.int32),
+        np.concatenate(index).astype(np.int32),
+        np.concatenate(coef),
+    )
+    return True
+
+
+def read_back(model: LpModel, problem: Problem, solution: FloatArray) -> FloatArray:
+    """Spread block values over their periods (never past a session's departure)."""
+    out = np.zeros((problem.sessions, problem.periods))
+    values = np.clip(solution[: model.var_session.size], 0.0, None)
+    for k in range(values.size):
+        i = int(model.var_session[k])
+        b = int(model.var_block[k])
+        start = int(model.blocks.start[b])
+        end = min(start + int(model.blocks.length[b]), int(problem.departure[i]))
+        out[i, start:end] = values[k]
+    return out

@@ -1,0 +1,107 @@
+"""A station snapshot laid out as arrays on the solve's period grid.
+
+Session ``i`` may charge in periods ``0 .. departure[i] - 1`` at up to ``upper_a[i]``
+[A] and needs ``need_kwh[i]`` more energy. Unknown departures and needs take the
+policy's defaults. The same prepared problem feeds the LP, the baselines and the
+fallback, so all of them see the same limits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from optimizer.errors import SnapshotError
+from optimizer.limits import base_load_kw, power_limit_kw, price_per_kwh
+from optimizer.network import Network
+from optimizer.types import FloatArray, StationSnapshot
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    snapshot: StationSnapshot
+    network: Network
+    periods: int
+    period_h: float
+    cols: IntArray  # session -> EVSE column in the network
+    upper_a: FloatArray  # per session
+    min_a: FloatArray
+    step_a: FloatArray
+    kw_per_a: FloatArray
+    need_kwh: FloatArray
+    departure: IntArray  # first period the session is gone (>= 1)
+    priority: FloatArray
+    site_limit_kw: FloatArray  # (T,) after caps and base load
+    price_per_kwh: FloatArray  # (T,)
+    base_load_kw: FloatArray  # (T,)
+
+    @property
+    def sessions(self) -> int:
+        return int(self.cols.size)
+
+    def laxity_h(self) -> FloatArray:
+        """Hours to departure minus hours needed at full rate (least laxity first)."""
+        rate_kw = np.maximum(self.upper_a * self.kw_per_a, 1e-9)
+        return self.departure * self.period_h - self.need_kwh / rate_kw
+
+
+def prepare(snapshot: StationSnapshot, network: Network | None = None, periods: int | None = None) -> Problem:
+    policy = snapshot.policy
+    horizon = periods if periods is not None else policy.horizon_periods
+    net = network if network is not None else Network.build(snapshot.site, snapshot.evses)
+    period = timedelta(seconds=policy.period_s)
+    lookup = {evse_id: i for i, evse_id in enumerate(net.evse_ids)}
+    evses = {e.evse_id: e for e in snapshot.evses}
+    n = len(snapshot.sessions)
+    cols = np.zeros(n, dtype=np.int64)
+    upper = np.zeros(n)
+    min_a = np.zeros(n)
+    step = np.zeros(n)
+    kw = np.zeros(n)
+    need = np.zeros(n)
+    departure = np.zeros(n, dtype=np.int64)
+    priority = np.ones(n)
+    seen: set[str] = set()
+    for i, s in enumerate(snapshot.sessions):
+        if s.evse_id not in lookup:
+            raise SnapshotError(f"session {s.session_id}: unknown EVSE {s.evse_id}")
+        if s.evse_id in seen:
+            raise SnapshotError(f"two active sessions on EVSE {s.evse_id}")
+        seen.add(s.evse_id)
+        evse = evses[s.evse_id]
+        cols[i] = lookup[s.evse_id]
+        cap = evse.max_current_a
+        if s.vehicle_max_current_a is not None:
+            cap = min(cap, max(s.vehicle_max_current_a, evse.min_current_a))
+        upper[i] = cap
+        min_a[i] = evse.min_current_a
+        step[i] = evse.step_a
+        kw[i] = evse.kw_per_a
+        wanted = s.energy_needed_kwh if s.energy_needed_kwh is not None else policy.default_energy_kwh
+        need[i] = max(wanted - s.energy_delivered_kwh, 0.0)
+        leaves = s.departure if s.departure is not None else s.arrival + policy.default_stay
+        departure[i] = min(max(math.ceil((leaves - snapshot.now) / period - 1e-9), 1), horizon)
+        priority[i] = max(s.priority, 1e-6)
+    return Problem(
+        snapshot=snapshot,
+        network=net,
+        periods=horizon,
+        period_h=policy.period_s / 3600.0,
+        cols=cols,
+        upper_a=upper,
+        min_a=min_a,
+        step_a=step,
+        kw_per_a=kw,
+        need_kwh=need,
+        departure=departure,
+        priority=priority,
+        site_limit_kw=power_limit_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
+        price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),
+        base_load_kw=base_load_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
+    )

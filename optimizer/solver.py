@@ -1,0 +1,154 @@
+"""The per-station solver: snapshot in, safe schedule out, whatever happens.
+
+``solve`` prepares the problem, runs the LP (or a baseline rule), rounds to the
+EVSEs' steps and minimum currents, hands out what rounding freed in the first
+periods, checks every period against the exact limits and falls back to the
+equal-share heuristic on any failure, deadline overrun or violation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from optimizer import heuristics, lp
+from optimizer.allocate import PeriodAllocator, round_to_step
+from optimizer.network import Network
+from optimizer.problem import Problem, prepare
+from optimizer.types import (
+    Algorithm,
+    FloatArray,
+    ObjectiveBreakdown,
+    Schedule,
+    SolveStatus,
+    StationSnapshot,
+)
+
+log = logging.getLogger(__name__)
+
+
+def solve(
+    snapshot: StationSnapshot,
+    algorithm: Algorithm = Algorithm.FAIRWATT,
+    network: Network | None = None,
+    *,
+    force_fallback: bool = False,
+) -> Schedule:
+    """Schedule the station's active sessions over the policy's horizon.
+
+    ``network`` may be passed to reuse a compiled site (it must match the snapshot).
+    ``force_fallback`` skips the LP (for tests and for an operator who distrusts it).
+    """
+    started = time.perf_counter()
+    problem = prepare(snapshot, network)
+    if problem.sessions == 0:
+        return _schedule(
+            problem, np.zeros((0, problem.periods)), SolveStatus.EMPTY, started, "no active sessions"
+        )
+    status, message = SolveStatus.OPTIMAL, ""
+    if algorithm is not Algorithm.FAIRWATT:
+        by_rule = heuristics.schedule_by_rule(problem, algorithm)
+        return _schedule(problem, by_rule, SolveStatus.OPTIMAL, started, algorithm.value)
+    current: FloatArray | None = None
+    if not force_fallback:
+        try:
+            model = lp.build(problem)
+            result = lp.solve(model, problem, snapshot.policy.deadline_s)
+        except Exception:  # the solver must never take the station down: fall back, loudly
+            log.exception("station %s: LP failed; falling back to equal share", snapshot.station_id)
+            result = None
+        if result is None:
+            message = "LP did not reach an optimum in time"
+        else:
+            current = finish(problem, result.current_a)
+            message = "stages: " + ",".join(result.stages_done)
+            violation = _worst_violation(problem, current)
+            if violation > 1e-6:
+                log.error(
+                    "station %s: LP schedule over a limit by %.2e; falling back",
+                    snapshot.station_id,
+                    violation,
+                )
+                current, message = None, f"LP schedule violated a limit by {violation:.2e}"
+    else:
+        message = "fallback forced"
+    if current is None:
+        status = SolveStatus.FALLBACK
+        current = heuristics.schedule_by_rule(problem, Algorithm.EQUAL_SHARE)
+    return _schedule(problem, current, status, started, message)
+
+
+def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
+    """Round to steps and minimum currents, then top up the exact periods with what rounding freed."""
+    out = round_to_step(np.clip(current_a, 0.0, problem.upper_a[:, None]), problem.step_a, problem.min_a)
+    planned_kwh = out.sum(axis=1) * problem.kw_per_a * problem.period_h
+    shortfall_kwh = np.maximum(problem.need_kwh - planned_kwh, 0.0)
+    exact = min(problem.snapshot.policy.exact_periods, problem.periods)
+    order = list(np.argsort(problem.laxity_h(), kind="stable"))
+    for t in range(exact):
+        live = problem.departure > t
+        room = shortfall_kwh / (problem.kw_per_a * problem.period_h)
+        upper = np.where(live, np.minimum(problem.upper_a, out[:, t] + room), 0.0)
+        if not np.any(upper > out[:, t] + 1e-9):
+            continue
+        alloc = PeriodAllocator(
+            problem.network,
+            problem.cols,
+            upper,
+            problem.min_a,
+            problem.step_a,
+            float(problem.site_limit_kw[t]),
+        )
+        topped = alloc.top_up(out[:, t], order)
+        shortfall_kwh = np.maximum(
+            shortfall_kwh - (topped - out[:, t]) * problem.kw_per_a * problem.period_h, 0.0
+        )
+        out[:, t] = topped
+    return out
+
+
+def _full(problem: Problem, current_a: FloatArray) -> FloatArray:
+    full = np.zeros((len(problem.network.evse_ids), current_a.shape[1]))
+    np.add.at(full, problem.cols, current_a)
+    return full
+
+
+def _worst_violation(problem: Problem, current_a: FloatArray) -> float:
+    use = problem.network.utilisation(_full(problem, current_a), problem.site_limit_kw)
+    return float(np.max(use, initial=0.0) - 1.0)
+
+
+def objective(problem: Problem, current_a: FloatArray) -> ObjectiveBreakdown:
+    energy = current_a * (problem.kw_per_a * problem.period_h)[:, None]
+    served = np.minimum(energy.sum(axis=1), problem.need_kwh)
+    power = (current_a * problem.kw_per_a[:, None]).sum(axis=0) + problem.base_load_kw
+    share = np.where(problem.need_kwh > 1e-9, served / np.maximum(problem.need_kwh, 1e-9), 1.0)
+    return ObjectiveBreakdown(
+        energy_kwh=float(served.sum()),
+        energy_needed_kwh=float(problem.need_kwh.sum()),
+        cost=float((energy.sum(axis=0) * problem.price_per_kwh).sum()),
+        peak_kw=float(power.max(initial=0.0)),
+        min_share_served=float(share.min(initial=1.0)),
+    )
+
+
+def _schedule(
+    problem: Problem, current_a: FloatArray, status: SolveStatus, started: float, message: str
+) -> Schedule:
+    snapshot = problem.snapshot
+    evse_ids = tuple(problem.network.evse_ids[int(c)] for c in problem.cols)
+    return Schedule(
+        station_id=snapshot.station_id,
+        start=snapshot.now,
+        period_s=snapshot.policy.period_s,
+        evse_ids=evse_ids,
+        session_ids=tuple(s.session_id for s in snapshot.sessions),
+        current_a=current_a,
+        power_kw=current_a * problem.kw_per_a[:, None],
+        status=status,
+        objective=objective(problem, current_a),
+        solve_time_s=time.perf_counter() - started,
+        message=message,
+    )
