@@ -13,12 +13,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
 from tariffs.errors import TariffError
 from tariffs.model import DimensionType, PriceComponent
+
+
+def seconds(delta: timedelta) -> Decimal:
+    """A timedelta as exact decimal seconds."""
+    whole = delta.days * 86400 + delta.seconds
+    return Decimal(whole) + Decimal(delta.microseconds) / Decimal(1_000_000)
 
 
 class CdrDimension(enum.Enum):

@@ -24,13 +24,22 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from tariffs.cdr import CdrDimension, CdrTotals, ChargingPeriod, CostPart, PricedLine, Session
+from tariffs.cdr import CdrDimension, CdrTotals, ChargingPeriod, CostPart, PricedLine, Session, seconds
 from tariffs.errors import TariffError
-from tariffs.model import DimensionType, Price, PriceComponent, ReservationRestriction, Tariff, TariffElement
-from tariffs.restrictions import PeriodContext, is_active
+from tariffs.model import DimensionType, Price, PriceComponent, ReservationRestriction, Tariff
+from tariffs.prices import energy_price_per_kwh_at, energy_prices, prices_at
+from tariffs.restrictions import PeriodContext, find_component
+
+__all__ = [
+    "energy_price_per_kwh_at",
+    "energy_prices",
+    "live_estimate",
+    "price_session",
+    "prices_at",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +56,6 @@ WARNING_PERIODS_OUTSIDE_SESSION = "periods_outside_start_end_date_time"
 WARNING_TARIFF_NOT_IN_FORCE = "tariff_not_in_force_at_session_start"
 
 
-def seconds(delta: timedelta) -> Decimal:
-    """A timedelta as exact decimal seconds."""
-    whole = delta.days * 86400 + delta.seconds
-    return Decimal(whole) + Decimal(delta.microseconds) / Decimal(1_000_000)
-
-
 @dataclass(frozen=True)
 class _Span:
     """A charging period with what the engine derived from it."""
@@ -61,29 +64,6 @@ class _Span:
     period: ChargingPeriod
     context: PeriodContext
     quantities: Mapping[DimensionType, Decimal]
-
-
-def _lookup(
-    elements: Sequence[TariffElement], context: PeriodContext, dimension: DimensionType
-) -> PriceComponent | None:
-    """The component pricing ``dimension`` in ``context``: first active element that has one."""
-    ordered: Sequence[TariffElement] = elements
-    if context.reservation is ReservationRestriction.RESERVATION_EXPIRES:
-        # OCPI: an expired reservation is priced by a RESERVATION_EXPIRES element if there is one.
-        def expires_first(element: TariffElement) -> int:
-            restrictions = element.restrictions
-            expires = (
-                restrictions is not None
-                and restrictions.reservation is ReservationRestriction.RESERVATION_EXPIRES
-            )
-            return 0 if expires else 1
-
-        ordered = sorted(elements, key=expires_first)
-    for element in ordered:
-        component = element.component(dimension)
-        if component is not None and is_active(element.restrictions, context):
-            return component
-    return None
 
 
 def _first_volume(period: ChargingPeriod, *dimensions: CdrDimension) -> Decimal | None:
@@ -197,7 +177,7 @@ def _priced_lines(
     for span in spans:
         reservation = span.context.reservation is not None
         if not flat_charged[reservation]:
-            flat = _lookup(elements, span.context, DimensionType.FLAT)
+            flat = find_component(elements, span.context, DimensionType.FLAT)
             if flat is not None:
                 lines.append(
                     _line(
@@ -213,7 +193,7 @@ def _priced_lines(
         for dimension, quantity in span.quantities.items():
             if quantity == 0:
                 continue
-            component = _lookup(elements, span.context, dimension)
+            component = find_component(elements, span.context, dimension)
             if component is not None:
                 lines.append(
                     _line(
@@ -226,7 +206,7 @@ def _priced_lines(
                     )
                 )
     if not spans:  # a session without periods still owes a flat fee
-        flat = _lookup(elements, fallback, DimensionType.FLAT)
+        flat = find_component(elements, fallback, DimensionType.FLAT)
         if flat is not None:
             lines.append(_line(-1, start_utc, DimensionType.FLAT, flat, Decimal(1), reservation=False))
     energy = [
@@ -356,102 +336,3 @@ def live_estimate(tariff: Tariff, session: Session, now_utc: datetime, time_zone
         raise TariffError("now_utc must be tz-aware")
     end_utc = session.end_utc if session.end_utc is not None else now_utc
     return _price(tariff, session, end_utc, time_zone)
-
-
-def _context_at(
-    when_utc: datetime,
-    time_zone: tzinfo,
-    session_start_utc: datetime | None,
-    energy_before_kwh: Decimal,
-    power_kw: Decimal | None,
-    current_a: Decimal | None,
-) -> PeriodContext:
-    if when_utc.utcoffset() is None:
-        raise TariffError(f"instants must be tz-aware UTC, got {when_utc}")
-    duration_s = (
-        Decimal(0) if session_start_utc is None else max(seconds(when_utc - session_start_utc), Decimal(0))
-    )
-    return PeriodContext(
-        local_start=when_utc.astimezone(time_zone),
-        duration_s=duration_s,
-        energy_before_kwh=energy_before_kwh,
-        min_current_a=current_a,
-        max_current_a=current_a,
-        min_power_kw=power_kw,
-        max_power_kw=power_kw,
-    )
-
-
-def prices_at(
-    tariff: Tariff,
-    when_utc: datetime,
-    time_zone: tzinfo,
-    *,
-    session_start_utc: datetime | None = None,
-    energy_before_kwh: Decimal = Decimal(0),
-    power_kw: Decimal | None = None,
-    current_a: Decimal | None = None,
-) -> dict[DimensionType, PriceComponent]:
-    """The component that prices each dimension at ``when_utc`` (for the driver's "price now").
-
-    A session that would start at ``when_utc`` unless ``session_start_utc`` says otherwise;
-    power and current unknown unless given (elements restricted on them are then skipped).
-    """
-    context = _context_at(when_utc, time_zone, session_start_utc, energy_before_kwh, power_kw, current_a)
-    found = {dimension: _lookup(tariff.elements, context, dimension) for dimension in DimensionType}
-    return {dimension: component for dimension, component in found.items() if component is not None}
-
-
-def energy_price_per_kwh_at(
-    tariff: Tariff,
-    when_utc: datetime,
-    time_zone: tzinfo,
-    *,
-    include_vat: bool = False,
-    session_start_utc: datetime | None = None,
-    energy_before_kwh: Decimal = Decimal(0),
-    power_kw: Decimal | None = None,
-    current_a: Decimal | None = None,
-) -> Decimal:
-    """The ENERGY price per kWh at ``when_utc`` (excl. VAT unless ``include_vat``); 0 when free."""
-    context = _context_at(when_utc, time_zone, session_start_utc, energy_before_kwh, power_kw, current_a)
-    component = _lookup(tariff.elements, context, DimensionType.ENERGY)
-    if component is None:
-        return Decimal(0)
-    if include_vat and component.vat_percent is not None:
-        return component.price * (1 + component.vat_percent / _HUNDRED)
-    return component.price
-
-
-def energy_prices(
-    tariff: Tariff,
-    start_utc: datetime,
-    period_s: int,
-    periods: int,
-    time_zone: tzinfo,
-    *,
-    include_vat: bool = False,
-    power_kw: Decimal | None = None,
-    current_a: Decimal | None = None,
-) -> list[Decimal]:
-    """Time-of-use ENERGY prices per kWh for ``periods`` periods of ``period_s`` from ``start_utc``.
-
-    Each period gets the price at its start, for a session that started at ``start_utc`` (so
-    duration restrictions progress over the horizon); energy thresholds are not modelled here.
-    """
-    if period_s <= 0 or periods < 0:
-        raise TariffError(
-            f"need a positive period length and a non-negative count, got {period_s} s x {periods}"
-        )
-    return [
-        energy_price_per_kwh_at(
-            tariff,
-            start_utc + timedelta(seconds=period_s * k),
-            time_zone,
-            include_vat=include_vat,
-            session_start_utc=start_utc,
-            power_kw=power_kw,
-            current_a=current_a,
-        )
-        for k in range(periods)
-    ]

@@ -8,11 +8,19 @@ without power dimensions) does not hold: the element is skipped, and the next on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
 
-from tariffs.model import DayOfWeek, ReservationRestriction, Restrictions
+from tariffs.model import (
+    DayOfWeek,
+    DimensionType,
+    PriceComponent,
+    ReservationRestriction,
+    Restrictions,
+    TariffElement,
+)
 
 _MIDNIGHT = time(0, 0)
 
@@ -92,3 +100,27 @@ def is_active(restrictions: Restrictions | None, context: PeriodContext) -> bool
         and (restrictions.min_duration_s is None or duration_s >= restrictions.min_duration_s)
         and (restrictions.max_duration_s is None or duration_s < restrictions.max_duration_s)
     )
+
+
+def find_component(
+    elements: Sequence[TariffElement], context: PeriodContext, dimension: DimensionType
+) -> PriceComponent | None:
+    """The component pricing ``dimension`` in ``context``: the first active element that has one
+    (OCPI looks each dimension up on its own); None: the dimension is free."""
+    ordered: Sequence[TariffElement] = elements
+    if context.reservation is ReservationRestriction.RESERVATION_EXPIRES:
+        # OCPI: an expired reservation is priced by a RESERVATION_EXPIRES element if there is one.
+        def expires_first(element: TariffElement) -> int:
+            restrictions = element.restrictions
+            expires = (
+                restrictions is not None
+                and restrictions.reservation is ReservationRestriction.RESERVATION_EXPIRES
+            )
+            return 0 if expires else 1
+
+        ordered = sorted(elements, key=expires_first)
+    for element in ordered:
+        component = element.component(dimension)
+        if component is not None and is_active(element.restrictions, context):
+            return component
+    return None
