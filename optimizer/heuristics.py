@@ -36,9 +36,13 @@ def schedule_by_rule(problem: Problem, algorithm: Algorithm) -> FloatArray:
     remaining = problem.need_kwh.copy()
     t = 0
     while t < horizon:
-        live = [i for i in range(n) if problem.departure[i] > t and remaining[i] > 1e-6]
+        live = [i for i in range(n) if problem.arrival[i] <= t < problem.departure[i] and remaining[i] > 1e-6]
         if not live:
-            break
+            later = [int(a) for a in problem.arrival if a > t]
+            if not later:
+                break
+            t = min(later)
+            continue
         upper = np.zeros(n)
         for i in live:
             upper[i] = min(problem.upper_a[i], remaining[i] / (problem.kw_per_a[i] * problem.period_h))
@@ -55,7 +59,7 @@ def schedule_by_rule(problem: Problem, algorithm: Algorithm) -> FloatArray:
         end = t + 1
         energy = x * problem.kw_per_a * problem.period_h
         while end < horizon:
-            if any(problem.departure[i] <= end for i in live):
+            if any(problem.departure[i] <= end for i in live) or any(problem.arrival == end):
                 break
             if problem.site_limit_kw[end] != problem.site_limit_kw[t]:
                 break

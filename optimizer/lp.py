@@ -113,6 +113,7 @@ def make_blocks(problem: Problem) -> Blocks:
     # a departure inside the first hours cuts a block; a later one may fall inside a block
     fine = min(horizon, 4 * exact)
     cuts.update(int(d) for d in problem.departure if d <= fine)
+    cuts.update(int(a) for a in problem.arrival if a <= fine)
     for series in (problem.site_limit_kw, problem.price_per_kwh):
         changes = np.nonzero(np.diff(series))[0] + 1
         cuts.update(int(c) for c in changes)
@@ -129,12 +130,17 @@ def build(problem: Problem) -> LpModel:
     period_h = problem.period_h
     block_end = blocks.start + blocks.length
     # variables: session i in every block that starts before it leaves
-    active = blocks.start[None, :] < problem.departure[:, None]
+    block_end = blocks.start + blocks.length
+    active = (blocks.start[None, :] < problem.departure[:, None]) & (
+        block_end[None, :] > problem.arrival[:, None]
+    )
     active &= (problem.need_kwh > 1e-9)[:, None] & (problem.upper_a > 1e-9)[:, None]
     var_session, var_block = np.nonzero(active)
     n_var = var_session.size
-    # a session leaving inside a block charges only its share of the block
-    charging = np.minimum(blocks.length[var_block], problem.departure[var_session] - blocks.start[var_block])
+    # a session arriving or leaving inside a block charges only its share of the block
+    charging = np.minimum(block_end[var_block], problem.departure[var_session]) - np.maximum(
+        blocks.start[var_block], problem.arrival[var_session]
+    )
     energy_coef = problem.kw_per_a[var_session] * charging * period_h
     mid = (blocks.start[var_block] + 0.5 * blocks.length[var_block]) / max(problem.periods, 1)
     price_block = np.array(
@@ -185,7 +191,7 @@ def build(problem: Problem) -> LpModel:
         coef = coef_all[:, problem.cols[sess]]  # (rows, members)
         # a member that leaves inside the block must not relieve a row: the row has to
         # hold both before and after it leaves, so its negative projections are dropped
-        leaving = problem.departure[sess] < block_end[b]
+        leaving = (problem.departure[sess] < block_end[b]) | (problem.arrival[sess] > blocks.start[b])
         if leaving.any():
             coef[:, leaving] = np.clip(coef[:, leaving], 0.0, None)
         bound = np.concatenate([linear.bound, problem.network.power_limits(limit_block[b])[:, 0]])
@@ -395,7 +401,7 @@ def read_back(model: LpModel, problem: Problem, solution: FloatArray) -> FloatAr
     for k in range(values.size):
         i = int(model.var_session[k])
         b = int(model.var_block[k])
-        start = int(model.blocks.start[b])
-        end = min(start + int(model.blocks.length[b]), int(problem.departure[i]))
+        start = max(int(model.blocks.start[b]), int(problem.arrival[i]))
+        end = min(int(model.blocks.start[b] + model.blocks.length[b]), int(problem.departure[i]))
         out[i, start:end] = values[k]
     return out

@@ -36,6 +36,7 @@ class Problem:
     kw_per_a: FloatArray
     need_kwh: FloatArray
     departure: IntArray  # first period the session is gone (>= 1)
+    arrival: IntArray  # first period the session may charge (0 online; later in the offline bound)
     priority: FloatArray
     site_limit_kw: FloatArray  # (T,) after caps and base load
     price_per_kwh: FloatArray  # (T,)
@@ -48,10 +49,21 @@ class Problem:
     def laxity_h(self) -> FloatArray:
         """Hours to departure minus hours needed at full rate (least laxity first)."""
         rate_kw = np.maximum(self.upper_a * self.kw_per_a, 1e-9)
-        return self.departure * self.period_h - self.need_kwh / rate_kw
+        return (self.departure - self.arrival) * self.period_h - self.need_kwh / rate_kw
 
 
-def prepare(snapshot: StationSnapshot, network: Network | None = None, periods: int | None = None) -> Problem:
+def prepare(
+    snapshot: StationSnapshot,
+    network: Network | None = None,
+    periods: int | None = None,
+    *,
+    future_arrivals: bool = False,
+) -> Problem:
+    """Lay the snapshot out on the period grid.
+
+    With ``future_arrivals`` (the offline bound only) a session may arrive after ``now``
+    and charges from its arrival; online every session is already plugged in.
+    """
     policy = snapshot.policy
     horizon = periods if periods is not None else policy.horizon_periods
     net = network if network is not None else Network.build(snapshot.site, snapshot.evses)
@@ -66,6 +78,7 @@ def prepare(snapshot: StationSnapshot, network: Network | None = None, periods: 
     kw = np.zeros(n)
     need = np.zeros(n)
     departure = np.zeros(n, dtype=np.int64)
+    arrival = np.zeros(n, dtype=np.int64)
     priority = np.ones(n)
     seen: set[str] = set()
     for i, s in enumerate(snapshot.sessions):
@@ -87,6 +100,9 @@ def prepare(snapshot: StationSnapshot, network: Network | None = None, periods: 
         need[i] = max(wanted - s.energy_delivered_kwh, 0.0)
         leaves = s.departure if s.departure is not None else s.arrival + policy.default_stay
         departure[i] = min(max(math.ceil((leaves - snapshot.now) / period - 1e-9), 1), horizon)
+        if future_arrivals:
+            arrival[i] = min(max(math.ceil((s.arrival - snapshot.now) / period - 1e-9), 0), horizon)
+            departure[i] = max(departure[i], arrival[i])
         priority[i] = max(s.priority, 1e-6)
     return Problem(
         snapshot=snapshot,
@@ -100,6 +116,7 @@ def prepare(snapshot: StationSnapshot, network: Network | None = None, periods: 
         kw_per_a=kw,
         need_kwh=need,
         departure=departure,
+        arrival=arrival,
         priority=priority,
         site_limit_kw=power_limit_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
         price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),

@@ -44,13 +44,13 @@ def solve(
     started = time.perf_counter()
     problem = prepare(snapshot, network)
     if problem.sessions == 0:
-        return _schedule(
+        return make_schedule(
             problem, np.zeros((0, problem.periods)), SolveStatus.EMPTY, started, "no active sessions"
         )
     status, message = SolveStatus.OPTIMAL, ""
     if algorithm is not Algorithm.FAIRWATT:
         by_rule = heuristics.schedule_by_rule(problem, algorithm)
-        return _schedule(problem, by_rule, SolveStatus.OPTIMAL, started, algorithm.value)
+        return make_schedule(problem, by_rule, SolveStatus.OPTIMAL, started, algorithm.value)
     current: FloatArray | None = None
     if not force_fallback:
         try:
@@ -77,7 +77,7 @@ def solve(
     if current is None:
         status = SolveStatus.FALLBACK
         current = heuristics.schedule_by_rule(problem, Algorithm.EQUAL_SHARE)
-    return _schedule(problem, current, status, started, message)
+    return make_schedule(problem, current, status, started, message)
 
 
 def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
@@ -88,7 +88,7 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     exact = min(problem.snapshot.policy.exact_periods, problem.periods)
     order = list(np.argsort(problem.laxity_h(), kind="stable"))
     for t in range(exact):
-        live = problem.departure > t
+        live = (problem.departure > t) & (problem.arrival <= t)
         room = shortfall_kwh / (problem.kw_per_a * problem.period_h)
         upper = np.where(live, np.minimum(problem.upper_a, out[:, t] + room), 0.0)
         if not np.any(upper > out[:, t] + 1e-9):
@@ -134,7 +134,7 @@ def objective(problem: Problem, current_a: FloatArray) -> ObjectiveBreakdown:
     )
 
 
-def _schedule(
+def make_schedule(
     problem: Problem, current_a: FloatArray, status: SolveStatus, started: float, message: str
 ) -> Schedule:
     snapshot = problem.snapshot

@@ -1,0 +1,58 @@
+"""The offline bound: one LP over a whole day with perfect knowledge of every session.
+
+It sees each session's true arrival, departure and energy need, solves every period
+exactly (no blocking) and is the upper bound the online solver is measured against.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from optimizer import lp
+from optimizer.heuristics import schedule_by_rule
+from optimizer.network import Network
+from optimizer.problem import prepare
+from optimizer.solver import finish, make_schedule
+from optimizer.types import (
+    ActiveSession,
+    Algorithm,
+    Evse,
+    Policy,
+    Schedule,
+    Site,
+    SolveStatus,
+    StationSnapshot,
+)
+
+
+def solve_offline(
+    site: Site,
+    evses: Sequence[Evse],
+    sessions: Sequence[ActiveSession],
+    start: datetime,
+    periods: int,
+    policy: Policy,
+    network: Network | None = None,
+) -> Schedule:
+    """Schedule ``sessions`` (true arrivals, departures, needs) over ``periods`` from ``start``."""
+    started = time.perf_counter()
+    exact_policy = replace(
+        policy, horizon_periods=periods, exact_periods=periods, deadline_s=max(policy.deadline_s, 120)
+    )
+    snapshot = StationSnapshot("offline", start, site, tuple(evses), tuple(sessions), exact_policy)
+    problem = prepare(snapshot, network, periods, future_arrivals=True)
+    if problem.sessions == 0:
+        return make_schedule(
+            problem, problem.need_kwh[:, None] * 0, SolveStatus.EMPTY, started, "no sessions"
+        )
+    result = lp.solve(lp.build(problem), problem, exact_policy.deadline_s)
+    if result is None:
+        current = schedule_by_rule(problem, Algorithm.EQUAL_SHARE)
+        return make_schedule(problem, current, SolveStatus.FALLBACK, started, "offline LP failed")
+    current = finish(problem, result.current_a)
+    return make_schedule(
+        problem, current, SolveStatus.OPTIMAL, started, "offline: " + ",".join(result.stages_done)
+    )
