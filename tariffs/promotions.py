@@ -79,7 +79,9 @@ def _normalised(code: str) -> str:
     return code.strip().upper()
 
 
-def is_eligible(promotion: Promotion, customer: Customer, session_start_utc: datetime, time_zone: tzinfo) -> bool:
+def is_eligible(
+    promotion: Promotion, customer: Customer, session_start_utc: datetime, time_zone: tzinfo
+) -> bool:
     """Whether ``promotion`` applies to ``customer`` for a session starting at ``session_start_utc``."""
     local_date = session_start_utc.astimezone(time_zone).date()
     if promotion.valid_from is not None and local_date < promotion.valid_from:
@@ -115,7 +117,8 @@ def apply_best_promotion(
         if not is_eligible(promotion, customer, totals.start_utc, time_zone):
             continue
         discount = discount_of(promotion, before, totals.currency)
-        if best is None or (discount.excl_vat, discount.incl_vat) > (best_discount.excl_vat, best_discount.incl_vat):
+        saves_more = (discount.excl_vat, discount.incl_vat) > (best_discount.excl_vat, best_discount.incl_vat)
+        if best is None or saves_more:
             best, best_discount = promotion, discount
     after = CostPart(before.excl_vat - best_discount.excl_vat, before.incl_vat - best_discount.incl_vat)
     return DiscountedTotal(before=before, discount=best_discount, after=after, promotion=best)
