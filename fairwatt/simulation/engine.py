@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -29,8 +29,18 @@ from fairwatt.simulation.sessions import SessionRecord
 from optimizer.errors import OptimizerError
 from optimizer.limits import power_limit_kw
 from optimizer.network import Network
+from optimizer.offline import solve_offline
 from optimizer.solver import solve
-from optimizer.types import ActiveSession, Algorithm, FloatArray, Schedule, Site, StationSnapshot
+from optimizer.types import (
+    ActiveSession,
+    Algorithm,
+    Evse,
+    FeederNode,
+    FloatArray,
+    Schedule,
+    Site,
+    StationSnapshot,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +134,15 @@ class _Plan:
 
     schedule: Schedule
     first_t: int
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # session id -> schedule row
 
-    def pilot_a(self, evse_id: str, t: int) -> float:
+    @classmethod
+    def of(cls, schedule: Schedule, first_t: int) -> _Plan:
+        return cls(schedule, first_t, {session_id: i for i, session_id in enumerate(schedule.session_ids)})
+
+    def pilot_a(self, session_id: str, t: int) -> float:
         k = t - self.first_t
-        row = self.rows.get(evse_id)
+        row = self.rows.get(session_id)
         if row is None or k < 0 or k >= self.schedule.periods:
             return 0.0
         return float(self.schedule.current_a[row, k])
@@ -185,6 +199,7 @@ class _Run:
         )
         self.site = config.site(self.start, self.periods)
         self.price_starts = [p.start for p in self.site.prices]
+        self.network = Network.build(self.site, config.evses)  # compiled once, reused by every solve
         self.solves = 0
         self.solve_time_s = 0.0
 
@@ -246,7 +261,7 @@ class _Run:
                 plan = self._plan_online(t, active)
                 solved_at = t
             for live in active.values():
-                pilot_a = plan.pilot_a(live.record.evse_id, t) if plan is not None else 0.0
+                pilot_a = plan.pilot_a(live.record.session_id, t) if plan is not None else 0.0
                 current_a[live.row, t] = self._draw(live, pilot_a)
             if self.progress is not None:
                 self.progress(t + 1, periods)
@@ -315,14 +330,12 @@ class _Run:
             sessions=sessions,
             policy=self.config.policy,
         )
-        schedule = self._timed(lambda: solve(snapshot, Algorithm(self.algorithm)))
-        return _Plan(schedule, t, {evse_id: i for i, evse_id in enumerate(schedule.evse_ids)})
+        schedule = self._timed(lambda: solve(snapshot, Algorithm(self.algorithm), self.network))
+        return _Plan.of(schedule, t)
 
     def _plan_offline(
         self, t: int, active: dict[str, _Live], arrivals: dict[int, list[_Live]]
     ) -> _Plan | None:
-        from optimizer.offline import solve_offline  # the whole-day LP: loaded only when asked
-
         following = [m for m in self.midnights if m > t]
         until = following[0] if following else self.periods
         lives = list(active.values())
@@ -331,10 +344,13 @@ class _Run:
         if not lives:
             return None
         periods = max(until, *(live.departure_t for live in lives)) - t
+        site = self._site(t, periods)
+        evses, site, evse_of = split_shared_evses(self.config.evses, site, lives)
+        network = self.network if site.root is self.site.root else Network.build(site, evses)
         sessions = [
             ActiveSession(
                 session_id=live.record.session_id,
-                evse_id=live.record.evse_id,
+                evse_id=evse_of[live.record.session_id],
                 arrival=max(live.record.arrival, self._now(t)),
                 departure=live.record.departure,
                 energy_needed_kwh=live.record.requested_energy_kwh,
@@ -343,12 +359,11 @@ class _Run:
             )
             for live in lives
         ]
-        site = self._site(t, periods)
         now = self._now(t)
         schedule = self._timed(
-            lambda: solve_offline(site, self.config.evses, sessions, now, periods, self.config.policy)
+            lambda: solve_offline(site, evses, sessions, now, periods, self.config.policy, network)
         )
-        return _Plan(schedule, t, {evse_id: i for i, evse_id in enumerate(schedule.evse_ids)})
+        return _Plan.of(schedule, t)
 
     # -- read-back ----------------------------------------------------------------------------
 
@@ -356,7 +371,7 @@ class _Run:
         kw_per_a = np.array([self.config.evse(e).kw_per_a for e in self.evse_ids], dtype=np.float64)
         power_kw = current_a * kw_per_a[:, None]
         limit_kw = power_limit_kw(self.site, self.start, self.period_s, self.periods)
-        network = Network.build(self.site, self.config.evses)
+        network = self.network
         order = [self.rows[e] for e in network.evse_ids]
         utilisation = network.utilisation(current_a[order], limit_kw)
         prices = np.array(
@@ -397,3 +412,36 @@ class _Run:
         if k < 0:
             return self.site.prices[0].price_per_kwh if self.site.prices else 0.0
         return self.site.prices[k].price_per_kwh
+
+
+def split_shared_evses(
+    evses: tuple[Evse, ...], site: Site, lives: Sequence[_Live]
+) -> tuple[tuple[Evse, ...], Site, dict[str, str]]:
+    """Give each of several sessions planned at one EVSE its own copy of that EVSE.
+
+    A day's offline plan holds every visit, so one EVSE may see several (one after
+    another, never at once); the solver takes one session per EVSE. Copies sit where the
+    EVSE sits in the limit tree and are never live together, so every limit still holds.
+    Returns the EVSEs, the site and each session's (possibly copied) EVSE id.
+    """
+    by_evse: dict[str, list[str]] = {}
+    for live in lives:
+        by_evse.setdefault(live.record.evse_id, []).append(live.record.session_id)
+    shared = {evse_id: ids for evse_id, ids in by_evse.items() if len(ids) > 1}
+    evse_of = {live.record.session_id: live.record.evse_id for live in lives}
+    if not shared:
+        return evses, site, evse_of
+    copies: dict[str, tuple[str, ...]] = {}
+    for evse_id, session_ids in shared.items():
+        copies[evse_id] = tuple(f"{evse_id}#{k}" for k in range(len(session_ids)))
+        for copy_id, session_id in zip(copies[evse_id], session_ids, strict=True):
+            evse_of[session_id] = copy_id
+    split: list[Evse] = []
+    for evse in evses:
+        split.extend(replace(evse, evse_id=copy_id) for copy_id in copies.get(evse.evse_id, (evse.evse_id,)))
+
+    def rebuild(node: FeederNode) -> FeederNode:
+        ids = tuple(copy_id for evse_id in node.evse_ids for copy_id in copies.get(evse_id, (evse_id,)))
+        return replace(node, evse_ids=ids, children=tuple(rebuild(child) for child in node.children))
+
+    return tuple(split), replace(site, root=rebuild(site.root)), evse_of
