@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from tariffs.cdr import CdrDimension, CdrTotals, ChargingPeriod, CostPart, PricedLine, Session, seconds
 from tariffs.errors import TariffError
-from tariffs.model import DimensionType, Price, PriceComponent, ReservationRestriction, Tariff
+from tariffs.model import DimensionType, Price, PriceComponent, ReservationRestriction, Tariff, TariffVersions
 from tariffs.prices import energy_price_per_kwh_at, energy_prices, prices_at
 from tariffs.restrictions import PeriodContext, find_component
 
@@ -38,6 +38,7 @@ __all__ = [
     "energy_prices",
     "live_estimate",
     "price_session",
+    "price_session_in_force",
     "prices_at",
 ]
 
@@ -324,6 +325,12 @@ def price_session(tariff: Tariff, session: Session, time_zone: tzinfo) -> CdrTot
     if session.end_utc is None:
         raise TariffError("the session has not ended; use live_estimate for a running session")
     return _price(tariff, session, session.end_utc, time_zone)
+
+
+def price_session_in_force(versions: TariffVersions, session: Session, time_zone: tzinfo) -> CdrTotals:
+    """``price_session`` with the version in force when the session started (later edits do not
+    reprice sessions already under way); raises ``TariffNotInForceError`` when none was."""
+    return price_session(versions.in_force_at(session.start_utc), session, time_zone)
 
 
 def live_estimate(tariff: Tariff, session: Session, now_utc: datetime, time_zone: tzinfo) -> CdrTotals:

@@ -392,6 +392,8 @@ def cdr_totals_to_ocpi(totals: CdrTotals) -> dict[str, Any]:
             out[key] = _cost_to_ocpi(part, currency)
     if any(line.reservation for line in totals.lines):
         out["total_reservation_cost"] = _cost_to_ocpi(totals.total_reservation_cost, currency)
+    if totals.total_reservation_time_h:
+        out["total_reservation_time"] = round_quantity(totals.total_reservation_time_h)
     out["charging_periods"] = [
         {
             "start_date_time": _format_datetime(period.start_utc),

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tariffs.engine import WARNING_TARIFF_NOT_IN_FORCE, live_estimate, price_session
+from tariffs.engine import WARNING_TARIFF_NOT_IN_FORCE, live_estimate, price_session, price_session_in_force
 from tariffs.errors import TariffError, TariffNotInForceError
 from tariffs.model import (
     DayOfWeek,
@@ -301,3 +301,11 @@ def test_session_ending_before_its_last_period_is_refused() -> None:
     )
     with pytest.raises(TariffError, match="before its last charging period"):
         price_session(t, s, UTC)
+
+
+def test_a_session_is_priced_with_the_version_in_force_when_it_started() -> None:
+    old = tariff(element(component(ENERGY, "0.30")), end_date_time=at("2024-01-15T10:30"))
+    new = tariff(element(component(ENERGY, "0.40")), start_date_time=at("2024-01-15T10:30"))
+    s = session("2024-01-15T10:00", "2024-01-15T11:00", period("2024-01-15T10:00", energy="10"))
+    totals = price_session_in_force(TariffVersions.of([new, old]), s, UTC)
+    assert totals.total_cost.excl_vat == D("3.00")  # started under the old version

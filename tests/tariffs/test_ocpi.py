@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 
 from tariffs.cdr import CdrDimension
+from tariffs.engine import price_session
 from tariffs.errors import TariffParseError
-from tariffs.model import DayOfWeek, DimensionType, TariffType
-from tariffs.ocpi import parse_session, parse_tariff, tariff_to_ocpi
+from tariffs.model import DayOfWeek, DimensionType, Restrictions, Tariff, TariffElement, TariffType
+from tariffs.model import ReservationRestriction as Kind
+from tariffs.ocpi import cdr_totals_to_ocpi, parse_session, parse_tariff, tariff_to_ocpi
+from tests.tariffs.builders import component, period, session
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ocpi"
 CASE_FILES = sorted(FIXTURES.glob("*.json"))
@@ -154,3 +157,27 @@ def test_session_errors_name_the_field_path() -> None:
     raw["charging_periods"].reverse()
     with pytest.raises(TariffParseError, match="chronological order"):
         parse_session(raw)
+
+
+def test_cdr_totals_are_rounded_per_currency_on_export() -> None:
+
+    reserve = TariffElement(
+        (component(DimensionType.TIME, "100", 60),), Restrictions(reservation=Kind.RESERVATION)
+    )
+    energy = TariffElement((component(DimensionType.ENERGY, "33.3", vat="10"),))
+    tariff = Tariff(tariff_id="JP1", currency="JPY", elements=(reserve, energy))
+    s = session(
+        "2024-01-15T09:45",
+        "2024-01-15T11:00",
+        period("2024-01-15T09:45", reservation_time="0.25"),
+        period("2024-01-15T10:00", energy="10.5"),
+    )
+    exported = cdr_totals_to_ocpi(price_session(tariff, s, UTC))
+    assert exported["total_energy_cost"] == {
+        "excl_vat": Decimal(350),
+        "incl_vat": Decimal(385),
+    }  # 349.65 / 384.615
+    assert exported["total_reservation_cost"] == {"excl_vat": Decimal(25), "incl_vat": Decimal(25)}
+    assert exported["total_reservation_time"] == Decimal("0.25")
+    assert exported["total_cost"] == {"excl_vat": Decimal(375), "incl_vat": Decimal(410)}  # 374.65 / 409.615
+    assert "total_time_cost" not in exported  # nothing priced TIME outside the reservation
