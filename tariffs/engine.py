@@ -15,6 +15,14 @@ The OCPI 2.2.1 rules it follows, and the choices it makes where OCPI is silent:
   none of them is charging time lasting until the next period starts (or the session ends).
 * min_price/max_price bound the total, excl. and incl. VAT independently; a bound without an
   incl. VAT amount moves incl. VAT in proportion. A component without VAT has incl == excl.
+* Restrictions are evaluated at each period's start (``tariffs.restrictions``): a CSMS opens a
+  new period whenever the price changes, so each period has one price.
+* Reservation periods (a RESERVATION_TIME dimension) are priced only by elements with a
+  ``reservation`` restriction (TIME on the reservation time, FLAT as a reservation fee) and
+  add up to ``total_reservation_cost``; an expired reservation prefers RESERVATION_EXPIRES.
+* ``total_time`` runs from the earlier of the session start and the first period start to the
+  session end; a period outside the session adds the warning ``periods_outside_start_end_date_time``,
+  a tariff not in force at the session start ``tariff_not_in_force_at_session_start``.
 * Amounts stay exact; rounding per currency happens at the edge (``tariffs.money``).
 """
 
@@ -163,10 +171,6 @@ def _with_cost(line: PricedLine) -> PricedLine:
     vat = line.component.vat_percent
     incl = excl if vat is None else excl * (1 + vat / _HUNDRED)
     return replace(line, cost_excl_vat=excl, cost_incl_vat=incl)
-
-
-def _units_per_measure(dimension: DimensionType) -> Decimal:
-    return _WH_PER_KWH if dimension is DimensionType.ENERGY else _SECONDS_PER_HOUR
 
 
 def _priced_lines(
