@@ -22,12 +22,18 @@ IntArray = npt.NDArray[np.int64]
 _EPS = 1e-9
 
 
-def round_to_step(current_a: FloatArray, step_a: FloatArray, min_a: FloatArray) -> FloatArray:
-    """Round down to each EVSE's step; below the minimum current becomes 0."""
+def round_to_step(
+    current_a: FloatArray, step_a: FloatArray, min_a: FloatArray, snap: float = 1e-7
+) -> FloatArray:
+    """Round down to each EVSE's step; below the minimum current becomes 0.
+
+    A value within ``snap`` of a step below the next step counts as on it (solver noise:
+    15.99999 A is 16 A); the caller checks the result against the exact limits.
+    """
     steps = np.where(step_a > 0, step_a, 1e-3)
     shape = (-1,) + (1,) * (current_a.ndim - 1)
     st = steps.reshape(shape)
-    out = np.floor(current_a / st + 1e-7) * st
+    out = np.floor(current_a / st + snap) * st
     out = np.where(out < min_a.reshape(shape) - _EPS, 0.0, out)
     return np.asarray(np.maximum(out, 0.0), dtype=np.float64)
 

@@ -83,6 +83,7 @@ class LpModel:
     energy_coef: FloatArray  # kWh per A of each variable
     col_level: int  # the fairness level column
     col_peak: int
+    cols_flat: IntArray  # per exact block, the ceiling of weighted rates
     row_total: int  # total-energy row
     rows_fair: IntArray  # per session share rows
     price_coef: FloatArray  # cost per A of each variable
@@ -249,15 +250,37 @@ def build(problem: Problem) -> LpModel:
         blocks_used.size,
     )
 
+    # flatness: in each exact block, no session's rate above weight * that block's ceiling;
+    # minimising the ceilings last spreads a block's current evenly instead of in turns
+    exact = min(problem.snapshot.policy.flat_periods, problem.periods)
+    flat_blocks = np.unique(var_block[blocks.start[var_block] < exact])
+    col_flat = n_var + 2
+    flat_index = {int(b): k for k, b in enumerate(flat_blocks)}
+    in_flat = np.nonzero(blocks.start[var_block] < exact)[0]
+    n_flat_rows = in_flat.size
+    local = np.arange(n_flat_rows, dtype=np.int64)
+    add(local, in_flat, np.ones(n_flat_rows), np.zeros(0), np.zeros(0), 0)
+    add(
+        local,
+        col_flat + np.array([flat_index[int(var_block[k])] for k in in_flat], dtype=np.int64),
+        -weight[var_session[in_flat]],
+        np.full(n_flat_rows, -_INF),
+        np.zeros(n_flat_rows),
+        n_flat_rows,
+    )
+    n_col = n_var + 2 + flat_blocks.size
+
     matrix = sp.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(row, n_var + 2)
+        (np.concatenate(vals), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(row, n_col)
     )
     lp = highspy.HighsLp()
-    lp.num_col_ = n_var + 2
+    lp.num_col_ = n_col
     lp.num_row_ = row
-    lp.col_cost_ = np.zeros(n_var + 2)
-    lp.col_lower_ = np.zeros(n_var + 2)
-    lp.col_upper_ = np.concatenate([problem.upper_a[var_session], [0.0, _INF]])
+    lp.col_cost_ = np.zeros(n_col)
+    lp.col_lower_ = np.zeros(n_col)
+    lp.col_upper_ = np.concatenate(
+        [problem.upper_a[var_session], [0.0, _INF], np.full(flat_blocks.size, _INF)]
+    )
     lp.row_lower_ = np.concatenate(lower)
     lp.row_upper_ = np.concatenate(upper)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -272,6 +295,7 @@ def build(problem: Problem) -> LpModel:
         energy_coef=energy_coef,
         col_level=col_level,
         col_peak=col_peak,
+        cols_flat=col_flat + np.arange(flat_blocks.size, dtype=np.int64),
         row_total=row_total,
         rows_fair=rows_fair,
         price_coef=energy_coef * price_block[var_block],
@@ -295,7 +319,8 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     h.setOptionValue("simplex_strategy", 4)
     h.passModel(model.lp)
     n_var = model.var_session.size
-    cols = np.arange(n_var + 2, dtype=np.int32)
+    n_col = n_var + 2 + model.cols_flat.size
+    cols = np.arange(n_col, dtype=np.int32)
     done: list[str] = []
     solution: FloatArray | None = None
     added = [block.added.copy() for block in model.lazy]
@@ -324,7 +349,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         done.append(name)
         return True
 
-    zero = np.zeros(n_var + 2)
+    zero = np.zeros(n_col)
     # 1. energy, earlier preferred by a margin far below one unit of energy
     cost = zero.copy()
     cost[:n_var] = -model.energy_coef * (1.0 - 1e-3 * model.early_coef)
@@ -354,6 +379,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
             peak_weight += 1e-4 * max(price_scale, 1.0)
         cost[model.col_peak] = peak_weight
         cost[:n_var] += 1e-6 * max(price_scale, 1.0) * model.early_coef * model.energy_coef
+        cost[model.cols_flat] = 1e-5 * max(price_scale, 1.0)
         run(cost, "cost")
     assert solution is not None
     return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")

@@ -82,7 +82,13 @@ def solve(
 
 def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     """Round to steps and minimum currents, then top up the exact periods with what rounding freed."""
-    out = round_to_step(np.clip(current_a, 0.0, problem.upper_a[:, None]), problem.step_a, problem.min_a)
+    clipped = np.clip(current_a, 0.0, problem.upper_a[:, None])
+    out = round_to_step(clipped, problem.step_a, problem.min_a, snap=1e-3)
+    # where snapping to a step pushed a period over an exact limit, round that period strictly down
+    use = problem.network.utilisation(_full(problem, out), problem.site_limit_kw)
+    over = np.nonzero(use.max(axis=0, initial=0.0) > 1.0 + 1e-9)[0]
+    if over.size:
+        out[:, over] = round_to_step(clipped[:, over], problem.step_a, problem.min_a)
     planned_kwh = out.sum(axis=1) * problem.kw_per_a * problem.period_h
     shortfall_kwh = np.maximum(problem.need_kwh - planned_kwh, 0.0)
     exact = min(problem.snapshot.policy.exact_periods, problem.periods)

@@ -1,0 +1,229 @@
+"""Hand-checked solver cases: each answer is worked out in the comment beside it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from optimizer import (
+    ActiveSession,
+    Algorithm,
+    CapWindow,
+    Connection,
+    Evse,
+    FeederNode,
+    Network,
+    Policy,
+    PricePeriod,
+    Site,
+    SolveStatus,
+    StationSnapshot,
+    solve,
+)
+from optimizer.failsafe import failsafe_currents_a
+from optimizer.offline import solve_offline
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+POLICY = Policy(period_s=900, horizon_periods=16, exact_periods=4)
+
+
+def evse(evse_id: str, conn: Connection = Connection.L1, **kw: float) -> Evse:
+    return Evse(evse_id, conn, kw.pop("voltage_v", 230.0), kw.pop("max_current_a", 32.0), **kw)  # type: ignore[arg-type]
+
+
+def session(sid: str, evse_id: str, hours: float, need_kwh: float | None, **kw: float) -> ActiveSession:
+    return ActiveSession(sid, evse_id, NOW, NOW + timedelta(hours=hours), need_kwh, **kw)
+
+
+def snapshot(
+    site: Site, evses: tuple[Evse, ...], sessions: tuple[ActiveSession, ...], **policy: object
+) -> StationSnapshot:
+    return StationSnapshot("st", NOW, site, evses, sessions, replace(POLICY, **policy))  # type: ignore[arg-type]
+
+
+def site_of(
+    evse_ids: tuple[str, ...], limit_a: float | None = None, grid_kw: float = 1000.0, **kw: object
+) -> Site:
+    return Site(grid_limit_kw=grid_kw, root=FeederNode("main", limit_a=limit_a, evse_ids=evse_ids), **kw)  # type: ignore[arg-type]
+
+
+def used_kwh(schedule_current: np.ndarray, kw_per_a: float, period_s: int) -> float:
+    return float(schedule_current.sum() * kw_per_a * period_s / 3600)
+
+
+def test_single_car_gets_what_it_needs_and_no_more() -> None:
+    # 230 V x 16 A = 3.68 kW; 3.68 kWh need in 1 h: 16 A for all four 15-minute periods.
+    e = evse("e1", max_current_a=16.0)
+    result = solve(snapshot(site_of(("e1",)), (e,), (session("s1", "e1", 1.0, 3.68),)))
+    assert result.status is SolveStatus.OPTIMAL
+    assert result.current_a[0, :4] == pytest.approx([16.0] * 4)
+    assert result.current_a[0, 4:].sum() == 0.0
+    assert result.objective.energy_kwh == pytest.approx(3.68)
+
+
+def test_two_equal_cars_share_a_feeder_equally() -> None:
+    # 32 A shared, both need far more than they can get before leaving: 16 A each.
+    es = (evse("a"), evse("b"))
+    sessions = (session("s1", "a", 1.0, 50.0), session("s2", "b", 1.0, 50.0))
+    result = solve(snapshot(site_of(("a", "b"), limit_a=32.0), es, sessions))
+    assert result.current_a[:, :4] == pytest.approx(np.full((2, 4), 16.0))
+
+
+def test_priority_weights_the_share_of_need() -> None:
+    # 30 A for 1 h at 230 V = 6.9 kWh to share; needs 10 kWh each; priority 2 vs 1:
+    # max-min of weighted share: s1 share = 2 s2 share, 10 (2x) + 10 x = 6.9 -> x = 0.23.
+    es = (evse("a"), evse("b"))
+    sessions = (session("s1", "a", 1.0, 10.0, priority=2.0), session("s2", "b", 1.0, 10.0))
+    result = solve(snapshot(site_of(("a", "b"), limit_a=30.0), es, sessions))
+    kw = 0.23
+    energy = result.current_a[:, :4].sum(axis=1) * kw * 0.25
+    assert energy.sum() == pytest.approx(6.9, abs=0.05)
+    assert energy[0] / 10 == pytest.approx(2 * energy[1] / 10, rel=0.03)
+
+
+def test_line_to_line_currents_add_as_phasors() -> None:
+    # L1-L2 and L3-L1 EVSEs both load line L1, 60 degrees apart: |x e^{j30} + x e^{-j30}| = x sqrt(3).
+    # A 32 A limit on L1 allows x = 32 / sqrt(3) = 18.47 A each: 18.4 A after the 0.1 A step, and
+    # the step that rounding freed fits on one of them: |18.5 e^{j30} + 18.4 e^{-j30}| = 31.96 A.
+    es = (evse("a", Connection.L1_L2, voltage_v=208.0), evse("b", Connection.L3_L1, voltage_v=208.0))
+    sessions = (session("s1", "a", 1.0, 50.0), session("s2", "b", 1.0, 50.0))
+    site = site_of(("a", "b"), limit_a=32.0)
+    result = solve(snapshot(site, es, sessions))
+    assert sorted(result.current_a[:, 0]) == pytest.approx([18.4, 18.5], abs=1e-9)
+    net = Network.build(site, es)
+    use = net.utilisation(result.current_a[:, 0], site.grid_limit_kw)
+    assert use.max() <= 1.0
+    assert use.max() == pytest.approx(math.sqrt(18.5**2 + 18.4**2 + 18.5 * 18.4) / 32, rel=1e-9)
+
+
+def test_minimum_current_means_zero_or_at_least_the_minimum() -> None:
+    # 16 A for three cars with a 6 A minimum: all three cannot charge (3 x 6 > 16), two can.
+    es = tuple(evse(name, min_current_a=6.0, step=1.0) for name in "abc")
+    sessions = tuple(session(f"s{k}", name, 2.0, 40.0) for k, name in enumerate("abc"))
+    result = solve(snapshot(site_of(("a", "b", "c"), limit_a=16.0), es, sessions))
+    first = result.current_a[:, 0]
+    assert all(c == 0.0 or c >= 6.0 for c in first)
+    assert first.sum() <= 16.0
+    assert first.sum() >= 12.0  # the capacity is not left idle
+    assert np.allclose(first, np.round(first))  # whole-amp steps
+
+
+def test_cap_window_lowers_the_site_power() -> None:
+    # Grid 11 kW, a 50 % cap for the second half hour: 5.5 kW there, 11 kW otherwise (one 3-phase EVSE).
+    e = Evse("e", Connection.THREE_PHASE, 230.0, 16.0)
+    cap = CapWindow(NOW + timedelta(minutes=30), NOW + timedelta(minutes=60), fraction=0.5)
+    site = site_of(("e",), grid_kw=11.0, caps=(cap,))
+    result = solve(snapshot(site, (e,), (session("s", "e", 4.0, 100.0),)))
+    power = result.power_kw[0]
+    assert power[:2] == pytest.approx([11.0, 11.0], abs=0.07)
+    assert np.all(power[2:4] <= 5.5 + 1e-9)
+    assert power[2:4] == pytest.approx([5.5, 5.5], abs=0.07)
+
+
+def test_cost_moves_energy_to_cheap_periods_without_losing_energy() -> None:
+    # 7.36 kWh needed in 4 h at up to 3.68 kW: two full hours suffice; the last two hours are cheap.
+    e = evse("e", max_current_a=16.0)
+    prices = (PricePeriod(NOW, 0.40), PricePeriod(NOW + timedelta(hours=2), 0.10))
+    site = site_of(("e",), prices=prices)
+    snap = snapshot(site, (e,), (session("s", "e", 4.0, 7.36),))
+    with_cost = solve(snap)
+    blind = solve(replace(snap, policy=replace(snap.policy, objective=("energy",))))
+    assert with_cost.objective.energy_kwh == pytest.approx(7.36)
+    assert blind.objective.energy_kwh == pytest.approx(7.36)
+    assert with_cost.objective.cost == pytest.approx(0.736)
+    assert with_cost.objective.cost < blind.objective.cost
+    assert with_cost.current_a[0, 8:].sum() == pytest.approx(16.0 * 8)
+
+
+def test_vehicle_maximum_frees_capacity_for_others() -> None:
+    # 32 A shared; car 1 draws at most 10 A, so car 2 gets 22 A.
+    es = (evse("a"), evse("b"))
+    sessions = (session("s1", "a", 1.0, 50.0, vehicle_max_current_a=10.0), session("s2", "b", 1.0, 50.0))
+    result = solve(snapshot(site_of(("a", "b"), limit_a=32.0), es, sessions))
+    assert result.current_a[:, 0] == pytest.approx([10.0, 22.0])
+
+
+def test_unknown_need_and_departure_take_the_policy_defaults() -> None:
+    e = evse("e", max_current_a=16.0)
+    s = ActiveSession("s", "e", NOW, None, None)
+    snap = snapshot(site_of(("e",)), (e,), (s,), default_stay=timedelta(hours=1), default_energy_kwh=1.84)
+    result = solve(snap)
+    assert result.objective.energy_needed_kwh == pytest.approx(1.84)
+    assert result.current_a[0, 4:].sum() == 0.0  # nothing planned after the default departure
+
+
+def test_forced_fallback_is_safe_and_says_so() -> None:
+    es = tuple(evse(name, min_current_a=6.0) for name in "abcd")
+    sessions = tuple(session(f"s{k}", name, 2.0, 20.0) for k, name in enumerate("abcd"))
+    site = site_of(tuple("abcd"), limit_a=40.0)
+    result = solve(snapshot(site, es, sessions), force_fallback=True)
+    assert result.status is SolveStatus.FALLBACK
+    net = Network.build(site, es)
+    assert net.utilisation(result.current_a, site.grid_limit_kw).max() <= 1.0 + 1e-9
+    # equal share: 40 A over four cars = 10 A each
+    assert result.current_a[:, 0] == pytest.approx([10.0] * 4)
+
+
+def test_deadline_overrun_falls_back() -> None:
+    es = (evse("a"), evse("b"))
+    sessions = (session("s1", "a", 1.0, 5.0), session("s2", "b", 1.0, 5.0))
+    result = solve(snapshot(site_of(("a", "b"), limit_a=20.0), es, sessions, deadline_s=0.0))
+    assert result.status is SolveStatus.FALLBACK
+    assert "in time" in result.message
+    assert result.current_a[:, 0] == pytest.approx([10.0, 10.0])
+
+
+def test_no_sessions_is_an_empty_schedule() -> None:
+    result = solve(snapshot(site_of(("e",)), (evse("e"),), ()))
+    assert result.status is SolveStatus.EMPTY
+    assert result.current_a.shape == (0, 16)
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.EDF, Algorithm.LLF, Algorithm.ROUND_ROBIN])
+def test_baselines_fill_the_limit_in_their_order(algorithm: Algorithm) -> None:
+    # 32 A, the earlier-leaving (and least lax) car first for EDF/LLF; round robin shares.
+    es = (evse("a"), evse("b"))
+    sessions = (session("late", "a", 3.0, 50.0), session("early", "b", 1.0, 50.0))
+    result = solve(snapshot(site_of(("a", "b"), limit_a=32.0), es, sessions), algorithm)
+    first = result.current_a[:, 0]
+    assert first.sum() == pytest.approx(32.0)
+    if algorithm is Algorithm.ROUND_ROBIN:
+        assert first == pytest.approx([16.0, 16.0], abs=0.1)
+    else:
+        assert first == pytest.approx([0.0, 32.0])
+
+
+def test_uncontrolled_ignores_limits() -> None:
+    es = (evse("a"), evse("b"))
+    sessions = (session("s1", "a", 1.0, 50.0), session("s2", "b", 1.0, 50.0))
+    result = solve(snapshot(site_of(("a", "b"), limit_a=32.0), es, sessions), Algorithm.UNCONTROLLED)
+    assert result.current_a[:, 0] == pytest.approx([32.0, 32.0])
+
+
+def test_offline_bound_sees_future_arrivals() -> None:
+    # One 16 A feeder; car 1 all morning (need 3.68 kWh), car 2 arrives at 09:00 for one hour
+    # needing 3.68 kWh: the bound serves car 1 before 09:00 and car 2 at 09:00, both fully.
+    es = (evse("a", max_current_a=16.0), evse("b", max_current_a=16.0))
+    s1 = ActiveSession("s1", "a", NOW, NOW + timedelta(hours=2), 3.68)
+    s2 = ActiveSession("s2", "b", NOW + timedelta(hours=1), NOW + timedelta(hours=2), 3.68)
+    site = site_of(("a", "b"), limit_a=16.0)
+    result = solve_offline(site, es, (s1, s2), NOW, 8, POLICY)
+    assert result.objective.energy_kwh == pytest.approx(7.36)
+    assert result.current_a[1, :4].sum() == 0.0  # car 2 cannot charge before it arrives
+
+
+def test_failsafe_currents_keep_the_site_within_its_limits() -> None:
+    es = tuple(evse(name, Connection.THREE_PHASE, min_current_a=6.0) for name in "abcd")
+    site = site_of(tuple("abcd"), limit_a=63.0, grid_kw=30.0)
+    currents = failsafe_currents_a(site, es)
+    net = Network.build(site, es)
+    x = np.array([currents[e] for e in net.evse_ids])
+    assert net.utilisation(x, site.grid_limit_kw).max() <= 1.0 + 1e-9
+    # 30 kW / (4 x 3 x 230 V) = 10.87 A each, below the 63 A per-line limit; stepped to 0.1 A,
+    # and what the rounding freed handed out a step at a time
+    assert np.all(x >= 10.8 - 1e-9)
+    assert float((x * 3 * 0.23).sum()) <= 30.0
