@@ -94,7 +94,9 @@ def test_unknown_key_names_line_column_and_suggestion() -> None:
 
 def test_wrong_type_is_a_plain_message() -> None:
     error = load_error(VALID.replace("max_current_a: 32", "max_current_a: abc"))
-    assert str(error) == "station.yaml:17:22: station.evses[0].max_current_a: expected a number [A], got 'abc'"
+    assert (
+        str(error) == "station.yaml:17:22: station.evses[0].max_current_a: expected a number [A], got 'abc'"
+    )
 
 
 def test_units_may_be_written_but_must_match() -> None:
@@ -176,7 +178,8 @@ def test_peak_event_needs_exactly_one_limit() -> None:
 
 def test_policy_fields() -> None:
     text = VALID + (
-        "  policy:\n    period_s: 900\n    default_stay_h: 8\n    resolve_every_periods: 3\n    objective: [cost, energy]\n"
+        "  policy:\n    period_s: 900\n    default_stay_h: 8\n"
+        "    resolve_every_periods: 3\n    objective: [cost, energy]\n"
     )
     config = parse_station(text, "s.yaml")
     assert config.policy.period_s == 900

@@ -19,6 +19,7 @@ from optimizer.limits import power_limit_kw
 
 LA = ZoneInfo("America/Los_Angeles")
 WEEKDAYS = DayFilter(weekdays=frozenset(range(5)))
+EVERY_DAY = DayFilter()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "station.yaml"
 
 
@@ -26,7 +27,7 @@ def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2019, month, day, hour, minute, tzinfo=UTC)
 
 
-def schedule(start: str, end: str, days: DayFilter = DayFilter()) -> PriceSchedule:
+def schedule(start: str, end: str, days: DayFilter = EVERY_DAY) -> PriceSchedule:
     def minutes(text: str) -> int:
         hours, mins = text.split(":")
         return int(hours) * 60 + int(mins)
@@ -122,4 +123,3 @@ def test_hourly_base_load_follows_local_hours() -> None:
     hourly = tuple(float(h) for h in range(24))
     profile = base_load_profile(hourly, LA, utc(3, 10, 9), 3600, 3)  # 01:00 PST, then the jump
     assert profile == (1.0, 3.0, 4.0)
-

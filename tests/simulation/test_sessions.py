@@ -83,7 +83,10 @@ def test_bad_period_and_time() -> None:
 
 
 def test_departure_before_arrival_and_missing_values() -> None:
-    assert str(error_of(HEADER + "a,X,9,5,5,5,7\n")) == "s.csv:2: departure_period: departure must be after arrival"
+    assert (
+        str(error_of(HEADER + "a,X,9,5,5,5,7\n"))
+        == "s.csv:2: departure_period: departure must be after arrival"
+    )
     assert str(error_of(HEADER + "a,,1,5,5,5,7\n")) == "s.csv:2: station_id: missing value"
 
 

@@ -1,0 +1,112 @@
+"""`fairwatt simulate` end to end on a slice of the example files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fairwatt.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+STATION = str(ROOT / "examples" / "station.yaml")
+SESSIONS = str(ROOT / "examples" / "acn-caltech-2019-03" / "sessions.csv")
+SATURDAY = ["--from", "2019-03-02", "--days", "1"]  # 13 sessions
+
+
+def simulate(*extra: str) -> list[str]:
+    return ["simulate", "--config", STATION, "--sessions", SESSIONS, *extra]
+
+
+def test_table_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(simulate(*SATURDAY, "--algorithm", "llf")) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("station caltech-acn  algorithm llf  grid limit 150 kW")
+    day = next(line for line in lines if line.startswith("2019-03-02"))
+    assert day.split()[1] == "13"  # sessions
+    assert any(line.startswith("overall") for line in lines)
+    limits = lines[lines.index(next(li for li in lines if li.startswith("highest utilisation"))) + 1 :]
+    assert [li.split()[0] for li in limits][:1] == ["transformer"]
+    assert all(float(li.split()[-1]) <= 1.0 for li in limits)
+
+
+def test_json_report_and_progress_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(simulate(*SATURDAY, "--algorithm", "edf", "--json", "--progress")) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "100%" in captured.err
+    assert report["algorithm"] == "edf"
+    assert [d["label"] for d in report["days"]] == ["2019-03-02"]
+    overall = report["overall"]
+    assert overall["sessions"] == 13
+    assert 0 < overall["energy_delivered_pct"] <= 100
+    assert 0 < overall["jain_index"] <= 1
+    assert set(overall["max_utilisation"]) >= {
+        "transformer L1",
+        "transformer primary L2",
+        "cc-pod L1",
+        "site kW",
+    }
+    assert max(overall["max_utilisation"].values()) <= 1.0
+
+
+def test_cap_override_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plot = tmp_path / "day.png"
+    assert (
+        main(simulate(*SATURDAY, "--algorithm", "offline", "--cap-kw", "10", "--json", "--plot", str(plot)))
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["grid_limit_kw"] == 10.0
+    assert report["overall"]["peak_kw"] <= 10.0 + 1e-6
+    assert max(report["overall"]["max_utilisation"].values()) <= 1.0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_yaml_prints_file_line_column_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "station.yaml"
+    bad.write_text(Path(STATION).read_text().replace("max_current_a: 32", "max_current_a: abc"))
+    done = subprocess.run(
+        [sys.executable, "-m", "fairwatt.cli", "simulate", "--config", str(bad), "--sessions", SESSIONS],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"fairwatt: error: {bad}:")
+    assert ": station.evses[0].max_current_a: expected a number [A], got 'abc'" in done.stderr
+    line, column = done.stderr.split(f"{bad}:")[1].split(":")[:2]
+    assert bad.read_text().splitlines()[int(line) - 1][int(column) - 1 :] == "abc"  # points at the value
+
+
+def test_bad_csv_names_line_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = Path(SESSIONS).read_text().splitlines()
+    rows[2] = rows[2].replace(",6.6", ",fast")
+    bad = tmp_path / "sessions.csv"
+    bad.write_text("\n".join(rows[:5]) + "\n")
+    assert main(["simulate", "--config", STATION, "--sessions", str(bad)]) == 1
+    assert (
+        capsys.readouterr().err == f"fairwatt: error: {bad}:3: max_power_kw: expected a number, got 'fast'\n"
+    )
+
+
+def test_unknown_evse_in_csv_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = Path(SESSIONS).read_text().splitlines()
+    rows[3] = rows[3].replace("CA-319", "CA-999")
+    bad = tmp_path / "sessions.csv"
+    bad.write_text("\n".join(rows[:5]) + "\n")
+    assert main(["simulate", "--config", STATION, "--sessions", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4: station_id: EVSE 'CA-999' is not in the station config" in err
+
+
+def test_conflicting_day_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(simulate("--days", "2", "--to", "2019-03-05")) == 1
+    assert "give --days or --to, not both" in capsys.readouterr().err
