@@ -24,7 +24,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fairwatt", description="Grid-aware smart charging for EV networks.")
+    parser = argparse.ArgumentParser(
+        prog="fairwatt", description="Grid-aware smart charging for EV networks."
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -13,7 +13,9 @@ Stages share one HiGHS model and warm-start from each other:
 2. fairness (``max-min``): with energy held at its optimum, maximise the least
    priority-weighted share of need served;
 3. cost, then peak: with energy and the fairness level held, minimise energy cost
-   (plus demand charge), breaking ties towards a lower peak and earlier energy.
+   (plus demand charge), breaking ties towards a lower peak, keeping the current each
+   charger holds now (fewer profile changes), spreading the first periods' current
+   evenly and delivering earlier.
 A stage that fails or runs out of time leaves the previous stage's solution in place.
 """
 
@@ -83,7 +85,8 @@ class LpModel:
     energy_coef: FloatArray  # kWh per A of each variable
     col_level: int  # the fairness level column
     col_peak: int
-    cols_flat: IntArray  # per exact block, the ceiling of weighted rates
+    col_even: int  # the evenness level of the first block
+    cols_dev: IntArray  # per session with a known offered current, its change in the first block
     row_total: int  # total-energy row
     rows_fair: IntArray  # per session share rows
     price_coef: FloatArray  # cost per A of each variable
@@ -250,25 +253,37 @@ def build(problem: Problem) -> LpModel:
         blocks_used.size,
     )
 
-    # flatness: in each exact block, no session's rate above weight * that block's ceiling;
-    # minimising the ceilings last spreads a block's current evenly instead of in turns
-    exact = min(problem.snapshot.policy.flat_periods, problem.periods)
-    flat_blocks = np.unique(var_block[blocks.start[var_block] < exact])
-    col_flat = n_var + 2
-    flat_index = {int(b): k for k, b in enumerate(flat_blocks)}
-    in_flat = np.nonzero(blocks.start[var_block] < exact)[0]
-    n_flat_rows = in_flat.size
-    local = np.arange(n_flat_rows, dtype=np.int64)
-    add(local, in_flat, np.ones(n_flat_rows), np.zeros(0), np.zeros(0), 0)
+    # evenness now: x(i, first block) >= level0 * weight_i * usable_i, where usable_i is the
+    # most session i could take there; maximising level0 (with cost held) shares the current
+    # that is applied now, instead of letting cars take turns within the horizon
+    first = np.nonzero(var_block == 0)[0]
+    col_even = n_var + 2
+    sess_first = var_session[first]
+    usable = np.minimum(
+        problem.upper_a[sess_first], problem.need_kwh[sess_first] / np.maximum(energy_coef[first], 1e-12)
+    )
+    local = np.arange(first.size, dtype=np.int64)
+    add(local, first, np.ones(first.size), np.zeros(0), np.zeros(0), 0)
     add(
         local,
-        col_flat + np.array([flat_index[int(var_block[k])] for k in in_flat], dtype=np.int64),
-        -weight[var_session[in_flat]],
-        np.full(n_flat_rows, -_INF),
-        np.zeros(n_flat_rows),
-        n_flat_rows,
+        np.full(first.size, col_even),
+        -weight[sess_first] * usable,
+        np.zeros(first.size),
+        np.full(first.size, _INF),
+        first.size,
     )
-    n_col = n_var + 2 + flat_blocks.size
+    # stability: |x(i, first block) - offered_i| <= dev_i, minimised last (fewer profile changes)
+    first_block = np.nonzero((var_block == 0) & ~np.isnan(problem.offered_a[var_session]))[0]
+    col_dev = n_var + 3
+    n_dev = first_block.size
+    if n_dev:
+        local = np.arange(n_dev, dtype=np.int64)
+        offered = problem.offered_a[var_session[first_block]]
+        add(local, first_block, np.ones(n_dev), np.zeros(0), np.zeros(0), 0)
+        add(local, col_dev + local, -np.ones(n_dev), np.full(n_dev, -_INF), offered, n_dev)
+        add(local, first_block, np.ones(n_dev), np.zeros(0), np.zeros(0), 0)
+        add(local, col_dev + local, np.ones(n_dev), offered, np.full(n_dev, _INF), n_dev)
+    n_col = n_var + 3 + n_dev
 
     matrix = sp.csc_matrix(
         (np.concatenate(vals), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(row, n_col)
@@ -278,9 +293,7 @@ def build(problem: Problem) -> LpModel:
     lp.num_row_ = row
     lp.col_cost_ = np.zeros(n_col)
     lp.col_lower_ = np.zeros(n_col)
-    lp.col_upper_ = np.concatenate(
-        [problem.upper_a[var_session], [0.0, _INF], np.full(flat_blocks.size, _INF)]
-    )
+    lp.col_upper_ = np.concatenate([problem.upper_a[var_session], [0.0, _INF, 0.0], np.full(n_dev, _INF)])
     lp.row_lower_ = np.concatenate(lower)
     lp.row_upper_ = np.concatenate(upper)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -295,7 +308,8 @@ def build(problem: Problem) -> LpModel:
         energy_coef=energy_coef,
         col_level=col_level,
         col_peak=col_peak,
-        cols_flat=col_flat + np.arange(flat_blocks.size, dtype=np.int64),
+        col_even=col_even,
+        cols_dev=col_dev + np.arange(n_dev, dtype=np.int64),
         row_total=row_total,
         rows_fair=rows_fair,
         price_coef=energy_coef * price_block[var_block],
@@ -319,7 +333,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     h.setOptionValue("simplex_strategy", 4)
     h.passModel(model.lp)
     n_var = model.var_session.size
-    n_col = n_var + 2 + model.cols_flat.size
+    n_col = n_var + 3 + model.cols_dev.size
     cols = np.arange(n_col, dtype=np.int32)
     done: list[str] = []
     solution: FloatArray | None = None
@@ -367,20 +381,34 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         if run(cost, "fairness"):
             level = float(solution[model.col_level])
             h.changeColBounds(model.col_level, max(level * (1 - 1e-6) - 1e-7, 0.0), 1.0)
-    # 3. cost, then peak, then earlier energy
-    if "cost" in policy.objective or "peak" in policy.objective:
-        cost = zero.copy()
-        price_scale = float(np.max(np.abs(model.price_coef))) if n_var else 0.0
-        if "cost" in policy.objective:
-            cost[:n_var] = model.price_coef
-        demand = problem.snapshot.site.demand_charge_per_kw
-        peak_weight = demand if demand > 0 else 0.0
-        if "peak" in policy.objective:
-            peak_weight += 1e-4 * max(price_scale, 1.0)
-        cost[model.col_peak] = peak_weight
-        cost[:n_var] += 1e-6 * max(price_scale, 1.0) * model.early_coef * model.energy_coef
-        cost[model.cols_flat] = 1e-5 * max(price_scale, 1.0)
-        run(cost, "cost")
+    # 3. cost, then peak
+    cost = zero.copy()
+    price_scale = max(float(np.max(np.abs(model.price_coef))) if n_var else 0.0, 1.0)
+    if "cost" in policy.objective:
+        cost[:n_var] = model.price_coef
+    demand = problem.snapshot.site.demand_charge_per_kw
+    cost[model.col_peak] = (demand if demand > 0 else 0.0) + (
+        1e-4 * price_scale if "peak" in policy.objective else 0.0
+    )
+    if np.any(cost) and run(cost, "cost"):
+        assert solution is not None
+        best = float(cost @ solution)
+        nz = np.nonzero(cost)[0].astype(np.int32)
+        h.addRow(-_INF, best + 1e-7 * abs(best) + 1e-9, nz.size, nz, cost[nz])
+    # 4. evenness of the current applied now
+    if model.var_session.size and problem.sessions > 1:
+        h.changeColBounds(model.col_even, 0.0, 1.0)
+        even = zero.copy()
+        even[model.col_even] = -1.0
+        if run(even, "evenness"):
+            assert solution is not None
+            level0 = float(solution[model.col_even])
+            h.changeColBounds(model.col_even, max(level0 * (1 - 1e-6) - 1e-7, 0.0), 1.0)
+    # 5. tie-breakers: keep the current each charger holds, then deliver earlier
+    ties = zero.copy()
+    ties[model.cols_dev] = 1.0
+    ties[:n_var] = -1e-3 * (1.0 - model.early_coef) * model.energy_coef
+    run(ties, "ties")
     assert solution is not None
     return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")
 

@@ -166,7 +166,7 @@ class Network:
         mags = np.abs(self.current_coef @ x2) / self.current_limit_a[:, None]
         power = self.power_coef @ x2
         limits = self.power_limits(site)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(
                 limits > 0, power / np.where(limits > 0, limits, 1.0), np.where(power > 1e-9, np.inf, 0)
             )

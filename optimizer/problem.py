@@ -38,6 +38,7 @@ class Problem:
     departure: IntArray  # first period the session is gone (>= 1)
     arrival: IntArray  # first period the session may charge (0 online; later in the offline bound)
     priority: FloatArray
+    offered_a: FloatArray  # the limit in force at each session's charger (NaN: unknown)
     site_limit_kw: FloatArray  # (T,) after caps and base load
     price_per_kwh: FloatArray  # (T,)
     base_load_kw: FloatArray  # (T,)
@@ -80,6 +81,7 @@ def prepare(
     departure = np.zeros(n, dtype=np.int64)
     arrival = np.zeros(n, dtype=np.int64)
     priority = np.ones(n)
+    offered = np.full(n, np.nan)
     seen: set[str] = set()
     for i, s in enumerate(snapshot.sessions):
         if s.evse_id not in lookup:
@@ -104,6 +106,8 @@ def prepare(
             arrival[i] = min(max(math.ceil((s.arrival - snapshot.now) / period - 1e-9), 0), horizon)
             departure[i] = max(departure[i], arrival[i])
         priority[i] = max(s.priority, 1e-6)
+        if s.offered_current_a is not None:
+            offered[i] = s.offered_current_a
     return Problem(
         snapshot=snapshot,
         network=net,
@@ -118,6 +122,7 @@ def prepare(
         departure=departure,
         arrival=arrival,
         priority=priority,
+        offered_a=offered,
         site_limit_kw=power_limit_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
         price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),
         base_load_kw=base_load_kw(snapshot.site, snapshot.now, policy.period_s, horizon),

@@ -172,7 +172,8 @@ class ActiveSession:
 
     ``departure`` and ``energy_needed_kwh`` may be unknown (``None``): the policy's defaults
     apply. ``vehicle_max_current_a`` is the highest current the car has been seen to draw
-    (a car drawing less than offered frees capacity for others).
+    (a car drawing less than offered frees capacity for others). ``offered_current_a`` is
+    the limit in force at the charger: among equally good schedules the solver keeps it.
     """
 
     session_id: str
@@ -183,6 +184,7 @@ class ActiveSession:
     energy_delivered_kwh: float = 0.0
     vehicle_max_current_a: float | None = None
     priority: float = 1.0
+    offered_current_a: float | None = None  # the limit the charger holds now (changing it costs a profile)
 
 
 class Algorithm(enum.Enum):

@@ -66,11 +66,14 @@ def test_single_car_gets_what_it_needs_and_no_more() -> None:
 
 
 def test_two_equal_cars_share_a_feeder_equally() -> None:
-    # 32 A shared, both need far more than they can get before leaving: 16 A each.
+    # 32 A shared, both need far more than they can get before leaving: the current applied
+    # now is 16 A each (not in turns), and over the hour each gets half: 16 A x 1 h x 230 V.
     es = (evse("a"), evse("b"))
     sessions = (session("s1", "a", 1.0, 50.0), session("s2", "b", 1.0, 50.0))
     result = solve(snapshot(site_of(("a", "b"), limit_a=32.0), es, sessions))
-    assert result.current_a[:, :4] == pytest.approx(np.full((2, 4), 16.0))
+    assert result.current_a[:, 0] == pytest.approx([16.0, 16.0])
+    assert result.current_a[:, :4].sum(axis=1) == pytest.approx([64.0, 64.0])
+    assert np.all(result.current_a[:, :4].sum(axis=0) <= 32.0 + 1e-9)
 
 
 def test_priority_weights_the_share_of_need() -> None:
@@ -227,3 +230,27 @@ def test_failsafe_currents_keep_the_site_within_its_limits() -> None:
     # and what the rounding freed handed out a step at a time
     assert np.all(x >= 10.8 - 1e-9)
     assert float((x * 3 * 0.23).sum()) <= 30.0
+
+
+def test_stability_keeps_the_current_the_charger_holds_when_it_costs_nothing() -> None:
+    # 1.84 kWh in 4 h under a 32 A feeder, no prices, no peak objective: any first-period
+    # current serves it. With nothing in force the solver charges early (32 A); with 10 A in
+    # force it keeps 10 A rather than send a new profile.
+    e = evse("e", max_current_a=32.0)
+    s = ActiveSession("s", "e", NOW, NOW + timedelta(hours=4), 1.84)
+    site = site_of(("e",), limit_a=32.0)
+    plain = snapshot(site, (e,), (s,), objective=("energy", "cost"))
+    assert solve(plain).current_a[0, 0] == pytest.approx(32.0)
+    held = solve(replace(plain, sessions=(replace(s, offered_current_a=10.0),)))
+    assert held.current_a[0, 0] == pytest.approx(10.0)
+    assert held.objective.energy_kwh == pytest.approx(1.84)
+
+
+def test_peak_objective_spreads_a_lone_car_over_its_stay() -> None:
+    # 1.84 kWh over 4 h: the lowest peak is 0.46 kW, i.e. 2 A at 230 V in every period.
+    e = evse("e", max_current_a=32.0)
+    s = ActiveSession("s", "e", NOW, NOW + timedelta(hours=4), 1.84)
+    result = solve(snapshot(site_of(("e",), limit_a=32.0), (e,), (s,)))
+    assert result.objective.peak_kw == pytest.approx(0.46 + 0.4 * 0.23, abs=0.1)
+    assert result.objective.energy_kwh == pytest.approx(1.84)
+    assert result.current_a[0].max() <= 2.5
