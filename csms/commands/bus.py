@@ -1,0 +1,470 @@
+"""The command bus: send a command to a charger from anywhere and get a :class:`CommandResult`.
+
+Each method is version-neutral where the meaning allows and picks the action of the version the
+charger speaks (``remote_start`` sends RemoteStartTransaction to 1.6 and RequestStartTransaction
+to 2.0.1). Commands without a counterpart answer ``NOT_SUPPORTED_BY_VERSION``. Arguments that
+make an invalid OCPP payload raise :class:`csms.errors.CommandError`.
+
+Today the bus reaches chargers connected to this node; routing to the node that holds the
+socket (Redis) will sit behind the same methods.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from csms.commands.profiles import ChargingProfile, ProfilePurpose
+from csms.commands.results import CommandOutcome, CommandResult, outcome_of
+from csms.domain.events import AuthorizationStatus, IdToken
+from csms.errors import CommandError, ConnectionClosedError, OcppProtocolError
+from csms.protocol.authorization import id_tag_info_v16
+from csms.protocol.convert import format_timestamp
+from csms.protocol.framing import CallError
+from csms.protocol.registry import ConnectedChargers
+from csms.protocol.versions import OcppVersion
+
+logger = logging.getLogger(__name__)
+
+V16 = OcppVersion.V16
+Built = tuple[str, dict[str, Any]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class VariableSetting:
+    """A 2.0.1 component variable to set."""
+
+    component: str
+    variable: str
+    value: str
+    evse_id: int | None = None
+    attribute_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VariableRef:
+    """A 2.0.1 component variable to read."""
+
+    component: str
+    variable: str
+    evse_id: int | None = None
+    attribute_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListEntry:
+    """One local authorization list entry; ``status`` None removes it (differential update)."""
+
+    id_token: IdToken
+    status: AuthorizationStatus | None
+
+
+class CommandBus:
+    """Sends commands to connected chargers; every method returns a :class:`CommandResult`."""
+
+    def __init__(self, connected: ConnectedChargers, *, default_timeout_s: float) -> None:
+        self._connected = connected
+        self._default_timeout_s = default_timeout_s
+        self._request_ids = itertools.count(1)
+
+    def next_request_id(self) -> int:
+        """A request id for commands that need one (remoteStartId, requestId)."""
+        return next(self._request_ids)
+
+    async def call(
+        self, charger_id: str, action: str, payload: dict[str, Any], *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Send any action with a payload already in the charger's version."""
+        return await self._send(charger_id, lambda _version: (action, payload), timeout_s)
+
+    async def _send(
+        self, charger_id: str, build: Callable[[OcppVersion], Built], timeout_s: float | None
+    ) -> CommandResult:
+        session = self._connected.get(charger_id)
+        if session is None or session.closed:
+            return CommandResult(charger_id, None, CommandOutcome.NOT_CONNECTED)
+        built = build(session.version)
+        if built is None:
+            return CommandResult(charger_id, None, CommandOutcome.NOT_SUPPORTED_BY_VERSION)
+        action, payload = built
+        try:
+            answer = await session.call(action, payload, timeout_s=timeout_s or self._default_timeout_s)
+        except OcppProtocolError as exc:
+            raise CommandError(f"charger {charger_id}: invalid {action}: {exc.description}") from exc
+        except TimeoutError:
+            logger.warning("charger %s: %s timed out", charger_id, action)
+            return CommandResult(charger_id, action, CommandOutcome.TIMEOUT)
+        except ConnectionClosedError:
+            return CommandResult(charger_id, action, CommandOutcome.NOT_CONNECTED)
+        if isinstance(answer, CallError):
+            logger.warning("charger %s: %s answered %s", charger_id, action, answer.error_code)
+            return CommandResult(
+                charger_id,
+                action,
+                CommandOutcome.CALL_ERROR,
+                error_code=answer.error_code,
+                error_description=answer.error_description,
+            )
+        outcome, status = outcome_of(action, answer.payload)
+        return CommandResult(charger_id, action, outcome, status, answer.payload)
+
+    async def remote_start(
+        self,
+        charger_id: str,
+        evse_id: int | None,
+        id_token: IdToken,
+        *,
+        charging_profile: ChargingProfile | None = None,
+        remote_start_id: int | None = None,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Ask the charger to start a transaction for ``id_token`` (on ``evse_id`` if given)."""
+        start_id = remote_start_id if remote_start_id is not None else self.next_request_id()
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                payload: dict[str, Any] = {"idTag": id_token.value}
+                if evse_id is not None:
+                    payload["connectorId"] = evse_id
+                if charging_profile is not None:
+                    payload["chargingProfile"] = charging_profile.to_v16()
+                return "RemoteStartTransaction", payload
+            payload = {"idToken": _id_token_v201(id_token), "remoteStartId": start_id}
+            if evse_id is not None:
+                payload["evseId"] = evse_id
+            if charging_profile is not None:
+                payload["chargingProfile"] = charging_profile.to_v201()
+            return "RequestStartTransaction", payload
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def remote_stop(
+        self, charger_id: str, transaction_id: str, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Ask the charger to stop a transaction."""
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "RemoteStopTransaction", {"transactionId": _int_id(transaction_id)}
+            return "RequestStopTransaction", {"transactionId": transaction_id}
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def set_charging_profile(
+        self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Install ``profile`` on ``evse_id`` (0: the whole charger)."""
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "SetChargingProfile", {"connectorId": evse_id, "csChargingProfiles": profile.to_v16()}
+            return "SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile.to_v201()}
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def clear_charging_profile(
+        self,
+        charger_id: str,
+        *,
+        profile_id: int | None = None,
+        evse_id: int | None = None,
+        purpose: ProfilePurpose | None = None,
+        stack_level: int | None = None,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Clear profiles by id or by criteria (no argument: all profiles)."""
+
+        def build(version: OcppVersion) -> Built:
+            criteria: dict[str, Any] = {}
+            if purpose is not None:
+                criteria["chargingProfilePurpose"] = purpose.ocpp_name(version is V16)
+            if stack_level is not None:
+                criteria["stackLevel"] = stack_level
+            if version is V16:
+                payload: dict[str, Any] = dict(criteria)
+                if profile_id is not None:
+                    payload["id"] = profile_id
+                if evse_id is not None:
+                    payload["connectorId"] = evse_id
+                return "ClearChargingProfile", payload
+            if evse_id is not None:
+                criteria["evseId"] = evse_id
+            payload = {"chargingProfileCriteria": criteria} if criteria else {}
+            if profile_id is not None:
+                payload["chargingProfileId"] = profile_id
+            return "ClearChargingProfile", payload
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def get_composite_schedule(
+        self,
+        charger_id: str,
+        evse_id: int,
+        duration_s: int,
+        *,
+        rate_unit: str | None = None,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """The schedule the charger will apply on ``evse_id`` for the next ``duration_s`` [s]."""
+
+        def build(version: OcppVersion) -> Built:
+            key = "connectorId" if version is V16 else "evseId"
+            payload: dict[str, Any] = {key: evse_id, "duration": duration_s}
+            if rate_unit is not None:
+                payload["chargingRateUnit"] = rate_unit
+            return "GetCompositeSchedule", payload
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def change_availability(
+        self, charger_id: str, evse_id: int | None, operative: bool, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Make an EVSE (None: the whole charger) operative or inoperative."""
+        status = "Operative" if operative else "Inoperative"
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "ChangeAvailability", {"connectorId": evse_id or 0, "type": status}
+            payload: dict[str, Any] = {"operationalStatus": status}
+            if evse_id:
+                payload["evse"] = {"id": evse_id}
+            return "ChangeAvailability", payload
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def reset(self, charger_id: str, *, hard: bool, timeout_s: float | None = None) -> CommandResult:
+        """Reboot the charger: hard (1.6 Hard, 2.0.1 Immediate) or soft (Soft, OnIdle)."""
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "Reset", {"type": "Hard" if hard else "Soft"}
+            return "Reset", {"type": "Immediate" if hard else "OnIdle"}
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def change_configuration(
+        self, charger_id: str, key: str, value: str, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Set a 1.6 configuration key (2.0.1: use :meth:`set_variables`)."""
+        return await self._send(
+            charger_id,
+            lambda v: ("ChangeConfiguration", {"key": key, "value": value}) if v is V16 else None,
+            timeout_s,
+        )
+
+    async def get_configuration(
+        self, charger_id: str, keys: Sequence[str] = (), *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Read 1.6 configuration keys (none: all); 2.0.1: use :meth:`get_variables`."""
+        payload: dict[str, Any] = {"key": list(keys)} if keys else {}
+        return await self._send(
+            charger_id, lambda v: ("GetConfiguration", payload) if v is V16 else None, timeout_s
+        )
+
+    async def set_variables(
+        self, charger_id: str, settings: Sequence[VariableSetting], *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Set 2.0.1 device-model variables; REJECTED unless every one is accepted."""
+        data = []
+        for s in settings:
+            entry: dict[str, Any] = {
+                "attributeValue": s.value,
+                "component": _component(s.component, s.evse_id),
+                "variable": {"name": s.variable},
+            }
+            if s.attribute_type is not None:
+                entry["attributeType"] = s.attribute_type
+            data.append(entry)
+        return await self._send(
+            charger_id, lambda v: None if v is V16 else ("SetVariables", {"setVariableData": data}), timeout_s
+        )
+
+    async def get_variables(
+        self, charger_id: str, variables: Sequence[VariableRef], *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Read 2.0.1 device-model variables (results in ``payload["getVariableResult"]``)."""
+        data = []
+        for r in variables:
+            entry: dict[str, Any] = {
+                "component": _component(r.component, r.evse_id),
+                "variable": {"name": r.variable},
+            }
+            if r.attribute_type is not None:
+                entry["attributeType"] = r.attribute_type
+            data.append(entry)
+        return await self._send(
+            charger_id, lambda v: None if v is V16 else ("GetVariables", {"getVariableData": data}), timeout_s
+        )
+
+    async def unlock_connector(
+        self, charger_id: str, evse_id: int, connector_id: int = 1, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Release the cable on a connector (ACCEPTED means the status is Unlocked)."""
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "UnlockConnector", {"connectorId": evse_id}
+            return "UnlockConnector", {"evseId": evse_id, "connectorId": connector_id}
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def trigger_message(
+        self, charger_id: str, message: str, *, evse_id: int | None = None, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Ask the charger to send ``message`` (its version's name, e.g. ``StatusNotification``)."""
+
+        def build(version: OcppVersion) -> Built:
+            payload: dict[str, Any] = {"requestedMessage": message}
+            if evse_id is not None:
+                if version is V16:
+                    payload["connectorId"] = evse_id
+                else:
+                    payload["evse"] = {"id": evse_id}
+            return "TriggerMessage", payload
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def reserve_now(
+        self,
+        charger_id: str,
+        reservation_id: int,
+        evse_id: int | None,
+        id_token: IdToken,
+        expires_at: datetime,
+        *,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Reserve an EVSE (1.6: connector 0 for any) for ``id_token`` until ``expires_at``."""
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "ReserveNow", {
+                    "connectorId": evse_id or 0,
+                    "expiryDate": format_timestamp(expires_at),
+                    "idTag": id_token.value,
+                    "reservationId": reservation_id,
+                }
+            payload: dict[str, Any] = {
+                "id": reservation_id,
+                "expiryDateTime": format_timestamp(expires_at),
+                "idToken": _id_token_v201(id_token),
+            }
+            if evse_id is not None:
+                payload["evseId"] = evse_id
+            return "ReserveNow", payload
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def cancel_reservation(
+        self, charger_id: str, reservation_id: int, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        key = "reservationId"
+        return await self._send(
+            charger_id, lambda _v: ("CancelReservation", {key: reservation_id}), timeout_s
+        )
+
+    async def send_local_list(
+        self,
+        charger_id: str,
+        list_version: int,
+        entries: Sequence[LocalListEntry],
+        *,
+        full: bool,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Replace (``full``) or update the charger's local authorization list."""
+        update_type = "Full" if full else "Differential"
+
+        def build(version: OcppVersion) -> Built:
+            items: list[dict[str, Any]] = []
+            for e in entries:
+                if version is V16:
+                    item: dict[str, Any] = {"idTag": e.id_token.value}
+                    if e.status is not None:
+                        item["idTagInfo"] = id_tag_info_v16(e.status)
+                else:
+                    item = {"idToken": _id_token_v201(e.id_token)}
+                    if e.status is not None:
+                        item["idTokenInfo"] = {"status": e.status.value}
+                items.append(item)
+            if version is V16:
+                payload: dict[str, Any] = {"listVersion": list_version, "updateType": update_type}
+                if items:
+                    payload["localAuthorizationList"] = items
+                return "SendLocalList", payload
+            payload = {"versionNumber": list_version, "updateType": update_type}
+            if items:
+                payload["localAuthorizationList"] = items
+            return "SendLocalList", payload
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def get_local_list_version(
+        self, charger_id: str, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """The charger's local list version (``payload["listVersion"]`` / ``["versionNumber"]``)."""
+        return await self._send(charger_id, lambda _v: ("GetLocalListVersion", {}), timeout_s)
+
+    async def get_diagnostics(
+        self,
+        charger_id: str,
+        upload_url: str,
+        *,
+        request_id: int | None = None,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Have the charger upload its diagnostics (1.6 GetDiagnostics, 2.0.1 GetLog DiagnosticsLog)."""
+        request = request_id if request_id is not None else self.next_request_id()
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "GetDiagnostics", {"location": upload_url}
+            return "GetLog", {
+                "log": {"remoteLocation": upload_url},
+                "logType": "DiagnosticsLog",
+                "requestId": request,
+            }
+
+        return await self._send(charger_id, build, timeout_s)
+
+    async def update_firmware(
+        self,
+        charger_id: str,
+        firmware_url: str,
+        retrieve_at: datetime,
+        *,
+        request_id: int | None = None,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Have the charger download and install firmware from ``firmware_url``."""
+        request = request_id if request_id is not None else self.next_request_id()
+        when = format_timestamp(retrieve_at)
+
+        def build(version: OcppVersion) -> Built:
+            if version is V16:
+                return "UpdateFirmware", {"location": firmware_url, "retrieveDate": when}
+            return "UpdateFirmware", {
+                "requestId": request,
+                "firmware": {"location": firmware_url, "retrieveDateTime": when},
+            }
+
+        return await self._send(charger_id, build, timeout_s)
+
+
+def _id_token_v201(token: IdToken) -> dict[str, Any]:
+    return {"idToken": token.value, "type": token.token_type or "Central"}
+
+
+def _component(name: str, evse_id: int | None) -> dict[str, Any]:
+    return {"name": name} if evse_id is None else {"name": name, "evse": {"id": evse_id}}
+
+
+def _int_id(transaction_id: str) -> int:
+    try:
+        return int(transaction_id)
+    except ValueError as exc:
+        raise CommandError(f"1.6 transaction ids are integers, got {transaction_id!r}") from exc

@@ -1,0 +1,1 @@
+"""The version-neutral vocabulary the protocol handlers translate to, and the service that acts on it."""

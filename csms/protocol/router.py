@@ -1,0 +1,71 @@
+"""Per-instance routing of received CALLs to handler methods.
+
+Handler groups are plain objects (one class per functional area and version) whose methods are
+marked with :func:`handles`; :meth:`Router.include` reads the marks of one instance, so every
+session owns its own routing table and no registry is shared between connections.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from csms.errors import CsmsError
+from csms.protocol.versions import OcppVersion
+
+_ACTION_ATTRIBUTE = "__ocpp_action__"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """A schema-valid CALL from a charger, as handlers see it."""
+
+    charger_id: str
+    version: OcppVersion
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+Handler = Callable[[IncomingCall], Awaitable[dict[str, Any]]]
+_F = TypeVar("_F", bound=Callable[..., Awaitable[dict[str, Any]]])
+
+
+def handles(action: str) -> Callable[[_F], _F]:
+    """Mark a method as the handler for ``action``; it returns the response payload (camelCase)."""
+
+    def mark(method: _F) -> _F:
+        setattr(method, _ACTION_ATTRIBUTE, action)
+        return method
+
+    return mark
+
+
+class Router:
+    """Action name -> handler, filled from the marked methods of handler-group instances."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def include(self, group: object) -> None:
+        """Register every marked method of ``group``; an action handled twice is an error."""
+        for _, method in inspect.getmembers(group, inspect.ismethod):
+            action = getattr(method, _ACTION_ATTRIBUTE, None)
+            if action is None:
+                continue
+            if action in self._handlers:
+                raise CsmsError(f"two handlers for {action}")
+            self._handlers[action] = method
+
+    def lookup(self, action: str) -> Handler | None:
+        """The handler for ``action``, ``None`` when none is registered."""
+        return self._handlers.get(action)
+
+    @property
+    def actions(self) -> frozenset[str]:
+        """The actions with a handler."""
+        return frozenset(self._handlers)

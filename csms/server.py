@@ -1,0 +1,269 @@
+"""The OCPP WebSocket endpoint: the only module that touches WebSockets.
+
+``ws://HOST:PORT/ocpp/{charger_id}`` negotiates ``ocpp1.6`` or ``ocpp2.0.1``, checks the charger
+is registered (or auto-registers it) and its HTTP Basic credentials (security profile 1), then
+adapts the aiohttp WebSocket to the protocol layer's ``recv()``/``send()`` connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from csms.commands import CommandBus
+from csms.domain.service import AcceptAllAuthorizer, Authorizer, ChargingService
+from csms.errors import ConnectionClosedError
+from csms.live_state import InProcessLiveState, LiveState
+from csms.protocol.connection import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA
+from csms.protocol.handlers import build_router
+from csms.protocol.registry import ConnectedChargers
+from csms.protocol.session import MessageLog, OcppSession, utc_now
+from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion
+from csms.settings import CsmsSettings
+from csms.storage.chargers import ChargerRecord, ChargerRepository
+from csms.storage.database import Database
+from csms.storage.message_log import PostgresMessageLog
+from csms.storage.passwords import verify_password
+from csms.storage.transactions import TransactionRepository
+from csms.tasks import TaskOwner
+
+logger = logging.getLogger(__name__)
+
+# Printable, no whitespace, ':' (Basic auth separator) or '/'; 48 characters as in 2.0.1.
+_CHARGER_ID = re.compile(r"^[^\s:/]{1,48}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CsmsRuntime:
+    """Everything the CSMS app owns; ``app[CSMS]`` gives it to the CLI, other packages and tests."""
+
+    settings: CsmsSettings
+    database: Database
+    chargers: ChargerRepository
+    transactions: TransactionRepository
+    live_state: LiveState
+    service: ChargingService
+    connected: ConnectedChargers
+    commands: CommandBus
+    message_log: PostgresMessageLog
+    tasks: TaskOwner
+
+
+CSMS = web.AppKey("csms", CsmsRuntime)
+
+
+class WebSocketConnection:
+    """An aiohttp WebSocket as a protocol-layer connection (text frames only)."""
+
+    def __init__(self, websocket: web.WebSocketResponse) -> None:
+        self._websocket = websocket
+
+    async def recv(self) -> str:
+        while True:
+            message = await self._websocket.receive()
+            if message.type is aiohttp.WSMsgType.TEXT:
+                text: str = message.data
+                return text
+            if message.type is aiohttp.WSMsgType.BINARY:
+                await self._websocket.close(code=CLOSE_UNSUPPORTED_DATA, message=b"OCPP-J uses text frames")
+                raise ConnectionClosedError("binary frame received")
+            if message.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                raise ConnectionClosedError(f"websocket {message.type.name.lower()}")
+
+    async def send(self, frame: str) -> None:
+        if self._websocket.closed:
+            raise ConnectionClosedError("websocket closed")
+        try:
+            await self._websocket.send_str(frame)
+        except (ConnectionError, aiohttp.ClientConnectionResetError) as exc:
+            raise ConnectionClosedError(str(exc)) from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._websocket.close(code=code, message=reason.encode("utf-8")[:123])
+
+
+def create_app(
+    settings: CsmsSettings,
+    *,
+    authorizer: Authorizer | None = None,
+    live_state: LiveState | None = None,
+) -> web.Application:
+    """The CSMS aiohttp application; the database opens and migrates on start-up."""
+    database = Database(settings.database_dsn, max_connections=settings.database_max_connections)
+    chargers = ChargerRepository(database)
+    transactions = TransactionRepository(database)
+    state = live_state or InProcessLiveState()
+    service = ChargingService(
+        chargers,
+        transactions,
+        state,
+        authorizer or AcceptAllAuthorizer(),
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        pending_retry_interval_s=settings.pending_retry_interval_s,
+    )
+    connected = ConnectedChargers()
+    runtime = CsmsRuntime(
+        settings=settings,
+        database=database,
+        chargers=chargers,
+        transactions=transactions,
+        live_state=state,
+        service=service,
+        connected=connected,
+        commands=CommandBus(connected, default_timeout_s=settings.response_timeout_s),
+        message_log=PostgresMessageLog(database),
+        tasks=TaskOwner(),
+    )
+    app = web.Application()
+    app[CSMS] = runtime
+    app.router.add_get(settings.ocpp_path_prefix.rstrip("/") + "/{charger_id}", _ocpp_endpoint)
+    app.cleanup_ctx.append(_lifetime)
+    app.on_shutdown.append(_close_sessions)
+    return app
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[CSMS]
+    await runtime.database.open()
+    runtime.tasks.start(runtime.message_log.run(), "csms-message-log")
+    try:
+        yield
+    finally:
+        await runtime.message_log.flush()
+        await runtime.tasks.cancel_all()
+        await runtime.database.close()
+
+
+async def _close_sessions(app: web.Application) -> None:
+    sessions = list(app[CSMS].connected)
+    await asyncio.gather(*(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in sessions))
+
+
+def _negotiate(request: web.Request) -> OcppVersion | None:
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    for name in offered:
+        version = OcppVersion.from_subprotocol(name)
+        if version is not None:
+            return version
+    return None
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """``(login, password)`` from an ``Authorization: Basic`` header, ``None`` if absent or malformed."""
+    if header is None:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    login, separator, password = decoded.partition(":")
+    return (login, password) if separator else None
+
+
+async def _authenticate(request: web.Request, record: ChargerRecord) -> bool:
+    if record.password_hash is None:
+        return True
+    credentials = _basic_credentials(request.headers.get("Authorization"))
+    if credentials is None or credentials[0] != record.charger_id:
+        return False
+    return await asyncio.to_thread(verify_password, credentials[1], record.password_hash)
+
+
+async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[CSMS]
+    charger_id = request.match_info["charger_id"]
+    if not _CHARGER_ID.match(charger_id):
+        raise web.HTTPBadRequest(text=f"invalid charge point identity {charger_id!r}\n")
+    version = _negotiate(request)
+    if version is None:
+        raise web.HTTPBadRequest(
+            text="Sec-WebSocket-Protocol must offer one of: " + ", ".join(SUPPORTED_SUBPROTOCOLS) + "\n"
+        )
+    record = await runtime.chargers.get(charger_id)
+    if record is None:
+        if not runtime.settings.auto_register:
+            logger.warning("charger %s: unknown charge point identity, rejected", charger_id)
+            raise web.HTTPNotFound(text=f"unknown charge point {charger_id}\n")
+        record = await runtime.chargers.register_unknown(charger_id, runtime.settings.auto_register_status)
+        logger.info("charger %s: auto-registered", charger_id)
+    if not await _authenticate(request, record):
+        logger.warning("charger %s: basic authentication failed", charger_id)
+        raise web.HTTPUnauthorized(
+            headers={"WWW-Authenticate": 'Basic realm="fairwatt OCPP"'}, text="authentication required\n"
+        )
+    websocket = web.WebSocketResponse(
+        protocols=(version.subprotocol,),
+        compress=False,
+        max_msg_size=runtime.settings.hard_max_message_bytes,
+        heartbeat=runtime.settings.websocket_ping_interval_s,
+    )
+    if not websocket.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
+    await websocket.prepare(request)
+    await _serve(runtime, charger_id, version, websocket, runtime.message_log)
+    return websocket
+
+
+async def _serve(
+    runtime: CsmsRuntime,
+    charger_id: str,
+    version: OcppVersion,
+    websocket: web.WebSocketResponse,
+    message_log: MessageLog,
+) -> None:
+    session = OcppSession(
+        charger_id,
+        version,
+        WebSocketConnection(websocket),
+        build_router(version, runtime.service),
+        max_message_bytes=runtime.settings.max_message_bytes,
+        message_log=message_log,
+    )
+    previous = runtime.connected.register(session)
+    if previous is not None:
+        logger.info("charger %s: new connection replaces the previous one", charger_id)
+        runtime.tasks.start(
+            previous.close(CLOSE_POLICY_VIOLATION, "replaced by a new connection"), f"close-{charger_id}"
+        )
+    await runtime.live_state.set_connected(charger_id, True, utc_now())
+    logger.info("charger %s: connected with OCPP %s", charger_id, version.value)
+    try:
+        await session.run()
+    except Exception:
+        # Outermost handler of one connection: log, never let it reach the server.
+        logger.exception("charger %s: session failed", charger_id)
+    finally:
+        if runtime.connected.unregister(session):
+            await runtime.live_state.set_connected(charger_id, False, utc_now())
+        await websocket.close()
+        logger.info("charger %s: disconnected", charger_id)
+
+
+async def run(host: str, port: int, settings: CsmsSettings) -> None:
+    """Serve the CSMS on ``host:port`` until cancelled."""
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        logger.info(
+            "OCPP endpoint listening on ws://%s:%d%s/{charger_id}", host, port, settings.ocpp_path_prefix
+        )
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,36 @@
+"""The settings the CSMS needs, as one frozen object the CLI builds from YAML and passes down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from csms.domain.events import RegistrationStatus
+from csms.errors import SettingsError
+
+
+@dataclass(frozen=True, slots=True)
+class CsmsSettings:
+    """Settings of the OCPP central system.
+
+    ``max_message_bytes`` is the largest message answered normally; a bigger one (up to
+    ``hard_max_message_bytes``) is answered with a FormatViolation CALLERROR, and beyond that the
+    WebSocket closes with 1009.
+    """
+
+    database_dsn: str
+    heartbeat_interval_s: int = 300
+    pending_retry_interval_s: int = 60
+    max_message_bytes: int = 65_536
+    hard_max_message_bytes: int = 1_048_576
+    response_timeout_s: float = 30.0
+    websocket_ping_interval_s: float | None = 60.0
+    auto_register: bool = False
+    auto_register_status: RegistrationStatus = RegistrationStatus.ACCEPTED
+    ocpp_path_prefix: str = "/ocpp"
+    database_max_connections: int = 10
+
+    def __post_init__(self) -> None:
+        if self.max_message_bytes > self.hard_max_message_bytes:
+            raise SettingsError("max_message_bytes must not exceed hard_max_message_bytes")
+        if self.heartbeat_interval_s <= 0 or self.response_timeout_s <= 0:
+            raise SettingsError("intervals and timeouts must be positive")

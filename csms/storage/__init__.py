@@ -1,0 +1,1 @@
+"""PostgreSQL storage (asyncpg): migrations, charger registry, transactions, meter samples, message log."""

@@ -1,0 +1,266 @@
+"""Transactions, 2.0.1 transaction events and meter samples, written before the charger is answered.
+
+Replays are idempotent: a 1.6 StartTransaction for the same charger, connector and start time
+returns the transaction id first assigned; a 2.0.1 TransactionEvent whose ``seqNo`` is already
+stored changes nothing; meter samples are unique per charger, EVSE, time, measurand, phase and
+location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from csms.domain.events import MeterSample, TransactionEnded, TransactionEventReceived, TransactionStarted
+from csms.errors import StorageError
+from csms.storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    charger_id: str
+    transaction_id: str
+    ocpp_version: str
+    evse_id: int | None
+    id_token: str | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    stop_reason: str | None
+    charging_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartOutcome:
+    transaction_id: str
+    replayed: bool
+
+
+_INSERT_SAMPLES = """
+    INSERT INTO meter_samples (charger_id, evse_id, transaction_id, sampled_at, measurand, phase, location,
+                               context, value, unit)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT DO NOTHING"""
+
+
+class TransactionRepository:
+    """Reads and writes ``transactions``, ``transaction_events`` and ``meter_samples``."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def start_v16(self, started: TransactionStarted) -> StartOutcome:
+        """Store a 1.6 StartTransaction and assign its integer transaction id (idempotent)."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            existing = await _find_v16(connection, started)
+            if existing is not None:
+                return StartOutcome(existing, replayed=True)
+            number = await connection.fetchval("SELECT nextval('transactions_id_seq')")
+            inserted = await connection.fetchval(
+                """INSERT INTO transactions (id, charger_id, ocpp_version, transaction_id, evse_id,
+                       connector_id, id_token, meter_start_wh, started_at, start_message_id, reservation_id)
+                   VALUES ($1, $2, '1.6', $3, $4, $5, $6, $7, $8, $9, $10)
+                   ON CONFLICT DO NOTHING RETURNING transaction_id""",
+                number,
+                started.charger_id,
+                str(number),
+                started.evse_id,
+                started.connector_id,
+                started.id_token.value if started.id_token else None,
+                started.meter_start_wh,
+                started.started_at,
+                started.message_id,
+                started.reservation_id,
+            )
+            if inserted is not None:
+                return StartOutcome(str(inserted), replayed=False)
+        # A concurrent replay won the insert: read its id outside the failed transaction.
+        async with self._database.pool.acquire() as connection:
+            existing = await _find_v16(connection, started)
+        if existing is None:
+            raise StorageError(f"charger {started.charger_id}: transaction start neither inserted nor found")
+        return StartOutcome(existing, replayed=True)
+
+    async def end_v16(self, ended: TransactionEnded, samples: Sequence[MeterSample]) -> bool:
+        """Close a 1.6 transaction with its transaction data; ``False`` when the id is unknown."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            found = await connection.fetchval(
+                """UPDATE transactions SET ended_at = COALESCE(ended_at, $3),
+                       meter_stop_wh = COALESCE(meter_stop_wh, $4), stop_reason = COALESCE(stop_reason, $5),
+                       updated_at = now()
+                   WHERE charger_id = $1 AND transaction_id = $2 RETURNING true""",
+                ended.charger_id,
+                ended.transaction_id,
+                ended.ended_at,
+                ended.meter_stop_wh,
+                ended.reason,
+            )
+            await _insert_samples(connection, samples)
+        return bool(found)
+
+    async def add_samples(self, samples: Sequence[MeterSample]) -> None:
+        """Store meter samples (duplicates are ignored)."""
+        if not samples:
+            return
+        async with self._database.pool.acquire() as connection:
+            await _insert_samples(connection, samples)
+
+    async def apply_event_v201(
+        self,
+        event: TransactionEventReceived,
+        started: TransactionStarted | None,
+        ended: TransactionEnded | None,
+        samples: Sequence[MeterSample],
+        evse_id: int | None,
+    ) -> bool:
+        """Store one 2.0.1 TransactionEvent atomically; ``False`` when its seqNo was already stored."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            fresh = await connection.fetchval(
+                """INSERT INTO transaction_events (charger_id, transaction_id, seq_no, event_type,
+                       trigger_reason, offline, occurred_at, message_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING true""",
+                event.charger_id,
+                event.transaction_id,
+                event.seq_no,
+                event.event_type,
+                event.trigger_reason,
+                event.offline,
+                event.at,
+                event.message_id,
+            )
+            if not fresh:
+                return False
+            await connection.execute(
+                """INSERT INTO transactions (charger_id, ocpp_version, transaction_id, evse_id,
+                       charging_state, offline)
+                   VALUES ($1, '2.0.1', $2, $3, $4, $5)
+                   ON CONFLICT (charger_id, transaction_id) DO UPDATE SET
+                       evse_id = COALESCE(transactions.evse_id, EXCLUDED.evse_id),
+                       charging_state = COALESCE(EXCLUDED.charging_state, transactions.charging_state),
+                       offline = transactions.offline OR EXCLUDED.offline, updated_at = now()""",
+                event.charger_id,
+                event.transaction_id,
+                evse_id,
+                event.charging_state,
+                event.offline,
+            )
+            if started is not None:
+                await connection.execute(
+                    """UPDATE transactions SET started_at = COALESCE(started_at, $3),
+                           connector_id = COALESCE(connector_id, $4), id_token = COALESCE(id_token, $5),
+                           id_token_type = COALESCE(id_token_type, $6),
+                           meter_start_wh = COALESCE(meter_start_wh, $7),
+                           start_message_id = COALESCE(start_message_id, $8),
+                           remote_start_id = COALESCE(remote_start_id, $9),
+                           reservation_id = COALESCE(reservation_id, $10)
+                       WHERE charger_id = $1 AND transaction_id = $2""",
+                    started.charger_id,
+                    event.transaction_id,
+                    started.started_at,
+                    started.connector_id,
+                    started.id_token.value if started.id_token else None,
+                    started.id_token.token_type if started.id_token else None,
+                    started.meter_start_wh,
+                    started.message_id,
+                    started.remote_start_id,
+                    started.reservation_id,
+                )
+            if ended is not None:
+                await connection.execute(
+                    """UPDATE transactions SET ended_at = COALESCE(ended_at, $3),
+                           meter_stop_wh = COALESCE(meter_stop_wh, $4),
+                           stop_reason = COALESCE(stop_reason, $5)
+                       WHERE charger_id = $1 AND transaction_id = $2""",
+                    ended.charger_id,
+                    event.transaction_id,
+                    ended.ended_at,
+                    ended.meter_stop_wh,
+                    ended.reason,
+                )
+            await _insert_samples(connection, samples)
+        return True
+
+    async def get(self, charger_id: str, transaction_id: str) -> TransactionRecord | None:
+        """One transaction, ``None`` when unknown."""
+        async with self._database.pool.acquire() as connection:
+            row = await connection.fetchrow(
+                "SELECT * FROM transactions WHERE charger_id = $1 AND transaction_id = $2",
+                charger_id,
+                transaction_id,
+            )
+        if row is None:
+            return None
+        return TransactionRecord(
+            charger_id=row["charger_id"],
+            transaction_id=row["transaction_id"],
+            ocpp_version=row["ocpp_version"],
+            evse_id=row["evse_id"],
+            id_token=row["id_token"],
+            meter_start_wh=row["meter_start_wh"],
+            meter_stop_wh=row["meter_stop_wh"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            stop_reason=row["stop_reason"],
+            charging_state=row["charging_state"],
+        )
+
+    async def samples(self, charger_id: str, transaction_id: str) -> list[MeterSample]:
+        """The meter samples of one transaction, oldest first."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(
+                """SELECT * FROM meter_samples WHERE charger_id = $1 AND transaction_id = $2
+                   ORDER BY sampled_at, measurand, phase, location""",
+                charger_id,
+                transaction_id,
+            )
+        return [
+            MeterSample(
+                charger_id=r["charger_id"],
+                evse_id=r["evse_id"],
+                transaction_id=r["transaction_id"],
+                sampled_at=r["sampled_at"],
+                measurand=r["measurand"],
+                value=r["value"],
+                unit=r["unit"],
+                phase=r["phase"] or None,
+                location=r["location"] or None,
+                context=r["context"],
+            )
+            for r in rows
+        ]
+
+
+async def _find_v16(connection: Any, started: TransactionStarted) -> str | None:
+    found: Any = await connection.fetchval(
+        """SELECT transaction_id FROM transactions
+           WHERE charger_id = $1 AND ocpp_version = '1.6' AND evse_id = $2 AND started_at = $3""",
+        started.charger_id,
+        started.evse_id,
+        started.started_at,
+    )
+    return None if found is None else str(found)
+
+
+async def _insert_samples(connection: Any, samples: Sequence[MeterSample]) -> None:
+    if samples:
+        await connection.executemany(
+            _INSERT_SAMPLES,
+            [
+                (
+                    s.charger_id,
+                    s.evse_id,
+                    s.transaction_id,
+                    s.sampled_at,
+                    s.measurand,
+                    s.phase or "",
+                    s.location or "",
+                    s.context,
+                    s.value,
+                    s.unit,
+                )
+                for s in samples
+            ],
+        )
