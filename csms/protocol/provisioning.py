@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.domain.events import ChargerBooted, ConnectorStatus, ConnectorStatusChanged
+from csms.domain.events import ChargerBooted, ConnectorStatus, ConnectorStatusChanged, RegistrationStatus
 from csms.domain.service import ChargingService
+from csms.errors import OcppProtocolError, RpcErrorKind
 from csms.protocol.convert import format_timestamp, parse_timestamp
 from csms.protocol.router import IncomingCall, handles
 
@@ -22,9 +23,31 @@ _V16_STATUS = {
 }
 
 
+class BootGate:
+    """Refuses requests after this connection's BootNotification was answered with a blocking status.
+
+    2.0.1 (use cases B02 Pending, B03 Rejected) answers any other request with SecurityError;
+    1.6 lets a Pending charger send requests, so only Rejected blocks there. A charger that reconnects without
+    booting again is not blocked (it was never answered on this connection).
+    """
+
+    def __init__(self, blocking: frozenset[RegistrationStatus]) -> None:
+        self._blocking = blocking
+        self.status: RegistrationStatus | None = None
+
+    def check(self, action: str) -> None:
+        if action != "BootNotification" and self.status in self._blocking:
+            assert self.status is not None
+            raise OcppProtocolError(
+                RpcErrorKind.SECURITY_ERROR,
+                f"registration is {self.status.value}: only BootNotification is accepted",
+            )
+
+
 class ProvisioningV16:
-    def __init__(self, service: ChargingService) -> None:
+    def __init__(self, service: ChargingService, gate: BootGate) -> None:
         self._service = service
+        self._gate = gate
 
     @handles("BootNotification")
     async def boot_notification(self, call: IncomingCall) -> dict[str, Any]:
@@ -39,6 +62,7 @@ class ProvisioningV16:
             at=call.received_at,
         )
         decision = await self._service.charger_booted(boot)
+        self._gate.status = decision.status
         return {
             "status": decision.status.value,
             "currentTime": format_timestamp(call.received_at),
@@ -68,8 +92,9 @@ class ProvisioningV16:
 
 
 class ProvisioningV201:
-    def __init__(self, service: ChargingService) -> None:
+    def __init__(self, service: ChargingService, gate: BootGate) -> None:
         self._service = service
+        self._gate = gate
 
     @handles("BootNotification")
     async def boot_notification(self, call: IncomingCall) -> dict[str, Any]:
@@ -84,6 +109,7 @@ class ProvisioningV201:
             at=call.received_at,
         )
         decision = await self._service.charger_booted(boot)
+        self._gate.status = decision.status
         return {
             "status": decision.status.value,
             "currentTime": format_timestamp(call.received_at),

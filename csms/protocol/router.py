@@ -32,6 +32,8 @@ class IncomingCall:
 
 
 Handler = Callable[[IncomingCall], Awaitable[dict[str, Any]]]
+Guard = Callable[[str], None]
+"""Called with the action of every routed CALL; raises OcppProtocolError to refuse it."""
 _F = TypeVar("_F", bound=Callable[..., Awaitable[dict[str, Any]]])
 
 
@@ -50,6 +52,16 @@ class Router:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._guards: list[Guard] = []
+
+    def add_guard(self, guard: Guard) -> None:
+        """Check every CALL with a handler against ``guard`` before it is validated and handled."""
+        self._guards.append(guard)
+
+    def check(self, action: str) -> None:
+        """Run the guards for ``action``; a guard refuses by raising OcppProtocolError."""
+        for guard in self._guards:
+            guard(action)
 
     def include(self, group: object) -> None:
         """Register every marked method of ``group``; an action handled twice is an error."""

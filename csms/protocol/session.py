@@ -205,6 +205,7 @@ class OcppSession:
                     f"{call.action} is {what} in OCPP {self.version.value}",
                     unique_id=call.unique_id,
                 )
+            self._router.check(call.action)
             validate_payload(self.version, CALL, call.action, call.payload, call.unique_id)
             incoming = IncomingCall(
                 self.charger_id, self.version, call.unique_id, call.action, call.payload, self._clock()

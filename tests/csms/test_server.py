@@ -9,6 +9,7 @@ import pytest
 from ocpp.v16 import call
 from ocpp.v201 import call as call201
 
+from csms.commands import CommandOutcome
 from csms.domain.events import RegistrationStatus
 from csms.storage.chargers import ChargerRecord
 from csms.storage.passwords import hash_password, verify_password
@@ -123,3 +124,35 @@ async def test_a_reconnecting_charger_replaces_its_old_connection(csms: RunningC
             state = await csms.runtime.live_state.get("CP-RE")
             assert state is not None
             assert state.connected
+
+
+async def test_a_command_the_charger_never_answers_times_out(csms: RunningCsms) -> None:
+    await csms.runtime.chargers.save(ChargerRecord("CP-SILENT"))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(csms.url("CP-SILENT"), protocols=("ocpp2.0.1",)) as silent,
+    ):
+        await silent.send_str('[2,"h1","Heartbeat",{}]')
+        assert json.loads((await silent.receive()).data)[:2] == [3, "h1"]
+        result = await csms.runtime.commands.reset("CP-SILENT", hard=True, timeout_s=0.05)
+        assert result.outcome is CommandOutcome.TIMEOUT
+        late = json.loads((await silent.receive()).data)
+        assert late[2] == "Reset"
+        await silent.send_str(json.dumps([3, late[1], {"status": "Accepted"}]))  # too late: dropped
+        await silent.send_str('[2,"h2","Heartbeat",{}]')
+        assert json.loads((await silent.receive()).data)[:2] == [3, "h2"]
+
+
+@pytest.mark.csms_settings(max_message_bytes=1024, hard_max_message_bytes=4096)
+async def test_message_size_limits(csms: RunningCsms) -> None:
+    await csms.runtime.chargers.save(ChargerRecord("CP-BIG"))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(csms.url("CP-BIG"), protocols=("ocpp2.0.1",)) as charger,
+    ):
+        await charger.send_str(json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "y" * 2000}]))
+        assert json.loads((await charger.receive()).data)[:3] == [4, "big", "FormatViolation"]
+        await charger.send_str(json.dumps([2, "huge", "DataTransfer", {"vendorId": "x", "data": "y" * 5000}]))
+        closing = await charger.receive()
+        assert closing.type is aiohttp.WSMsgType.CLOSE
+        assert closing.data == 1009
