@@ -1,0 +1,432 @@
+"""Every CommandBus command builds a schema-valid request for each version and reads the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from csms.commands import (
+    ChargingProfile,
+    CommandBus,
+    CommandOutcome,
+    CommandResult,
+    ProfileKind,
+    ProfilePurpose,
+    SchedulePeriod,
+)
+from csms.commands.bus import LocalListEntry, VariableRef, VariableSetting
+from csms.domain.events import AuthorizationStatus, IdToken
+from csms.errors import CommandError
+from csms.protocol.registry import ConnectedChargers
+from csms.protocol.router import Router
+from csms.protocol.session import OcppSession
+from csms.protocol.versions import OcppVersion
+from tests.csms.memory import MemoryConnection
+
+pytestmark = pytest.mark.asyncio
+
+WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+PROFILE = ChargingProfile(
+    profile_id=5,
+    stack_level=2,
+    purpose=ProfilePurpose.TX,
+    kind=ProfileKind.RELATIVE,
+    rate_unit="A",
+    periods=(SchedulePeriod(0, 16.0, number_phases=3), SchedulePeriod(600, 10.0)),
+    duration_s=7200,
+    min_charging_rate=6.0,
+)
+STATION_MAX = ChargingProfile(
+    profile_id=1,
+    stack_level=0,
+    purpose=ProfilePurpose.STATION_MAX,
+    kind=ProfileKind.RECURRING,
+    recurrency_kind="Daily",
+    rate_unit="W",
+    periods=(SchedulePeriod(0, 22000.0), SchedulePeriod(3600 * 17, 11000.0)),
+    start_schedule=WHEN,
+    valid_from=WHEN,
+    valid_to=WHEN.replace(year=2027),
+)
+LOCAL_LIST = [
+    LocalListEntry(IdToken("A", "ISO14443"), AuthorizationStatus.ACCEPTED),
+    LocalListEntry(IdToken("B", "ISO14443"), AuthorizationStatus.NO_CREDIT),
+]
+
+Command = Callable[[CommandBus], Coroutine[Any, Any, CommandResult]]
+Case = tuple[str, Command, str, dict[str, Any], CommandOutcome, str | None]
+
+V16_CASES: list[Case] = [
+    (
+        "remote start with profile",
+        lambda b: b.remote_start("CP", 1, IdToken("T"), charging_profile=PROFILE),
+        "RemoteStartTransaction",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "remote stop",
+        lambda b: b.remote_stop("CP", "5"),
+        "RemoteStopTransaction",
+        {"status": "Rejected"},
+        CommandOutcome.REJECTED,
+        "Rejected",
+    ),
+    (
+        "station max profile",
+        lambda b: b.set_charging_profile("CP", 0, STATION_MAX),
+        "SetChargingProfile",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "clear by criteria",
+        lambda b: b.clear_charging_profile(
+            "CP", profile_id=3, evse_id=1, purpose=ProfilePurpose.TX_DEFAULT, stack_level=2
+        ),
+        "ClearChargingProfile",
+        {"status": "Unknown"},
+        CommandOutcome.REJECTED,
+        "Unknown",
+    ),
+    (
+        "composite schedule",
+        lambda b: b.get_composite_schedule("CP", 1, 3600, rate_unit="W"),
+        "GetCompositeSchedule",
+        {"status": "Rejected"},
+        CommandOutcome.REJECTED,
+        "Rejected",
+    ),
+    (
+        "availability",
+        lambda b: b.change_availability("CP", None, False),
+        "ChangeAvailability",
+        {"status": "Scheduled"},
+        CommandOutcome.ACCEPTED,
+        "Scheduled",
+    ),
+    (
+        "reset",
+        lambda b: b.reset("CP", hard=True),
+        "Reset",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "change configuration",
+        lambda b: b.change_configuration("CP", "HeartbeatInterval", "60"),
+        "ChangeConfiguration",
+        {"status": "RebootRequired"},
+        CommandOutcome.ACCEPTED,
+        "RebootRequired",
+    ),
+    (
+        "get configuration",
+        lambda b: b.get_configuration("CP", ["HeartbeatInterval"]),
+        "GetConfiguration",
+        {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "60"}]},
+        CommandOutcome.ACCEPTED,
+        None,
+    ),
+    (
+        "unlock",
+        lambda b: b.unlock_connector("CP", 1),
+        "UnlockConnector",
+        {"status": "Unlocked"},
+        CommandOutcome.ACCEPTED,
+        "Unlocked",
+    ),
+    (
+        "trigger",
+        lambda b: b.trigger_message("CP", "StatusNotification", evse_id=1),
+        "TriggerMessage",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "reserve",
+        lambda b: b.reserve_now("CP", 1, 1, IdToken("T"), WHEN),
+        "ReserveNow",
+        {"status": "Occupied"},
+        CommandOutcome.REJECTED,
+        "Occupied",
+    ),
+    (
+        "cancel reservation",
+        lambda b: b.cancel_reservation("CP", 1),
+        "CancelReservation",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "local list",
+        lambda b: b.send_local_list("CP", 2, LOCAL_LIST, full=False),
+        "SendLocalList",
+        {"status": "VersionMismatch"},
+        CommandOutcome.REJECTED,
+        "VersionMismatch",
+    ),
+    (
+        "local list version",
+        lambda b: b.get_local_list_version("CP"),
+        "GetLocalListVersion",
+        {"listVersion": 2},
+        CommandOutcome.ACCEPTED,
+        None,
+    ),
+    (
+        "diagnostics",
+        lambda b: b.get_diagnostics("CP", "ftp://logs.example/up"),
+        "GetDiagnostics",
+        {"fileName": "diag.zip"},
+        CommandOutcome.ACCEPTED,
+        None,
+    ),
+    (
+        "firmware",
+        lambda b: b.update_firmware("CP", "https://fw.example/1.bin", WHEN),
+        "UpdateFirmware",
+        {},
+        CommandOutcome.ACCEPTED,
+        None,
+    ),
+]
+
+V201_CASES: list[Case] = [
+    (
+        "request start with profile",
+        lambda b: b.remote_start("CP", 1, IdToken("T", "eMAID"), charging_profile=PROFILE),
+        "RequestStartTransaction",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "request stop",
+        lambda b: b.remote_stop("CP", "TX-1"),
+        "RequestStopTransaction",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "station max profile",
+        lambda b: b.set_charging_profile("CP", 0, STATION_MAX),
+        "SetChargingProfile",
+        {"status": "Rejected"},
+        CommandOutcome.REJECTED,
+        "Rejected",
+    ),
+    (
+        "clear all",
+        lambda b: b.clear_charging_profile("CP"),
+        "ClearChargingProfile",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "clear by criteria",
+        lambda b: b.clear_charging_profile("CP", evse_id=1, purpose=ProfilePurpose.TX_DEFAULT),
+        "ClearChargingProfile",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "composite schedule",
+        lambda b: b.get_composite_schedule("CP", 1, 3600),
+        "GetCompositeSchedule",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "availability",
+        lambda b: b.change_availability("CP", 2, True),
+        "ChangeAvailability",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "reset",
+        lambda b: b.reset("CP", hard=False),
+        "Reset",
+        {"status": "Scheduled"},
+        CommandOutcome.ACCEPTED,
+        "Scheduled",
+    ),
+    (
+        "set variables",
+        lambda b: b.set_variables("CP", [VariableSetting("OCPPCommCtrlr", "HeartbeatInterval", "60")]),
+        "SetVariables",
+        {
+            "setVariableResult": [
+                {
+                    "attributeStatus": "UnknownVariable",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+        CommandOutcome.REJECTED,
+        "UnknownVariable",
+    ),
+    (
+        "get variables",
+        lambda b: b.get_variables("CP", [VariableRef("EVSE", "Power", evse_id=1, attribute_type="MaxSet")]),
+        "GetVariables",
+        {
+            "getVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "attributeValue": "22000",
+                    "component": {"name": "EVSE", "evse": {"id": 1}},
+                    "variable": {"name": "Power"},
+                }
+            ]
+        },
+        CommandOutcome.ACCEPTED,
+        None,
+    ),
+    (
+        "unlock",
+        lambda b: b.unlock_connector("CP", 1, 1),
+        "UnlockConnector",
+        {"status": "UnlockFailed"},
+        CommandOutcome.REJECTED,
+        "UnlockFailed",
+    ),
+    (
+        "trigger",
+        lambda b: b.trigger_message("CP", "MeterValues", evse_id=1),
+        "TriggerMessage",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "reserve",
+        lambda b: b.reserve_now("CP", 7, None, IdToken("T", "ISO14443"), WHEN),
+        "ReserveNow",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "cancel reservation",
+        lambda b: b.cancel_reservation("CP", 7),
+        "CancelReservation",
+        {"status": "Rejected"},
+        CommandOutcome.REJECTED,
+        "Rejected",
+    ),
+    (
+        "local list",
+        lambda b: b.send_local_list("CP", 3, LOCAL_LIST, full=True),
+        "SendLocalList",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "local list version",
+        lambda b: b.get_local_list_version("CP"),
+        "GetLocalListVersion",
+        {"versionNumber": 3},
+        CommandOutcome.ACCEPTED,
+        None,
+    ),
+    (
+        "diagnostics",
+        lambda b: b.get_diagnostics("CP", "https://logs.example/up", request_id=5),
+        "GetLog",
+        {"status": "Accepted"},
+        CommandOutcome.ACCEPTED,
+        "Accepted",
+    ),
+    (
+        "firmware",
+        lambda b: b.update_firmware("CP", "https://fw.example/1.bin", WHEN, request_id=6),
+        "UpdateFirmware",
+        {"status": "AcceptedCanceled"},
+        CommandOutcome.ACCEPTED,
+        "AcceptedCanceled",
+    ),
+]
+
+
+async def run_case(
+    version: OcppVersion, command: Command, action: str, answer: dict[str, Any]
+) -> CommandResult:
+    connection = MemoryConnection()
+    session = OcppSession("CP", version, connection, Router(), max_message_bytes=65536)
+    connected = ConnectedChargers()
+    connected.register(session)
+    serving = asyncio.create_task(session.run())
+    bus = CommandBus(connected, default_timeout_s=5)
+    pending = asyncio.create_task(command(bus))
+    sent = json.loads(await connection.outgoing.get())
+    assert sent[2] == action
+    await connection.incoming.put(json.dumps([3, sent[1], answer]))
+    result = await pending
+    await connection.incoming.put(None)
+    await serving
+    return result
+
+
+def _ids(cases: list[Case]) -> list[str]:
+    return [case[0] for case in cases]
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "action", "answer", "outcome", "status"), V16_CASES, ids=_ids(V16_CASES)
+)
+async def test_v16_commands(
+    name: str,
+    command: Command,
+    action: str,
+    answer: dict[str, Any],
+    outcome: CommandOutcome,
+    status: str | None,
+) -> None:
+    result = await run_case(OcppVersion.V16, command, action, answer)
+    assert (result.action, result.outcome, result.status, result.payload) == (action, outcome, status, answer)
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "action", "answer", "outcome", "status"), V201_CASES, ids=_ids(V201_CASES)
+)
+async def test_v201_commands(
+    name: str,
+    command: Command,
+    action: str,
+    answer: dict[str, Any],
+    outcome: CommandOutcome,
+    status: str | None,
+) -> None:
+    result = await run_case(OcppVersion.V201, command, action, answer)
+    assert (result.action, result.outcome, result.status, result.payload) == (action, outcome, status, answer)
+
+
+async def test_invalid_arguments_raise_command_error() -> None:
+    connection = MemoryConnection()
+    connected = ConnectedChargers()
+    connected.register(OcppSession("CP", OcppVersion.V16, connection, Router(), max_message_bytes=65536))
+    bus = CommandBus(connected, default_timeout_s=5)
+    with pytest.raises(CommandError):
+        await bus.remote_stop("CP", "not-a-number")
+    with pytest.raises(CommandError):
+        await bus.trigger_message("CP", "NoSuchMessage")
+    assert connection.outgoing.empty()
