@@ -169,3 +169,14 @@ def test_days_are_cut_at_local_midnight() -> None:
     assert result.start == datetime(2019, 3, 3, 23, tzinfo=UTC)
     assert result.periods == 96
     assert result.outcomes[0].record.arrival == datetime(2019, 3, 4, 7, tzinfo=UTC)  # 08:00 local
+
+
+def test_a_spring_forward_day_has_23_hours() -> None:
+    station = parse_station(STATION.replace("time_zone: UTC", "time_zone: America/Los_Angeles"), "tiny.yaml")
+    sessions = SESSIONS.replace("2019-03-04", "2019-03-10")
+    records = parse_sessions(sessions, "s.csv", station.time_zone)
+    result = simulate(station, records, [date(2019, 3, 10)], "edf")
+    assert result.start == datetime(2019, 3, 10, 8, tzinfo=UTC)  # midnight PST
+    assert result.periods == 23 * 4
+    (day,) = day_metrics(result)
+    assert day.delivered_kwh == pytest.approx(19.2, abs=0.05)
