@@ -257,7 +257,11 @@ class _Run:
                     plan = self._plan_offline(t, active, arrivals)
             elif not active:
                 plan = None
-            elif plan is None or event or t - solved_at >= self.config.resolve_every_periods:
+            elif (
+                plan is None
+                or event
+                or t - solved_at >= min(self.config.resolve_every_periods, plan.schedule.periods)
+            ):
                 plan = self._plan_online(t, active)
                 solved_at = t
             for live in active.values():
