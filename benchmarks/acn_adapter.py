@@ -40,6 +40,15 @@ _PRICE_CHUNK = 7 * 288  # periods of tariff fetched at once (prices are known ah
 _CAR_LIMITED_A = 0.01  # a car drawing this much less than its pilot is at its own limit
 
 
+def usable_a(car_max_a: float, step_a: float) -> float:
+    """The highest pilot on the EVSE's step grid a car limited to ``car_max_a`` draws in full [A].
+
+    Planning with the car's exact limit (31.73 A for 6.6 kW at 208 V) and then rounding the pilot
+    down to the step (31.7 A) loses energy a plan with no slack cannot make up.
+    """
+    return math.floor(car_max_a / step_a + 1e-9) * step_a
+
+
 def make_events(rows: Sequence[SessionRow], battery_power_kw: float = 6.6) -> acnsim.EventQueue:
     """Plug-in events as the ACN-Sim experiments built them from ACN-Data.
 
@@ -136,6 +145,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         self.evses = caltech_evses(min_current_a, step_a)
         self.network = Network.build(self.site, self.evses)
         self.use_prices = use_prices
+        self.step_a = step_a
         self.stats = CallStats()
         self._prices = _PriceCache()
         self._car_max_a: dict[str, float] = {}
@@ -146,7 +156,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         for session_id, pilot in pilots.items():
             drawn = float(actual.get(session_id, 0.0))
             if drawn > 0 and pilot > drawn + _CAR_LIMITED_A:
-                self._car_max_a[session_id] = drawn
+                self._car_max_a[session_id] = usable_a(drawn, self.step_a)
 
     def schedule(self, active_sessions: list[Any]) -> dict[str, list[float]]:
         if not active_sessions:
@@ -240,6 +250,7 @@ class OfflineReplay(BaseAlgorithm):  # type: ignore[misc]
         self.transformer_kw = transformer_kw
         self.policy = policy if policy is not None else Policy()
         self.evses = caltech_evses(min_current_a, step_a)
+        self.step_a = step_a
         self.use_prices = use_prices
         last = max((r.departure for r in rows), default=0)
         self.midnights = local_midnights(last + 288)
@@ -251,7 +262,7 @@ class OfflineReplay(BaseAlgorithm):  # type: ignore[misc]
         self._rows_of: dict[str, int] = {}
 
     def _car_max_a(self, row: SessionRow) -> float:
-        return min(MAX_PILOT_A, row.max_power_kw * 1000.0 / VOLTAGE_V)
+        return usable_a(min(MAX_PILOT_A, row.max_power_kw * 1000.0 / VOLTAGE_V), self.step_a)
 
     def _make_plan(self, now_period: int, active_sessions: list[Any]) -> None:
         until = next(m for m in self.midnights if m > now_period)
