@@ -149,14 +149,26 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         self.stats = CallStats()
         self._prices = _PriceCache()
         self._car_max_a: dict[str, float] = {}
+        self._fleet_a: list[float] = []  # observed car limits, the prior for cars not yet seen
 
     def _learn_car_limits(self) -> None:
         pilots = self.interface.last_applied_pilot_signals
         actual = self.interface.last_actual_charging_rate
         for session_id, pilot in pilots.items():
             drawn = float(actual.get(session_id, 0.0))
-            if drawn > 0 and pilot > drawn + _CAR_LIMITED_A:
+            if drawn > 0 and pilot > drawn + _CAR_LIMITED_A and session_id not in self._car_max_a:
                 self._car_max_a[session_id] = usable_a(drawn, self.step_a)
+                self._fleet_a.append(self._car_max_a[session_id])
+
+    def _car_limit_a(self, session_id: str) -> float | None:
+        """The car's observed limit, else the fleet's typical one learned from earlier sessions.
+
+        Without a prior, a cost-aware plan that leaves a car to charge at full rate just before
+        it leaves learns only then that the car takes 31.7 A, not 32 A, and cannot make up the gap.
+        """
+        if session_id in self._car_max_a:
+            return self._car_max_a[session_id]
+        return float(np.median(self._fleet_a)) if self._fleet_a else None
 
     def schedule(self, active_sessions: list[Any]) -> dict[str, list[float]]:
         if not active_sessions:
@@ -176,7 +188,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
                 departure=period_datetime(s.estimated_departure),
                 energy_needed_kwh=float(s.requested_energy),
                 energy_delivered_kwh=float(s.energy_delivered),
-                vehicle_max_current_a=self._car_max_a.get(s.session_id),
+                vehicle_max_current_a=self._car_limit_a(s.session_id),
             )
             for s in active_sessions
         )
