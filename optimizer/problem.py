@@ -93,7 +93,13 @@ def prepare(
         cols[i] = lookup[s.evse_id]
         cap = evse.max_current_a
         if s.vehicle_max_current_a is not None:
-            cap = min(cap, max(s.vehicle_max_current_a, evse.min_current_a))
+            # up to the next step: a pilot above what the car takes is harmless, one below
+            # (31.7 A for a car taking 31.73 A) leaves a full-rate session short every period
+            car_a = max(s.vehicle_max_current_a, evse.min_current_a)
+            step_a = evse.step_a
+            if step_a > 0:
+                car_a = math.ceil(car_a / step_a - 1e-9) * step_a
+            cap = min(cap, car_a)
         upper[i] = cap
         min_a[i] = evse.min_current_a
         step[i] = evse.step_a

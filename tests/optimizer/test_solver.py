@@ -254,3 +254,11 @@ def test_peak_objective_spreads_a_lone_car_over_its_stay() -> None:
     assert result.objective.peak_kw == pytest.approx(0.46 + 0.4 * 0.23, abs=0.1)
     assert result.objective.energy_kwh == pytest.approx(1.84)
     assert result.current_a[0].max() <= 2.5
+
+
+def test_a_car_limit_between_steps_is_offered_the_step_above() -> None:
+    # The car takes at most 31.73 A (6.6 kW at 208 V); steps of 0.1 A: the pilot is 31.8 A, never 31.7 A.
+    e = Evse("e", Connection.L1_L2, 208.0, 32.0, step=0.1)
+    s = ActiveSession("s", "e", NOW, NOW + timedelta(hours=1), 50.0, vehicle_max_current_a=6.6 / 0.208)
+    result = solve(snapshot(site_of(("e",)), (e,), (s,)))
+    assert result.current_a[0, 0] == pytest.approx(31.8)
