@@ -116,6 +116,8 @@ class _Live:
     row: int
     kw_per_a: float
     car_max_a: float
+    car_pilot_a: float  # the least pilot, on the EVSE's step, that lets the car draw car_max_a
+    car_step_a: float  # the most the car is sure to draw at a pilot on the EVSE's step
     arrival_t: int
     departure_t: int
     delivered_kwh: float = 0.0
@@ -218,6 +220,8 @@ class _Run:
             row=self.rows[record.evse_id],
             kw_per_a=evse.kw_per_a,
             car_max_a=car_max_a,
+            car_pilot_a=min(math.ceil(car_max_a / evse.step_a - 1e-6) * evse.step_a, evse.max_current_a),
+            car_step_a=math.floor(car_max_a / evse.step_a + 1e-6) * evse.step_a,
             arrival_t=math.ceil((record.arrival - self.start) / self.period - 1e-9),
             departure_t=math.floor((record.departure - self.start) / self.period + 1e-9),
         )
@@ -278,7 +282,7 @@ class _Run:
         by_need_a = live.remaining_kwh / (live.kw_per_a * self.period_h)
         draw_a = max(min(pilot_a, live.car_max_a, by_need_a), 0.0)
         if live.car_max_a < pilot_a - _CHANGE_A and live.car_max_a <= by_need_a:
-            live.seen_max_a = live.car_max_a  # the car took less than offered: now we know its limit
+            live.seen_max_a = live.car_pilot_a  # the car took less than offered: now we know its limit
         live.delivered_kwh += draw_a * live.kw_per_a * self.period_h
         return draw_a
 
@@ -359,7 +363,7 @@ class _Run:
                 departure=live.record.departure,
                 energy_needed_kwh=live.record.requested_energy_kwh,
                 energy_delivered_kwh=live.delivered_kwh,
-                vehicle_max_current_a=live.car_max_a,
+                vehicle_max_current_a=live.car_step_a,  # so that the plan's pilots are drawn in full
             )
             for live in lives
         ]
