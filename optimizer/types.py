@@ -213,7 +213,7 @@ class Policy:
     fairness: str = "max-min"
     objective: tuple[str, ...] = ("energy", "cost", "peak")
     deadline_s: float = 2.0
-    exact_periods: int = 12  # periods solved one by one before the horizon is blocked coarser
+    exact_periods: int = 6  # periods solved one by one before the horizon is blocked coarser
     flat_periods: int = 3  # periods whose current is spread evenly among sessions (not in turns)
     phasor_tolerance: float = 0.002  # relative conservatism allowed when linearising phasor limits
 
