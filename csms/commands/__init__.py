@@ -1,7 +1,7 @@
 """Commands to chargers: a version-neutral :class:`CommandBus` with a clear result for every call."""
 
 from csms.commands.bus import CommandBus
-from csms.commands.profiles import ChargingProfile, ProfileKind, ProfilePurpose, SchedulePeriod
+from csms.commands.profiles import ChargingProfile, ProfilePurpose
 from csms.commands.results import CommandOutcome, CommandResult
 
 __all__ = [
@@ -9,7 +9,5 @@ __all__ = [
     "CommandBus",
     "CommandOutcome",
     "CommandResult",
-    "ProfileKind",
     "ProfilePurpose",
-    "SchedulePeriod",
 ]

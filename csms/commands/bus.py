@@ -131,13 +131,19 @@ class CommandBus:
                 if evse_id is not None:
                     payload["connectorId"] = evse_id
                 if charging_profile is not None:
-                    payload["chargingProfile"] = charging_profile.to_v16()
+                    form = charging_profile.for_version(version)
+                    if form is None:
+                        return None
+                    payload["chargingProfile"] = form
                 return "RemoteStartTransaction", payload
             payload = {"idToken": _id_token_v201(id_token), "remoteStartId": start_id}
             if evse_id is not None:
                 payload["evseId"] = evse_id
             if charging_profile is not None:
-                payload["chargingProfile"] = charging_profile.to_v201()
+                form = charging_profile.for_version(version)
+                if form is None:
+                    return None
+                payload["chargingProfile"] = form
             return "RequestStartTransaction", payload
 
         return await self._send(charger_id, build, timeout_s)
@@ -157,12 +163,18 @@ class CommandBus:
     async def set_charging_profile(
         self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
     ) -> CommandResult:
-        """Install ``profile`` on ``evse_id`` (0: the whole charger)."""
+        """Install ``profile`` on ``evse_id`` (0: the whole charger).
+
+        ``NOT_SUPPORTED_BY_VERSION`` when ``profile`` has no form for the charger's version.
+        """
 
         def build(version: OcppVersion) -> Built:
+            form = profile.for_version(version)
+            if form is None:
+                return None
             if version is V16:
-                return "SetChargingProfile", {"connectorId": evse_id, "csChargingProfiles": profile.to_v16()}
-            return "SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile.to_v201()}
+                return "SetChargingProfile", {"connectorId": evse_id, "csChargingProfiles": form}
+            return "SetChargingProfile", {"evseId": evse_id, "chargingProfile": form}
 
         return await self._send(charger_id, build, timeout_s)
 

@@ -1,13 +1,27 @@
-"""A charging profile in one shape, written out as 1.6 ``csChargingProfiles`` or 2.0.1 ``chargingProfile``."""
+"""A charging profile as a charger receives it: the wire form of each OCPP version.
+
+Profiles are built in one place, :mod:`optimizer.profiles` (limits rounded down to the EVSE's
+step, periods merged and bounded, the failsafe's Relative kind); this module only carries what
+it built to the :class:`~csms.commands.CommandBus`, which picks the form of the version the
+charger speaks. A form may be missing: a 1.6 ``TxProfile`` needs an integer transaction id, so a
+2.0.1 transaction's profile has no 1.6 form and sending it to a 1.6 charger answers
+``NOT_SUPPORTED_BY_VERSION``.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from csms.protocol.convert import format_timestamp
+from csms.errors import CommandError
+from csms.protocol.versions import OcppVersion
+from optimizer import profiles as builders
+from optimizer.types import Evse, Schedule
+
+_INT32_MAX = 2**31 - 1
 
 
 class ProfilePurpose(Enum):
@@ -22,91 +36,93 @@ class ProfilePurpose(Enum):
         return "TxDefaultProfile" if self is ProfilePurpose.TX_DEFAULT else "TxProfile"
 
 
-class ProfileKind(Enum):
-    ABSOLUTE = "Absolute"
-    RECURRING = "Recurring"
-    RELATIVE = "Relative"
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulePeriod:
-    """A limit from ``start_s`` [s after the schedule start]; ``limit`` in the profile's rate unit."""
-
-    start_s: int
-    limit: float
-    number_phases: int | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class ChargingProfile:
-    """A charging profile; ``rate_unit`` is ``"W"`` or ``"A"``."""
+    """A profile in 1.6 ``csChargingProfiles`` and/or 2.0.1 ``chargingProfile`` form (camelCase dicts).
 
-    profile_id: int
-    stack_level: int
-    purpose: ProfilePurpose
-    kind: ProfileKind
-    rate_unit: str
-    periods: tuple[SchedulePeriod, ...]
-    start_schedule: datetime | None = None
-    duration_s: int | None = None
-    transaction_id: str | None = None
-    recurrency_kind: str | None = None
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
-    min_charging_rate: float | None = None
+    Build it with :meth:`tx`, :meth:`failsafe` or :meth:`station_max` (all delegate to
+    :mod:`optimizer.profiles`), or wrap dicts those builders returned.
+    """
 
-    def _schedule(self) -> dict[str, Any]:
-        schedule: dict[str, Any] = {
-            "chargingRateUnit": self.rate_unit,
-            "chargingSchedulePeriod": [_period(p) for p in self.periods],
-        }
-        if self.duration_s is not None:
-            schedule["duration"] = self.duration_s
-        if self.start_schedule is not None:
-            schedule["startSchedule"] = format_timestamp(self.start_schedule)
-        if self.min_charging_rate is not None:
-            schedule["minChargingRate"] = round(self.min_charging_rate, 1)
-        return schedule
+    v16: Mapping[str, Any] | None = None
+    v201: Mapping[str, Any] | None = None
 
-    def _common(self, v16: bool) -> dict[str, Any]:
-        profile: dict[str, Any] = {
-            "stackLevel": self.stack_level,
-            "chargingProfilePurpose": self.purpose.ocpp_name(v16),
-            "chargingProfileKind": self.kind.value,
-        }
-        if self.recurrency_kind is not None:
-            profile["recurrencyKind"] = self.recurrency_kind
-        if self.valid_from is not None:
-            profile["validFrom"] = format_timestamp(self.valid_from)
-        if self.valid_to is not None:
-            profile["validTo"] = format_timestamp(self.valid_to)
-        return profile
+    def __post_init__(self) -> None:
+        if self.v16 is None and self.v201 is None:
+            raise CommandError("a charging profile needs a 1.6 or a 2.0.1 form")
 
-    def to_v16(self) -> dict[str, Any]:
-        """1.6 ``ChargingProfile`` (transaction id as integer)."""
-        profile = {
-            "chargingProfileId": self.profile_id,
-            **self._common(True),
-            "chargingSchedule": self._schedule(),
-        }
-        if self.transaction_id is not None:
-            profile["transactionId"] = int(self.transaction_id)
-        return profile
+    def for_version(self, version: OcppVersion) -> dict[str, Any] | None:
+        """A fresh copy of the form for ``version`` (``None``: the profile has no such form)."""
+        form = self.v16 if version is OcppVersion.V16 else self.v201
+        return None if form is None else copy.deepcopy(dict(form))
 
-    def to_v201(self) -> dict[str, Any]:
-        """2.0.1 ``ChargingProfileType`` (one schedule whose id is the profile id)."""
-        profile = {
-            "id": self.profile_id,
-            **self._common(False),
-            "chargingSchedule": [{"id": self.profile_id, **self._schedule()}],
-        }
-        if self.transaction_id is not None:
-            profile["transactionId"] = self.transaction_id
-        return profile
+    @classmethod
+    def tx(
+        cls,
+        schedule: Schedule,
+        evse: Evse,
+        *,
+        transaction_id: str,
+        profile_id: int,
+        max_periods: int = builders.DEFAULT_MAX_PERIODS,
+    ) -> ChargingProfile:
+        """The ``TxProfile`` following ``evse``'s row of ``schedule`` for a running transaction.
+
+        The 1.6 form exists when ``transaction_id`` is a 1.6 (integer) id, the 2.0.1 form when it
+        fits 2.0.1's 36 characters.
+        """
+        v16_id = _v16_transaction_id(transaction_id)
+        v16 = (
+            None
+            if v16_id is None
+            else builders.tx_profile_v16(
+                schedule, evse, transaction_id=v16_id, profile_id=profile_id, max_periods=max_periods
+            )
+        )
+        v201 = (
+            builders.tx_profile_v201(
+                schedule, evse, transaction_id=transaction_id, profile_id=profile_id, max_periods=max_periods
+            )
+            if 0 < len(transaction_id) <= builders.V201_TRANSACTION_ID_MAX_LENGTH
+            else None
+        )
+        if v16 is None and v201 is None:
+            raise CommandError(f"transaction id {transaction_id!r} fits neither OCPP version")
+        return cls(v16, v201)
+
+    @classmethod
+    def failsafe(cls, evse: Evse, *, limit_a: float, profile_id: int) -> ChargingProfile:
+        """The failsafe ``TxDefaultProfile``: ``limit_a`` [A] for every transaction, with no end."""
+        return cls(
+            builders.failsafe_profile_v16(evse, limit_a=limit_a, profile_id=profile_id),
+            builders.failsafe_profile_v201(evse, limit_a=limit_a, profile_id=profile_id),
+        )
+
+    @classmethod
+    def station_max(
+        cls, schedule: Schedule, station: Evse, *, profile_id: int, stack_level: int = 0
+    ) -> ChargingProfile:
+        """A charger-wide maximum following ``station``'s row of ``schedule`` (send it to EVSE 0)."""
+        return cls(
+            builders.schedule_profile_v16(
+                schedule,
+                station,
+                purpose="ChargePointMaxProfile",
+                profile_id=profile_id,
+                stack_level=stack_level,
+            ),
+            builders.schedule_profile_v201(
+                schedule,
+                station,
+                purpose="ChargingStationMaxProfile",
+                profile_id=profile_id,
+                stack_level=stack_level,
+            ),
+        )
 
 
-def _period(period: SchedulePeriod) -> dict[str, Any]:
-    entry: dict[str, Any] = {"startPeriod": period.start_s, "limit": round(period.limit, 1)}
-    if period.number_phases is not None:
-        entry["numberPhases"] = period.number_phases
-    return entry
+def _v16_transaction_id(transaction_id: str) -> int | None:
+    if not transaction_id.isascii() or not transaction_id.isdigit():
+        return None
+    value = int(transaction_id)
+    return value if value <= _INT32_MAX else None

@@ -8,17 +8,10 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
-from csms.commands import (
-    ChargingProfile,
-    CommandBus,
-    CommandOutcome,
-    CommandResult,
-    ProfileKind,
-    ProfilePurpose,
-    SchedulePeriod,
-)
+from csms.commands import ChargingProfile, CommandBus, CommandOutcome, CommandResult, ProfilePurpose
 from csms.commands.bus import LocalListEntry, VariableRef, VariableSetting
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.errors import CommandError
@@ -26,32 +19,29 @@ from csms.protocol.registry import ConnectedChargers
 from csms.protocol.router import Router
 from csms.protocol.session import OcppSession
 from csms.protocol.versions import OcppVersion
+from optimizer.types import Connection, Evse, ObjectiveBreakdown, RateUnit, Schedule, SolveStatus
 from tests.csms.memory import MemoryConnection
 
 pytestmark = pytest.mark.asyncio
 
 WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-PROFILE = ChargingProfile(
-    profile_id=5,
-    stack_level=2,
-    purpose=ProfilePurpose.TX,
-    kind=ProfileKind.RELATIVE,
-    rate_unit="A",
-    periods=(SchedulePeriod(0, 16.0, number_phases=3), SchedulePeriod(600, 10.0)),
-    duration_s=7200,
-    min_charging_rate=6.0,
-)
-STATION_MAX = ChargingProfile(
+STATION = Evse("CP", Connection.THREE_PHASE, 230.0, 32.0, rate_unit=RateUnit.WATT, step=100.0)
+PROFILE = ChargingProfile.failsafe(Evse("CP-1", Connection.L1, 230.0, 16.0, 6.0), limit_a=10.0, profile_id=5)
+STATION_MAX = ChargingProfile.station_max(
+    Schedule(
+        station_id="ST",
+        start=WHEN,
+        period_s=900,
+        evse_ids=("CP",),
+        session_ids=(),
+        current_a=np.array([[32.0, 32.0, 16.0]]),
+        power_kw=np.array([[22.08, 22.08, 11.04]]),
+        status=SolveStatus.OPTIMAL,
+        objective=ObjectiveBreakdown(0.0, 0.0, 0.0, 22.08, 1.0),
+        solve_time_s=0.0,
+    ),
+    STATION,
     profile_id=1,
-    stack_level=0,
-    purpose=ProfilePurpose.STATION_MAX,
-    kind=ProfileKind.RECURRING,
-    recurrency_kind="Daily",
-    rate_unit="W",
-    periods=(SchedulePeriod(0, 22000.0), SchedulePeriod(3600 * 17, 11000.0)),
-    start_schedule=WHEN,
-    valid_from=WHEN,
-    valid_to=WHEN.replace(year=2027),
 )
 LOCAL_LIST = [
     LocalListEntry(IdToken("A", "ISO14443"), AuthorizationStatus.ACCEPTED),

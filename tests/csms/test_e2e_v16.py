@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from ocpp.v16 import call
 
-from csms.commands import ChargingProfile, CommandOutcome, ProfileKind, ProfilePurpose, SchedulePeriod
+from csms.commands import ChargingProfile, CommandOutcome
 from csms.domain.events import ConnectorStatus, IdToken, RegistrationStatus
 from csms.storage.chargers import ChargerRecord, ConnectorSpec
+from optimizer.types import Connection, Evse, RateUnit
 from tests.csms.chargers import Charger16, connected
 from tests.csms.conftest import RunningCsms
 
@@ -172,15 +173,8 @@ async def test_remote_start_stop_and_charging_profile_through_the_command_bus(cs
         assert stopped.accepted
         assert await charger.received.get() == ("RemoteStopTransaction", {"transaction_id": 42})
 
-        profile = ChargingProfile(
-            profile_id=7,
-            stack_level=1,
-            purpose=ProfilePurpose.TX_DEFAULT,
-            kind=ProfileKind.ABSOLUTE,
-            rate_unit="W",
-            periods=(SchedulePeriod(0, 11000.0), SchedulePeriod(900, 7400.0, number_phases=3)),
-            start_schedule=datetime(2026, 3, 1, 10, 0, tzinfo=UTC),
-        )
+        evse = Evse("CP16-CMD-1", Connection.THREE_PHASE, 230.0, 32.0, rate_unit=RateUnit.WATT, step=100.0)
+        profile = ChargingProfile.failsafe(evse, limit_a=16.0, profile_id=7)
         result = await bus.set_charging_profile("CP16-CMD", 1, profile)
         assert result.accepted
         action, request = await charger.received.get()
@@ -189,13 +183,11 @@ async def test_remote_start_stop_and_charging_profile_through_the_command_bus(cs
         sent = request["cs_charging_profiles"]
         assert sent["charging_profile_id"] == 7
         assert sent["charging_profile_purpose"] == "TxDefaultProfile"
+        assert sent["charging_profile_kind"] == "Relative"
         assert [
             (p["start_period"], float(p["limit"]))
             for p in sent["charging_schedule"]["charging_schedule_period"]
-        ] == [
-            (0, 11000.0),
-            (900, 7400.0),
-        ]
+        ] == [(0, 11000.0)]
 
         reset = await bus.reset("CP16-CMD", hard=False)
         assert (reset.outcome, reset.status) == (CommandOutcome.REJECTED, "Rejected")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 from ocpp.exceptions import SecurityError
 from ocpp.v201 import call
 
-from csms.commands import ChargingProfile, CommandOutcome, ProfileKind, ProfilePurpose, SchedulePeriod
+from csms.commands import ChargingProfile, CommandOutcome
 from csms.domain.events import (
     ConnectorStatus,
     DomainEvent,
@@ -18,6 +19,7 @@ from csms.domain.events import (
     SecurityEventReported,
 )
 from csms.storage.chargers import ChargerRecord
+from optimizer.types import Connection, Evse, ObjectiveBreakdown, Schedule, SolveStatus
 from tests.csms.chargers import Charger201, connected
 from tests.csms.conftest import RunningCsms
 
@@ -235,16 +237,20 @@ async def test_request_start_stop_and_charging_profile_through_the_command_bus(c
         assert stopped.accepted
         assert await station.received.get() == ("RequestStopTransaction", {"transaction_id": "TX-201"})
 
-        profile = ChargingProfile(
-            profile_id=9,
-            stack_level=0,
-            purpose=ProfilePurpose.STATION_MAX,
-            kind=ProfileKind.ABSOLUTE,
-            rate_unit="A",
-            periods=(SchedulePeriod(0, 32.0),),
-            start_schedule=datetime(2026, 3, 1, 10, 0, tzinfo=UTC),
-            duration_s=3600,
+        station_evse = Evse("CS201-CMD", Connection.THREE_PHASE, 230.0, 32.0)
+        schedule = Schedule(
+            station_id="ST",
+            start=datetime(2026, 3, 1, 10, 0, tzinfo=UTC),
+            period_s=900,
+            evse_ids=("CS201-CMD",),
+            session_ids=(),
+            current_a=np.full((1, 4), 32.0),
+            power_kw=np.full((1, 4), 22.08),
+            status=SolveStatus.OPTIMAL,
+            objective=ObjectiveBreakdown(0.0, 0.0, 0.0, 22.08, 1.0),
+            solve_time_s=0.0,
         )
+        profile = ChargingProfile.station_max(schedule, station_evse, profile_id=9)
         assert (await bus.set_charging_profile("CS201-CMD", 0, profile)).accepted
         action, request = await station.received.get()
         assert action == "SetChargingProfile"
@@ -252,8 +258,9 @@ async def test_request_start_stop_and_charging_profile_through_the_command_bus(c
         sent = request["charging_profile"]
         assert sent["charging_profile_purpose"] == "ChargingStationMaxProfile"
         assert sent["charging_schedule"][0]["charging_schedule_period"] == [
-            {"start_period": 0, "limit": 32.0}
+            {"start_period": 0, "limit": 32.0, "number_phases": 3}
         ]
+        assert sent["charging_schedule"][0]["duration"] == 3600
 
         unsupported = await bus.change_configuration("CS201-CMD", "HeartbeatInterval", "60")
         assert unsupported.outcome is CommandOutcome.NOT_SUPPORTED_BY_VERSION
