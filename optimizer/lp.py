@@ -52,12 +52,12 @@ class LazyBlock:
     members: IntArray  # variable indices in this block
     coef: FloatArray  # (candidate rows, members)
     bound: FloatArray
-    added: IntArray  # candidate rows in the model as built
+    added: npt.NDArray[np.bool_]  # candidate rows in the model as built
 
-    def violated(self, values: FloatArray, added: IntArray, tol: float = 1e-7) -> IntArray:
+    def violated(self, values: FloatArray, added: npt.NDArray[np.bool_], tol: float = 1e-7) -> IntArray:
         lhs = self.coef @ values[self.members]
-        bad = np.nonzero(lhs > self.bound + tol * np.maximum(1.0, self.bound))[0]
-        return np.setdiff1d(bad, added, assume_unique=True)
+        bad = (lhs > self.bound + tol * np.maximum(1.0, self.bound)) & ~added
+        return np.nonzero(bad)[0]
 
 
 def _one_facet_each(source: IntArray, angle: FloatArray, expected: FloatArray) -> IntArray:
@@ -207,7 +207,9 @@ def build(problem: Problem) -> LpModel:
         full_sum = problem.network.current_coef[:, problem.cols[sess]] @ problem.upper_a[sess]
         expected = np.concatenate([np.angle(full_sum)[linear.source], np.zeros(power_rows)])
         first = _one_facet_each(source[binding], row_angle[binding], expected[binding])
-        lazy.append(LazyBlock(members=members, coef=coef[binding], bound=bound[binding], added=first))
+        in_model = np.zeros(binding.size, dtype=np.bool_)
+        in_model[first] = True
+        lazy.append(LazyBlock(members=members, coef=coef[binding], bound=bound[binding], added=in_model))
         sub = coef[binding[first]]
         r_idx, m_idx = np.nonzero(sub)
         add(
@@ -413,7 +415,9 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")
 
 
-def _add_violated(h: highspy.Highs, model: LpModel, added: list[IntArray], values: FloatArray) -> bool:
+def _add_violated(
+    h: highspy.Highs, model: LpModel, added: list[npt.NDArray[np.bool_]], values: FloatArray
+) -> bool:
     """Add the waiting facets the solution breaks (recorded in ``added``); True when any were."""
     starts: list[int] = []
     index: list[IntArray] = []
@@ -424,7 +428,7 @@ def _add_violated(h: highspy.Highs, model: LpModel, added: list[IntArray], value
         bad = block.violated(values, added[k])
         if bad.size == 0:
             continue
-        added[k] = np.concatenate([added[k], bad])
+        added[k][bad] = True
         for r in bad:
             row = block.coef[r]
             nz = np.nonzero(row)[0]
