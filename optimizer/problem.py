@@ -8,6 +8,7 @@ fallback, so all of them see the same limits.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import timedelta
@@ -86,7 +87,7 @@ def prepare(
     for i, s in enumerate(snapshot.sessions):
         if s.evse_id not in lookup:
             raise SnapshotError(f"session {s.session_id}: unknown EVSE {s.evse_id}")
-        if s.evse_id in seen:
+        if s.evse_id in seen and not future_arrivals:
             raise SnapshotError(f"two active sessions on EVSE {s.evse_id}")
         seen.add(s.evse_id)
         evse = evses[s.evse_id]
@@ -114,6 +115,8 @@ def prepare(
         priority[i] = max(s.priority, 1e-6)
         if s.offered_current_a is not None:
             offered[i] = s.offered_current_a
+    if future_arrivals:
+        _check_no_overlap(snapshot, cols, arrival, departure)
     return Problem(
         snapshot=snapshot,
         network=net,
@@ -133,3 +136,16 @@ def prepare(
         price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),
         base_load_kw=base_load_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
     )
+
+
+def _check_no_overlap(
+    snapshot: StationSnapshot, cols: IntArray, arrival: IntArray, departure: IntArray
+) -> None:
+    """Offline, an EVSE serves its visits one after another; two at once is a data error."""
+    order = np.lexsort((arrival, cols))
+    for a, b in itertools.pairwise(order):
+        if cols[a] == cols[b] and arrival[b] < departure[a]:
+            first, second = snapshot.sessions[int(a)], snapshot.sessions[int(b)]
+            raise SnapshotError(
+                f"sessions {first.session_id} and {second.session_id} overlap on EVSE {first.evse_id}"
+            )

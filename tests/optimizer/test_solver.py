@@ -20,6 +20,7 @@ from optimizer import (
     Policy,
     PricePeriod,
     Site,
+    SnapshotError,
     SolveStatus,
     StationSnapshot,
     solve,
@@ -262,3 +263,17 @@ def test_a_car_limit_between_steps_is_offered_the_step_above() -> None:
     s = ActiveSession("s", "e", NOW, NOW + timedelta(hours=1), 50.0, vehicle_max_current_a=6.6 / 0.208)
     result = solve(snapshot(site_of(("e",)), (e,), (s,)))
     assert result.current_a[0, 0] == pytest.approx(31.8)
+
+
+def test_offline_bound_serves_visits_one_after_another_on_one_evse() -> None:
+    # EVSE a: car 1 from 08:00 to 09:00, car 2 from 09:00 to 10:00, 3.68 kWh each at 16 A.
+    e = evse("a", max_current_a=16.0)
+    s1 = ActiveSession("s1", "a", NOW, NOW + timedelta(hours=1), 3.68)
+    s2 = ActiveSession("s2", "a", NOW + timedelta(hours=1), NOW + timedelta(hours=2), 3.68)
+    result = solve_offline(site_of(("a",), limit_a=16.0), (e,), (s1, s2), NOW, 8, POLICY)
+    assert result.objective.energy_kwh == pytest.approx(7.36)
+    assert result.current_a[0, 4:].sum() == 0.0
+    assert result.current_a[1, :4].sum() == 0.0
+    clash = ActiveSession("s3", "a", NOW + timedelta(minutes=30), NOW + timedelta(hours=2), 1.0)
+    with pytest.raises(SnapshotError, match="overlap on EVSE a"):
+        solve_offline(site_of(("a",)), (e,), (s1, clash), NOW, 8, POLICY)
