@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,6 +27,7 @@ from csms.protocol.registry import ConnectedChargers
 from csms.protocol.session import MessageLog, OcppSession, utc_now
 from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion
 from csms.settings import CsmsSettings
+from csms.smart_charging import SmartChargingSettings, StationSetup, install
 from csms.storage.chargers import ChargerRecord, ChargerRepository
 from csms.storage.database import Database
 from csms.storage.message_log import PostgresMessageLog
@@ -99,8 +100,13 @@ def create_app(
     *,
     authorizer: Authorizer | None = None,
     live_state: LiveState | None = None,
+    stations: Sequence[StationSetup] = (),
+    smart_charging: SmartChargingSettings | None = None,
 ) -> web.Application:
-    """The CSMS aiohttp application; the database opens and migrates on start-up."""
+    """The CSMS aiohttp application; the database opens and migrates on start-up.
+
+    With ``stations`` the smart-charging loop runs too (``app[SMART_CHARGING]``).
+    """
     database = Database(settings.database_dsn, max_connections=settings.database_max_connections)
     chargers = ChargerRepository(database)
     transactions = TransactionRepository(database)
@@ -131,6 +137,16 @@ def create_app(
     app.router.add_get(settings.ocpp_path_prefix.rstrip("/") + "/{charger_id}", _ocpp_endpoint)
     app.cleanup_ctx.append(_lifetime)
     app.on_shutdown.append(_close_sessions)
+    if stations:
+        install(
+            app,
+            stations,
+            service=service,
+            commands=runtime.commands,
+            live_state=state,
+            tasks=runtime.tasks,
+            settings=smart_charging,
+        )
     return app
 
 

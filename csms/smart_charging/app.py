@@ -1,0 +1,47 @@
+"""Wiring the smart-charging loop into the CSMS aiohttp app: subscribed to events, run by the app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+
+from csms.domain.service import ChargingService
+from csms.live_state import LiveState
+from csms.smart_charging.loop import ProfileSender, SmartChargingLoop
+from csms.smart_charging.setup import SmartChargingSettings, StationSetup
+from csms.tasks import TaskOwner
+
+SMART_CHARGING = web.AppKey("smart_charging", SmartChargingLoop)
+
+
+def install(
+    app: web.Application,
+    stations: Sequence[StationSetup],
+    *,
+    service: ChargingService,
+    commands: ProfileSender,
+    live_state: LiveState,
+    tasks: TaskOwner,
+    settings: SmartChargingSettings | None = None,
+) -> SmartChargingLoop:
+    """Create the loop for ``stations``, subscribe it to ``service`` and run it while the app runs.
+
+    Call it after the app's own start-up context is registered: the loop starts once the
+    database is open and its task is owned (and cancelled on shutdown) by ``tasks``.
+    """
+    loop = SmartChargingLoop(
+        stations, commands=commands, live_state=live_state, tasks=tasks, settings=settings
+    )
+    service.subscribe(loop.on_event)
+    app[SMART_CHARGING] = loop
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        task = tasks.start(loop.run(), "smart-charging")
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app.cleanup_ctx.append(lifetime)
+    return loop

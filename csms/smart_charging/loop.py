@@ -1,0 +1,485 @@
+"""The smart-charging loop: domain events -> station state -> optimizer -> profiles at the chargers.
+
+One task (owned by the app's :class:`~csms.tasks.TaskOwner`) serves every station: it sleeps
+until a station's coalesced triggers are due (an :class:`asyncio.Event` wakes it on new ones;
+a station with sessions also re-solves every policy period so plans never run out), builds the
+station's snapshot, solves it in a worker thread (a solve never blocks the event loop) and sends
+a ``SetChargingProfile`` to each EVSE whose near-term limits changed, decreases first: a
+charger is only allowed more once those that must give it up have accepted their lower limits.
+
+Failures. A profile that is rejected, answered with a CALLERROR, times out or cannot be
+delivered is logged with the charger id and re-sent once after ``retry_backoff_s``; if that
+fails too, the EVSE is treated as uncontrollable for the rest of the session: the station is
+planned as if it drew its maximum current, and what is left is shared among the others. We
+cannot know what such a charger will let the car draw (it may run on our failsafe default, on
+its own default, or ignore profiles altogether), and the only plan that keeps the site within
+its limits whatever it does is the one that assumes the most it can draw. An EVSE drawing more
+than allowed is planned around with its measured current until it is back within its limit.
+
+Boot. When a charger's BootNotification is accepted it gets its failsafe ``TxDefaultProfile``
+on each of its EVSEs: the currents every EVSE may draw at once without breaking a site limit
+(:func:`optimizer.failsafe.failsafe_currents_a`), which it applies when the central system is
+silent. A charger that refuses its failsafe is counted at its maximum, and the others' failsafes
+are recomputed and re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from csms.commands import ChargingProfile, CommandResult
+from csms.domain.events import (
+    ChargerBooted,
+    ChargingNeeds,
+    ConnectorStatusChanged,
+    DomainEvent,
+    MeterSample,
+    RegistrationStatus,
+    TransactionEnded,
+    TransactionStarted,
+)
+from csms.live_state import LiveState
+from csms.protocol.session import utc_now
+from csms.smart_charging.setup import SmartChargingSettings, StationSetup
+from csms.smart_charging.state import StationState, per_ampere
+from csms.tasks import TaskOwner
+from optimizer import solve
+from optimizer.failsafe import failsafe_currents_a
+from optimizer.network import Network
+from optimizer.profiles import limit_from_current
+from optimizer.triggers import Coalescer, Trigger, TriggerKind
+from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class ProfileSender(Protocol):
+    """What the loop needs of the command bus (the local :class:`CommandBus` or a routed one)."""
+
+    async def set_charging_profile(
+        self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
+    ) -> CommandResult: ...
+
+
+@dataclass(slots=True)
+class _Station:
+    state: StationState
+    coalescer: Coalescer
+    network: Network
+    last_solved_at: datetime | None = None
+    schedule: Schedule | None = None
+    retrying: set[str] = field(default_factory=set)  # EVSEs waiting for the re-send of a Tx profile
+
+
+class SmartChargingLoop:
+    """Keeps every station's snapshot from domain events and its chargers' profiles in line with it."""
+
+    def __init__(
+        self,
+        stations: Sequence[StationSetup],
+        *,
+        commands: ProfileSender,
+        live_state: LiveState,
+        tasks: TaskOwner,
+        settings: SmartChargingSettings | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._settings = settings or SmartChargingSettings()
+        self._commands = commands
+        self._live_state = live_state
+        self._tasks = tasks
+        self._clock = clock
+        self._stations: dict[str, _Station] = {}
+        self._where: dict[tuple[str, int], tuple[str, str]] = {}  # (charger, OCPP EVSE) -> (station, EVSE)
+        for setup in stations:
+            if setup.station_id in self._stations:
+                raise ValueError(f"station {setup.station_id} configured twice")
+            self._stations[setup.station_id] = _Station(
+                StationState.of(setup, self._settings),
+                Coalescer(self._settings.quiet_s, self._settings.max_delay_s),
+                Network.build(setup.site, setup.solver_evses),
+            )
+            for b in setup.evses:
+                if (b.charger_id, b.ocpp_evse_id) in self._where:
+                    raise ValueError(f"charger {b.charger_id} EVSE {b.ocpp_evse_id} is in two stations")
+                self._where[(b.charger_id, b.ocpp_evse_id)] = (setup.station_id, b.evse_id)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._busy = 0  # solves, sends and retries under way
+        self._refresh_idle()
+
+    # -- public interface --------------------------------------------------------------------------
+
+    def state(self, station_id: str) -> StationState:
+        """The live state of a station (read it, do not change it)."""
+        return self._stations[station_id].state
+
+    def set_caps(self, station_id: str, caps: tuple[CapWindow, ...]) -> None:
+        """Replace the station's import caps (demand response, manual peak events); re-solves at once."""
+        station = self._stations[station_id]
+        station.state.site = replace(station.state.site, caps=caps)
+        self._add(station, TriggerKind.CAP_CHANGED, f"{len(caps)} caps")
+
+    def set_prices(self, station_id: str, prices: tuple[PricePeriod, ...]) -> None:
+        """Replace the station's energy prices; re-solves at once."""
+        station = self._stations[station_id]
+        station.state.site = replace(station.state.site, prices=prices)
+        self._add(station, TriggerKind.PRICE_CHANGED, f"{len(prices)} prices")
+
+    def set_driver_needs(
+        self,
+        station_id: str,
+        transaction_id: str,
+        energy_needed_kwh: float | None,
+        departure: datetime | None,
+    ) -> bool:
+        """A driver's energy need [kWh, the session's total] and departure; whether the session is known."""
+        station = self._stations[station_id]
+        trigger = station.state.driver_needs(transaction_id, energy_needed_kwh, departure, self._clock())
+        self._add_trigger(station, trigger)
+        return trigger is not None
+
+    async def wait_idle(self) -> None:
+        """Return once no trigger is pending and no solve, profile or re-send is under way."""
+        await self._idle.wait()
+
+    async def on_event(self, event: DomainEvent) -> None:
+        """Subscribe this to :meth:`ChargingService.subscribe`; must not await a charger (it runs inline)."""
+        if isinstance(event, ChargerBooted):
+            await self._booted(event)
+        elif isinstance(event, TransactionStarted):
+            await self._started(event)
+        elif isinstance(event, TransactionEnded):
+            for station in self._stations.values():
+                self._add_trigger(station, station.state.session_ended(event.transaction_id, event.ended_at))
+        elif isinstance(event, MeterSample):
+            found = self._lookup(event.charger_id, event.evse_id)
+            if found is not None:
+                station, evse_id = found
+                self._add_trigger(station, station.state.meter_sample(evse_id, event))
+        elif isinstance(event, ChargingNeeds):
+            found = self._lookup(event.charger_id, event.evse_id)
+            if found is not None:
+                station, evse_id = found
+                self._add_trigger(station, station.state.charging_needs(evse_id, event))
+        elif isinstance(event, ConnectorStatusChanged):
+            found = self._lookup(event.charger_id, event.evse_id)
+            if found is not None:
+                found[0].state.connector_status(found[1], event.status)
+
+    async def run(self) -> None:
+        """Solve stations as their triggers fall due, until cancelled."""
+        while True:
+            self._wake.clear()
+            now = self._clock()
+            for station in self._stations.values():
+                self._add_periodic(station, now)
+                triggers = station.coalescer.take(now)
+                if triggers:
+                    await self._cycle(station, triggers, now)
+            self._refresh_idle()
+            due = self._next_due()
+            timeout_s = None if due is None else max((due - self._clock()).total_seconds(), 0.0)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _lookup(self, charger_id: str, ocpp_evse_id: int) -> tuple[_Station, str] | None:
+        found = self._where.get((charger_id, ocpp_evse_id))
+        return None if found is None else (self._stations[found[0]], found[1])
+
+    async def _started(self, event: TransactionStarted) -> None:
+        found = self._lookup(event.charger_id, event.evse_id)
+        if found is None:
+            return
+        transaction_id = event.transaction_id
+        if transaction_id is None:  # 1.6: the id we assigned is in live state
+            charger = await self._live_state.get(event.charger_id)
+            transaction_id = None if charger is None else charger.active_transactions.get(event.evse_id)
+        if transaction_id is None:
+            logger.warning(
+                "charger %s: transaction on EVSE %d without an id; not scheduled",
+                event.charger_id,
+                event.evse_id,
+            )
+            return
+        station, evse_id = found
+        self._add_trigger(
+            station,
+            station.state.session_started(evse_id, transaction_id, event.started_at, event.meter_start_wh),
+        )
+
+    async def _booted(self, event: ChargerBooted) -> None:
+        charger = await self._live_state.get(event.charger_id)
+        if charger is None or charger.registration is not RegistrationStatus.ACCEPTED:
+            return
+        evses = [(s, e) for (c, _), (s, e) in self._where.items() if c == event.charger_id]
+        for station_id, evse_id in evses:
+            station = self._stations[station_id]
+            state = station.state.evses[evse_id]
+            state.failsafe_a, state.failsafe_refused = None, False
+            state.held = state.replaced = None  # a reboot drops Tx profiles
+            if state.session is not None:
+                self._add(station, TriggerKind.PERIODIC, f"charger {event.charger_id} rebooted")
+        if evses:
+            self._spawn(self._send_failsafes(event.charger_id), f"failsafe-{event.charger_id}")
+
+    def _add(self, station: _Station, kind: TriggerKind, detail: str) -> None:
+        self._add_trigger(station, Trigger(kind, self._clock(), station.state.station_id, detail))
+
+    def _add_trigger(self, station: _Station, trigger: Trigger | None) -> None:
+        if trigger is None:
+            return
+        logger.debug("station %s: %s (%s)", trigger.station_id, trigger.kind.value, trigger.detail)
+        station.coalescer.add(trigger)
+        self._idle.clear()
+        self._wake.set()
+
+    def _add_periodic(self, station: _Station, now: datetime) -> None:
+        due = self._periodic_due(station)
+        if due is not None and now >= due and not station.coalescer.pending:
+            station.coalescer.add(Trigger(TriggerKind.PERIODIC, now, station.state.station_id))
+
+    def _periodic_due(self, station: _Station) -> datetime | None:
+        if station.last_solved_at is None or not any(s.session for s in station.state.evses.values()):
+            return None
+        return station.last_solved_at + timedelta(seconds=station.state.setup.policy.period_s)
+
+    def _next_due(self) -> datetime | None:
+        times = [
+            t for s in self._stations.values() for t in (s.coalescer.due_at(), self._periodic_due(s)) if t
+        ]
+        return min(times, default=None)
+
+    def _refresh_idle(self) -> None:
+        if self._busy == 0 and not any(s.coalescer.pending for s in self._stations.values()):
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in an app-owned task that counts as busy until it ends."""
+        self._busy += 1
+        self._idle.clear()
+
+        async def tracked() -> None:
+            try:
+                await work
+            finally:
+                self._busy -= 1
+                self._refresh_idle()
+
+        self._tasks.start(tracked(), name)
+
+    # -- solve and send ----------------------------------------------------------------------------
+
+    async def _cycle(self, station: _Station, triggers: tuple[Trigger, ...], now: datetime) -> None:
+        station_id = station.state.station_id
+        self._busy += 1
+        try:
+            kinds = ",".join(sorted({t.kind.value for t in triggers}))
+            schedule = await self._solve(station, now.replace(microsecond=0))
+            if schedule is not None:
+                logger.info(
+                    "station %s: solved for %s: %d sessions, %s in %.3f s",
+                    station_id,
+                    kinds,
+                    len(schedule.session_ids),
+                    schedule.status.value,
+                    schedule.solve_time_s,
+                )
+                await self._apply(station, schedule)
+        except Exception:
+            # Outermost handler of one station's cycle: a bug must not stop the other stations.
+            logger.exception("station %s: smart-charging cycle failed", station_id)
+        finally:
+            self._busy -= 1
+
+    async def _solve(self, station: _Station, now: datetime) -> Schedule | None:
+        station.last_solved_at = now
+        snapshot = station.state.snapshot(now)
+        if not snapshot.sessions:
+            station.schedule = None
+            return None
+        reduced = snapshot.site is not station.state.setup.site
+        network = None if reduced else station.network
+        schedule = await asyncio.to_thread(solve, snapshot, Algorithm.FAIRWATT, network)
+        station.schedule = schedule
+        return schedule
+
+    async def _apply(self, station: _Station, schedule: Schedule) -> None:
+        state = station.state
+        now = schedule.start
+        decreases: list[tuple[str, str]] = []
+        increases: list[tuple[str, str]] = []
+        for evse_id, transaction_id in zip(schedule.evse_ids, schedule.session_ids, strict=True):
+            evse = state.evses[evse_id]
+            if evse.session is None or evse.session.transaction_id != transaction_id:
+                continue  # the session ended while solving; its trigger is pending
+            if evse_id in station.retrying or not state.needs_profile(evse_id, schedule):
+                continue
+            first_a = state.wire_limits(evse_id, schedule)[0] / per_ampere(evse.evse)
+            lower = first_a < evse.limit_in_force_a(now) - 1e-9
+            (decreases if lower else increases).append((evse_id, transaction_id))
+        results = await asyncio.gather(*(self._send_tx(station, schedule, e, t) for e, t in decreases))
+        if not all(results) or station.retrying:
+            if increases:
+                logger.info(
+                    "station %s: %d higher limits held back until lower ones are in force",
+                    state.station_id,
+                    len(increases),
+                )
+            return
+        await asyncio.gather(*(self._send_tx(station, schedule, e, t) for e, t in increases))
+
+    async def _send_tx(
+        self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str
+    ) -> bool:
+        binding = station.state.evses[evse_id].binding
+        result = await self._set_tx(station, schedule, evse_id, transaction_id)
+        if result.accepted:
+            station.state.hold(evse_id, schedule, transaction_id, self._clock())
+            logger.debug(
+                "charger %s: Tx profile for EVSE %d accepted", binding.charger_id, binding.ocpp_evse_id
+            )
+            return True
+        _log_refusal(result, binding.ocpp_evse_id, "Tx profile", "re-sending once")
+        station.retrying.add(evse_id)
+        self._spawn(self._retry_tx(station, evse_id, transaction_id), f"retry-{binding.charger_id}")
+        return False
+
+    async def _retry_tx(self, station: _Station, evse_id: str, transaction_id: str) -> None:
+        try:
+            await asyncio.sleep(self._settings.retry_backoff_s)
+            resend = self._resend_tx(station, evse_id, transaction_id)
+            detail = None if resend is None else await resend
+        finally:
+            station.retrying.discard(evse_id)
+        self._add(station, TriggerKind.PROFILE_REJECTED, detail or f"{evse_id} re-send dropped")
+
+    def _resend_tx(
+        self, station: _Station, evse_id: str, transaction_id: str
+    ) -> Coroutine[Any, Any, str] | None:
+        """The re-send of the latest plan's profile, unless the session or its plan is gone."""
+        evse = station.state.evses[evse_id]
+        schedule = station.schedule
+        if evse.session is None or evse.session.transaction_id != transaction_id:
+            return None
+        if schedule is None or evse_id not in schedule.evse_ids:
+            return None
+        return self._resend_tx_now(station, schedule, evse_id, transaction_id)
+
+    async def _resend_tx_now(
+        self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str
+    ) -> str:
+        evse = station.state.evses[evse_id]
+        binding = evse.binding
+        result = await self._set_tx(station, schedule, evse_id, transaction_id)
+        if result.accepted:
+            station.state.hold(evse_id, schedule, transaction_id, self._clock())
+            logger.info(
+                "charger %s: Tx profile for EVSE %d accepted on re-send",
+                binding.charger_id,
+                binding.ocpp_evse_id,
+            )
+            return f"{evse_id} accepted on re-send"
+        _log_refusal(result, binding.ocpp_evse_id, "Tx profile", "planning it at its maximum")
+        station.state.give_up(evse_id, transaction_id)
+        return f"{evse_id} uncontrollable"
+
+    async def _set_tx(
+        self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str
+    ) -> CommandResult:
+        evse = station.state.evses[evse_id]
+        binding = evse.binding
+        profile = ChargingProfile.tx(
+            schedule,
+            evse.evse,
+            transaction_id=transaction_id,
+            profile_id=self._settings.tx_profile_id_base + binding.ocpp_evse_id,
+            max_periods=self._settings.max_profile_periods,
+        )
+        return await self._commands.set_charging_profile(
+            binding.charger_id, binding.ocpp_evse_id, profile, timeout_s=self._settings.profile_timeout_s
+        )
+
+    # -- failsafe ----------------------------------------------------------------------------------
+
+    def _failsafe_a(self, station: _Station, evse_id: str) -> float | None:
+        site, evses = station.state.failsafe_site()
+        if evse_id not in {e.evse_id for e in evses}:
+            return None
+        return failsafe_currents_a(site, evses)[evse_id]
+
+    async def _send_failsafes(self, charger_id: str) -> None:
+        targets = [(s, e) for (c, _), (s, e) in self._where.items() if c == charger_id]
+        await asyncio.gather(*(self._send_failsafe(self._stations[s], e) for s, e in targets))
+
+    async def _send_failsafe(self, station: _Station, evse_id: str, *, retry: bool = True) -> None:
+        evse = station.state.evses[evse_id]
+        binding = evse.binding
+        limit_a = self._failsafe_a(station, evse_id)
+        if limit_a is None:
+            return
+        profile = ChargingProfile.failsafe(
+            evse.evse,
+            limit_a=limit_a,
+            profile_id=self._settings.failsafe_profile_id_base + binding.ocpp_evse_id,
+        )
+        result = await self._commands.set_charging_profile(
+            binding.charger_id, binding.ocpp_evse_id, profile, timeout_s=self._settings.profile_timeout_s
+        )
+        if result.accepted:
+            evse.failsafe_a = limit_from_current(limit_a, evse.evse) / per_ampere(evse.evse)
+            logger.info(
+                "charger %s: failsafe %.1f A in force on EVSE %d",
+                binding.charger_id,
+                evse.failsafe_a,
+                binding.ocpp_evse_id,
+            )
+            return
+        if retry:
+            _log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "re-sending once")
+            await asyncio.sleep(self._settings.retry_backoff_s)
+            await self._send_failsafe(station, evse_id, retry=False)
+            return
+        _log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "counting it at its maximum")
+        evse.failsafe_refused = True
+        await self._refresh_failsafes(station)
+        if evse.session is not None:
+            self._add(station, TriggerKind.PROFILE_REJECTED, f"{evse_id} refused its failsafe")
+
+    async def _refresh_failsafes(self, station: _Station) -> None:
+        """Re-send the failsafes that changed because an EVSE now counts at its maximum."""
+        site, evses = station.state.failsafe_site()
+        currents = failsafe_currents_a(site, evses) if evses else {}
+        stale = []
+        for evse_id, limit_a in currents.items():
+            evse = station.state.evses[evse_id]
+            wire_a = limit_from_current(limit_a, evse.evse) / per_ampere(evse.evse)
+            if evse.failsafe_a is not None and abs(wire_a - evse.failsafe_a) > 1e-9:
+                stale.append(evse_id)
+        await asyncio.gather(*(self._send_failsafe(station, e) for e in stale))
+
+
+def _log_refusal(result: CommandResult, ocpp_evse_id: int, what: str, then: str) -> None:
+    reason = result.status or result.error_code or result.outcome.value
+    logger.warning(
+        "charger %s: %s for EVSE %d not accepted (%s); %s",
+        result.charger_id,
+        what,
+        ocpp_evse_id,
+        reason,
+        then,
+    )

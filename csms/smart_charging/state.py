@@ -1,0 +1,343 @@
+"""One station's live state as the solver needs it, kept from domain events (pure: no I/O).
+
+Per EVSE: the running session (transaction, arrival, energy delivered, measured current, the
+car's learned limit, its needs), the profiles the charger holds (the failsafe default and the
+solver's Tx profile), and whether we can control it. :meth:`StationState.snapshot` turns it
+into the solver's :class:`~optimizer.types.StationSnapshot`; the event methods return the
+:class:`~optimizer.triggers.Trigger` a change causes (or ``None``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from csms.domain.events import ChargingNeeds, ConnectorStatus, MeterSample
+from csms.smart_charging.reserve import reserve
+from csms.smart_charging.setup import EvseBinding, SmartChargingSettings, StationSetup
+from optimizer import profiles as builders
+from optimizer.triggers import Trigger, TriggerKind, over_drawing, under_drawing
+from optimizer.types import ActiveSession, Evse, RateUnit, Schedule, Site, StationSnapshot
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+CURRENT_IMPORT = "Current.Import"
+POWER_IMPORT = "Power.Active.Import"
+_LEARN_STEP_A = 0.1
+
+
+def per_ampere(evse: Evse) -> float:
+    """Wire units per ampere: 1 for profiles in A, W per A for profiles in W."""
+    return 1.0 if evse.rate_unit is RateUnit.AMPERE else evse.kw_per_a * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeldProfile:
+    """A Tx profile a charger accepted: wire limits (in the EVSE's unit) from ``start``."""
+
+    transaction_id: str
+    start: datetime
+    periods: tuple[tuple[int, float], ...]  # (offset [s], limit in the EVSE's rate unit)
+    duration_s: int
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=self.duration_s)
+
+    def wire_limit_at(self, moment: datetime) -> float | None:
+        """The limit in force at ``moment`` (``None`` before the start or after the end)."""
+        offset_s = (moment - self.start).total_seconds()
+        if offset_s < 0 or offset_s >= self.duration_s:
+            return None
+        limit = self.periods[0][1]
+        for start_s, value in self.periods:
+            if start_s > offset_s:
+                break
+            limit = value
+        return limit
+
+    @classmethod
+    def of(cls, schedule: Schedule, evse: Evse, transaction_id: str, max_periods: int) -> HeldProfile:
+        """What a charger holds once it accepted the Tx profile built from ``schedule`` for ``evse``."""
+        merged = builders.merged_periods(schedule.row(evse.evse_id), period_s=schedule.period_s, evse=evse)
+        kept, duration_s = builders.bounded_periods(
+            merged, duration_s=schedule.periods * schedule.period_s, max_periods=max_periods
+        )
+        return cls(transaction_id, schedule.start.replace(microsecond=0), tuple(kept), duration_s)
+
+
+@dataclass(slots=True)
+class SessionState:
+    """A car at an EVSE: what it got, what it draws, what it needs."""
+
+    transaction_id: str
+    arrival: datetime
+    meter_start_wh: float | None = None
+    delivered_wh: float = 0.0
+    energy_needed_kwh: float | None = None
+    departure: datetime | None = None
+    learned_max_a: float | None = None  # the car drew clearly less than offered: its limit
+    reported_max_a: float | None = None  # from NotifyEVChargingNeeds
+    measured_a: float | None = None
+    measured_at: datetime | None = None
+    saw_current: bool = False  # Current.Import seen (preferred over Power.Active.Import)
+    over_floor_a: float | None = None  # drawing more than allowed: plan with this as its current
+    uncontrollable: bool = False  # refused profiles: plan with it at its maximum
+
+    @property
+    def vehicle_max_a(self) -> float | None:
+        known = [a for a in (self.learned_max_a, self.reported_max_a) if a is not None]
+        return min(known) if known else None
+
+
+@dataclass(slots=True)
+class EvseState:
+    binding: EvseBinding
+    status: ConnectorStatus | None = None
+    session: SessionState | None = None
+    held: HeldProfile | None = None
+    replaced: HeldProfile | None = None  # the profile ``held`` replaced (grace for over-drawing)
+    replaced_until: datetime | None = None
+    failsafe_a: float | None = None  # the failsafe default the charger accepted [A]
+    failsafe_refused: bool = False
+
+    @property
+    def evse(self) -> Evse:
+        return self.binding.evse
+
+    def tx_limit_a(self, profile: HeldProfile | None, moment: datetime) -> float | None:
+        if profile is None or self.session is None or profile.transaction_id != self.session.transaction_id:
+            return None
+        wire = profile.wire_limit_at(moment)
+        return None if wire is None else wire / per_ampere(self.evse)
+
+    def limit_in_force_a(self, moment: datetime) -> float:
+        """What the charger lets the car draw at ``moment`` [A]: Tx profile, else failsafe, else maximum."""
+        tx = self.tx_limit_a(self.held, moment)
+        if tx is not None:
+            return tx
+        return self.failsafe_a if self.failsafe_a is not None else self.evse.max_current_a
+
+    def allowed_a(self, moment: datetime) -> float:
+        """The limit, or the higher of the old and new limit while the charger may still be applying it."""
+        limit = self.limit_in_force_a(moment)
+        if self.replaced_until is not None and moment < self.replaced_until:
+            old = self.tx_limit_a(self.replaced, moment)
+            if old is not None:
+                limit = max(limit, old)
+        return limit
+
+
+@dataclass(slots=True)
+class StationState:
+    """The live state of one station's EVSEs, keyed by the solver's EVSE id."""
+
+    setup: StationSetup
+    settings: SmartChargingSettings
+    site: Site
+    evses: dict[str, EvseState] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, setup: StationSetup, settings: SmartChargingSettings) -> StationState:
+        return cls(setup, settings, setup.site, {b.evse_id: EvseState(b) for b in setup.evses})
+
+    @property
+    def station_id(self) -> str:
+        return self.setup.station_id
+
+    def _trigger(self, kind: TriggerKind, at: datetime, detail: str) -> Trigger:
+        return Trigger(kind, at, self.station_id, detail)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def session_started(
+        self, evse_id: str, transaction_id: str, at: datetime, meter_start_wh: float | None
+    ) -> Trigger | None:
+        state = self.evses[evse_id]
+        if state.session is not None and state.session.transaction_id == transaction_id:
+            return None
+        state.session = SessionState(transaction_id, at, meter_start_wh)
+        state.held = state.replaced = None
+        return self._trigger(TriggerKind.SESSION_STARTED, at, f"{evse_id} {transaction_id}")
+
+    def session_ended(self, transaction_id: str, at: datetime) -> Trigger | None:
+        for evse_id, state in self.evses.items():
+            if state.session is not None and state.session.transaction_id == transaction_id:
+                state.session = None
+                state.held = state.replaced = None
+                return self._trigger(TriggerKind.SESSION_ENDED, at, f"{evse_id} {transaction_id}")
+        return None
+
+    def connector_status(self, evse_id: str, status: ConnectorStatus) -> None:
+        self.evses[evse_id].status = status
+
+    def charging_needs(self, evse_id: str, needs: ChargingNeeds) -> Trigger | None:
+        """NotifyEVChargingNeeds: the energy still wanted, departure and the car's maximum current."""
+        session = self.evses[evse_id].session
+        if session is None:
+            return None
+        if needs.energy_amount_wh is not None:
+            session.energy_needed_kwh = (session.delivered_wh + needs.energy_amount_wh) / 1000.0
+        if needs.departure_time is not None:
+            session.departure = needs.departure_time
+        if needs.ev_max_current_a is not None:
+            session.reported_max_a = needs.ev_max_current_a
+        return self._trigger(TriggerKind.NEED_CHANGED, needs.received_at, f"{evse_id} EV charging needs")
+
+    def driver_needs(
+        self, transaction_id: str, energy_needed_kwh: float | None, departure: datetime | None, at: datetime
+    ) -> Trigger | None:
+        """What the driver asked for: the session's total energy [kWh] and departure."""
+        for evse_id, state in self.evses.items():
+            session = state.session
+            if session is not None and session.transaction_id == transaction_id:
+                session.energy_needed_kwh = energy_needed_kwh
+                session.departure = departure
+                return self._trigger(TriggerKind.NEED_CHANGED, at, f"{evse_id} driver needs")
+        return None
+
+    def meter_sample(self, evse_id: str, sample: MeterSample) -> Trigger | None:
+        state = self.evses[evse_id]
+        session = state.session
+        if session is None or sample.location not in (None, "Outlet") or sample.phase == "N":
+            return None
+        if sample.measurand == ENERGY_REGISTER and sample.phase is None:
+            if session.meter_start_wh is None:
+                session.meter_start_wh = sample.value
+            session.delivered_wh = max(sample.value - session.meter_start_wh, 0.0)
+            return None
+        if sample.measurand == CURRENT_IMPORT:
+            session.saw_current = True
+            current_a = sample.value
+        elif sample.measurand == POWER_IMPORT and not session.saw_current and sample.phase is None:
+            current_a = sample.value / (state.evse.kw_per_a * 1000.0)
+        else:
+            return None
+        if session.measured_at == sample.sampled_at and session.measured_a is not None:
+            current_a = max(session.measured_a, current_a)  # the highest phase of one sample
+        session.measured_a, session.measured_at = current_a, sample.sampled_at
+        if sample.context == "Transaction.Begin":
+            return None
+        return self._check_drawing(evse_id, state, session, current_a, sample.sampled_at)
+
+    def _check_drawing(
+        self, evse_id: str, state: EvseState, session: SessionState, measured_a: float, at: datetime
+    ) -> Trigger | None:
+        if session.uncontrollable:
+            return None
+        tolerance_a = self.settings.drawing_tolerance_a
+        allowed_a = state.allowed_a(at)
+        if over_drawing(allowed_a, measured_a, tolerance_a=tolerance_a):
+            if session.over_floor_a is not None and measured_a <= session.over_floor_a + tolerance_a:
+                return None
+            session.over_floor_a = measured_a
+            detail = f"{evse_id} draws {measured_a:.1f} A, allowed {allowed_a:.1f} A"
+            return self._trigger(TriggerKind.OVER_DRAWING, at, detail)
+        if session.over_floor_a is not None:
+            session.over_floor_a = None
+            return self._trigger(TriggerKind.UNDER_DRAWING, at, f"{evse_id} back within its limit")
+        settling = state.replaced_until is not None and at < state.replaced_until
+        if not settling and under_drawing(state.limit_in_force_a(at), measured_a, tolerance_a=tolerance_a):
+            learned_a = max(
+                math.ceil(measured_a / _LEARN_STEP_A - 1e-9) * _LEARN_STEP_A, state.evse.min_current_a
+            )
+            if session.learned_max_a is None or abs(learned_a - session.learned_max_a) > tolerance_a:
+                session.learned_max_a = learned_a
+                return self._trigger(TriggerKind.UNDER_DRAWING, at, f"{evse_id} takes {measured_a:.1f} A")
+        elif session.learned_max_a is not None and measured_a > session.learned_max_a + tolerance_a:
+            session.learned_max_a = None  # it takes more than we thought: offer it its share again
+            return self._trigger(TriggerKind.NEED_CHANGED, at, f"{evse_id} takes more than learned")
+        return None
+
+    # -- what the chargers hold --------------------------------------------------------------------
+
+    def hold(self, evse_id: str, schedule: Schedule, transaction_id: str, at: datetime) -> None:
+        """The charger accepted the Tx profile built from ``schedule``."""
+        state = self.evses[evse_id]
+        state.replaced, state.held = (
+            state.held,
+            HeldProfile.of(schedule, state.evse, transaction_id, self.settings.max_profile_periods),
+        )
+        state.replaced_until = at + timedelta(seconds=self.settings.apply_grace_s)
+
+    def give_up(self, evse_id: str, transaction_id: str) -> bool:
+        """The charger refused the session's profiles twice: plan with it at its maximum from now on."""
+        session = self.evses[evse_id].session
+        if session is None or session.transaction_id != transaction_id or session.uncontrollable:
+            return False
+        session.uncontrollable = True
+        return True
+
+    def wire_limits(self, evse_id: str, schedule: Schedule) -> list[float]:
+        evse = self.evses[evse_id].evse
+        count = min(self.settings.compare_periods, schedule.periods)
+        return [builders.limit_from_current(float(a), evse) for a in schedule.row(evse_id)[:count]]
+
+    def needs_profile(self, evse_id: str, schedule: Schedule) -> bool:
+        """Whether the EVSE must get a new Tx profile for ``schedule`` (the "changed profiles only" rule).
+
+        Yes when it holds none for its session, when the new limits of the first
+        ``compare_periods`` periods differ from what it holds at those instants, or when what it
+        holds runs out within them.
+        """
+        state = self.evses[evse_id]
+        session, held = state.session, state.held
+        if session is None or session.uncontrollable or session.over_floor_a is not None:
+            return False
+        if held is None or held.transaction_id != session.transaction_id:
+            return True
+        new = self.wire_limits(evse_id, schedule)
+        for t, limit in enumerate(new):
+            if held.wire_limit_at(schedule.period_start(t)) != limit:
+                return True
+        return held.end < schedule.period_start(len(new))
+
+    # -- the solver's input --------------------------------------------------------------------------
+
+    def reserved_a(self) -> dict[str, float]:
+        """EVSEs planned around rather than scheduled: refusing profiles (maximum) or over-drawing."""
+        reserved: dict[str, float] = {}
+        for evse_id, state in self.evses.items():
+            session = state.session
+            if session is None:
+                continue
+            if session.uncontrollable:
+                reserved[evse_id] = state.evse.max_current_a
+            elif session.over_floor_a is not None:
+                reserved[evse_id] = min(session.over_floor_a, state.evse.max_current_a)
+        return reserved
+
+    def snapshot(self, now: datetime) -> StationSnapshot:
+        """The solver's input at ``now``: the controllable sessions on the site the others leave."""
+        reserved = self.reserved_a()
+        site, evses = reserve(self.site, self.setup.solver_evses, reserved)
+        sessions = []
+        for evse_id, state in self.evses.items():
+            session = state.session
+            if session is None or evse_id in reserved:
+                continue
+            sessions.append(
+                ActiveSession(
+                    session_id=session.transaction_id,
+                    evse_id=evse_id,
+                    arrival=session.arrival,
+                    departure=session.departure,
+                    energy_needed_kwh=session.energy_needed_kwh,
+                    energy_delivered_kwh=session.delivered_wh / 1000.0,
+                    vehicle_max_current_a=session.vehicle_max_a,
+                    offered_current_a=state.limit_in_force_a(now),
+                )
+            )
+        return StationSnapshot(
+            station_id=self.station_id,
+            now=now,
+            site=site,
+            evses=evses,
+            sessions=tuple(sessions),
+            policy=self.setup.policy,
+        )
+
+    def failsafe_site(self) -> tuple[Site, tuple[Evse, ...]]:
+        """The normal site less the EVSEs that refused their failsafe (they may draw their maximum)."""
+        refused = {e: s.evse.max_current_a for e, s in self.evses.items() if s.failsafe_refused}
+        return reserve(self.setup.site, self.setup.solver_evses, refused)
