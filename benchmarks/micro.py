@@ -27,7 +27,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 
-from benchmarks.caltech_site import STATION_IDS, caltech_evses, caltech_site
+from benchmarks.caltech_site import AB, AV_POD, BC, CA, CC_POD, STATION_IDS, caltech_evses, caltech_site
 from benchmarks.report import write_json
 from optimizer import ActiveSession, Network, Policy, PricePeriod, StationSnapshot, solve
 from optimizer.types import FloatArray
@@ -173,12 +173,20 @@ def jain(values: FloatArray) -> float:
     return 1.0 if squares == 0 else total * total / (values.size * squares)
 
 
-def fairness(n_sessions: int, cap_kw: float) -> dict[str, Any]:
-    """Identical overlapping sessions at a cap that cannot serve them all."""
+def balanced_stations(per_line_pair: int = 14) -> tuple[str, ...]:
+    """As many EVSEs on each of AB, BC and CA (AB's pods last): equal sessions can get equal shares."""
+    pods = set(AV_POD) | set(CC_POD)
+    ab = [e for e in AB if e not in pods] + [e for e in AB if e in pods]
+    return tuple(ab[:per_line_pair]) + BC[:per_line_pair] + CA[:per_line_pair]
+
+
+def fairness(n_sessions: int, cap_kw: float, stations: Sequence[str] = STATION_IDS) -> dict[str, Any]:
+    """Identical overlapping sessions at a cap that cannot serve them all, on ``stations[:n]``."""
+    n_sessions = min(n_sessions, len(stations))
     sessions = tuple(
         ActiveSession(
             session_id=f"j{k}",
-            evse_id=STATION_IDS[k],
+            evse_id=stations[k],
             arrival=NOW,
             departure=NOW + timedelta(hours=4),
             energy_needed_kwh=20.0,
@@ -229,11 +237,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             f"{c['cap_kw']:g} | {c['cost_aware']['energy_kwh']:.2f} | {c['cost_blind']['energy_kwh']:.2f}"
             f" | {c['cost_aware']['cost']:.2f} | {c['cost_blind']['cost']:.2f} | {c['saving_pct']:.1f}"
         )
-    fair = [fairness(args.jain_sessions, cap) for cap in (30.0, 60.0)]
+    fair = [
+        {**fairness(args.jain_sessions, cap, stations), "placement": placement}
+        for placement, stations in (("first EVSEs", STATION_IDS), ("balanced", balanced_stations()))
+        for cap in (30.0, 60.0)
+    ]
     print("\nJain index among identical overlapping sessions\n")
     for f in fair:
         print(
-            f"{f['sessions']} sessions @ {f['cap_kw']:g} kW: served share {f['served_share_min']:.3f}"
+            f"{f['sessions']} sessions ({f['placement']}) @ {f['cap_kw']:g} kW:"
+            f" served share {f['served_share_min']:.3f}"
             f"..{f['served_share_max']:.3f}, Jain(share) {f['jain_served_share']:.4f},"
             f" Jain(period-0 current) {f['jain_period0_current']:.4f} ({f['status']})"
         )
