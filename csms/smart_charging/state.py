@@ -229,6 +229,7 @@ class StationState:
         allowed_a = state.allowed_a(at)
         if over_drawing(allowed_a, measured_a, tolerance_a=tolerance_a):
             if session.over_floor_a is not None and measured_a <= session.over_floor_a + tolerance_a:
+                session.over_floor_a = max(session.over_floor_a, measured_a)  # no re-solve for so little
                 return None
             session.over_floor_a = measured_a
             detail = f"{evse_id} draws {measured_a:.1f} A, allowed {allowed_a:.1f} A"

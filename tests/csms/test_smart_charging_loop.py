@@ -1,0 +1,169 @@
+"""The smart-charging loop against a scripted command sender: what it sends, in which order, and
+what it does when a charger refuses (the end-to-end test runs it against real chargers)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+
+from csms.commands import ChargingProfile, CommandOutcome, CommandResult
+from csms.domain.events import ChargerBooted, RegistrationStatus, TransactionEnded, TransactionStarted
+from csms.live_state import InProcessLiveState
+from csms.protocol.versions import OcppVersion
+from csms.smart_charging import EvseBinding, SmartChargingLoop, SmartChargingSettings, StationSetup
+from csms.tasks import TaskOwner
+from optimizer.types import CapWindow, Connection, Evse, FeederNode, Policy, Site
+
+pytestmark = pytest.mark.asyncio
+
+A = Evse("A", Connection.THREE_PHASE, 230.0, 16.0, 6.0)
+B = Evse("B", Connection.THREE_PHASE, 230.0, 16.0, 6.0)
+SETUP = StationSetup(
+    "ST",
+    Site(grid_limit_kw=22.0, root=FeederNode("main", limit_a=16.0, evse_ids=("A", "B"))),
+    (EvseBinding(A, "CP-A"), EvseBinding(B, "CP-B")),
+    Policy(period_s=300, horizon_periods=12),
+)
+
+Answer = Callable[[str, str], CommandOutcome]
+
+
+@dataclass
+class Sent:
+    charger_id: str
+    evse_id: int
+    purpose: str
+    limit: float
+    outcome: CommandOutcome
+
+
+@dataclass
+class ScriptedSender:
+    """Answers SetChargingProfile as ``answer(charger_id, purpose)`` says; keeps what was sent."""
+
+    answer: Answer = lambda _charger, _purpose: CommandOutcome.ACCEPTED
+    sent: list[Sent] = field(default_factory=list)
+
+    async def set_charging_profile(
+        self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
+    ) -> CommandResult:
+        form = profile.for_version(OcppVersion.V201)
+        assert form is not None
+        purpose = form["chargingProfilePurpose"]
+        limit = float(form["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"])
+        outcome = self.answer(charger_id, purpose)
+        self.sent.append(Sent(charger_id, evse_id, purpose, limit, outcome))
+        await asyncio.sleep(0)  # an answer comes back later, never inline
+        status = {CommandOutcome.ACCEPTED: "Accepted", CommandOutcome.REJECTED: "Rejected"}.get(outcome)
+        error = "InternalError" if outcome is CommandOutcome.CALL_ERROR else None
+        return CommandResult(charger_id, "SetChargingProfile", outcome, status, error_code=error)
+
+    def tx(self) -> list[Sent]:
+        return [s for s in self.sent if s.purpose == "TxProfile"]
+
+
+@dataclass
+class Running:
+    loop: SmartChargingLoop
+    sender: ScriptedSender
+    live_state: InProcessLiveState
+
+    async def settle(self) -> None:
+        async with asyncio.timeout(60):  # guards against a hang only
+            await self.loop.wait_idle()
+
+    async def start(self, charger_id: str, transaction_id: str) -> None:
+        event = TransactionStarted(charger_id, 1, 1, transaction_id, None, 0.0, datetime.now(UTC), "m")
+        await self.loop.on_event(event)
+        await self.settle()
+
+
+@pytest_asyncio.fixture
+async def running() -> AsyncIterator[Running]:
+    sender = ScriptedSender()
+    live_state = InProcessLiveState()
+    tasks = TaskOwner()
+    settings = SmartChargingSettings(quiet_s=0.0, max_delay_s=0.0, retry_backoff_s=0.0)
+    loop = SmartChargingLoop([SETUP], commands=sender, live_state=live_state, tasks=tasks, settings=settings)
+    tasks.start(loop.run(), "smart-charging")
+    try:
+        yield Running(loop, sender, live_state)
+    finally:
+        await tasks.cancel_all()
+
+
+async def test_lower_limits_go_out_before_higher_ones_and_unchanged_ones_are_not_resent(
+    running: Running,
+) -> None:
+    await running.start("CP-A", "tx-a")
+    assert [(s.charger_id, s.limit) for s in running.sender.tx()] == [("CP-A", 16.0)]
+    await running.start("CP-B", "tx-b")
+    tx = running.sender.tx()
+    assert [(s.charger_id, s.limit) for s in tx[1:]] == [("CP-A", 8.0), ("CP-B", 8.0)]
+
+    await running.loop.on_event(
+        TransactionStarted("CP-A", 1, 1, "tx-a", None, 0.0, datetime.now(UTC), "m")  # a replay
+    )
+    running.loop.set_driver_needs("ST", "tx-b", 30.0, datetime.now(UTC) + timedelta(hours=8))
+    await running.settle()
+    assert len(running.sender.tx()) == 3  # the plan is the same at the chargers: nothing sent
+
+    await running.loop.on_event(TransactionEnded("CP-A", "tx-a", datetime.now(UTC), None, None, None, "m"))
+    await running.settle()
+    assert [(s.charger_id, s.limit) for s in running.sender.tx()[3:]] == [("CP-B", 16.0)]
+
+
+@pytest.mark.parametrize(
+    "refusal", [CommandOutcome.REJECTED, CommandOutcome.CALL_ERROR, CommandOutcome.TIMEOUT]
+)
+async def test_a_charger_refusing_twice_is_planned_at_its_maximum(
+    running: Running, refusal: CommandOutcome, caplog: pytest.LogCaptureFixture
+) -> None:
+    running.sender.answer = lambda charger, _purpose: (
+        refusal if charger == "CP-B" else CommandOutcome.ACCEPTED
+    )
+    await running.start("CP-A", "tx-a")
+    await running.start("CP-B", "tx-b")
+    refused = [s for s in running.sender.tx() if s.charger_id == "CP-B"]
+    assert len(refused) == 2  # sent, re-sent once
+    assert running.loop.state("ST").reserved_a() == {"B": 16.0}
+    # B may draw all 16 A the feeder has: A gets nothing.
+    assert running.sender.tx()[-1].charger_id == "CP-A"
+    assert running.sender.tx()[-1].limit == 0.0
+    assert any("charger CP-B" in r.getMessage() and "maximum" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_profile_accepted_on_re_send_keeps_the_evse_under_control(running: Running) -> None:
+    answers = iter([CommandOutcome.TIMEOUT])
+    running.sender.answer = lambda charger, _p: next(answers, CommandOutcome.ACCEPTED)
+    await running.start("CP-B", "tx-b")
+    assert [s.outcome for s in running.sender.tx()] == [CommandOutcome.TIMEOUT, CommandOutcome.ACCEPTED]
+    assert running.loop.state("ST").reserved_a() == {}
+    held = running.loop.state("ST").evses["B"].held
+    assert held is not None
+    assert held.transaction_id == "tx-b"
+
+
+async def test_a_booted_charger_gets_its_failsafe_and_a_cap_re_solves_at_once(running: Running) -> None:
+    await running.live_state.set_registration("CP-A", RegistrationStatus.ACCEPTED)
+    await running.loop.on_event(ChargerBooted("CP-A", "Acme", "X", None, None, "PowerUp", datetime.now(UTC)))
+    await running.loop.on_event(ChargerBooted("CP-B", "Acme", "X", None, None, "PowerUp", datetime.now(UTC)))
+    await running.settle()
+    # Only the accepted charger: 16 A shared by both EVSEs at once is 8 A each.
+    assert [(s.charger_id, s.purpose, s.limit) for s in running.sender.sent] == [
+        ("CP-A", "TxDefaultProfile", 8.0)
+    ]
+    assert running.loop.state("ST").evses["A"].failsafe_a == 8.0
+
+    await running.start("CP-A", "tx-a")
+    now = datetime.now(UTC)
+    running.loop.set_caps(
+        "ST", (CapWindow(now - timedelta(minutes=1), now + timedelta(hours=1), limit_kw=6.9),)
+    )
+    await running.settle()
+    assert [s.limit for s in running.sender.tx()] == [16.0, 10.0]  # 6.9 kW is 10 A on three phases
