@@ -8,7 +8,8 @@ from aiohttp import web
 
 from csms.domain.service import ChargingService
 from csms.live_state import LiveState
-from csms.smart_charging.loop import ProfileSender, SmartChargingLoop
+from csms.smart_charging.loop import SmartChargingLoop
+from csms.smart_charging.sending import ProfileSender
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
 from csms.tasks import TaskOwner
 

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from csms.commands import ChargingProfile, CommandResult
 from csms.domain.events import (
@@ -43,29 +43,21 @@ from csms.domain.events import (
     TransactionEnded,
     TransactionStarted,
 )
+from csms.errors import SettingsError
 from csms.live_state import LiveState
 from csms.protocol.session import utc_now
+from csms.smart_charging.sending import Failsafes, ProfileSender, log_refusal
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
 from csms.smart_charging.state import StationState, per_ampere
 from csms.tasks import TaskOwner
 from optimizer import solve
-from optimizer.failsafe import failsafe_currents_a
 from optimizer.network import Network
-from optimizer.profiles import limit_from_current
 from optimizer.triggers import Coalescer, Trigger, TriggerKind
 from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class ProfileSender(Protocol):
-    """What the loop needs of the command bus (the local :class:`CommandBus` or a routed one)."""
-
-    async def set_charging_profile(
-        self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
-    ) -> CommandResult: ...
 
 
 @dataclass(slots=True)
@@ -100,7 +92,7 @@ class SmartChargingLoop:
         self._where: dict[tuple[str, int], tuple[str, str]] = {}  # (charger, OCPP EVSE) -> (station, EVSE)
         for setup in stations:
             if setup.station_id in self._stations:
-                raise ValueError(f"station {setup.station_id} configured twice")
+                raise SettingsError(f"station {setup.station_id} configured twice")
             self._stations[setup.station_id] = _Station(
                 StationState.of(setup, self._settings),
                 Coalescer(self._settings.quiet_s, self._settings.max_delay_s),
@@ -108,8 +100,9 @@ class SmartChargingLoop:
             )
             for b in setup.evses:
                 if (b.charger_id, b.ocpp_evse_id) in self._where:
-                    raise ValueError(f"charger {b.charger_id} EVSE {b.ocpp_evse_id} is in two stations")
+                    raise SettingsError(f"charger {b.charger_id} EVSE {b.ocpp_evse_id} is in two stations")
                 self._where[(b.charger_id, b.ocpp_evse_id)] = (setup.station_id, b.evse_id)
+        self._failsafes = Failsafes(commands, self._settings, self._failsafe_refused)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._busy = 0  # solves, sends and retries under way
@@ -233,7 +226,14 @@ class SmartChargingLoop:
             if state.session is not None:
                 self._add(station, TriggerKind.PERIODIC, f"charger {event.charger_id} rebooted")
         if evses:
-            self._spawn(self._send_failsafes(event.charger_id), f"failsafe-{event.charger_id}")
+            targets = [(self._stations[s].state, e) for s, e in evses]
+            self._spawn(self._failsafes.send_all(targets), f"failsafe-{event.charger_id}")
+
+    def _failsafe_refused(self, state: StationState, evse_id: str) -> None:
+        if state.evses[evse_id].session is not None:
+            self._add(
+                self._stations[state.station_id], TriggerKind.PROFILE_REJECTED, f"{evse_id} refused failsafe"
+            )
 
     def _add(self, station: _Station, kind: TriggerKind, detail: str) -> None:
         self._add_trigger(station, Trigger(kind, self._clock(), station.state.station_id, detail))
@@ -312,8 +312,9 @@ class SmartChargingLoop:
         if not snapshot.sessions:
             station.schedule = None
             return None
-        reduced = snapshot.site is not station.state.setup.site
-        network = None if reduced else station.network
+        setup = station.state.setup
+        same_tree = snapshot.site.root is setup.site.root and snapshot.evses == setup.solver_evses
+        network = station.network if same_tree else None  # planned around an EVSE: a smaller tree
         schedule = await asyncio.to_thread(solve, snapshot, Algorithm.FAIRWATT, network)
         station.schedule = schedule
         return schedule
@@ -354,7 +355,7 @@ class SmartChargingLoop:
                 "charger %s: Tx profile for EVSE %d accepted", binding.charger_id, binding.ocpp_evse_id
             )
             return True
-        _log_refusal(result, binding.ocpp_evse_id, "Tx profile", "re-sending once")
+        log_refusal(result, binding.ocpp_evse_id, "Tx profile", "re-sending once")
         station.retrying.add(evse_id)
         self._spawn(self._retry_tx(station, evse_id, transaction_id), f"retry-{binding.charger_id}")
         return False
@@ -394,7 +395,7 @@ class SmartChargingLoop:
                 binding.ocpp_evse_id,
             )
             return f"{evse_id} accepted on re-send"
-        _log_refusal(result, binding.ocpp_evse_id, "Tx profile", "planning it at its maximum")
+        log_refusal(result, binding.ocpp_evse_id, "Tx profile", "planning it at its maximum")
         station.state.give_up(evse_id, transaction_id)
         return f"{evse_id} uncontrollable"
 
@@ -413,73 +414,3 @@ class SmartChargingLoop:
         return await self._commands.set_charging_profile(
             binding.charger_id, binding.ocpp_evse_id, profile, timeout_s=self._settings.profile_timeout_s
         )
-
-    # -- failsafe ----------------------------------------------------------------------------------
-
-    def _failsafe_a(self, station: _Station, evse_id: str) -> float | None:
-        site, evses = station.state.failsafe_site()
-        if evse_id not in {e.evse_id for e in evses}:
-            return None
-        return failsafe_currents_a(site, evses)[evse_id]
-
-    async def _send_failsafes(self, charger_id: str) -> None:
-        targets = [(s, e) for (c, _), (s, e) in self._where.items() if c == charger_id]
-        await asyncio.gather(*(self._send_failsafe(self._stations[s], e) for s, e in targets))
-
-    async def _send_failsafe(self, station: _Station, evse_id: str, *, retry: bool = True) -> None:
-        evse = station.state.evses[evse_id]
-        binding = evse.binding
-        limit_a = self._failsafe_a(station, evse_id)
-        if limit_a is None:
-            return
-        profile = ChargingProfile.failsafe(
-            evse.evse,
-            limit_a=limit_a,
-            profile_id=self._settings.failsafe_profile_id_base + binding.ocpp_evse_id,
-        )
-        result = await self._commands.set_charging_profile(
-            binding.charger_id, binding.ocpp_evse_id, profile, timeout_s=self._settings.profile_timeout_s
-        )
-        if result.accepted:
-            evse.failsafe_a = limit_from_current(limit_a, evse.evse) / per_ampere(evse.evse)
-            logger.info(
-                "charger %s: failsafe %.1f A in force on EVSE %d",
-                binding.charger_id,
-                evse.failsafe_a,
-                binding.ocpp_evse_id,
-            )
-            return
-        if retry:
-            _log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "re-sending once")
-            await asyncio.sleep(self._settings.retry_backoff_s)
-            await self._send_failsafe(station, evse_id, retry=False)
-            return
-        _log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "counting it at its maximum")
-        evse.failsafe_refused = True
-        await self._refresh_failsafes(station)
-        if evse.session is not None:
-            self._add(station, TriggerKind.PROFILE_REJECTED, f"{evse_id} refused its failsafe")
-
-    async def _refresh_failsafes(self, station: _Station) -> None:
-        """Re-send the failsafes that changed because an EVSE now counts at its maximum."""
-        site, evses = station.state.failsafe_site()
-        currents = failsafe_currents_a(site, evses) if evses else {}
-        stale = []
-        for evse_id, limit_a in currents.items():
-            evse = station.state.evses[evse_id]
-            wire_a = limit_from_current(limit_a, evse.evse) / per_ampere(evse.evse)
-            if evse.failsafe_a is not None and abs(wire_a - evse.failsafe_a) > 1e-9:
-                stale.append(evse_id)
-        await asyncio.gather(*(self._send_failsafe(station, e) for e in stale))
-
-
-def _log_refusal(result: CommandResult, ocpp_evse_id: int, what: str, then: str) -> None:
-    reason = result.status or result.error_code or result.outcome.value
-    logger.warning(
-        "charger %s: %s for EVSE %d not accepted (%s); %s",
-        result.charger_id,
-        what,
-        ocpp_evse_id,
-        reason,
-        then,
-    )
