@@ -257,10 +257,9 @@ class SmartChargingLoop:
         return station.last_solved_at + timedelta(seconds=station.state.setup.policy.period_s)
 
     def _next_due(self) -> datetime | None:
-        times = [
-            t for s in self._stations.values() for t in (s.coalescer.due_at(), self._periodic_due(s)) if t
-        ]
-        return min(times, default=None)
+        # pending triggers come first: a periodic solve is only added when nothing is pending
+        times = [s.coalescer.due_at() or self._periodic_due(s) for s in self._stations.values()]
+        return min((t for t in times if t is not None), default=None)
 
     def _refresh_idle(self) -> None:
         if self._busy == 0 and not any(s.coalescer.pending for s in self._stations.values()):

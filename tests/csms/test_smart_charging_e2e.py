@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -178,7 +178,7 @@ async def station(database_dsn: str) -> AsyncIterator[Station]:
         evses=tuple(EvseBinding(e, f"{prefix}-{i}") for i, e in enumerate(EVSES)),
         policy=Policy(period_s=300, horizon_periods=24, deadline_s=5.0),
     )
-    settings = SmartChargingSettings(quiet_s=0.01, max_delay_s=0.05, retry_backoff_s=0.01)
+    settings = SmartChargingSettings(quiet_s=0.01, max_delay_s=0.05, retry_backoff_s=0.01, apply_grace_s=0.0)
     app = create_app(
         make_settings(database_dsn, auto_register=True), stations=[setup], smart_charging=settings
     )
@@ -329,3 +329,57 @@ async def test_station_stays_within_its_limit_while_cars_come_and_go(station: St
         await leave(station.chargers[int(evse_id[1:])])
     await station.settle()
     assert all(a == 0.0 for a in station.assert_within_limits().values())
+
+
+async def test_ev_needs_and_meter_values_shape_the_plan(station: Station) -> None:
+    for charger in station.chargers[:2]:
+        await boot(charger)
+    await arrive(station.chargers[0], 0)
+    await arrive(station.chargers[1], 1)
+    await station.settle()
+    first = station.assert_within_limits()
+    assert first["E0"] > 10.0
+    assert first["E1"] > 10.0
+
+    departure = (datetime.now(UTC) + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    answer = await station.chargers[1].call(
+        call201.NotifyEVChargingNeeds(
+            evse_id=1,
+            charging_needs={
+                "requested_energy_transfer": "AC_three_phase",
+                "departure_time": departure,
+                "ac_charging_parameters": {
+                    "energy_amount": 6000,
+                    "ev_min_current": 6,
+                    "ev_max_current": 10,
+                    "ev_max_voltage": 400,
+                },
+            },
+        ),
+        suppress=False,
+    )
+    assert answer.status == "Processing"
+    await station.settle()
+    session = station.loop.state(f"{station.prefix}-station").evses["E1"].session
+    assert session is not None
+    assert (session.reported_max_a, session.energy_needed_kwh) == (10.0, 6.0)
+    assert station.currents_a()["E1"] == pytest.approx(6900 / 690)  # the car takes 10 A at most
+
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    phases = [
+        {"value": "7.0", "measurand": "Current.Import", "unit": "A", "phase": phase}
+        for phase in ("L1", "L2", "L3")
+    ]
+    holder = station.chargers[0].holder
+    await station.chargers[0].call(
+        call16.MeterValues(
+            connector_id=1,
+            transaction_id=int(holder.transaction_id),
+            meter_value=[{"timestamp": now, "sampled_value": phases}],
+        ),
+        suppress=False,
+    )
+    await station.settle()
+    # It draws 7 A of the 16 A offered: that is its limit now, and what it frees is free for others.
+    assert station.currents_a()["E0"] == pytest.approx(7.0)
+    station.assert_within_limits()

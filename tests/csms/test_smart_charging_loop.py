@@ -48,6 +48,7 @@ class ScriptedSender:
 
     answer: Answer = lambda _charger, _purpose: CommandOutcome.ACCEPTED
     sent: list[Sent] = field(default_factory=list)
+    arrived: asyncio.Queue[Sent] = field(default_factory=asyncio.Queue)
 
     async def set_charging_profile(
         self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
@@ -58,6 +59,7 @@ class ScriptedSender:
         limit = float(form["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"])
         outcome = self.answer(charger_id, purpose)
         self.sent.append(Sent(charger_id, evse_id, purpose, limit, outcome))
+        self.arrived.put_nowait(self.sent[-1])
         await asyncio.sleep(0)  # an answer comes back later, never inline
         status = {CommandOutcome.ACCEPTED: "Accepted", CommandOutcome.REJECTED: "Rejected"}.get(outcome)
         error = "InternalError" if outcome is CommandOutcome.CALL_ERROR else None
@@ -167,3 +169,25 @@ async def test_a_booted_charger_gets_its_failsafe_and_a_cap_re_solves_at_once(ru
     )
     await running.settle()
     assert [s.limit for s in running.sender.tx()] == [16.0, 10.0]  # 6.9 kW is 10 A on three phases
+
+
+async def test_plans_are_renewed_every_period_before_they_run_out() -> None:
+    sender = ScriptedSender()
+    tasks = TaskOwner()
+    short = StationSetup("ST", SETUP.site, SETUP.evses, Policy(period_s=1, horizon_periods=2))
+    settings = SmartChargingSettings(quiet_s=0.0, max_delay_s=0.0)
+    loop = SmartChargingLoop(
+        [short], commands=sender, live_state=InProcessLiveState(), tasks=tasks, settings=settings
+    )
+    tasks.start(loop.run(), "smart-charging")
+    try:
+        await loop.on_event(TransactionStarted("CP-A", 1, 1, "tx-a", None, 0.0, datetime.now(UTC), "m"))
+        async with asyncio.timeout(60):  # guards against a hang only
+            first = await sender.arrived.get()
+            renewed = await sender.arrived.get()  # no trigger but the policy's period
+        assert (first.purpose, renewed.purpose) == ("TxProfile", "TxProfile")
+        held = loop.state("ST").evses["A"].held
+        assert held is not None
+        assert held.duration_s == 2
+    finally:
+        await tasks.cancel_all()
