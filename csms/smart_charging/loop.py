@@ -242,7 +242,8 @@ class SmartChargingLoop:
         if trigger is None:
             return
         logger.debug("station %s: %s (%s)", trigger.station_id, trigger.kind.value, trigger.detail)
-        station.coalescer.add(trigger)
+        # coalesce on our clock: a charger's clock (event times) may be off by hours
+        station.coalescer.add(replace(trigger, at=self._clock()))
         self._idle.clear()
         self._wake.set()
 

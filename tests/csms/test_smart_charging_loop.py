@@ -191,3 +191,10 @@ async def test_plans_are_renewed_every_period_before_they_run_out() -> None:
         assert held.duration_s == 2
     finally:
         await tasks.cancel_all()
+
+
+async def test_a_charger_clock_hours_ahead_does_not_delay_the_solve(running: Running) -> None:
+    ahead = datetime.now(UTC) + timedelta(hours=3)
+    await running.loop.on_event(TransactionStarted("CP-A", 1, 1, "tx-a", None, 0.0, ahead, "m"))
+    await running.settle()
+    assert [(s.charger_id, s.limit) for s in running.sender.tx()] == [("CP-A", 16.0)]
