@@ -9,7 +9,10 @@ the price are constant and a block's constraints equal its periods' constraints.
 
 Stages share one HiGHS model and warm-start from each other:
 1. energy: maximise energy delivered, with a tiny preference for earlier energy
-   (online, capacity left idle now is lost if new cars arrive);
+   (online, capacity left idle now is lost if new cars arrive). When a limit binds
+   anywhere in that plan (capacity is short), the cumulative energy through each exact
+   period is held, and the early energy goes to the least lax sessions first
+   (``urgency``): later stages may move energy between sessions, not into the future;
 2. fairness (``max-min``): with energy held at its optimum, maximise the least
    priority-weighted share of need served;
 3. cost, then peak: with energy and the fairness level held, minimise energy cost
@@ -374,6 +377,9 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     assert solution is not None
     best_energy = float(model.energy_coef @ solution[:n_var])
     h.changeRowBounds(model.row_total, best_energy * (1 - 1e-7) - 1e-6, _INF)
+    scarce = not problem.arrivals_known and _scarce(model, solution)
+    if scarce:
+        _hold_early_energy(h, model, problem, solution)
     # 2. fairness (nothing to share out when every need is met)
     all_served = best_energy >= float(problem.need_kwh.sum()) * (1 - 1e-6)
     if policy.fairness == "max-min" and problem.sessions > 1 and not all_served:
@@ -383,6 +389,14 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         if run(cost, "fairness"):
             level = float(solution[model.col_level])
             h.changeColBounds(model.col_level, max(level * (1 - 1e-6) - 1e-7, 0.0), 1.0)
+    # 2b. urgency: when capacity is short, the early energy goes to the least lax first
+    if scarce and problem.sessions > 1:
+        urgent = _urgency_costs(model, problem, n_col)
+        if run(urgent, "urgency"):
+            assert solution is not None
+            value = float(urgent @ solution)
+            nz = np.nonzero(urgent)[0].astype(np.int32)
+            h.addRow(-_INF, value + 1e-6 * abs(value) + 1e-9, nz.size, nz, urgent[nz])
     # 3. cost, then peak
     cost = zero.copy()
     price_scale = max(float(np.max(np.abs(model.price_coef))) if n_var else 0.0, 1.0)
@@ -413,6 +427,44 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     run(ties, "ties")
     assert solution is not None
     return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")
+
+
+def _scarce(model: LpModel, solution: FloatArray) -> bool:
+    """Whether a limit binds anywhere in the energy-first plan (capacity is short)."""
+    for block in model.lazy:
+        lhs = block.coef @ solution[block.members]
+        if np.any(lhs >= 0.99 * block.bound):
+            return True
+    return False
+
+
+def _urgency_costs(model: LpModel, problem: Problem, n_col: int) -> FloatArray:
+    """Minus early energy weighted by each session's urgency (1 / laxity, laxity >= 15 min)."""
+    exact = min(problem.snapshot.policy.exact_periods, problem.periods)
+    urgency = 1.0 / np.maximum(problem.laxity_h(), 0.25)
+    costs = np.zeros(n_col)
+    n_var = model.var_session.size
+    early = model.blocks.start[model.var_block] < exact
+    costs[:n_var] = np.where(early, -model.energy_coef * urgency[model.var_session], 0.0)
+    return costs
+
+
+def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solution: FloatArray) -> None:
+    """Keep the energy-first plan's cumulative energy through each exact period.
+
+    Online, when capacity is short, energy deferred to a cheaper or flatter period is
+    energy that later arrivals compete for: capacity left idle now is lost. So the later
+    stages (fairness, cost, peak) may reshuffle who charges now, not how much.
+    """
+    n_var = model.var_session.size
+    exact = min(problem.snapshot.policy.exact_periods, problem.periods)
+    energy = model.energy_coef * solution[:n_var]
+    for b in range(int(np.searchsorted(model.blocks.start, exact))):
+        members = np.nonzero(model.var_block <= b)[0].astype(np.int32)
+        if members.size == 0:
+            continue
+        target = float(energy[members].sum())
+        h.addRow(target * (1 - 1e-6) - 1e-9, _INF, members.size, members, model.energy_coef[members])
 
 
 def _add_violated(

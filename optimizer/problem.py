@@ -38,6 +38,7 @@ class Problem:
     need_kwh: FloatArray
     departure: IntArray  # first period the session is gone (>= 1)
     arrival: IntArray  # first period the session may charge (0 online; later in the offline bound)
+    arrivals_known: bool  # the offline bound: every arrival of the horizon is in the problem
     priority: FloatArray
     offered_a: FloatArray  # the limit in force at each session's charger (NaN: unknown)
     site_limit_kw: FloatArray  # (T,) after caps and base load
@@ -130,6 +131,7 @@ def prepare(
         need_kwh=need,
         departure=departure,
         arrival=arrival,
+        arrivals_known=future_arrivals,
         priority=priority,
         offered_a=offered,
         site_limit_kw=power_limit_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
