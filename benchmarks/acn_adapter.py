@@ -150,6 +150,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         self._prices = _PriceCache()
         self._car_max_a: dict[str, float] = {}
         self._fleet_a: list[float] = []  # observed car limits, the prior for cars not yet seen
+        self._offered_a: dict[str, float] = {}  # session -> the pilot its charger holds
 
     def _learn_car_limits(self) -> None:
         pilots = self.interface.last_applied_pilot_signals
@@ -189,6 +190,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
                 energy_needed_kwh=float(s.requested_energy),
                 energy_delivered_kwh=float(s.energy_delivered),
                 vehicle_max_current_a=self._car_limit_a(s.session_id),
+                offered_current_a=self._offered_a.get(s.session_id),
             )
             for s in active_sessions
         )
@@ -203,6 +205,8 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
             s.evse_id: [float(np.clip(schedule.current_a[i, 0], 0.0, MAX_PILOT_A))]
             for i, s in enumerate(sessions)
         }
+        # what each charger holds now: the solver keeps it where that costs nothing
+        self._offered_a = {s.session_id: out[s.evse_id][0] for s in sessions}
         self.stats.sessions.append(len(sessions))
         self.stats.schedule_s.append(time.perf_counter() - began)
         return out
