@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -34,8 +34,6 @@ from optimizer.solver import solve
 from optimizer.types import (
     ActiveSession,
     Algorithm,
-    Evse,
-    FeederNode,
     FloatArray,
     Schedule,
     Site,
@@ -327,6 +325,7 @@ class _Run:
                 energy_needed_kwh=live.record.requested_energy_kwh,
                 energy_delivered_kwh=live.delivered_kwh,
                 vehicle_max_current_a=live.seen_max_a,
+                offered_current_a=live.last_pilot_a,
             )
             for live in active.values()
         )
@@ -353,12 +352,10 @@ class _Run:
             return None
         periods = max(until, *(live.departure_t for live in lives)) - t
         site = self._site(t, periods)
-        evses, site, evse_of = split_shared_evses(self.config.evses, site, lives)
-        network = self.network if site.root is self.site.root else Network.build(site, evses)
         sessions = [
             ActiveSession(
                 session_id=live.record.session_id,
-                evse_id=evse_of[live.record.session_id],
+                evse_id=live.record.evse_id,
                 arrival=max(live.record.arrival, self._now(t)),
                 departure=live.record.departure,
                 energy_needed_kwh=live.record.requested_energy_kwh,
@@ -369,7 +366,9 @@ class _Run:
         ]
         now = self._now(t)
         schedule = self._timed(
-            lambda: solve_offline(site, evses, sessions, now, periods, self.config.policy, network)
+            lambda: solve_offline(
+                site, self.config.evses, sessions, now, periods, self.config.policy, self.network
+            )
         )
         return _Plan.of(schedule, t)
 
@@ -420,36 +419,3 @@ class _Run:
         if k < 0:
             return self.site.prices[0].price_per_kwh if self.site.prices else 0.0
         return self.site.prices[k].price_per_kwh
-
-
-def split_shared_evses(
-    evses: tuple[Evse, ...], site: Site, lives: Sequence[_Live]
-) -> tuple[tuple[Evse, ...], Site, dict[str, str]]:
-    """Give each of several sessions planned at one EVSE its own copy of that EVSE.
-
-    A day's offline plan holds every visit, so one EVSE may see several (one after
-    another, never at once); the solver takes one session per EVSE. Copies sit where the
-    EVSE sits in the limit tree and are never live together, so every limit still holds.
-    Returns the EVSEs, the site and each session's (possibly copied) EVSE id.
-    """
-    by_evse: dict[str, list[str]] = {}
-    for live in lives:
-        by_evse.setdefault(live.record.evse_id, []).append(live.record.session_id)
-    shared = {evse_id: ids for evse_id, ids in by_evse.items() if len(ids) > 1}
-    evse_of = {live.record.session_id: live.record.evse_id for live in lives}
-    if not shared:
-        return evses, site, evse_of
-    copies: dict[str, tuple[str, ...]] = {}
-    for evse_id, session_ids in shared.items():
-        copies[evse_id] = tuple(f"{evse_id}#{k}" for k in range(len(session_ids)))
-        for copy_id, session_id in zip(copies[evse_id], session_ids, strict=True):
-            evse_of[session_id] = copy_id
-    split: list[Evse] = []
-    for evse in evses:
-        split.extend(replace(evse, evse_id=copy_id) for copy_id in copies.get(evse.evse_id, (evse.evse_id,)))
-
-    def rebuild(node: FeederNode) -> FeederNode:
-        ids = tuple(copy_id for evse_id in node.evse_ids for copy_id in copies.get(evse_id, (evse_id,)))
-        return replace(node, evse_ids=ids, children=tuple(rebuild(child) for child in node.children))
-
-    return tuple(split), replace(site, root=rebuild(site.root)), evse_of
