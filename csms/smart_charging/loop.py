@@ -1,11 +1,13 @@
 """The smart-charging loop: domain events -> station state -> optimizer -> profiles at the chargers.
 
 One task (owned by the app's :class:`~csms.tasks.TaskOwner`) serves every station: it sleeps
-until a station's coalesced triggers are due (an :class:`asyncio.Event` wakes it on new ones;
-a station with sessions also re-solves every policy period so plans never run out), builds the
-station's snapshot, solves it in a worker thread (a solve never blocks the event loop) and sends
-a ``SetChargingProfile`` to each EVSE whose near-term limits changed, decreases first: a
-charger is only allowed more once those that must give it up have accepted their lower limits.
+until a station's coalesced triggers are due (an :class:`asyncio.Event` wakes it on new ones; a
+station with sessions also re-solves every policy period so plans never run out) and starts
+that station's cycle in its own owned task, so stations never wait for each other's chargers
+(one cycle per station at a time). A cycle builds the station's snapshot, solves it in a worker
+thread (a solve never blocks the event loop) and sends a ``SetChargingProfile`` to each EVSE
+whose near-term limits changed, decreases first: a charger is only allowed more once those that
+must give it up have accepted their lower limits.
 
 Failures. A profile that is rejected, answered with a CALLERROR, times out or cannot be
 delivered is logged with the charger id and re-sent once after ``retry_backoff_s``; if that
@@ -68,6 +70,7 @@ class _Station:
     last_solved_at: datetime | None = None
     schedule: Schedule | None = None
     retrying: set[str] = field(default_factory=set)  # EVSEs waiting for the re-send of a Tx profile
+    cycling: bool = False  # a solve-and-send of this station is under way
 
 
 class SmartChargingLoop:
@@ -173,10 +176,14 @@ class SmartChargingLoop:
             self._wake.clear()
             now = self._clock()
             for station in self._stations.values():
+                if station.cycling:
+                    continue  # its cycle wakes us when it ends
                 self._add_periodic(station, now)
                 triggers = station.coalescer.take(now)
                 if triggers:
-                    await self._cycle(station, triggers, now)
+                    station.cycling = True
+                    name = f"smart-charging-{station.state.station_id}"
+                    self._spawn(self._cycle(station, triggers, now), name)
             self._refresh_idle()
             due = self._next_due()
             timeout_s = None if due is None else max((due - self._clock()).total_seconds(), 0.0)
@@ -259,7 +266,8 @@ class SmartChargingLoop:
 
     def _next_due(self) -> datetime | None:
         # pending triggers come first: a periodic solve is only added when nothing is pending
-        times = [s.coalescer.due_at() or self._periodic_due(s) for s in self._stations.values()]
+        stations = [s for s in self._stations.values() if not s.cycling]
+        times = [s.coalescer.due_at() or self._periodic_due(s) for s in stations]
         return min((t for t in times if t is not None), default=None)
 
     def _refresh_idle(self) -> None:
@@ -286,7 +294,6 @@ class SmartChargingLoop:
 
     async def _cycle(self, station: _Station, triggers: tuple[Trigger, ...], now: datetime) -> None:
         station_id = station.state.station_id
-        self._busy += 1
         try:
             kinds = ",".join(sorted({t.kind.value for t in triggers}))
             schedule = await self._solve(station, now.replace(microsecond=0))
@@ -304,7 +311,8 @@ class SmartChargingLoop:
             # Outermost handler of one station's cycle: a bug must not stop the other stations.
             logger.exception("station %s: smart-charging cycle failed", station_id)
         finally:
-            self._busy -= 1
+            station.cycling = False
+            self._wake.set()
 
     async def _solve(self, station: _Station, now: datetime) -> Schedule | None:
         station.last_solved_at = now

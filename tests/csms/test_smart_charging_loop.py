@@ -49,6 +49,7 @@ class ScriptedSender:
     answer: Answer = lambda _charger, _purpose: CommandOutcome.ACCEPTED
     sent: list[Sent] = field(default_factory=list)
     arrived: asyncio.Queue[Sent] = field(default_factory=asyncio.Queue)
+    hold: dict[str, asyncio.Event] = field(default_factory=dict)  # chargers that answer once released
 
     async def set_charging_profile(
         self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
@@ -57,6 +58,8 @@ class ScriptedSender:
         assert form is not None
         purpose = form["chargingProfilePurpose"]
         limit = float(form["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"])
+        if charger_id in self.hold:
+            await self.hold[charger_id].wait()
         outcome = self.answer(charger_id, purpose)
         self.sent.append(Sent(charger_id, evse_id, purpose, limit, outcome))
         self.arrived.put_nowait(self.sent[-1])
@@ -198,3 +201,27 @@ async def test_a_charger_clock_hours_ahead_does_not_delay_the_solve(running: Run
     await running.loop.on_event(TransactionStarted("CP-A", 1, 1, "tx-a", None, 0.0, ahead, "m"))
     await running.settle()
     assert [(s.charger_id, s.limit) for s in running.sender.tx()] == [("CP-A", 16.0)]
+
+
+async def test_a_station_does_not_wait_for_another_stations_silent_charger() -> None:
+    sender = ScriptedSender(hold={"CP-X": asyncio.Event()})
+    tasks = TaskOwner()
+    stations = [
+        StationSetup("SX", SETUP.site, (EvseBinding(A, "CP-X"), EvseBinding(B, "CP-X2"))),
+        StationSetup("SY", SETUP.site, (EvseBinding(A, "CP-Y"), EvseBinding(B, "CP-Y2"))),
+    ]
+    settings = SmartChargingSettings(quiet_s=0.0, max_delay_s=0.0)
+    state = InProcessLiveState()
+    loop = SmartChargingLoop(stations, commands=sender, live_state=state, tasks=tasks, settings=settings)
+    tasks.start(loop.run(), "smart-charging")
+    try:
+        await loop.on_event(TransactionStarted("CP-X", 1, 1, "tx-x", None, 0.0, datetime.now(UTC), "m"))
+        await loop.on_event(TransactionStarted("CP-Y", 1, 1, "tx-y", None, 0.0, datetime.now(UTC), "m"))
+        async with asyncio.timeout(60):  # guards against a hang only
+            first = await sender.arrived.get()
+            assert first.charger_id == "CP-Y"  # CP-X has not answered yet
+            sender.hold["CP-X"].set()
+            await loop.wait_idle()
+        assert sorted(s.charger_id for s in sender.tx()) == ["CP-X", "CP-Y"]
+    finally:
+        await tasks.cancel_all()
