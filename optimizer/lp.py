@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 _INF = highspy.kHighsInf
+FIRST_FACETS = 2  # facets per phasor limit in the model from the start; the rest come when violated
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +64,14 @@ class LazyBlock:
         return np.nonzero(bad)[0]
 
 
-def _one_facet_each(source: IntArray, angle: FloatArray, expected: FloatArray) -> IntArray:
-    """One row per source constraint: the facet facing the direction the sum is expected to take."""
-    picks: list[int] = []
-    start = 0
-    while start < source.size:
-        end = start
-        while end < source.size and source[end] == source[start]:
-            end += 1
-        off = np.abs(np.angle(np.exp(1j * (angle[start:end] - expected[start]))))
-        picks.append(start + int(np.argmin(off)))
-        start = end
-    return np.array(picks, dtype=np.int64)
+def _first_facets(source: IntArray, angle: FloatArray, expected: FloatArray, per_limit: int) -> IntArray:
+    """Per source constraint, the ``per_limit`` facets nearest the direction the sum is expected to take."""
+    off = np.abs(np.angle(np.exp(1j * (angle - expected))))
+    order = np.lexsort((off, source))  # by constraint, nearest facet first
+    ranked = source[order]
+    first_of = np.searchsorted(ranked, ranked)  # index where each constraint's run starts
+    rank = np.arange(order.size) - first_of
+    return np.sort(order[rank < per_limit]).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +206,7 @@ def build(problem: Problem) -> LpModel:
         # the direction each current limit's phasor sum takes with every member at full rate
         full_sum = problem.network.current_coef[:, problem.cols[sess]] @ problem.upper_a[sess]
         expected = np.concatenate([np.angle(full_sum)[linear.source], np.zeros(power_rows)])
-        first = _one_facet_each(source[binding], row_angle[binding], expected[binding])
+        first = _first_facets(source[binding], row_angle[binding], expected[binding], FIRST_FACETS)
         in_model = np.zeros(binding.size, dtype=np.bool_)
         in_model[first] = True
         lazy.append(LazyBlock(members=members, coef=coef[binding], bound=bound[binding], added=in_model))
