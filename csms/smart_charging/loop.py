@@ -131,16 +131,20 @@ class SmartChargingLoop:
 
     def set_driver_needs(
         self,
-        station_id: str,
+        charger_id: str,
         transaction_id: str,
         energy_needed_kwh: float | None,
         departure: datetime | None,
     ) -> bool:
         """A driver's energy need [kWh, the session's total] and departure; whether the session is known."""
-        station = self._stations[station_id]
-        trigger = station.state.driver_needs(transaction_id, energy_needed_kwh, departure, self._clock())
-        self._add_trigger(station, trigger)
-        return trigger is not None
+        for station in self._stations.values():
+            if any(b.charger_id == charger_id for b in station.state.setup.evses):
+                at = self._clock()
+                trigger = station.state.driver_needs(transaction_id, energy_needed_kwh, departure, at)
+                if trigger is not None:
+                    self._add_trigger(station, trigger)
+                    return True
+        return False
 
     async def wait_idle(self) -> None:
         """Return once no trigger is pending and no solve, profile or re-send is under way."""

@@ -100,6 +100,7 @@ class EvseState:
     replaced_until: datetime | None = None
     failsafe_a: float | None = None  # the failsafe default the charger accepted [A]
     failsafe_refused: bool = False
+    early_needs: ChargingNeeds | None = None  # NotifyEVChargingNeeds before TransactionEvent Started
 
     @property
     def evse(self) -> Evse:
@@ -158,23 +159,30 @@ class StationState:
             return None
         state.session = SessionState(transaction_id, at, meter_start_wh)
         state.held = state.replaced = None
+        early, state.early_needs = state.early_needs, None
+        if early is not None:  # the car told its needs before the transaction started
+            self.charging_needs(evse_id, early)
         return self._trigger(TriggerKind.SESSION_STARTED, at, f"{evse_id} {transaction_id}")
 
     def session_ended(self, transaction_id: str, at: datetime) -> Trigger | None:
         for evse_id, state in self.evses.items():
             if state.session is not None and state.session.transaction_id == transaction_id:
-                state.session = None
+                state.session = state.early_needs = None
                 state.held = state.replaced = None
                 return self._trigger(TriggerKind.SESSION_ENDED, at, f"{evse_id} {transaction_id}")
         return None
 
     def connector_status(self, evse_id: str, status: ConnectorStatus) -> None:
-        self.evses[evse_id].status = status
+        state = self.evses[evse_id]
+        state.status = status
+        if status is ConnectorStatus.AVAILABLE:
+            state.early_needs = None  # that car left without a transaction
 
     def charging_needs(self, evse_id: str, needs: ChargingNeeds) -> Trigger | None:
         """NotifyEVChargingNeeds: the energy still wanted, departure and the car's maximum current."""
         session = self.evses[evse_id].session
         if session is None:
+            self.evses[evse_id].early_needs = needs  # kept for the transaction about to start
             return None
         if needs.energy_amount_wh is not None:
             session.energy_needed_kwh = (session.delivered_wh + needs.energy_amount_wh) / 1000.0

@@ -114,7 +114,8 @@ async def test_lower_limits_go_out_before_higher_ones_and_unchanged_ones_are_not
     await running.loop.on_event(
         TransactionStarted("CP-A", 1, 1, "tx-a", None, 0.0, datetime.now(UTC), "m")  # a replay
     )
-    running.loop.set_driver_needs("ST", "tx-b", 30.0, datetime.now(UTC) + timedelta(hours=8))
+    assert running.loop.set_driver_needs("CP-B", "tx-b", 30.0, datetime.now(UTC) + timedelta(hours=8))
+    assert not running.loop.set_driver_needs("CP-B", "tx-unknown", 30.0, None)
     await running.settle()
     assert len(running.sender.tx()) == 3  # the plan is the same at the chargers: nothing sent
 

@@ -233,3 +233,15 @@ def test_tx_profiles_have_the_forms_their_transaction_id_allows() -> None:
     uuid_id = ChargingProfile.tx(plan, A, transaction_id="7c9e-TX", profile_id=1001)
     assert uuid_id.for_version(OcppVersion.V16) is None
     assert uuid_id.for_version(OcppVersion.V201) is not None
+
+
+def test_needs_told_before_the_transaction_started_are_kept_for_it() -> None:
+    st = state()
+    needs = ChargingNeeds("CP-A", 1, "AC_three_phase", 12_000.0, T0 + timedelta(hours=2), None, None, T0)
+    assert st.charging_needs("A", needs) is None
+    st.session_started("A", "tx-A", T0, 0.0)
+    session = st.snapshot(T0).sessions[0]
+    assert (session.energy_needed_kwh, session.departure) == (12.0, T0 + timedelta(hours=2))
+    st.session_ended("tx-A", T0)
+    st.session_started("A", "tx-A2", T0, 0.0)
+    assert st.snapshot(T0).sessions[0].energy_needed_kwh is None  # not carried to the next car
