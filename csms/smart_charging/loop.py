@@ -163,7 +163,10 @@ class SmartChargingLoop:
             found = self._lookup(event.charger_id, event.evse_id)
             if found is not None:
                 station, evse_id = found
-                self._add_trigger(station, station.state.meter_sample(evse_id, event))
+                trigger = station.state.meter_sample(evse_id, event)
+                if trigger is not None:
+                    _log_drawing(event, trigger)
+                self._add_trigger(station, trigger)
         elif isinstance(event, ChargingNeeds):
             found = self._lookup(event.charger_id, event.evse_id)
             if found is not None:
@@ -426,3 +429,15 @@ class SmartChargingLoop:
         return await self._commands.set_charging_profile(
             binding.charger_id, binding.ocpp_evse_id, profile, timeout_s=self._settings.profile_timeout_s
         )
+
+
+def _log_drawing(sample: MeterSample, trigger: Trigger) -> None:
+    if trigger.kind is TriggerKind.OVER_DRAWING:
+        logger.warning(
+            "charger %s: EVSE %d over its limit (%s); planning around it with what it draws",
+            sample.charger_id,
+            sample.evse_id,
+            trigger.detail,
+        )
+    else:
+        logger.info("charger %s: EVSE %d %s", sample.charger_id, sample.evse_id, trigger.detail)

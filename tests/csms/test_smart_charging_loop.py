@@ -12,7 +12,13 @@ import pytest
 import pytest_asyncio
 
 from csms.commands import ChargingProfile, CommandOutcome, CommandResult
-from csms.domain.events import ChargerBooted, RegistrationStatus, TransactionEnded, TransactionStarted
+from csms.domain.events import (
+    ChargerBooted,
+    MeterSample,
+    RegistrationStatus,
+    TransactionEnded,
+    TransactionStarted,
+)
 from csms.live_state import InProcessLiveState
 from csms.protocol.versions import OcppVersion
 from csms.smart_charging import EvseBinding, SmartChargingLoop, SmartChargingSettings, StationSetup
@@ -226,3 +232,23 @@ async def test_a_station_does_not_wait_for_another_stations_silent_charger() -> 
         assert sorted(s.charger_id for s in sender.tx()) == ["CP-X", "CP-Y"]
     finally:
         await tasks.cancel_all()
+
+
+async def test_over_drawing_is_logged_with_the_charger_and_planned_around(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    await running.start("CP-A", "tx-a")
+    await running.start("CP-B", "tx-b")
+    later = datetime.now(UTC) + timedelta(minutes=1)  # past the time a charger gets to apply a limit
+    sample = MeterSample("CP-A", 1, "tx-a", later, "Current.Import", 15.0, "A", "L1", None, "Sample.Periodic")
+    await running.loop.on_event(sample)
+    await running.settle()
+    assert any(
+        r.levelname == "WARNING" and "charger CP-A" in r.getMessage() and "over its limit" in r.getMessage()
+        for r in caplog.records
+    )
+    assert running.loop.state("ST").reserved_a() == {"A": 15.0}
+    assert (running.sender.tx()[-1].charger_id, running.sender.tx()[-1].limit) == (
+        "CP-B",
+        0.0,
+    )  # 1 A is below 6 A
