@@ -31,6 +31,7 @@ from csms.smart_charging import SmartChargingSettings, StationSetup, install
 from csms.storage.chargers import ChargerRecord, ChargerRepository
 from csms.storage.database import Database
 from csms.storage.message_log import PostgresMessageLog
+from csms.storage.meter_series import MeterSeries
 from csms.storage.passwords import verify_password
 from csms.storage.transactions import TransactionRepository
 from csms.tasks import TaskOwner
@@ -55,6 +56,7 @@ class CsmsRuntime:
     commands: CommandBus
     message_log: PostgresMessageLog
     tasks: TaskOwner
+    meter_series: MeterSeries
 
 
 CSMS = web.AppKey("csms", CsmsRuntime)
@@ -131,7 +133,13 @@ def create_app(
         commands=CommandBus(connected, default_timeout_s=settings.response_timeout_s),
         message_log=PostgresMessageLog(database),
         tasks=TaskOwner(),
+        meter_series=MeterSeries(
+            settings.database_dsn,
+            batch_size=settings.meter_series_batch_size,
+            flush_interval_s=settings.meter_series_flush_interval_s,
+        ),
     )
+    service.subscribe(runtime.meter_series.on_event)
     app = web.Application()
     app[CSMS] = runtime
     app.router.add_get(settings.ocpp_path_prefix.rstrip("/") + "/{charger_id}", _ocpp_endpoint)
@@ -154,11 +162,15 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     runtime = app[CSMS]
     await runtime.database.open()
     runtime.tasks.start(runtime.message_log.run(), "csms-message-log")
+    await runtime.meter_series.open()
+    runtime.tasks.start(runtime.meter_series.run(), "csms-meter-series")
     try:
         yield
     finally:
         await runtime.message_log.flush()
+        await runtime.meter_series.flush()
         await runtime.tasks.cancel_all()
+        await runtime.meter_series.close()
         await runtime.database.close()
 
 

@@ -28,6 +28,8 @@ class CsmsSettings:
     auto_register_status: RegistrationStatus = RegistrationStatus.ACCEPTED
     ocpp_path_prefix: str = "/ocpp"
     database_max_connections: int = 10
+    meter_series_batch_size: int = 1000
+    meter_series_flush_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.max_message_bytes > self.hard_max_message_bytes:
