@@ -284,18 +284,14 @@ class SmartChargingLoop:
             self._idle.clear()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Run ``work`` in an app-owned task that counts as busy until it ends."""
+        """Run ``work`` in an app-owned task that counts as busy until it ends (however it ends)."""
         self._busy += 1
         self._idle.clear()
+        self._tasks.start(work, name).add_done_callback(self._spawned_done)
 
-        async def tracked() -> None:
-            try:
-                await work
-            finally:
-                self._busy -= 1
-                self._refresh_idle()
-
-        self._tasks.start(tracked(), name)
+    def _spawned_done(self, _task: asyncio.Task[None]) -> None:
+        self._busy -= 1
+        self._refresh_idle()
 
     # -- solve and send ----------------------------------------------------------------------------
 
