@@ -175,7 +175,8 @@ class SmartChargingLoop:
         elif isinstance(event, ConnectorStatusChanged):
             found = self._lookup(event.charger_id, event.evse_id)
             if found is not None:
-                found[0].state.connector_status(found[1], event.status)
+                station, evse_id = found
+                self._add_trigger(station, station.state.connector_status(evse_id, event.status, event.at))
 
     async def run(self) -> None:
         """Solve stations as their triggers fall due, until cancelled."""

@@ -172,11 +172,16 @@ class StationState:
                 return self._trigger(TriggerKind.SESSION_ENDED, at, f"{evse_id} {transaction_id}")
         return None
 
-    def connector_status(self, evse_id: str, status: ConnectorStatus) -> None:
+    def connector_status(self, evse_id: str, status: ConnectorStatus, at: datetime) -> Trigger | None:
+        """A connector's status; Available means no car: a session still kept there ended unseen."""
         state = self.evses[evse_id]
         state.status = status
-        if status is ConnectorStatus.AVAILABLE:
-            state.early_needs = None  # that car left without a transaction
+        if status is not ConnectorStatus.AVAILABLE:
+            return None
+        state.early_needs = None  # that car left without a transaction
+        if state.session is None:
+            return None
+        return self.session_ended(state.session.transaction_id, at)
 
     def charging_needs(self, evse_id: str, needs: ChargingNeeds) -> Trigger | None:
         """NotifyEVChargingNeeds: the energy still wanted, departure and the car's maximum current."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from csms.commands import ChargingProfile
-from csms.domain.events import ChargingNeeds, MeterSample
+from csms.domain.events import ChargingNeeds, ConnectorStatus, MeterSample
 from csms.errors import SettingsError
 from csms.protocol.versions import OcppVersion
 from csms.smart_charging import EvseBinding, SmartChargingSettings, StationSetup, StationState
@@ -245,3 +245,14 @@ def test_needs_told_before_the_transaction_started_are_kept_for_it() -> None:
     st.session_ended("tx-A", T0)
     st.session_started("A", "tx-A2", T0, 0.0)
     assert st.snapshot(T0).sessions[0].energy_needed_kwh is None  # not carried to the next car
+
+
+def test_an_available_connector_ends_a_session_whose_end_was_missed() -> None:
+    st = state()
+    st.session_started("A", "tx-A", T0, 0.0)
+    assert st.connector_status("A", ConnectorStatus.OCCUPIED, T0) is None
+    ended = st.connector_status("A", ConnectorStatus.AVAILABLE, T0)
+    assert ended is not None
+    assert ended.kind is TriggerKind.SESSION_ENDED
+    assert st.snapshot(T0).sessions == ()
+    assert st.session_ended("tx-A", T0) is None  # the late TransactionEnded changes nothing
