@@ -214,6 +214,8 @@ class StationState:
         session = state.session
         if session is None or sample.location not in (None, "Outlet") or sample.phase == "N":
             return None
+        if sample.transaction_id is not None and sample.transaction_id != session.transaction_id:
+            return None  # a late reading of the previous transaction
         if sample.measurand == ENERGY_REGISTER and sample.phase is None:
             if session.meter_start_wh is None:
                 session.meter_start_wh = sample.value

@@ -256,3 +256,13 @@ def test_an_available_connector_ends_a_session_whose_end_was_missed() -> None:
     assert ended.kind is TriggerKind.SESSION_ENDED
     assert st.snapshot(T0).sessions == ()
     assert st.session_ended("tx-A", T0) is None  # the late TransactionEnded changes nothing
+
+
+def test_a_late_reading_of_the_previous_transaction_is_ignored() -> None:
+    st = state()
+    st.session_started("A", "tx-new", T0, 0.0)
+    late = MeterSample(
+        "CP-A", 1, "tx-old", T0, "Energy.Active.Import.Register", 9000.0, "Wh", None, None, None
+    )
+    st.meter_sample("A", late)
+    assert st.snapshot(T0).sessions[0].energy_delivered_kwh == 0.0
