@@ -26,6 +26,7 @@ from csms.protocol.handlers import build_router
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.session import MessageLog, OcppSession, utc_now
 from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion
+from csms.routing import RedisNode
 from csms.settings import CsmsSettings
 from csms.smart_charging import SmartChargingSettings, StationSetup, install
 from csms.storage.chargers import ChargerRecord, ChargerRepository
@@ -57,6 +58,8 @@ class CsmsRuntime:
     message_log: PostgresMessageLog
     tasks: TaskOwner
     meter_series: MeterSeries
+    redis_node: RedisNode | None = None
+    """Redis live state, routing and command channel when ``settings.redis_url`` is set."""
 
 
 CSMS = web.AppKey("csms", CsmsRuntime)
@@ -112,7 +115,9 @@ def create_app(
     database = Database(settings.database_dsn, max_connections=settings.database_max_connections)
     chargers = ChargerRepository(database)
     transactions = TransactionRepository(database)
-    state = live_state or InProcessLiveState()
+    connected = ConnectedChargers()
+    redis_node = RedisNode.from_settings(settings, connected) if settings.redis_url else None
+    state = live_state or (redis_node.live_state if redis_node else InProcessLiveState())
     service = ChargingService(
         chargers,
         transactions,
@@ -121,7 +126,6 @@ def create_app(
         heartbeat_interval_s=settings.heartbeat_interval_s,
         pending_retry_interval_s=settings.pending_retry_interval_s,
     )
-    connected = ConnectedChargers()
     runtime = CsmsRuntime(
         settings=settings,
         database=database,
@@ -130,9 +134,14 @@ def create_app(
         live_state=state,
         service=service,
         connected=connected,
-        commands=CommandBus(connected, default_timeout_s=settings.response_timeout_s),
+        commands=(
+            redis_node.commands
+            if redis_node
+            else CommandBus(connected, default_timeout_s=settings.response_timeout_s)
+        ),
         message_log=PostgresMessageLog(database),
         tasks=TaskOwner(),
+        redis_node=redis_node,
         meter_series=MeterSeries(
             settings.database_dsn,
             batch_size=settings.meter_series_batch_size,
@@ -161,6 +170,8 @@ def create_app(
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     runtime = app[CSMS]
     await runtime.database.open()
+    if runtime.redis_node is not None:
+        await runtime.redis_node.start(runtime.tasks)
     runtime.tasks.start(runtime.message_log.run(), "csms-message-log")
     await runtime.meter_series.open()
     runtime.tasks.start(runtime.meter_series.run(), "csms-meter-series")
@@ -170,6 +181,8 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
         await runtime.message_log.flush()
         await runtime.meter_series.flush()
         await runtime.tasks.cancel_all()
+        if runtime.redis_node is not None:
+            await runtime.redis_node.close()
         await runtime.meter_series.close()
         await runtime.database.close()
 

@@ -28,6 +28,12 @@ class CsmsSettings:
     auto_register_status: RegistrationStatus = RegistrationStatus.ACCEPTED
     ocpp_path_prefix: str = "/ocpp"
     database_max_connections: int = 10
+    redis_url: str | None = None
+    """Redis for live state, charger -> node routing and the command channel; None: one node."""
+    redis_key_prefix: str = "fairwatt:csms:"
+    node_id: str | None = None
+    """This node's id in the routing table; None: host, pid and a random suffix."""
+    route_ttl_s: float = 90.0
     meter_series_batch_size: int = 1000
     meter_series_flush_interval_s: float = 2.0
 
@@ -36,3 +42,5 @@ class CsmsSettings:
             raise SettingsError("max_message_bytes must not exceed hard_max_message_bytes")
         if self.heartbeat_interval_s <= 0 or self.response_timeout_s <= 0:
             raise SettingsError("intervals and timeouts must be positive")
+        if self.route_ttl_s <= 0:
+            raise SettingsError("route_ttl_s must be positive")

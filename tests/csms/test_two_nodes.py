@@ -1,0 +1,283 @@
+"""Two central-system nodes sharing PostgreSQL and Redis: a charger on node 1, commands from node 2.
+
+Each node is a full ``create_app`` on its own free port; they share only the database and Redis
+(under a key prefix of this test's own), as two processes on one machine would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from ocpp.routing import on
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import call as call201
+from redis.asyncio import Redis
+
+from csms.commands import ChargingProfile, CommandOutcome
+from csms.domain.events import ConnectorStatus, IdToken
+from csms.errors import CommandError
+from csms.protocol.registry import ConnectedChargers
+from csms.redis_state import RedisKeys
+from csms.routing import RoutedCommandBus
+from csms.server import CSMS, create_app
+from csms.tasks import TaskOwner
+from tests.csms.chargers import Charger16, Charger201, ClientConnection, connected
+from tests.csms.conftest import RunningCsms, make_settings
+
+pytestmark = pytest.mark.asyncio
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+# A guard against a hang, not a timing assertion: NOT_CONNECTED must not wait for this.
+LONG_TIMEOUT_S = 3600.0
+
+PROFILE = ChargingProfile(
+    v16={
+        "chargingProfileId": 7,
+        "stackLevel": 1,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": {
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+        },
+    }
+)
+
+
+@dataclass
+class Cluster:
+    node1: RunningCsms
+    node2: RunningCsms
+    keys: RedisKeys
+    redis: Redis
+
+
+async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port: int = listener.getsockname()[1]
+    await web.SockSite(runner, listener).start()
+    return runner, port
+
+
+@pytest_asyncio.fixture
+async def cluster(database_dsn: str) -> AsyncIterator[Cluster]:
+    """Nodes ``node-1`` and ``node-2`` on free ports, one database, one Redis key prefix."""
+    keys = RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:")
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    runners: list[web.AppRunner] = []
+    try:
+        nodes = []
+        for node_id in ("node-1", "node-2"):
+            settings = make_settings(
+                database_dsn,
+                auto_register=True,
+                redis_url=REDIS_URL,
+                redis_key_prefix=keys.prefix,
+                node_id=node_id,
+            )
+            app = create_app(settings)
+            runner, port = await _start(app)
+            runners.append(runner)
+            nodes.append(RunningCsms(app[CSMS], port))
+        yield Cluster(nodes[0], nodes[1], keys, redis)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        stale = [key async for key in redis.scan_iter(match=keys.prefix + "*")]
+        if stale:
+            await redis.delete(*stale)
+        await redis.aclose()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@asynccontextmanager
+async def booted16(node: RunningCsms, charger_class: type[Charger16] = Charger16) -> AsyncIterator[Any]:
+    """A 1.6 charger on ``node`` whose BootNotification was answered: its route is in Redis by then."""
+    charger_id = new_id("CP16")
+    async with connected(charger_class, node.url(charger_id), charger_id, "ocpp1.6") as charger:
+        await charger.call(
+            call16.BootNotification(charge_point_model="M", charge_point_vendor="V"), suppress=False
+        )
+        yield charger
+
+
+class SlowCharger16(Charger16):
+    """Answers UnlockConnector only once ``release`` is set."""
+
+    def __init__(self, charger_id: str, connection: ClientConnection) -> None:
+        super().__init__(charger_id, connection)
+        self.release = asyncio.Event()
+
+    @on(Action16.unlock_connector)
+    async def on_unlock(self, **request: Any) -> Any:
+        await self.release.wait()
+        return result16.UnlockConnector(status="Unlocked")
+
+
+async def test_command_issued_on_node_2_reaches_charger_on_node_1(cluster: Cluster) -> None:
+    async with booted16(cluster.node1) as charger:
+        charger_id = charger.id
+        assert cluster.node2.runtime.connected.get(charger_id) is None
+        bus = cluster.node2.runtime.commands
+        assert isinstance(bus, RoutedCommandBus)
+        assert await bus.node_of(charger_id) == "node-1"
+
+        started = await bus.remote_start(charger_id, 1, IdToken("TAG-1"))
+        assert (started.outcome, started.action, started.status) == (
+            CommandOutcome.ACCEPTED,
+            "RemoteStartTransaction",
+            "Accepted",
+        )
+        assert started.charger_id == charger_id
+        assert await charger.received.get() == (
+            "RemoteStartTransaction",
+            {"connector_id": 1, "id_tag": "TAG-1"},
+        )
+
+        profiled = await bus.set_charging_profile(charger_id, 1, PROFILE)
+        assert profiled.outcome is CommandOutcome.ACCEPTED
+        action, request = await charger.received.get()
+        assert action == "SetChargingProfile"
+        assert request["cs_charging_profiles"]["charging_profile_id"] == 7
+
+        rejected = await bus.reset(charger_id, hard=False)
+        assert (rejected.outcome, rejected.status) == (CommandOutcome.REJECTED, "Rejected")
+
+
+async def test_forwarded_command_is_built_for_the_chargers_version(cluster: Cluster) -> None:
+    charger_id = new_id("CP201")
+    async with connected(Charger201, cluster.node1.url(charger_id), charger_id, "ocpp2.0.1") as charger:
+        await charger.call(
+            call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+        )
+        bus = cluster.node2.runtime.commands
+        started = await bus.remote_start(charger_id, 1, IdToken("TAG-2", "ISO14443"), remote_start_id=42)
+        assert (started.outcome, started.action) == (CommandOutcome.ACCEPTED, "RequestStartTransaction")
+        action, request = await charger.received.get()
+        assert action == "RequestStartTransaction"
+        assert request["remote_start_id"] == 42
+
+        unsupported = await bus.change_configuration(charger_id, "HeartbeatInterval", "60")
+        assert unsupported.outcome is CommandOutcome.NOT_SUPPORTED_BY_VERSION
+
+
+async def test_call_errors_and_invalid_commands_come_back_to_the_caller(cluster: Cluster) -> None:
+    async with booted16(cluster.node1) as charger:
+        charger_id = charger.id
+        bus = cluster.node2.runtime.commands
+        with pytest.raises(CommandError, match="integers"):
+            await bus.remote_stop(charger_id, "not-a-number")
+        with pytest.raises(CommandError):
+            await bus.trigger_message(charger_id, "NoSuchMessage")
+        unhandled = await bus.clear_charging_profile(charger_id)
+        assert unhandled.outcome is CommandOutcome.CALL_ERROR
+        assert unhandled.error_code is not None
+
+
+async def test_charger_timeout_on_node_1_is_reported_on_node_2(cluster: Cluster) -> None:
+    async with booted16(cluster.node1, SlowCharger16) as charger:
+        charger_id = charger.id
+        result = await cluster.node2.runtime.commands.unlock_connector(charger_id, 1, timeout_s=0.2)
+        charger.release.set()
+    assert (result.outcome, result.action) == (CommandOutcome.TIMEOUT, "UnlockConnector")
+
+
+async def test_command_for_a_charger_connected_nowhere_is_not_connected(cluster: Cluster) -> None:
+    result = await cluster.node2.runtime.commands.reset(
+        new_id("CP-NOWHERE"), hard=True, timeout_s=LONG_TIMEOUT_S
+    )
+    assert result.outcome is CommandOutcome.NOT_CONNECTED
+
+
+async def test_route_to_a_dead_node_is_not_connected(cluster: Cluster) -> None:
+    charger_id = new_id("CP-ORPHAN")
+    await cluster.redis.set(cluster.keys.route(charger_id), "node-dead", ex=60)
+    result = await cluster.node2.runtime.commands.reset(charger_id, hard=True, timeout_s=LONG_TIMEOUT_S)
+    assert result.outcome is CommandOutcome.NOT_CONNECTED
+
+
+async def test_a_node_that_never_answers_times_out(cluster: Cluster) -> None:
+    charger_id = new_id("CP-HUNG")
+    await cluster.redis.set(cluster.keys.route(charger_id), "node-hung", ex=60)
+    hung = cluster.redis.pubsub()
+    await hung.subscribe(cluster.keys.commands("node-hung"))
+    assert (await hung.get_message(timeout=None))["type"] == "subscribe"
+    tasks = TaskOwner()
+    bus = RoutedCommandBus(
+        ConnectedChargers(),
+        cluster.redis,
+        "node-caller",
+        default_timeout_s=0.1,
+        keys=cluster.keys,
+        forward_margin_s=0.1,
+    )
+    await bus.open(tasks)
+    try:
+        result = await bus.reset(charger_id, hard=True)
+        forwarded = await hung.get_message(ignore_subscribe_messages=True, timeout=None)
+    finally:
+        await tasks.cancel_all()
+        await bus.close()
+        await hung.aclose()  # type: ignore[no-untyped-call]
+    assert result.outcome is CommandOutcome.TIMEOUT
+    assert forwarded is not None
+    assert charger_id in forwarded["data"]
+
+
+async def test_status_sent_to_node_1_is_visible_on_node_2(cluster: Cluster) -> None:
+    async with booted16(cluster.node1) as charger:
+        charger_id = charger.id
+        await charger.call(
+            call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"),
+            suppress=False,
+        )
+        await charger.call(call16.Heartbeat(), suppress=False)
+        state = await cluster.node2.runtime.live_state.get(charger_id)
+    assert state is not None
+    assert state.connected
+    assert state.connectors[(1, 1)].status is ConnectorStatus.OCCUPIED
+    assert state.connectors[(1, 1)].ocpp_status == "Charging"
+    assert state.last_heartbeat_at is not None
+
+
+async def test_after_disconnect_node_2_sees_the_charger_gone(cluster: Cluster) -> None:
+    async with booted16(cluster.node1) as charger:
+        charger_id = charger.id
+        bus = cluster.node2.runtime.commands
+        assert isinstance(bus, RoutedCommandBus)
+        assert await bus.node_of(charger_id) == "node-1"
+    # Node 1 notices the close on its own time and Redis has nothing to await: a bounded poll.
+    for _ in range(1000):
+        if await bus.node_of(charger_id) is None:
+            break
+        await asyncio.sleep(0.01)
+    state = await cluster.node2.runtime.live_state.get(charger_id)
+    assert state is not None
+    assert not state.connected
+    result = await bus.remote_start(charger_id, 1, IdToken("TAG-1"), timeout_s=LONG_TIMEOUT_S)
+    assert result.outcome is CommandOutcome.NOT_CONNECTED
+
+
+async def test_node_1_still_sends_to_its_own_charger(cluster: Cluster) -> None:
+    async with booted16(cluster.node1) as charger:
+        charger_id = charger.id
+        result = await cluster.node1.runtime.commands.remote_stop(charger_id, "12")
+        assert result.outcome is CommandOutcome.ACCEPTED
+        assert await charger.received.get() == ("RemoteStopTransaction", {"transaction_id": 12})
