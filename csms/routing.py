@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 
 from csms.commands.bus import Built, CommandBus
 from csms.commands.results import CommandOutcome, CommandResult
-from csms.errors import CommandError, SettingsError
+from csms.errors import CommandError, CsmsError, SettingsError
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.versions import OcppVersion
 from csms.redis_state import RedisKeys, RedisLiveState
@@ -76,6 +76,10 @@ return 1
 
 _RENEW_BATCH = 1_000
 _RECONNECT_DELAY_S = 1.0
+
+
+class CommandChannelError(CsmsError):
+    """Redis, which carries commands between nodes, cannot be reached."""
 
 
 def default_node_id() -> str:
@@ -201,10 +205,13 @@ class RoutedCommandBus(CommandBus):
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request.request_id] = answer
         try:
-            node, receivers = await self._forward(
-                keys=[self._keys.route(charger_id)],
-                args=[prefix, suffix, self.node_id, request.to_json()],
-            )
+            try:
+                node, receivers = await self._forward(
+                    keys=[self._keys.route(charger_id)],
+                    args=[prefix, suffix, self.node_id, request.to_json()],
+                )
+            except RedisError as exc:
+                raise CommandChannelError(f"charger {charger_id}: cannot forward the command: {exc}") from exc
             if receivers <= 0:
                 if node:
                     logger.info(

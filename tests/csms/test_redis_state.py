@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from csms.domain.events import ChargingNeeds, ConnectorStatus, RegistrationStatus
 from csms.live_state import ChargerState, ConnectorState
@@ -17,7 +20,7 @@ from csms.protocol.router import Router
 from csms.protocol.session import OcppSession
 from csms.protocol.versions import OcppVersion
 from csms.redis_state import RedisKeys, RedisLiveState
-from csms.routing import RoutedCommandBus
+from csms.routing import CommandChannelError, RoutedCommandBus
 from tests.csms.memory import MemoryConnection
 
 pytestmark = pytest.mark.asyncio
@@ -159,3 +162,17 @@ async def test_route_renewal_keeps_own_routes_and_leaves_moved_chargers_alone(
     assert await redis.pttl(keys.route("CP-1")) > 50_000
     assert await bus.node_of("CP-2") == "node-2"
     assert await bus.node_of("CP-3") == "node-1"
+
+
+async def test_unreachable_redis_is_a_command_channel_error(keys: RedisKeys) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    unreachable = Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+    bus = RoutedCommandBus(ConnectedChargers(), unreachable, "node-1", default_timeout_s=5, keys=keys)
+    try:
+        with pytest.raises(CommandChannelError, match="CP-1"):
+            await bus.reset("CP-1", hard=True)
+    finally:
+        await unreachable.aclose()
