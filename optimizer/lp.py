@@ -11,8 +11,9 @@ Stages share one HiGHS model and warm-start from each other:
 1. energy: maximise energy delivered, with a tiny preference for earlier energy
    (online, capacity left idle now is lost if new cars arrive). When a limit binds
    anywhere in that plan (capacity is short), the cumulative energy through each exact
-   period is held, and the early energy goes to the least lax sessions first
-   (``urgency``): later stages may move energy between sessions, not into the future;
+   period is held: later stages may move energy between sessions, not into the future
+   (a stage giving that early energy to the least lax first was measured and dropped:
+   it starved long stays and delivered less);
 2. fairness (``max-min``): with energy held at its optimum, maximise the least
    priority-weighted share of need served;
 3. cost, then peak: with energy and the fairness level held, minimise energy cost
@@ -40,7 +41,10 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 _INF = highspy.kHighsInf
-FIRST_FACETS = 2  # facets per phasor limit in the model from the start; the rest come when violated
+FIRST_FACETS = 2
+# how much a later stage may give back of what an earlier one reached (relative): tighter
+# holds made HiGHS report later stages infeasible within its own tolerances
+_HOLD_SLACK = 1e-5  # facets per phasor limit in the model from the start; the rest come when violated
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +377,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         return None
     assert solution is not None
     best_energy = float(model.energy_coef @ solution[:n_var])
-    h.changeRowBounds(model.row_total, best_energy * (1 - 1e-7) - 1e-6, _INF)
+    h.changeRowBounds(model.row_total, best_energy * (1 - _HOLD_SLACK) - 1e-6, _INF)
     scarce = not problem.arrivals_known and _scarce(model, solution)
     if scarce:
         _hold_early_energy(h, model, problem, solution)
@@ -385,15 +389,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         cost[model.col_level] = -1.0
         if run(cost, "fairness"):
             level = float(solution[model.col_level])
-            h.changeColBounds(model.col_level, max(level * (1 - 1e-6) - 1e-7, 0.0), 1.0)
-    # 2b. urgency: when capacity is short, the early energy goes to the least lax first
-    if scarce and problem.sessions > 1:
-        urgent = _urgency_costs(model, problem, n_col)
-        if run(urgent, "urgency"):
-            assert solution is not None
-            value = float(urgent @ solution)
-            nz = np.nonzero(urgent)[0].astype(np.int32)
-            h.addRow(-_INF, value + 1e-6 * abs(value) + 1e-9, nz.size, nz, urgent[nz])
+            h.changeColBounds(model.col_level, max(level * (1 - _HOLD_SLACK) - 1e-6, 0.0), 1.0)
     # 3. cost, then peak
     cost = zero.copy()
     price_scale = max(float(np.max(np.abs(model.price_coef))) if n_var else 0.0, 1.0)
@@ -407,7 +403,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         assert solution is not None
         best = float(cost @ solution)
         nz = np.nonzero(cost)[0].astype(np.int32)
-        h.addRow(-_INF, best + 1e-7 * abs(best) + 1e-9, nz.size, nz, cost[nz])
+        h.addRow(-_INF, best + _HOLD_SLACK * abs(best) + 1e-7, nz.size, nz, cost[nz])
     # 4. evenness of the current applied now
     if model.var_session.size and problem.sessions > 1:
         h.changeColBounds(model.col_even, 0.0, 1.0)
@@ -416,7 +412,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         if run(even, "evenness"):
             assert solution is not None
             level0 = float(solution[model.col_even])
-            h.changeColBounds(model.col_even, max(level0 * (1 - 1e-6) - 1e-7, 0.0), 1.0)
+            h.changeColBounds(model.col_even, max(level0 * (1 - _HOLD_SLACK) - 1e-6, 0.0), 1.0)
     # 5. tie-breakers: keep the current each charger holds, then deliver earlier
     ties = zero.copy()
     ties[model.cols_dev] = 1.0
@@ -435,17 +431,6 @@ def _scarce(model: LpModel, solution: FloatArray) -> bool:
     return False
 
 
-def _urgency_costs(model: LpModel, problem: Problem, n_col: int) -> FloatArray:
-    """Minus early energy weighted by each session's urgency (1 / laxity, laxity >= 15 min)."""
-    exact = min(problem.snapshot.policy.exact_periods, problem.periods)
-    urgency = 1.0 / np.maximum(problem.laxity_h(), 0.25)
-    costs = np.zeros(n_col)
-    n_var = model.var_session.size
-    early = model.blocks.start[model.var_block] < exact
-    costs[:n_var] = np.where(early, -model.energy_coef * urgency[model.var_session], 0.0)
-    return costs
-
-
 def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solution: FloatArray) -> None:
     """Keep the energy-first plan's cumulative energy through each exact period.
 
@@ -461,7 +446,7 @@ def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solut
         if members.size == 0:
             continue
         target = float(energy[members].sum())
-        h.addRow(target * (1 - 1e-6) - 1e-9, _INF, members.size, members, model.energy_coef[members])
+        h.addRow(target * (1 - _HOLD_SLACK) - 1e-6, _INF, members.size, members, model.energy_coef[members])
 
 
 def _add_violated(

@@ -83,7 +83,7 @@ def solve(
 def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     """Round to steps and minimum currents, then top up the exact periods with what rounding freed."""
     clipped = np.clip(current_a, 0.0, problem.upper_a[:, None])
-    out = round_to_step(clipped, problem.step_a, problem.min_a, snap=1e-3)
+    out = round_to_step(clipped, problem.step_a, problem.min_a, snap=1e-2)
     # where snapping to a step pushed a period over an exact limit, round that period strictly down
     use = problem.network.utilisation(_full(problem, out), problem.site_limit_kw)
     over = np.nonzero(use.max(axis=0, initial=0.0) > 1.0 + 1e-9)[0]
