@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -295,16 +295,24 @@ async def _serve(
         logger.info("charger %s: disconnected", charger_id)
 
 
-async def run(host: str, port: int, settings: CsmsSettings) -> None:
-    """Serve the CSMS on ``host:port`` until cancelled."""
+async def run(
+    host: str, port: int, settings: CsmsSettings, *, ready: Callable[[int], None] | None = None
+) -> None:
+    """Serve the CSMS on ``host:port`` until cancelled; ``ready`` gets the bound port once listening."""
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+        bound_port = int(runner.addresses[0][1]) if runner.addresses else port
         logger.info(
-            "OCPP endpoint listening on ws://%s:%d%s/{charger_id}", host, port, settings.ocpp_path_prefix
+            "OCPP endpoint listening on ws://%s:%d%s/{charger_id}",
+            host,
+            bound_port,
+            settings.ocpp_path_prefix,
         )
+        if ready is not None:
+            ready(bound_port)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

@@ -19,6 +19,7 @@ from fairwatt.errors import FairwattError
 COMMAND_MODULES: tuple[str, ...] = (
     "fairwatt.commands.simulate",
     "fairwatt.commands.tariffs",
+    "fairwatt.commands.serve",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,0 +1,129 @@
+"""`fairwatt serve` as a real process: a charger boots through it, SIGTERM stops it with status 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from ocpp.v16 import call
+
+from csms.embedded import EmbeddedDatabaseError, find_binaries
+from tests.csms.chargers import Charger16, connected
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+_LISTENING = re.compile(r"ws://[^:]+:(\d+)/ocpp/")
+
+
+@pytest.fixture
+def test_database() -> Iterator[str]:
+    name = f"fairwatt_serve_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def serving(
+    *arguments: str, environ: dict[str, str]
+) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """``fairwatt serve`` on a free port; yields the port once the process says it listens."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fairwatt.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--auto-register",
+        *arguments,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environ,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(120):  # a safety net for a hung start, not a timing assertion
+            line = (await process.stdout.readline()).decode()
+        match = _LISTENING.search(line)
+        if match is None:
+            assert process.stderr is not None
+            pytest.fail(f"no listening line: {line!r}; stderr: {(await process.stderr.read()).decode()}")
+        yield int(match.group(1)), process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def boot_and_stop(port: int, process: asyncio.subprocess.Process) -> None:
+    url = f"ws://127.0.0.1:{port}/ocpp/CP-SERVE"
+    async with connected(Charger16, url, "CP-SERVE", "ocpp1.6") as charger:
+        boot = await charger.call(
+            call.BootNotification(charge_point_vendor="V", charge_point_model="M"), suppress=False
+        )
+        assert boot.status == "Accepted"
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            status = await process.wait()
+    assert process.stderr is not None
+    stderr = (await process.stderr.read()).decode()
+    assert status == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def _environment(**values: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    environ.update(values)
+    return environ
+
+
+@pytest.mark.asyncio
+async def test_serve_with_database_url(test_database: str) -> None:
+    async with serving(environ=_environment(DATABASE_URL=test_database)) as (port, process):
+        await boot_and_stop(port, process)
+    with psycopg.connect(test_database) as connection:
+        row = connection.execute(
+            "SELECT auto_registered FROM chargers WHERE charger_id = 'CP-SERVE'"
+        ).fetchone()
+    assert row == (True,)
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A fresh data directory; not pytest's tmp_path, which the 'postgres' account cannot reach under root."""
+    try:
+        find_binaries()
+    except EmbeddedDatabaseError as exc:
+        pytest.skip(str(exc))
+    parent = Path(tempfile.mkdtemp(prefix="fairwatt-embedded-"))
+    parent.chmod(0o755)
+    try:
+        yield parent / "pg"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_serve_with_embedded_postgres(embedded_data_dir: Path) -> None:
+    async with serving("--data-dir", str(embedded_data_dir), environ=_environment()) as (port, process):
+        await boot_and_stop(port, process)
+    assert (embedded_data_dir / "PG_VERSION").is_file()
+    assert not (embedded_data_dir / "postmaster.pid").is_file()  # stopped with the server
