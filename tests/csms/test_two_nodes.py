@@ -1,18 +1,22 @@
 """Two central-system nodes sharing PostgreSQL and Redis: a charger on node 1, commands from node 2.
 
 Each node is a full ``create_app`` on its own free port; they share only the database and Redis
-(under a key prefix of this test's own), as two processes on one machine would.
+(under a key prefix of this test's own), as two processes on one machine would. The last test
+runs the two nodes as real processes, with the test itself as a third node issuing commands,
+and kills one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import pytest_asyncio
@@ -28,7 +32,7 @@ from csms.commands import ChargingProfile, CommandOutcome
 from csms.domain.events import ConnectorStatus, IdToken
 from csms.errors import CommandError
 from csms.protocol.registry import ConnectedChargers
-from csms.redis_state import RedisKeys
+from csms.redis_state import RedisKeys, RedisLiveState
 from csms.routing import RoutedCommandBus
 from csms.server import CSMS, create_app
 from csms.tasks import TaskOwner
@@ -108,7 +112,9 @@ def new_id(prefix: str) -> str:
 
 
 @asynccontextmanager
-async def booted16(node: RunningCsms, charger_class: type[Charger16] = Charger16) -> AsyncIterator[Any]:
+async def booted16(
+    node: RunningCsms | NodeProcess, charger_class: type[Charger16] = Charger16
+) -> AsyncIterator[Any]:
     """A 1.6 charger on ``node`` whose BootNotification was answered: its route is in Redis by then."""
     charger_id = new_id("CP16")
     async with connected(charger_class, node.url(charger_id), charger_id, "ocpp1.6") as charger:
@@ -281,3 +287,128 @@ async def test_node_1_still_sends_to_its_own_charger(cluster: Cluster) -> None:
         result = await cluster.node1.runtime.commands.remote_stop(charger_id, "12")
         assert result.outcome is CommandOutcome.ACCEPTED
         assert await charger.received.get() == ("RemoteStopTransaction", {"transaction_id": 12})
+
+
+# Two central-system processes: each serves on a port of its choosing and writes it on stdout,
+# and shuts down cleanly when its stdin closes.
+NODE_PROCESS = """
+import asyncio, logging, sys
+from aiohttp import web
+from csms.server import create_app
+from csms.settings import CsmsSettings
+
+async def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    dsn, redis_url, prefix, node_id = sys.argv[1:5]
+    settings = CsmsSettings(
+        database_dsn=dsn, redis_url=redis_url, redis_key_prefix=prefix, node_id=node_id, auto_register=True
+    )
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    sys.stdout.write(f"{runner.addresses[0][1]}\\n")
+    sys.stdout.flush()
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+@dataclass
+class NodeProcess:
+    process: asyncio.subprocess.Process
+    port: int
+
+    def url(self, charger_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
+
+
+@asynccontextmanager
+async def node_process(
+    database_dsn: str, keys: RedisKeys, node_id: str, log: IO[bytes]
+) -> AsyncIterator[NodeProcess]:
+    """A node in a process of its own, logging warnings and errors to ``log``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        NODE_PROCESS,
+        database_dsn,
+        REDIS_URL,
+        keys.prefix,
+        node_id,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        line = await process.stdout.readline()
+        assert line, f"node {node_id} exited before listening"
+        yield NodeProcess(process, int(line))
+    finally:
+        if process.returncode is None:
+            process.stdin.close()
+            await process.wait()
+
+
+async def test_two_processes_route_commands_and_drop_a_killed_node(database_dsn: str, tmp_path: Path) -> None:
+    keys = RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:")
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    tasks = TaskOwner()
+    # The test is a third node: it holds no sockets, so every command it issues is forwarded.
+    bus = RoutedCommandBus(ConnectedChargers(), redis, "node-test", default_timeout_s=5, keys=keys)
+    state = RedisLiveState(redis, "node-test", keys=keys)
+    log1 = (tmp_path / "node-1.log").open("wb")
+    log2 = (tmp_path / "node-2.log").open("wb")
+    try:
+        await bus.open(tasks)
+        async with (
+            node_process(database_dsn, keys, "node-1", log1) as node1,
+            node_process(database_dsn, keys, "node-2", log2) as node2,
+            booted16(node1) as on_node1,
+            booted16(node2) as on_node2,
+        ):
+            for charger, node_id in ((on_node1, "node-1"), (on_node2, "node-2")):
+                assert await bus.node_of(charger.id) == node_id
+                result = await bus.remote_start(charger.id, 1, IdToken("TAG-P"))
+                assert (result.outcome, result.status) == (CommandOutcome.ACCEPTED, "Accepted")
+                assert await charger.received.get() == (
+                    "RemoteStartTransaction",
+                    {"connector_id": 1, "id_tag": "TAG-P"},
+                )
+            await on_node1.call(
+                call16.StatusNotification(connector_id=1, error_code="NoError", status="Finishing"),
+                suppress=False,
+            )
+            seen = await state.get(on_node1.id)
+            assert seen is not None
+            assert seen.connectors[(1, 1)].ocpp_status == "Finishing"
+
+            node1.process.kill()
+            await node1.process.wait()
+            # Redis drops the dead node's subscription on its own time: a bounded poll.
+            for _ in range(1000):
+                if (await redis.pubsub_numsub(keys.commands("node-1")))[0][1] == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert await bus.node_of(on_node1.id) == "node-1"  # the entry outlives the node
+            orphaned = await bus.reset(on_node1.id, hard=True, timeout_s=LONG_TIMEOUT_S)
+            assert orphaned.outcome is CommandOutcome.NOT_CONNECTED
+            survivor = await bus.reset(on_node2.id, hard=True)
+            assert (survivor.outcome, survivor.status) == (CommandOutcome.REJECTED, "Rejected")
+        assert node2.process.returncode == 0
+        for name in ("node-1.log", "node-2.log"):
+            assert "ERROR" not in (tmp_path / name).read_text(), name
+    finally:
+        log1.close()
+        log2.close()
+        await tasks.cancel_all()
+        await bus.close()
+        stale = [key async for key in redis.scan_iter(match=keys.prefix + "*")]
+        if stale:
+            await redis.delete(*stale)
+        await redis.aclose()
