@@ -11,7 +11,10 @@ charger's keys share one Redis Cluster slot:
   ``route_ttl_s``; set on connect, renewed by every heartbeat and by the holding node's refresher
   (:mod:`csms.routing`), so a dead node's chargers stop being routed to it.
 
-Every write is one round trip (a MULTI/EXEC pipeline or one Lua script); a read is one HGETALL.
+Every write is one round trip (one command, a pipeline or one Lua script); a read is one HGETALL.
+The hash and the route entry are written by one pipeline without MULTI/EXEC: both writes are
+idempotent and a reader never needs them to agree, and at 500,000 chargers' heartbeats the
+transaction would double the commands Redis executes.
 Times are stored as UTC ISO 8601 strings.
 """
 
@@ -75,7 +78,7 @@ class RedisLiveState:
     """
 
     def __init__(
-        self, redis: Redis, node_id: str, *, keys: RedisKeys | None = None, route_ttl_s: float = 90.0
+        self, redis: Redis, node_id: str, *, keys: RedisKeys | None = None, route_ttl_s: float = 300.0
     ) -> None:
         self._redis = redis
         self.node_id = node_id
@@ -90,7 +93,7 @@ class RedisLiveState:
                 args=[self.node_id, _time(at)],
             )
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(
                 self.keys.state(charger_id),
                 mapping={"connected": "1", "node": self.node_id, "last_seen_at": _time(at)},
@@ -103,7 +106,7 @@ class RedisLiveState:
 
     async def touch_heartbeat(self, charger_id: str, at: datetime) -> None:
         """Note the heartbeat and renew the route: the charger is alive on this node."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(
                 self.keys.state(charger_id),
                 mapping={

@@ -33,7 +33,7 @@ class CsmsSettings:
     redis_key_prefix: str = "fairwatt:csms:"
     node_id: str | None = None
     """This node's id in the routing table; None: host, pid and a random suffix."""
-    route_ttl_s: float = 90.0
+    route_ttl_s: float = 300.0
     meter_series_batch_size: int = 1000
     meter_series_flush_interval_s: float = 2.0
 
