@@ -44,7 +44,8 @@ _INF = highspy.kHighsInf
 FIRST_FACETS = 2
 # how much a later stage may give back of what an earlier one reached (relative): tighter
 # holds made HiGHS report later stages infeasible within its own tolerances
-_HOLD_SLACK = 1e-5  # facets per phasor limit in the model from the start; the rest come when violated
+_HOLD_SLACK = 1e-5
+_EVEN_SEGMENTS = 4  # facets per phasor limit in the model from the start; the rest come when violated
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,8 @@ class LpModel:
     energy_coef: FloatArray  # kWh per A of each variable
     col_level: int  # the fairness level column
     col_peak: int
-    col_even: int  # the evenness level of the first block
+    cols_even: IntArray  # per first-block variable and segment, its share of the usable rate
+    even_value: FloatArray  # utility per unit of each evenness column
     cols_dev: IntArray  # per session with a known offered current, its change in the first block
     row_total: int  # total-energy row
     rows_fair: IntArray  # per session share rows
@@ -259,28 +261,34 @@ def build(problem: Problem) -> LpModel:
         blocks_used.size,
     )
 
-    # evenness now: x(i, first block) >= level0 * weight_i * usable_i, where usable_i is the
-    # most session i could take there; maximising level0 (with cost held) shares the current
-    # that is applied now, instead of letting cars take turns within the horizon
+    # evenness now: each session's fraction of the rate it could use in the first block,
+    # y_i = x_i0 / usable_i, split into quarter segments valued 8, 4, 2, 1 (a concave utility,
+    # so the LP fills every session's first quarter before anyone's second): maximising it
+    # with cost held shares the current applied now, and one session that cannot take
+    # current now does not stop the others being evened out (a single max-min level did)
     first = np.nonzero(var_block == 0)[0]
-    col_even = n_var + 2
     sess_first = var_session[first]
-    usable = np.minimum(
-        problem.upper_a[sess_first], problem.need_kwh[sess_first] / np.maximum(energy_coef[first], 1e-12)
+    per_a = energy_coef[first]
+    usable = np.where(
+        per_a > 0,
+        np.minimum(
+            problem.upper_a[sess_first], problem.need_kwh[sess_first] / np.where(per_a > 0, per_a, 1.0)
+        ),
+        0.0,
     )
+    col_even = n_var + 2
+    n_even = first.size * _EVEN_SEGMENTS
     local = np.arange(first.size, dtype=np.int64)
-    add(local, first, np.ones(first.size), np.zeros(0), np.zeros(0), 0)
-    add(
-        local,
-        np.full(first.size, col_even),
-        -weight[sess_first] * usable,
-        np.zeros(first.size),
-        np.full(first.size, _INF),
-        first.size,
+    add(local, first, -np.ones(first.size), np.zeros(0), np.zeros(0), 0)
+    for k in range(_EVEN_SEGMENTS):
+        add(local, col_even + k * first.size + local, usable, np.zeros(0), np.zeros(0), 0)
+    add(local[:0], local[:0], np.zeros(0), np.full(first.size, -_INF), np.zeros(first.size), first.size)
+    even_value = np.concatenate(
+        [weight[sess_first] * 2.0 ** (_EVEN_SEGMENTS - 1 - k) for k in range(_EVEN_SEGMENTS)]
     )
     # stability: |x(i, first block) - offered_i| <= dev_i, minimised last (fewer profile changes)
     first_block = np.nonzero((var_block == 0) & ~np.isnan(problem.offered_a[var_session]))[0]
-    col_dev = n_var + 3
+    col_dev = n_var + 2 + n_even
     n_dev = first_block.size
     if n_dev:
         local = np.arange(n_dev, dtype=np.int64)
@@ -289,7 +297,7 @@ def build(problem: Problem) -> LpModel:
         add(local, col_dev + local, -np.ones(n_dev), np.full(n_dev, -_INF), offered, n_dev)
         add(local, first_block, np.ones(n_dev), np.zeros(0), np.zeros(0), 0)
         add(local, col_dev + local, np.ones(n_dev), offered, np.full(n_dev, _INF), n_dev)
-    n_col = n_var + 3 + n_dev
+    n_col = n_var + 2 + n_even + n_dev
 
     matrix = sp.csc_matrix(
         (np.concatenate(vals), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(row, n_col)
@@ -299,7 +307,9 @@ def build(problem: Problem) -> LpModel:
     lp.num_row_ = row
     lp.col_cost_ = np.zeros(n_col)
     lp.col_lower_ = np.zeros(n_col)
-    lp.col_upper_ = np.concatenate([problem.upper_a[var_session], [0.0, _INF, 0.0], np.full(n_dev, _INF)])
+    lp.col_upper_ = np.concatenate(
+        [problem.upper_a[var_session], [0.0, _INF], np.zeros(n_even), np.full(n_dev, _INF)]
+    )
     lp.row_lower_ = np.concatenate(lower)
     lp.row_upper_ = np.concatenate(upper)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -314,7 +324,8 @@ def build(problem: Problem) -> LpModel:
         energy_coef=energy_coef,
         col_level=col_level,
         col_peak=col_peak,
-        col_even=col_even,
+        cols_even=col_even + np.arange(n_even, dtype=np.int64),
+        even_value=even_value,
         cols_dev=col_dev + np.arange(n_dev, dtype=np.int64),
         row_total=row_total,
         rows_fair=rows_fair,
@@ -339,7 +350,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     h.setOptionValue("simplex_strategy", 4)
     h.passModel(model.lp)
     n_var = model.var_session.size
-    n_col = n_var + 3 + model.cols_dev.size
+    n_col = n_var + 2 + model.cols_even.size + model.cols_dev.size
     cols = np.arange(n_col, dtype=np.int32)
     done: list[str] = []
     solution: FloatArray | None = None
@@ -405,14 +416,17 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         nz = np.nonzero(cost)[0].astype(np.int32)
         h.addRow(-_INF, best + _HOLD_SLACK * abs(best) + 1e-7, nz.size, nz, cost[nz])
     # 4. evenness of the current applied now
-    if model.var_session.size and problem.sessions > 1:
-        h.changeColBounds(model.col_even, 0.0, 1.0)
+    if model.cols_even.size and problem.sessions > 1:
+        segments = model.cols_even.astype(np.int32)
+        h.changeColsBounds(
+            segments.size, segments, np.zeros(segments.size), np.full(segments.size, 1.0 / _EVEN_SEGMENTS)
+        )
         even = zero.copy()
-        even[model.col_even] = -1.0
+        even[model.cols_even] = -model.even_value
         if run(even, "evenness"):
             assert solution is not None
-            level0 = float(solution[model.col_even])
-            h.changeColBounds(model.col_even, max(level0 * (1 - _HOLD_SLACK) - 1e-6, 0.0), 1.0)
+            value = float(model.even_value @ solution[model.cols_even])
+            h.addRow(value * (1 - _HOLD_SLACK) - 1e-6, _INF, segments.size, segments, model.even_value)
     # 5. tie-breakers: keep the current each charger holds, then deliver earlier
     ties = zero.copy()
     ties[model.cols_dev] = 1.0
