@@ -36,6 +36,7 @@ from csms.storage.meter_series import MeterSeries
 from csms.storage.passwords import verify_password
 from csms.storage.transactions import TransactionRepository
 from csms.tasks import TaskOwner
+from csms.tls import build_server_context, certificate_identity
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,15 @@ async def _authenticate(request: web.Request, record: ChargerRecord) -> bool:
     return await asyncio.to_thread(verify_password, credentials[1], record.password_hash)
 
 
+def _check_client_certificate(request: web.Request, charger_id: str) -> None:
+    """Security profile 3: the verified client certificate must name the charger in the URL (403)."""
+    transport = request.transport
+    identity = certificate_identity(transport.get_extra_info("peercert") if transport is not None else None)
+    if identity is None or not identity.names(charger_id):
+        logger.warning("charger %s: client certificate (%s) does not name it, rejected", charger_id, identity)
+        raise web.HTTPForbidden(text="client certificate does not name this charge point\n")
+
+
 async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
     runtime = request.app[CSMS]
     charger_id = request.match_info["charger_id"]
@@ -235,6 +245,8 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(
             text="Sec-WebSocket-Protocol must offer one of: " + ", ".join(SUPPORTED_SUBPROTOCOLS) + "\n"
         )
+    if runtime.settings.security_profile == 3:
+        _check_client_certificate(request, charger_id)
     record = await runtime.chargers.get(charger_id)
     if record is None:
         if not runtime.settings.auto_register:
@@ -242,7 +254,7 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text=f"unknown charge point {charger_id}\n")
         record = await runtime.chargers.register_unknown(charger_id, runtime.settings.auto_register_status)
         logger.info("charger %s: auto-registered", charger_id)
-    if not await _authenticate(request, record):
+    if runtime.settings.security_profile != 3 and not await _authenticate(request, record):
         logger.warning("charger %s: basic authentication failed", charger_id)
         raise web.HTTPUnauthorized(
             headers={"WWW-Authenticate": 'Basic realm="fairwatt OCPP"'}, text="authentication required\n"
@@ -302,11 +314,12 @@ async def run(
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=build_server_context(settings))
         await site.start()
         bound_port = int(runner.addresses[0][1]) if runner.addresses else port
         logger.info(
-            "OCPP endpoint listening on ws://%s:%d%s/{charger_id}",
+            "OCPP endpoint listening on %s://%s:%d%s/{charger_id}",
+            "ws" if settings.security_profile < 2 else "wss",
             host,
             bound_port,
             settings.ocpp_path_prefix,

@@ -36,6 +36,12 @@ class CsmsSettings:
     route_ttl_s: float = 300.0
     meter_series_batch_size: int = 1000
     meter_series_flush_interval_s: float = 2.0
+    security_profile: int = 1
+    """OCPP security profile: 1 ws:// + Basic auth, 2 wss:// + Basic auth, 3 wss:// + client certificates."""
+    tls_certificate_file: str | None = None
+    tls_private_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    """CA file that signs chargers' client certificates (profile 3)."""
 
     def __post_init__(self) -> None:
         if self.max_message_bytes > self.hard_max_message_bytes:

@@ -1,6 +1,7 @@
 """``fairwatt serve``: run the OCPP central system.
 
     fairwatt serve [--host 0.0.0.0] [--port 9000] [--auto-register] [--data-dir DIR]
+                   [--security-profile {1,2,3} --tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
 
 With ``DATABASE_URL`` in the environment the CSMS uses that PostgreSQL (and ``REDIS_URL``, when
 set, for live state and routing between nodes). With no database configured it starts an
@@ -29,6 +30,7 @@ from csms.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 from csms.errors import CsmsError
 from csms.server import run as run_csms
 from csms.settings import CsmsSettings
+from csms.tls import build_server_context
 from fairwatt.errors import FairwattError
 
 logger = logging.getLogger(__name__)
@@ -53,26 +55,45 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--data-dir", type=Path, metavar="DIR", help="embedded PostgreSQL data directory (no DATABASE_URL)"
     )
+    parser.add_argument(
+        "--security-profile",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="OCPP security profile: 1 ws:// + Basic auth, 2 wss:// + Basic auth, 3 wss:// + client certs",
+    )
+    parser.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (profiles 2 and 3)")
+    parser.add_argument("--tls-key", metavar="PEM", help="server private key (profiles 2 and 3)")
+    parser.add_argument("--tls-client-ca", metavar="PEM", help="CA of the chargers' certificates (profile 3)")
     parser.set_defaults(handler=run)
 
 
 def build_settings(database_dsn: str, args: argparse.Namespace, environ: Mapping[str, str]) -> CsmsSettings:
     """The CSMS settings from the command line and the environment."""
-    overrides: dict[str, Any] = {"auto_register": bool(args.auto_register)}
+    overrides: dict[str, Any] = {
+        "auto_register": bool(args.auto_register),
+        "security_profile": args.security_profile,
+        "tls_certificate_file": args.tls_cert,
+        "tls_private_key_file": args.tls_key,
+        "tls_client_ca_file": args.tls_client_ca,
+    }
     redis_url = environ.get("REDIS_URL")
     if redis_url:
         if "redis_url" not in {field.name for field in dataclasses.fields(CsmsSettings)}:
             raise ServeError("REDIS_URL is set but this build of fairwatt has no Redis support")
         overrides["redis_url"] = redis_url
     try:
-        return CsmsSettings(database_dsn=database_dsn, **overrides)
+        settings = CsmsSettings(database_dsn=database_dsn, **overrides)
+        build_server_context(settings)  # fail on unreadable certificates before any database starts
     except CsmsError as exc:
         raise ServeError(str(exc)) from None
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port {args.port}: not a TCP port")
+    build_settings("postgresql://", args, os.environ)  # check the options before starting anything
     database_url = os.environ.get("DATABASE_URL")
     if database_url:
         if args.data_dir is not None:
@@ -94,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, settings: CsmsSettings) -> int:
     def announce(port: int) -> None:
-        print(f"fairwatt: OCPP endpoint on ws://{args.host}:{port}{settings.ocpp_path_prefix}/{{charger_id}}")
+        scheme = "wss" if settings.security_profile >= 2 else "ws"
+        print(
+            f"fairwatt: OCPP endpoint on {scheme}://{args.host}:{port}{settings.ocpp_path_prefix}/{{charger_id}}"
+        )
         sys.stdout.flush()
 
     try:

@@ -19,10 +19,11 @@ import pytest
 from ocpp.v16 import call
 
 from csms.embedded import EmbeddedDatabaseError, find_binaries
+from fairwatt.cli import main
 from tests.csms.chargers import Charger16, connected
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-_LISTENING = re.compile(r"ws://[^:]+:(\d+)/ocpp/")
+_LISTENING = re.compile(r"wss?://[^:]+:(\d+)/ocpp/")
 
 
 @pytest.fixture
@@ -127,3 +128,10 @@ async def test_serve_with_embedded_postgres(embedded_data_dir: Path) -> None:
         await boot_and_stop(port, process)
     assert (embedded_data_dir / "PG_VERSION").is_file()
     assert not (embedded_data_dir / "postmaster.pid").is_file()  # stopped with the server
+
+
+def test_tls_profile_without_certificates_is_a_plain_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--security-profile", "2", "--port", "0"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("fairwatt: error: security profile 2 needs tls_certificate_file")
+    assert "Traceback" not in error
