@@ -62,6 +62,10 @@ class RedisKeys:
         """The charger's route entry: the id of the node holding its socket."""
         return f"{self.prefix}{{{charger_id}}}:route"
 
+    def request_ids(self) -> str:
+        """The counter from which nodes reserve blocks of OCPP request ids (remoteStartId, requestId)."""
+        return f"{self.prefix}request-ids"
+
     def commands(self, node_id: str) -> str:
         """The channel a node reads commands for its chargers from."""
         return f"{self.prefix}node:{node_id}:commands"

@@ -79,6 +79,10 @@ return 1
 """
 
 _RENEW_BATCH = 1_000
+# OCPP request ids (remoteStartId, requestId) must not collide between nodes: each node reserves
+# blocks of this many from a Redis counter and takes the next block when 90 % of one is used.
+_REQUEST_ID_BLOCK = 1 << 20
+_REQUEST_ID_BLOCKS = (2**31 - 1) // _REQUEST_ID_BLOCK
 _RECONNECT_DELAY_S = 1.0
 
 
@@ -155,12 +159,16 @@ class RoutedCommandBus(CommandBus):
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._pubsub: PubSub | None = None
         self._tasks: TaskOwner | None = None
+        self._next_request_id = 1
+        self._request_ids_end = 1
+        self._reserving = False
 
     async def open(self, tasks: TaskOwner) -> None:
         """Subscribe to this node's command and reply channels, then start listening."""
         pubsub = self._redis.pubsub()
         self._pubsub = pubsub
         self._tasks = tasks
+        await self._reserve_request_ids()
         channels = (self._keys.commands(self.node_id), self._keys.replies(self.node_id))
         await pubsub.subscribe(*channels)
         # Wait for both confirmations, so a command published after open() returns is received.
@@ -178,6 +186,25 @@ class RoutedCommandBus(CommandBus):
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None
+
+    def next_request_id(self) -> int:
+        """A request id no other node hands out (from this node's reserved block)."""
+        request_id = self._next_request_id
+        self._next_request_id = request_id % (2**31 - 1) + 1
+        remaining = self._request_ids_end - self._next_request_id
+        if remaining < _REQUEST_ID_BLOCK // 10 and not self._reserving and self._tasks is not None:
+            self._reserving = True
+            self._tasks.start(self._reserve_request_ids(), f"csms-request-ids-{self.node_id}")
+        return request_id
+
+    async def _reserve_request_ids(self) -> None:
+        try:
+            reserved = int(await self._redis.incr(self._keys.request_ids()))
+        finally:
+            self._reserving = False
+        start = ((reserved - 1) % _REQUEST_ID_BLOCKS) * _REQUEST_ID_BLOCK + 1
+        self._next_request_id, self._request_ids_end = start, start + _REQUEST_ID_BLOCK
+        logger.info("node %s: request ids from %d", self.node_id, start)
 
     async def node_of(self, charger_id: str) -> str | None:
         """The node holding ``charger_id``'s socket per the routing table, ``None`` if none."""

@@ -21,6 +21,7 @@ from csms.protocol.session import OcppSession
 from csms.protocol.versions import OcppVersion
 from csms.redis_state import RedisKeys, RedisLiveState
 from csms.routing import CommandChannelError, RoutedCommandBus
+from csms.tasks import TaskOwner
 from tests.csms.memory import MemoryConnection
 
 pytestmark = pytest.mark.asyncio
@@ -176,3 +177,22 @@ async def test_unreachable_redis_is_a_command_channel_error(keys: RedisKeys) -> 
             await bus.reset("CP-1", hard=True)
     finally:
         await unreachable.aclose()
+
+
+async def test_nodes_hand_out_request_ids_from_disjoint_blocks(redis: Redis, keys: RedisKeys) -> None:
+    tasks = TaskOwner()
+    buses = [
+        RoutedCommandBus(ConnectedChargers(), redis, node_id, default_timeout_s=5, keys=keys)
+        for node_id in ("node-1", "node-2")
+    ]
+    try:
+        for bus in buses:
+            await bus.open(tasks)
+        first = [bus.next_request_id() for bus in buses]
+        second = [bus.next_request_id() for bus in buses]
+    finally:
+        await tasks.cancel_all()
+        for bus in buses:
+            await bus.close()
+    assert first == [1, 1 + 2**20]
+    assert second == [2, 2 + 2**20]
