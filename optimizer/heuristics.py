@@ -90,7 +90,7 @@ def _allocate(
     if algorithm is Algorithm.LLF:
         return alloc.sorted_fill(_llf_order(problem, remaining, live, t))
     if algorithm is Algorithm.ROUND_ROBIN:
-        return alloc.round_robin(sorted(live))
+        return alloc.round_robin_fast(sorted(live))
     # equal share (the fallback): weighted by priority; dropped last-first in laxity order
     order = _llf_order(problem, remaining, live, t)
     weights = np.where(np.isin(np.arange(problem.sessions), live), problem.priority, 0.0)
