@@ -130,10 +130,8 @@ class MeterSeries:
 
     async def open(self) -> SeriesBackend:
         """Connect, create the table if needed and return how it is stored."""
-        self._writer = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
-        self._reader = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
-        for connection in (self._writer, self._reader):
-            await connection.execute("SET TIME ZONE 'UTC'")
+        self._writer = await self._connect()
+        self._reader = await self._connect()
         self.backend = await self._ensure_table(self._writer)
         if self.backend is SeriesBackend.PARTITIONED:
             today = datetime.now(UTC).date()
@@ -142,6 +140,21 @@ class MeterSeries:
             )
         logger.info("meter series stored as %s", self.backend.value)
         return self.backend
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        connection = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        await connection.execute("SET TIME ZONE 'UTC'")
+        return connection
+
+    async def _usable(self, connection: psycopg.AsyncConnection[Any] | None) -> psycopg.AsyncConnection[Any]:
+        """``connection``, or a new one when it broke (a restarted server, a killed backend)."""
+        if connection is None:
+            raise StorageError("meter series is not open")
+        if not connection.broken:
+            return connection
+        logger.warning("meter series: connection lost, reconnecting")
+        await connection.close()
+        return await self._connect()
 
     async def close(self) -> None:
         """Close both connections (call :meth:`flush` first to store what is queued)."""
@@ -304,9 +317,7 @@ class MeterSeries:
         return False
 
     async def _write(self, batch: list[MeterSample]) -> None:
-        connection = self._writer
-        if connection is None:
-            raise StorageError("meter series is not open")
+        connection = self._writer = await self._usable(self._writer)
         if self.backend is SeriesBackend.PARTITIONED:
             await self._ensure_partitions(connection, {s.sampled_at.astimezone(UTC).date() for s in batch})
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -374,11 +385,11 @@ class MeterSeries:
         ]
 
     async def _fetch(self, query: str | sql.Composed, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        if self._reader is None:
-            raise StorageError("meter series is not open")
-        async with self._reader_lock, self._reader.cursor() as cursor:
-            await cursor.execute(query, parameters)
-            return list(await cursor.fetchall())
+        async with self._reader_lock:
+            self._reader = reader = await self._usable(self._reader)
+            async with reader.cursor() as cursor:
+                await cursor.execute(query, parameters)
+                return list(await cursor.fetchall())
 
 
 def _check_aware(*moments: datetime) -> None:

@@ -191,3 +191,18 @@ async def test_a_clean_stop_stores_every_queued_sample(database_dsn: str) -> Non
     finally:
         await reader.close()
     assert [s.value for s in stored] == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
+
+
+async def test_the_writer_reconnects_after_losing_its_connection(series: MeterSeries) -> None:
+    charger = f"CP-{uuid.uuid4().hex[:8]}"
+    series.record(sample(charger, T0, 1.0))
+    await series.flush()
+    writer = series._writer
+    assert writer is not None
+    async with await psycopg.AsyncConnection.connect(ADMIN_DSN, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (writer.info.backend_pid,))
+    series.record(sample(charger, T0 + timedelta(minutes=1), 2.0))
+    await series.flush()
+    stored = await series.charger_samples(charger, T0, T0 + timedelta(hours=1))
+    assert [s.value for s in stored] == [1.0, 2.0]
+    assert series._writer is not writer
