@@ -31,7 +31,8 @@ class Problem:
     periods: int
     period_h: float
     cols: IntArray  # session -> EVSE column in the network
-    upper_a: FloatArray  # per session
+    upper_a: FloatArray  # per session: what the car can draw (EVSE and vehicle maximum)
+    pilot_upper_a: FloatArray  # the highest pilot worth sending: upper_a up to the EVSE's next step
     min_a: FloatArray
     step_a: FloatArray
     kw_per_a: FloatArray
@@ -76,6 +77,7 @@ def prepare(
     n = len(snapshot.sessions)
     cols = np.zeros(n, dtype=np.int64)
     upper = np.zeros(n)
+    pilot_upper = np.zeros(n)
     min_a = np.zeros(n)
     step = np.zeros(n)
     kw = np.zeros(n)
@@ -94,15 +96,17 @@ def prepare(
         evse = evses[s.evse_id]
         cols[i] = lookup[s.evse_id]
         cap = evse.max_current_a
+        pilot_cap = cap
         if s.vehicle_max_current_a is not None:
-            # up to the next step: a pilot above what the car takes is harmless, one below
-            # (31.7 A for a car taking 31.73 A) leaves a full-rate session short every period
             car_a = max(s.vehicle_max_current_a, evse.min_current_a)
-            step_a = evse.step_a
-            if step_a > 0:
-                car_a = math.ceil(car_a / step_a - 1e-9) * step_a
             cap = min(cap, car_a)
+            # the pilot may go up to the next step: a pilot above what the car takes is
+            # harmless, one below (31.7 A for a car taking 31.73 A) short-changes it
+            step_a = evse.step_a
+            stepped = math.ceil(car_a / step_a - 1e-9) * step_a if step_a > 0 else car_a
+            pilot_cap = min(pilot_cap, stepped)
         upper[i] = cap
+        pilot_upper[i] = pilot_cap
         min_a[i] = evse.min_current_a
         step[i] = evse.step_a
         kw[i] = evse.kw_per_a
@@ -125,6 +129,7 @@ def prepare(
         period_h=policy.period_s / 3600.0,
         cols=cols,
         upper_a=upper,
+        pilot_upper_a=pilot_upper,
         min_a=min_a,
         step_a=step,
         kw_per_a=kw,

@@ -83,8 +83,12 @@ def solve(
 def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     """Round to steps and minimum currents, then top up the exact periods with what rounding freed."""
     clipped = np.clip(current_a, 0.0, problem.upper_a[:, None])
-    out = round_to_step(clipped, problem.step_a, problem.min_a, snap=1e-2)
-    # where snapping to a step pushed a period over an exact limit, round that period strictly down
+    # a session planned at its car's own maximum gets the pilot at the step above it
+    at_car_max = (clipped >= problem.upper_a[:, None] - 1e-6) & (clipped > 0)
+    lifted = np.where(at_car_max, problem.pilot_upper_a[:, None], clipped)
+    out = round_to_step(lifted, problem.step_a, problem.min_a, snap=1e-2)
+    # where lifting or snapping to a step pushed a period over an exact limit, round that
+    # period's planned currents strictly down instead
     use = problem.network.utilisation(_full(problem, out), problem.site_limit_kw)
     over = np.nonzero(use.max(axis=0, initial=0.0) > 1.0 + 1e-9)[0]
     if over.size:
@@ -96,7 +100,7 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     for t in range(exact):
         live = (problem.departure > t) & (problem.arrival <= t)
         room = shortfall_kwh / (problem.kw_per_a * problem.period_h)
-        upper = np.where(live, np.minimum(problem.upper_a, out[:, t] + room), 0.0)
+        upper = np.where(live, np.minimum(problem.pilot_upper_a, out[:, t] + room), 0.0)
         if not np.any(upper > out[:, t] + 1e-9):
             continue
         alloc = PeriodAllocator(
@@ -127,7 +131,8 @@ def _worst_violation(problem: Problem, current_a: FloatArray) -> float:
 
 
 def objective(problem: Problem, current_a: FloatArray) -> ObjectiveBreakdown:
-    energy = current_a * (problem.kw_per_a * problem.period_h)[:, None]
+    drawn_a = np.minimum(current_a, problem.upper_a[:, None])  # a car takes no more than its maximum
+    energy = drawn_a * (problem.kw_per_a * problem.period_h)[:, None]
     served = np.minimum(energy.sum(axis=1), problem.need_kwh)
     power = (current_a * problem.kw_per_a[:, None]).sum(axis=0) + problem.base_load_kw
     share = np.where(problem.need_kwh > 1e-9, served / np.maximum(problem.need_kwh, 1e-9), 1.0)
