@@ -4,6 +4,7 @@ from fairwatt.config.errors import ConfigError
 from fairwatt.config.model import (
     DailyWindow,
     DayFilter,
+    EvsePlace,
     LimitNode,
     PeakEvent,
     PriceSchedule,
@@ -17,6 +18,7 @@ __all__ = [
     "ConfigError",
     "DailyWindow",
     "DayFilter",
+    "EvsePlace",
     "LimitNode",
     "PeakEvent",
     "PriceSchedule",

@@ -156,11 +156,25 @@ class PeakEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class EvsePlace:
+    """Where an EVSE is on the wire: charger ``charger_id``, connector ``connector_id``.
+
+    ``connector_id`` is the OCPP 1.6 ``connectorId`` or the 2.0.1 ``evseId`` (>= 1).
+    """
+
+    evse_id: str
+    charger_id: str
+    connector_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class StationConfig:
     """One station as read from the file, ready to materialise snapshots from.
 
     ``base_load_kw`` is empty (none), one value (constant) or 24 values (by local hour).
     ``resolve_every_periods`` is how often the online loop re-solves without an event.
+    ``places`` says which charger and connector each EVSE is; an EVSE not listed is a charger
+    of its own (charger id = EVSE id) on connector 1.
     """
 
     station_id: str
@@ -175,12 +189,21 @@ class StationConfig:
     policy: Policy = field(default_factory=Policy)
     resolve_every_periods: int = 1
     source: str = ""
+    places: tuple[EvsePlace, ...] = ()
 
     def evse(self, evse_id: str) -> Evse:
         for evse in self.evses:
             if evse.evse_id == evse_id:
                 return evse
         raise KeyError(evse_id)
+
+    def place(self, evse_id: str) -> EvsePlace:
+        """The charger and connector of EVSE ``evse_id`` (itself on connector 1 unless the file says)."""
+        self.evse(evse_id)  # KeyError for an unknown EVSE
+        for place in self.places:
+            if place.evse_id == evse_id:
+                return place
+        return EvsePlace(evse_id, evse_id, 1)
 
     @property
     def evse_ids(self) -> tuple[str, ...]:

@@ -6,10 +6,16 @@ Layout (see ``examples/station.yaml``)::
     station:
       id, time_zone, grid_limit_kw, demand_charge_per_kw, base_load_kw,
       limits:  {id, limit_a, limit_kw, transformer: {...}, evses: [...], children: [...]}
-      evses:   [{id | ids | id_range, connection, voltage_v, max_current_a, ...}, ...]
+      evses:   [{id | ids | id_range, connection, voltage_v, max_current_a, ...,
+                charger, connector}, ...]
       prices:  {currency, default_per_kwh, windows: [{start, end, days, months, dates, price_per_kwh}]}
       peak_events: [{name, start, end, days, ..., limit_kw | fraction}]
       policy:  {period_s, horizon_periods, default_stay_h, ...}
+
+``charger``/``connector`` place an entry's EVSEs on the wire (what ``fairwatt serve`` controls):
+without ``charger`` each EVSE is a charger of its own named like the EVSE, on connector
+``connector`` (default 1); with ``charger`` the entry's EVSEs are that charger's connectors,
+numbered from ``connector`` in the order listed.
 
 Only ``station:`` exists today; a network file will add ``stations:``, tariffs and
 programmes beside it, which is why the station sits one level down.
@@ -25,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fairwatt.config.model import (
     DailyWindow,
     DayFilter,
+    EvsePlace,
     LimitNode,
     PeakEvent,
     PriceSchedule,
@@ -98,7 +105,7 @@ def _station_from(root: Cursor) -> StationConfig:
         raise tz_cursor.error(
             f"unknown time zone {tz_cursor.string()!r}; use an IANA name such as America/Los_Angeles"
         ) from None
-    evses, declared_at = _evses(fields["evses"])
+    evses, declared_at, places = _evses(fields["evses"])
     limits = _limit_tree(fields["limits"], evses, declared_at)
     policy, resolve_every = _policy(fields["policy"]) if "policy" in fields else (Policy(), 1)
     return StationConfig(
@@ -118,6 +125,7 @@ def _station_from(root: Cursor) -> StationConfig:
         policy=policy,
         resolve_every_periods=resolve_every,
         source=root.source,
+        places=places,
     )
 
 
@@ -144,9 +152,11 @@ def _evse_ids(fields: dict[str, Cursor], entry: Cursor) -> list[tuple[str, Curso
     return [(f"{prefix}{n:0{digits}d}", fields["id_range"]) for n in range(first, last + 1)]
 
 
-def _evses(cursor: Cursor) -> tuple[tuple[Evse, ...], dict[str, Cursor]]:
+def _evses(cursor: Cursor) -> tuple[tuple[Evse, ...], dict[str, Cursor], tuple[EvsePlace, ...]]:
     evses: list[Evse] = []
     declared_at: dict[str, Cursor] = {}
+    places: list[EvsePlace] = []
+    placed_at: dict[tuple[str, int], Cursor] = {}  # (charger, connector) -> where
     entries = cursor.sequence()
     if not entries:
         raise cursor.error("a station needs at least one EVSE")
@@ -162,9 +172,13 @@ def _evses(cursor: Cursor) -> tuple[tuple[Evse, ...], dict[str, Cursor]]:
                 "min_current_a",
                 "rate_unit",
                 "step",
+                "charger",
+                "connector",
             ),
             required=("connection", "voltage_v", "max_current_a"),
         )
+        charger = fields["charger"].string() if "charger" in fields else None
+        connector = fields["connector"].integer(minimum=1) if "connector" in fields else 1
         connection = fields["connection"].choice(CONNECTIONS, "a connection:")
         voltage_v = fields["voltage_v"].number("V", positive=True)
         max_a = fields["max_current_a"].number("A", positive=True)
@@ -177,13 +191,27 @@ def _evses(cursor: Cursor) -> tuple[tuple[Evse, ...], dict[str, Cursor]]:
             else RateUnit.AMPERE
         )
         step = fields["step"].number(unit.value, positive=True) if "step" in fields else 0.1
-        for evse_id, where in _evse_ids(fields, entry):
+        for k, (evse_id, where) in enumerate(_evse_ids(fields, entry)):
             if evse_id in declared_at:
                 first = declared_at[evse_id].node.start_mark.line + 1
                 raise where.error(f"EVSE {evse_id!r} is declared twice (first on line {first})")
             declared_at[evse_id] = where
             evses.append(Evse(evse_id, connection, voltage_v, max_a, min_a, unit, step))
-    return tuple(evses), declared_at
+            place = (
+                EvsePlace(evse_id, evse_id, connector)
+                if charger is None
+                else EvsePlace(evse_id, charger, connector + k)
+            )
+            spot = (place.charger_id, place.connector_id)
+            if spot in placed_at:
+                first = placed_at[spot].node.start_mark.line + 1
+                raise (fields["charger"] if charger is not None else where).error(
+                    f"charger {place.charger_id!r} connector {place.connector_id} holds two EVSEs "
+                    f"(the first declared on line {first})"
+                )
+            placed_at[spot] = where
+            places.append(place)
+    return tuple(evses), declared_at, tuple(places)
 
 
 # -- the limit tree ---------------------------------------------------------------------------
