@@ -308,10 +308,24 @@ async def _serve(
 
 
 async def run(
-    host: str, port: int, settings: CsmsSettings, *, ready: Callable[[int], None] | None = None
+    host: str,
+    port: int,
+    settings: CsmsSettings,
+    *,
+    ready: Callable[[int], None] | None = None,
+    stations: Sequence[StationSetup] = (),
+    smart_charging: SmartChargingSettings | None = None,
+    configure: Callable[[web.Application], None] | None = None,
 ) -> None:
-    """Serve the CSMS on ``host:port`` until cancelled; ``ready`` gets the bound port once listening."""
-    runner = web.AppRunner(create_app(settings))
+    """Serve the CSMS on ``host:port`` until cancelled; ``ready`` gets the bound port once listening.
+
+    ``stations`` run the smart-charging loop (see :func:`create_app`); ``configure`` sees the app
+    before it starts (to add start-up contexts of its own, such as the stations' price updates).
+    """
+    app = create_app(settings, stations=stations, smart_charging=smart_charging)
+    if configure is not None:
+        configure(app)
+    runner = web.AppRunner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=build_server_context(settings))

@@ -129,6 +129,27 @@ class SmartChargingLoop:
         station.state.site = replace(station.state.site, prices=prices)
         self._add(station, TriggerKind.PRICE_CHANGED, f"{len(prices)} prices")
 
+    def set_base_load(self, station_id: str, base_load_kw: tuple[float, ...], start: datetime | None) -> None:
+        """Replace the station's non-EV load forecast [kW per policy period from ``start``]; re-solves."""
+        station = self._stations[station_id]
+        site = replace(station.state.site, base_load_kw=base_load_kw, base_load_start=start)
+        station.state.site = site
+        self._add(station, TriggerKind.CAP_CHANGED, f"{len(base_load_kw)} base-load periods")
+
+    def forget(self, station_id: str) -> None:
+        """Drop what is known of a station's sessions and chargers' profiles, keeping its prices and caps.
+
+        For a station another node plans now (:mod:`csms.smart_charging.ownership`): with no
+        sessions left it is neither solved periodically nor sent profiles. A cycle already under
+        way finishes on the state it started with.
+        """
+        old = self._stations[station_id]
+        state = StationState.of(old.state.setup, self._settings)
+        state.site = old.state.site
+        coalescer = Coalescer(self._settings.quiet_s, self._settings.max_delay_s)
+        self._stations[station_id] = _Station(state, coalescer, old.network)
+        self._refresh_idle()
+
     def set_driver_needs(
         self,
         charger_id: str,
