@@ -45,7 +45,7 @@ FIRST_FACETS = 2
 # how much a later stage may give back of what an earlier one reached (relative): tighter
 # holds made HiGHS report later stages infeasible within its own tolerances
 _HOLD_SLACK = 1e-5
-_EVEN_SEGMENTS = 4  # facets per phasor limit in the model from the start; the rest come when violated
+_EVEN_SEGMENTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +113,10 @@ def make_blocks(problem: Problem) -> Blocks:
     exact = min(problem.snapshot.policy.exact_periods, horizon)
     cuts = set(range(exact + 1))
     t, length = exact, 2
-    grown = 0
-    while t < horizon:
+    while t < horizon:  # then blocks of 2, 4, 8, ... periods
         cuts.add(t)
         t += length
-        grown += 1
-        if grown % 2 == 0:
-            length *= 2
+        length *= 2
     # a departure inside the first hours cuts a block; a later one may fall inside a block
     fine = min(horizon, 4 * exact)
     cuts.update(int(d) for d in problem.departure if d <= fine)
