@@ -252,9 +252,14 @@ def test_peak_objective_spreads_a_lone_car_over_its_stay() -> None:
     e = evse("e", max_current_a=32.0)
     s = ActiveSession("s", "e", NOW, NOW + timedelta(hours=4), 1.84)
     result = solve(snapshot(site_of(("e",), limit_a=32.0), (e,), (s,)))
-    assert result.objective.peak_kw == pytest.approx(0.46 + 0.4 * 0.23, abs=0.1)
     assert result.objective.energy_kwh == pytest.approx(1.84)
-    assert result.current_a[0].max() <= 2.5
+    # flat to within one 0.1 A step after the first period, where what rounding the later
+    # periods down to steps lost is handed back (energy first): at most a few steps
+    rest = result.current_a[0, 1:]
+    assert rest.max() - rest.min() <= 0.1 + 1e-9
+    assert rest.min() >= 1.9 - 1e-9
+    assert rest.max() <= 2.1 + 1e-9
+    assert result.current_a[0, 0] <= 3.0
 
 
 def test_a_car_limit_between_steps_is_offered_the_step_above() -> None:
