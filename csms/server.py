@@ -26,9 +26,11 @@ from csms.protocol.handlers import build_router
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.session import MessageLog, OcppSession, utc_now
 from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion
+from csms.redis_state import RedisKeys
 from csms.routing import RedisNode
 from csms.settings import CsmsSettings
 from csms.smart_charging import SmartChargingSettings, StationSetup, install
+from csms.smart_charging.ownership import OwnershipSettings, install_ownership
 from csms.storage.chargers import ChargerRecord, ChargerRepository
 from csms.storage.database import Database
 from csms.storage.message_log import PostgresMessageLog
@@ -108,10 +110,14 @@ def create_app(
     live_state: LiveState | None = None,
     stations: Sequence[StationSetup] = (),
     smart_charging: SmartChargingSettings | None = None,
+    ownership: OwnershipSettings | None = None,
 ) -> web.Application:
     """The CSMS aiohttp application; the database opens and migrates on start-up.
 
-    With ``stations`` the smart-charging loop runs too (``app[SMART_CHARGING]``).
+    With ``stations`` the smart-charging loop runs too (``app[SMART_CHARGING]``). With Redis
+    (``settings.redis_url``) every node must be given the same stations: each station is planned
+    by the one node holding its lock (``app[STATION_OWNERSHIP]``, timed by ``ownership``), which
+    hears its chargers' events from every node.
     """
     database = Database(settings.database_dsn, max_connections=settings.database_max_connections)
     chargers = ChargerRepository(database)
@@ -156,7 +162,7 @@ def create_app(
     app.cleanup_ctx.append(_lifetime)
     app.on_shutdown.append(_close_sessions)
     if stations:
-        install(
+        loop = install(
             app,
             stations,
             service=service,
@@ -164,7 +170,22 @@ def create_app(
             live_state=state,
             tasks=runtime.tasks,
             settings=smart_charging,
+            subscribe_events=redis_node is None,
         )
+        if redis_node is not None:
+            install_ownership(
+                app,
+                stations,
+                loop,
+                redis=redis_node.redis,
+                node_id=redis_node.commands.node_id,
+                keys=RedisKeys(settings.redis_key_prefix),
+                service=service,
+                live_state=state,
+                transactions=transactions,
+                tasks=runtime.tasks,
+                settings=ownership,
+            )
     return app
 
 

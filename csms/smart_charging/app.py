@@ -25,16 +25,20 @@ def install(
     live_state: LiveState,
     tasks: TaskOwner,
     settings: SmartChargingSettings | None = None,
+    subscribe_events: bool = True,
 ) -> SmartChargingLoop:
     """Create the loop for ``stations``, subscribe it to ``service`` and run it while the app runs.
 
     Call it after the app's own start-up context is registered: the loop starts once the
-    database is open and its task is owned (and cancelled on shutdown) by ``tasks``.
+    database is open and its task is owned (and cancelled on shutdown) by ``tasks``. With
+    ``subscribe_events=False`` the loop hears only what is fed to it (across nodes: the events
+    of the stations this node owns, see :mod:`csms.smart_charging.ownership`).
     """
     loop = SmartChargingLoop(
         stations, commands=commands, live_state=live_state, tasks=tasks, settings=settings
     )
-    service.subscribe(loop.on_event)
+    if subscribe_events:
+        service.subscribe(loop.on_event)
     app[SMART_CHARGING] = loop
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:

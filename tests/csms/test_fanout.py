@@ -1,0 +1,265 @@
+"""Smart charging across nodes: station events fanned out over Redis, one owner per station.
+
+The end-to-end test runs two ``create_app`` nodes sharing PostgreSQL and Redis (under a key
+prefix of its own) with one station of two 1.6 chargers (``ocpp`` package), one connected to
+each node: the owner node plans both, through the routed command bus; when it stops, the other
+node takes the station over and keeps planning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from ocpp.v16 import call as call16
+from redis.asyncio import Redis
+
+from csms.domain.events import (
+    ChargerBooted,
+    ChargingNeeds,
+    ConnectorStatus,
+    ConnectorStatusChanged,
+    IdToken,
+    MeterSample,
+    TransactionEnded,
+    TransactionStarted,
+)
+from csms.fanout import EventPublisher, FanoutError, decode_event, encode_event, station_channel
+from csms.live_state import InProcessLiveState
+from csms.redis_state import RedisKeys
+from csms.server import create_app
+from csms.smart_charging import EvseBinding, SmartChargingSettings, StationSetup
+from csms.smart_charging.ownership import STATION_OWNERSHIP, OwnershipSettings, StationLock, lock_key
+from optimizer.types import Connection, Evse, FeederNode, Policy, Site
+from tests.cli.test_serve_stations import ProfiledCharger, wait_for
+from tests.csms.chargers import connected
+from tests.csms.conftest import make_settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+FEEDER_A = 20.0
+MAX_A = 12.0
+AT = datetime(2026, 11, 21, 9, 30, 15, 250_000, tzinfo=UTC)
+
+
+# -- the wire form ------------------------------------------------------------------------------
+
+EVENTS = [
+    ChargerBooted("CP-1", "V", "M", None, "1.2", "PowerUp", AT),
+    ConnectorStatusChanged("CP-1", 1, 1, ConnectorStatus.OCCUPIED, "Charging", None, AT),
+    TransactionStarted("CP-1", 2, 1, "77", IdToken("TAG", "ISO14443"), 1500.0, AT, "m-1", 42),
+    TransactionStarted("CP-1", 1, 1, None, None, None, AT, "m-2"),
+    TransactionEnded("CP-1", "77", AT, 9000.5, "EVDisconnected", IdToken("TAG"), "m-3"),
+    MeterSample("CP-1", 1, "77", AT, "Current.Import", 15.5, "A", "L1", "Outlet", "Sample.Periodic"),
+    ChargingNeeds("CP-1", 1, "AC_single_phase", 20_000.0, AT, 16.0, None, AT),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_events_survive_the_wire(event: object) -> None:
+    assert decode_event(encode_event(event)) == event  # type: ignore[arg-type]
+
+
+def test_unreadable_events_are_a_fanout_error() -> None:
+    for text in ("{", '{"type": "Heartbeat", "fields": {}}', '{"type": "MeterSample", "fields": {}}'):
+        with pytest.raises(FanoutError):
+            decode_event(text)
+
+
+def _evse(evse_id: str) -> Evse:
+    return Evse(evse_id, Connection.L1, 230.0, MAX_A, 6.0)
+
+
+def _station(station_id: str, prefix: str) -> StationSetup:
+    evses = (_evse("A"), _evse("B"))
+    return StationSetup(
+        station_id=station_id,
+        site=Site(grid_limit_kw=22.0, root=FeederNode("feeder", limit_a=FEEDER_A, evse_ids=("A", "B"))),
+        evses=(EvseBinding(evses[0], f"{prefix}-A"), EvseBinding(evses[1], f"{prefix}-B")),
+        policy=Policy(period_s=300, horizon_periods=12, deadline_s=5.0),
+    )
+
+
+def test_events_go_to_the_station_of_their_evse() -> None:
+    keys = RedisKeys("test:")
+    one = _station("one", "X")
+    two = StationSetup("two", one.site, (EvseBinding(_evse("A"), "X-A", 2), EvseBinding(_evse("B"), "Y")))
+    publisher = EventPublisher(Redis.from_url(REDIS_URL), [one, two], InProcessLiveState(), keys=keys)
+    first, second = station_channel(keys, "one"), station_channel(keys, "two")
+    sample = EVENTS[5]
+    assert isinstance(sample, MeterSample)
+    assert publisher.channels(sample) == ()  # CP-1 is in no station
+    assert publisher.channels(TransactionStarted("X-A", 1, 1, "5", None, None, AT, "m")) == (first,)
+    assert publisher.channels(TransactionStarted("X-A", 2, 1, "6", None, None, AT, "m")) == (second,)
+    assert publisher.channels(ChargerBooted("X-A", "V", "M", None, None, None, AT)) == (first, second)
+    assert publisher.channels(TransactionEnded("Y", "6", AT, None, None, None, "m")) == (second,)
+
+
+# -- the lock -----------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_one_node_holds_a_station_lock_until_it_expires(redis: Redis) -> None:
+    key = lock_key(RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:"), "s")
+    dying = StationLock(redis, key, "node-dying", ttl_s=0.2)
+    other = StationLock(redis, key, "node-other", ttl_s=30.0)
+    try:
+        assert await dying.acquire()
+        assert not await other.acquire()
+        assert not await other.renew()  # compare-and-extend: not its lock
+        assert not await other.release()
+        assert await dying.renew()
+        assert await redis.pttl(key) > 0
+        # the dying node stops renewing; the lock expires (Redis has nothing to await: a bounded poll)
+        for _ in range(200):
+            if await other.acquire():
+                break
+            await asyncio.sleep(0.01)
+        assert await other.holder() == "node-other"
+        assert not await dying.renew()  # too late: it must stop planning
+        assert await other.release()
+        assert await other.holder() is None
+    finally:
+        await redis.delete(key)
+
+
+# -- two nodes ----------------------------------------------------------------------------------
+
+
+class Node:
+    """A ``create_app`` node on a free port."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.runner = web.AppRunner(app)
+        self.port = 0
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        await web.SockSite(self.runner, listener).start()
+
+    async def stop(self) -> None:
+        if self.port:
+            self.port = 0
+            await self.runner.cleanup()
+
+    def url(self, charger_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
+
+    @property
+    def owned(self) -> frozenset[str]:
+        return self.app[STATION_OWNERSHIP].owned
+
+
+@pytest_asyncio.fixture
+async def keys(redis: Redis) -> AsyncIterator[RedisKeys]:
+    keys = RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:")
+    try:
+        yield keys
+    finally:
+        stale = [key async for key in redis.scan_iter(match=keys.prefix + "*")]
+        if stale:
+            await redis.delete(*stale)
+
+
+def _node(database_dsn: str, keys: RedisKeys, node_id: str, station: StationSetup) -> Node:
+    settings = make_settings(
+        database_dsn, auto_register=True, redis_url=REDIS_URL, redis_key_prefix=keys.prefix, node_id=node_id
+    )
+    smart = SmartChargingSettings(quiet_s=0.01, max_delay_s=0.05, retry_backoff_s=0.01, apply_grace_s=0.0)
+    app = create_app(
+        settings, stations=[station], smart_charging=smart, ownership=OwnershipSettings(lock_ttl_s=1.0)
+    )
+    return Node(app)
+
+
+async def _boot(charger: ProfiledCharger) -> None:
+    boot = await charger.call(
+        call16.BootNotification(charge_point_vendor="V", charge_point_model="M"), suppress=False
+    )
+    assert boot.status == "Accepted"
+    await wait_for(charger, lambda: charger.tx_default is not None)
+
+
+async def _start(charger: ProfiledCharger) -> None:
+    started = await charger.call(
+        call16.StartTransaction(
+            connector_id=1, id_tag="TAG", meter_start=0, timestamp=datetime.now(UTC).isoformat()
+        ),
+        suppress=False,
+    )
+    charger.transaction_id = str(started.transaction_id)
+
+
+@pytest.mark.asyncio
+async def test_one_owner_plans_chargers_on_both_nodes_and_another_takes_over(
+    database_dsn: str, keys: RedisKeys
+) -> None:
+    prefix = f"FO{uuid.uuid4().hex[:6]}"
+    station = _station(f"{prefix}-station", prefix)
+    node1 = _node(database_dsn, keys, "node-1", station)
+    node2 = _node(database_dsn, keys, "node-2", station)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(node2.stop)
+        stack.push_async_callback(node1.stop)
+        await node1.start()
+        await node2.start()
+        assert (node1.owned, node2.owned) == (frozenset({station.station_id}), frozenset())
+
+        on_node1 = AsyncExitStack()
+        a = await on_node1.enter_async_context(
+            connected(ProfiledCharger, node1.url(f"{prefix}-A"), f"{prefix}-A", "ocpp1.6")
+        )
+        b = await stack.enter_async_context(
+            connected(ProfiledCharger, node2.url(f"{prefix}-B"), f"{prefix}-B", "ocpp1.6")
+        )
+        await _boot(a)
+        await _boot(b)  # its failsafe came from node 1, through node 2
+        await _start(a)
+        await _start(b)
+        await wait_for(a, a.holds_tx)
+        await wait_for(b, b.holds_tx)
+        now = datetime.now(UTC)
+        currents_a = [a.tx_limit_a(now), b.tx_limit_a(now)]
+        assert sum(currents_a) <= FEEDER_A + 1e-6, currents_a
+        assert min(currents_a) >= 6.0, currents_a
+
+        # The owner stops (its charger A drops off): node 2 takes over. A is unreachable, so it is
+        # planned at its maximum and B gets what is left of the feeder.
+        await on_node1.aclose()
+        await node1.stop()
+        await wait_for(b, lambda: b.holds_tx() and b.tx_limit_a(datetime.now(UTC)) <= FEEDER_A - MAX_A + 1e-6)
+        assert node2.owned == {station.station_id}
+
+        # A comes back on node 2 and its car leaves: node 2 gives B all it can take.
+        a_again = await stack.enter_async_context(
+            connected(ProfiledCharger, node2.url(f"{prefix}-A"), f"{prefix}-A", "ocpp1.6")
+        )
+        await _boot(a_again)
+        await a_again.call(
+            call16.StopTransaction(
+                meter_stop=5000,
+                timestamp=datetime.now(UTC).isoformat(),
+                transaction_id=int(a.transaction_id or 0),
+            ),
+            suppress=False,
+        )
+        await wait_for(b, lambda: b.holds_tx() and b.tx_limit_a(datetime.now(UTC)) >= MAX_A - 1e-6)
