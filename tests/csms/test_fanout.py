@@ -263,3 +263,32 @@ async def test_one_owner_plans_chargers_on_both_nodes_and_another_takes_over(
             suppress=False,
         )
         await wait_for(b, lambda: b.holds_tx() and b.tx_limit_a(datetime.now(UTC)) >= MAX_A - 1e-6)
+
+
+@pytest.mark.asyncio
+async def test_a_dead_owners_station_is_taken_over_when_its_lock_expires(
+    database_dsn: str, keys: RedisKeys, redis: Redis
+) -> None:
+    prefix = f"FD{uuid.uuid4().hex[:6]}"
+    station = _station(f"{prefix}-station", prefix)
+    # A node that died a moment ago still holds the lock; it will not renew it.
+    await redis.set(lock_key(keys, station.station_id), "node-dead", px=500)
+    node = _node(database_dsn, keys, "node-2", station)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(node.stop)
+        await node.start()
+        assert node.owned == frozenset()
+        charger = await stack.enter_async_context(
+            connected(ProfiledCharger, node.url(f"{prefix}-B"), f"{prefix}-B", "ocpp1.6")
+        )
+        # Booted while nobody plans the station: the failsafe comes once node 2 owns it.
+        await _boot(charger)
+        assert node.owned == {station.station_id}
+        await _start(charger)
+        await wait_for(charger, lambda: charger.holds_tx() and charger.tx_limit_a(datetime.now(UTC)) == MAX_A)
+
+
+@pytest.mark.asyncio
+async def test_without_redis_the_loop_hears_the_service_directly(database_dsn: str) -> None:
+    app = create_app(make_settings(database_dsn), stations=[_station("single", "S")])
+    assert STATION_OWNERSHIP not in app
