@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -63,14 +63,18 @@ def refresh_site(loop: SmartChargingLoop, config: StationConfig, now: datetime) 
 
 
 async def keep_sites_current(
-    loop: SmartChargingLoop, configs: Sequence[StationConfig], *, clock: Clock = _utc_now
+    loop: SmartChargingLoop,
+    configs: Sequence[StationConfig],
+    *,
+    clock: Clock = _utc_now,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Refresh each station's time-of-use rules once a horizon has passed, until cancelled."""
     if not configs:
         return
     due = {config.station_id: clock() + horizon(config) for config in configs}
     while True:
-        await asyncio.sleep(max((min(due.values()) - clock()).total_seconds(), 0.0))
+        await sleep(max((min(due.values()) - clock()).total_seconds(), 0.0))
         now = clock()
         for config in configs:
             if now >= due[config.station_id]:

@@ -30,8 +30,9 @@ from csms.smart_charging import SmartChargingLoop
 from csms.tasks import TaskOwner
 from fairwatt.cli import main
 from fairwatt.commands.serve import ServeError, build_stations, load_stations
-from fairwatt.commands.stations import refresh_site, station_setup
+from fairwatt.commands.stations import keep_sites_current, refresh_site, station_setup
 from fairwatt.config import parse_station
+from optimizer.types import PricePeriod
 from tests.cli.test_serve_cli import ADMIN_DSN, _environment, serving
 from tests.csms.chargers import connected
 
@@ -220,4 +221,29 @@ async def test_setup_binds_evses_and_refresh_lays_prices_out_again() -> None:
         (later, 0.40),
         (datetime(2026, 11, 21, 20, 0, tzinfo=UTC), 0.20),
     ]
+    await tasks.cancel_all()
+
+
+@pytest.mark.asyncio
+async def test_prices_are_laid_out_again_once_a_horizon_has_passed() -> None:
+    config = parse_station(STATION.format(station_id="s", prefix="X"), "station.yaml")
+    start = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    now = [start]
+    slept_s: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept_s.append(seconds)
+        if len(slept_s) == 3:
+            raise asyncio.CancelledError
+        now[0] += timedelta(seconds=seconds)
+
+    tasks = TaskOwner()
+    loop = SmartChargingLoop(
+        [station_setup(config, start)], commands=Refusing(), live_state=InProcessLiveState(), tasks=tasks
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await keep_sites_current(loop, [config], clock=lambda: now[0], sleep=sleep)
+    assert slept_s == [4 * 3600.0] * 3  # one horizon (48 periods of 5 min) each time
+    # refreshed at 14:00 and 18:00 UTC; 19:00 in Amsterdam is in the evening peak
+    assert loop.state("s").site.prices[0] == PricePeriod(start + timedelta(hours=8), 0.40)
     await tasks.cancel_all()
