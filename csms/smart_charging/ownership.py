@@ -210,7 +210,13 @@ class StationOwnership:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._settings.attempt_every_s)
-            await self.step()
+            try:
+                await self.step()
+            except Exception:
+                # Outermost handler of the ownership task: renewals must go on (else the lock
+                # expires while this node still plans), and a failed resync is retried.
+                logger.exception("node %s: station ownership step failed", self.node_id)
+                self._gap = True
 
     def _note_gap(self) -> None:
         self._gap = True
