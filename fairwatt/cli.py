@@ -18,6 +18,7 @@ from fairwatt.errors import FairwattError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "fairwatt.commands.simulate",
+    "fairwatt.commands.plan",
     "fairwatt.commands.tariffs",
     "fairwatt.commands.serve",
 )
