@@ -226,14 +226,16 @@ def build(problem: Problem) -> LpModel:
     # total energy (bounded from below after stage 1)
     row_total = row
     add(np.zeros(n_var, dtype=np.int64), var_index, energy_coef, np.array([-_INF]), np.array([_INF]), 1)
-    # fairness: served_i - level * weight_i * need_i >= 0
+    # fairness on the share of each whole request (delivered so far + planned), so a car that
+    # has had nothing yet ranks lowest: delivered_i + served_i >= level * weight_i * request_i
     rows_fair = np.arange(row, row + n, dtype=np.int64)
     weight = problem.priority / problem.priority.max() if n else problem.priority
-    add(var_session, var_index, energy_coef, np.zeros(n), np.full(n, _INF), 0)
+    request = problem.need_kwh + problem.delivered_kwh
+    add(var_session, var_index, energy_coef, -problem.delivered_kwh, np.full(n, _INF), 0)
     add(
         np.arange(n, dtype=np.int64),
         np.full(n, col_level),
-        -weight * problem.need_kwh,
+        -weight * request,
         np.zeros(0),
         np.zeros(0),
         n,
@@ -390,7 +392,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     if scarce:
         _hold_early_energy(h, model, problem, solution)
     # 2. fairness (nothing to share out when every need is met)
-    all_served = best_energy >= float(problem.need_kwh.sum()) * (1 - 1e-6)
+    all_served = best_energy >= float(problem.need_kwh.sum()) * (1 - 1e-6) - 1e-9
     if policy.fairness == "max-min" and problem.sessions > 1 and not all_served:
         h.changeColBounds(model.col_level, 0.0, 1.0)
         cost = zero.copy()

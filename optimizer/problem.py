@@ -36,7 +36,8 @@ class Problem:
     min_a: FloatArray
     step_a: FloatArray
     kw_per_a: FloatArray
-    need_kwh: FloatArray
+    need_kwh: FloatArray  # still to deliver
+    delivered_kwh: FloatArray  # delivered so far (the request is need + delivered)
     departure: IntArray  # first period the session is gone (>= 1)
     arrival: IntArray  # first period the session may charge (0 online; later in the offline bound)
     arrivals_known: bool  # the offline bound: every arrival of the horizon is in the problem
@@ -82,6 +83,7 @@ def prepare(
     step = np.zeros(n)
     kw = np.zeros(n)
     need = np.zeros(n)
+    delivered = np.zeros(n)
     departure = np.zeros(n, dtype=np.int64)
     arrival = np.zeros(n, dtype=np.int64)
     priority = np.ones(n)
@@ -112,6 +114,7 @@ def prepare(
         kw[i] = evse.kw_per_a
         wanted = s.energy_needed_kwh if s.energy_needed_kwh is not None else policy.default_energy_kwh
         need[i] = max(wanted - s.energy_delivered_kwh, 0.0)
+        delivered[i] = min(s.energy_delivered_kwh, wanted)
         leaves = s.departure if s.departure is not None else s.arrival + policy.default_stay
         departure[i] = min(max(math.ceil((leaves - snapshot.now) / period - 1e-9), 1), horizon)
         if future_arrivals:
@@ -134,6 +137,7 @@ def prepare(
         step_a=step,
         kw_per_a=kw,
         need_kwh=need,
+        delivered_kwh=delivered,
         departure=departure,
         arrival=arrival,
         arrivals_known=future_arrivals,
