@@ -92,7 +92,7 @@ class LpModel:
     col_peak: int
     cols_even: IntArray  # per first-block variable and segment, its share of the usable rate
     even_value: FloatArray  # utility per unit of each evenness column
-    cols_dev: IntArray  # per session with a known offered current, its change in the first block
+    cols_dev: IntArray  # per hold-period variable with a known offered current, its change
     row_total: int  # total-energy row
     rows_fair: IntArray  # per session share rows
     price_coef: FloatArray  # cost per A of each variable
@@ -285,13 +285,18 @@ def build(problem: Problem) -> LpModel:
     even_value = np.concatenate(
         [weight[sess_first] * 2.0 ** (_EVEN_SEGMENTS - 1 - k) for k in range(_EVEN_SEGMENTS)]
     )
-    # stability: |x(i, first block) - offered_i| <= dev_i, minimised last (fewer profile changes)
-    first_block = np.nonzero((var_block == 0) & ~np.isnan(problem.offered_a[var_session]))[0]
+    # stability: |x(i, b) - offered_i| <= dev_(i,b) in the first hold periods, minimised last:
+    # a charger compares the first periods of a new profile with what it holds, so plans that
+    # merely reshuffle equally good currents there would cost SetChargingProfile calls
+    hold = problem.offered_a.shape[1]
+    in_hold = np.nonzero(blocks.start[var_block] < hold)[0]
+    held_a = problem.offered_a[var_session[in_hold], np.minimum(blocks.start[var_block[in_hold]], hold - 1)]
+    first_block = in_hold[~np.isnan(held_a)]
     col_dev = n_var + 2 + n_even
     n_dev = first_block.size
     if n_dev:
         local = np.arange(n_dev, dtype=np.int64)
-        offered = problem.offered_a[var_session[first_block]]
+        offered = problem.offered_a[var_session[first_block], blocks.start[var_block[first_block]]]
         add(local, first_block, np.ones(n_dev), np.zeros(0), np.zeros(0), 0)
         add(local, col_dev + local, -np.ones(n_dev), np.full(n_dev, -_INF), offered, n_dev)
         add(local, first_block, np.ones(n_dev), np.zeros(0), np.zeros(0), 0)

@@ -42,7 +42,7 @@ class Problem:
     arrival: IntArray  # first period the session may charge (0 online; later in the offline bound)
     arrivals_known: bool  # the offline bound: every arrival of the horizon is in the problem
     priority: FloatArray
-    offered_a: FloatArray  # the limit in force at each session's charger (NaN: unknown)
+    offered_a: FloatArray  # (sessions, hold periods): the limits each charger holds (NaN: unknown)
     site_limit_kw: FloatArray  # (T,) after caps and base load
     price_per_kwh: FloatArray  # (T,)
     base_load_kw: FloatArray  # (T,)
@@ -87,7 +87,8 @@ def prepare(
     departure = np.zeros(n, dtype=np.int64)
     arrival = np.zeros(n, dtype=np.int64)
     priority = np.ones(n)
-    offered = np.full(n, np.nan)
+    hold = min(policy.hold_periods, horizon)
+    offered = np.full((n, hold), np.nan)
     seen: set[str] = set()
     for i, s in enumerate(snapshot.sessions):
         if s.evse_id not in lookup:
@@ -122,7 +123,9 @@ def prepare(
             departure[i] = max(departure[i], arrival[i])
         priority[i] = max(s.priority, 1e-6)
         if s.offered_current_a is not None:
-            offered[i] = s.offered_current_a
+            offered[i, :] = s.offered_current_a
+        held = s.held_current_a[:hold]
+        offered[i, : len(held)] = held
     if future_arrivals:
         _check_no_overlap(snapshot, cols, arrival, departure)
     return Problem(

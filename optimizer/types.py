@@ -173,7 +173,8 @@ class ActiveSession:
     ``departure`` and ``energy_needed_kwh`` may be unknown (``None``): the policy's defaults
     apply. ``vehicle_max_current_a`` is the highest current the car has been seen to draw
     (a car drawing less than offered frees capacity for others). ``offered_current_a`` is
-    the limit in force at the charger: among equally good schedules the solver keeps it.
+    the limit in force at the charger, ``held_current_a`` the profile it holds (one limit per
+    period from ``now``): among equally good schedules the solver keeps them.
     """
 
     session_id: str
@@ -185,6 +186,7 @@ class ActiveSession:
     vehicle_max_current_a: float | None = None
     priority: float = 1.0
     offered_current_a: float | None = None  # the limit the charger holds now (changing it costs a profile)
+    held_current_a: tuple[float, ...] = ()  # the limits it holds for the next periods, when known
 
 
 class Algorithm(enum.Enum):
@@ -214,7 +216,7 @@ class Policy:
     objective: tuple[str, ...] = ("energy", "cost", "peak")
     deadline_s: float = 2.0
     exact_periods: int = 6  # periods solved one by one before the horizon is blocked coarser
-    flat_periods: int = 3  # periods whose current is spread evenly among sessions (not in turns)
+    hold_periods: int = 3  # first periods in which the current a charger holds is kept if nothing is lost
     phasor_tolerance: float = 0.002  # relative conservatism allowed when linearising phasor limits
 
 

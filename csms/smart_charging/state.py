@@ -327,6 +327,7 @@ class StationState:
         """The solver's input at ``now``: the controllable sessions on the site the others leave."""
         reserved = self.reserved_a()
         site, evses = reserve(self.site, self.setup.solver_evses, reserved)
+        policy = self.setup.policy
         sessions = []
         for evse_id, state in self.evses.items():
             session = state.session
@@ -342,6 +343,10 @@ class StationState:
                     energy_delivered_kwh=session.delivered_wh / 1000.0,
                     vehicle_max_current_a=session.vehicle_max_a,
                     offered_current_a=state.limit_in_force_a(now),
+                    held_current_a=tuple(
+                        state.limit_in_force_a(now + timedelta(seconds=policy.period_s * t))
+                        for t in range(policy.hold_periods)
+                    ),
                 )
             )
         return StationSnapshot(

@@ -37,7 +37,7 @@ def evse(evse_id: str, conn: Connection = Connection.L1, **kw: float) -> Evse:
 
 
 def session(sid: str, evse_id: str, hours: float, need_kwh: float | None, **kw: float) -> ActiveSession:
-    return ActiveSession(sid, evse_id, NOW, NOW + timedelta(hours=hours), need_kwh, **kw)
+    return ActiveSession(sid, evse_id, NOW, NOW + timedelta(hours=hours), need_kwh, **kw)  # type: ignore[arg-type]
 
 
 def snapshot(
@@ -282,3 +282,13 @@ def test_offline_bound_serves_visits_one_after_another_on_one_evse() -> None:
     clash = ActiveSession("s3", "a", NOW + timedelta(minutes=30), NOW + timedelta(hours=2), 1.0)
     with pytest.raises(SnapshotError, match="overlap on EVSE a"):
         solve_offline(site_of(("a",)), (e,), (s1, clash), NOW, 8, POLICY)
+
+
+def test_stability_keeps_the_profile_the_charger_holds_period_by_period() -> None:
+    # The charger holds 10 A, 20 A, 10 A (2.3 kWh in three 15-minute periods at 230 V); any plan
+    # serving 3.45 kWh in 4 h is as good, so the first periods follow what it holds.
+    e = evse("e", max_current_a=32.0)
+    s = ActiveSession("s", "e", NOW, NOW + timedelta(hours=4), 3.45, held_current_a=(10.0, 20.0, 10.0))
+    result = solve(snapshot(site_of(("e",), limit_a=32.0), (e,), (s,), objective=("energy", "cost")))
+    assert result.current_a[0, :3] == pytest.approx([10.0, 20.0, 10.0])
+    assert result.objective.energy_kwh == pytest.approx(3.45)
