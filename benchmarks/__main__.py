@@ -1,4 +1,5 @@
-"""``python -m benchmarks {acn,synthetic,micro}``: fairwatt against acnportal and the offline bound."""
+"""``python -m benchmarks {acn,synthetic,micro,csms-load}``: fairwatt against acnportal and the offline bound,
+and the central system under the load of many simulated chargers."""
 
 from __future__ import annotations
 
@@ -14,16 +15,20 @@ def main(argv: list[str] | None = None) -> int:
     micro = importlib.import_module("benchmarks.micro")
     sweep = importlib.import_module("benchmarks.sweep")
     synthetic = importlib.import_module("benchmarks.synthetic")
+    csms_load = importlib.import_module("benchmarks.csms_load")
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     sweep.add_arguments(commands.add_parser("acn", help="cap sweep on the Caltech March 2019 sessions"))
     synthetic.add_arguments(commands.add_parser("synthetic", help="synthetic dense days, a few caps"))
     micro.add_arguments(commands.add_parser("micro", help="per-call solve time, cost and fairness"))
+    csms_load.add_arguments(commands.add_parser("csms-load", help="one CSMS under simulated chargers"))
     args = parser.parse_args(argv)
     if args.command == "acn":
         sweep.main(args)
     elif args.command == "synthetic":
         synthetic.main(args)
+    elif args.command == "csms-load":
+        csms_load.main(args)
     else:
         micro.main(args)
     return 0
