@@ -15,11 +15,13 @@ Stages share one HiGHS model and warm-start from each other:
    (a stage giving that early energy to the least lax first was measured and dropped:
    it starved long stays and delivered less);
 2. fairness (``max-min``): with energy held at its optimum, maximise the least
-   priority-weighted share of need served;
+   priority-weighted share of each whole request served (delivered so far + planned);
 3. cost, then peak: with energy and the fairness level held, minimise energy cost
-   (plus demand charge), breaking ties towards a lower peak, keeping the current each
-   charger holds now (fewer profile changes), spreading the first periods' current
-   evenly and delivering earlier.
+   (plus demand charge), then, far below it, the peak;
+4. evenness and ties, with cost held: share the current applied now evenly (a concave
+   utility of each session's fraction of its usable rate), then keep the limits each
+   charger holds for the first periods (fewer SetChargingProfile calls), then deliver
+   earlier.
 A stage that fails or runs out of time leaves the previous stage's solution in place.
 """
 
@@ -419,23 +421,19 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         best = float(cost @ solution)
         nz = np.nonzero(cost)[0].astype(np.int32)
         h.addRow(-_INF, best + _HOLD_SLACK * abs(best) + 1e-7, nz.size, nz, cost[nz])
-    # 4. evenness of the current applied now
+    # 4. last, one stage of weighted terms, in order of weight: evenness of the current applied
+    # now (a concave utility of 8..1 per quarter of each session's usable rate), keeping the
+    # limits chargers hold (1e-3 per A), earlier energy (below 1e-6 per A)
+    last = zero.copy()
     if model.cols_even.size and problem.sessions > 1:
         segments = model.cols_even.astype(np.int32)
         h.changeColsBounds(
             segments.size, segments, np.zeros(segments.size), np.full(segments.size, 1.0 / _EVEN_SEGMENTS)
         )
-        even = zero.copy()
-        even[model.cols_even] = -model.even_value
-        if run(even, "evenness"):
-            assert solution is not None
-            value = float(model.even_value @ solution[model.cols_even])
-            h.addRow(value * (1 - _HOLD_SLACK) - 1e-6, _INF, segments.size, segments, model.even_value)
-    # 5. tie-breakers: keep the current each charger holds, then deliver earlier
-    ties = zero.copy()
-    ties[model.cols_dev] = 1.0
-    ties[:n_var] = -1e-3 * (1.0 - model.early_coef) * model.energy_coef
-    run(ties, "ties")
+        last[model.cols_even] = -model.even_value
+    last[model.cols_dev] = 1e-3
+    last[:n_var] -= 1e-6 * (1.0 - model.early_coef) * model.energy_coef
+    run(last, "evenness")
     assert solution is not None
     return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")
 
