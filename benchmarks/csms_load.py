@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -39,6 +40,7 @@ from typing import Any
 from benchmarks.csms_load_chargers import CALL_TIMEOUT_S, PROBE_KEY, percentiles
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+RESULT_LINE_LIMIT = 1 << 28  # a worker's result is one JSON line with every round trip it measured
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,6 +195,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 "benchmarks.csms_load_chargers",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                limit=RESULT_LINE_LIMIT,
             )
             workers.append(worker)
             options = {
@@ -317,7 +320,9 @@ async def _stop(server: asyncio.subprocess.Process, workers: list[asyncio.subpro
     for process in workers:
         if process.returncode is None:
             process.kill()
-            await process.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await process.wait()
     if server.returncode is None:
         server.send_signal(signal.SIGTERM)
         try:

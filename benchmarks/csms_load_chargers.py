@@ -189,7 +189,7 @@ class Worker:
         elapsed, boot = await charger.call(
             "BootNotification", {"chargePointVendor": "LoadGen", "chargePointModel": "Sim16"}
         )
-        self.stats.rtt_ms.setdefault("BootNotification", []).append(elapsed * 1000)
+        self.stats.rtt_ms.setdefault("BootNotification", []).append(round(elapsed * 1000, 2))
         if boot.get("status") != "Accepted":
             raise RuntimeError(f"boot {boot.get('status')}")
         charger.status = "Charging" if charging else "Available"
@@ -281,7 +281,7 @@ class Worker:
             if sample_visibility:
                 watch = asyncio.get_running_loop().create_task(self._visible(charger.charger_id, payload))
             elapsed, _ = await charger.call(action, payload)
-            self.stats.rtt_ms.setdefault(action, []).append(elapsed * 1000)
+            self.stats.rtt_ms.setdefault(action, []).append(round(elapsed * 1000, 2))
             if sample_visibility:
                 await watch
         except (OSError, aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
