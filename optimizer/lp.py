@@ -93,6 +93,8 @@ class LpModel:
     col_level: int  # the fairness level column
     col_peak: int
     cols_even: IntArray  # per first-block variable and segment, its share of the usable rate
+    even_rows_var: IntArray  # the first-block variables the evenness segments measure
+    even_usable: FloatArray  # the most each of them could use [A]
     even_value: FloatArray  # utility per unit of each evenness column
     cols_dev: IntArray  # per hold-period variable with a known offered current, its change
     row_total: int  # total-energy row
@@ -331,6 +333,8 @@ def build(problem: Problem) -> LpModel:
         col_level=col_level,
         col_peak=col_peak,
         cols_even=col_even + np.arange(n_even, dtype=np.int64),
+        even_rows_var=first.astype(np.int64),
+        even_usable=usable,
         even_value=even_value,
         cols_dev=col_dev + np.arange(n_dev, dtype=np.int64),
         row_total=row_total,
@@ -422,20 +426,37 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         nz = np.nonzero(cost)[0].astype(np.int32)
         h.addRow(-_INF, best + _HOLD_SLACK * abs(best) + 1e-7, nz.size, nz, cost[nz])
     # 4. last, one stage of weighted terms, in order of weight: evenness of the current applied
-    # now (a concave utility of 8..1 per quarter of each session's usable rate), keeping the
-    # limits chargers hold (1e-3 per A), earlier energy (below 1e-6 per A)
+    # now (a concave utility, 8..1 per segment of each session's usable rate), keeping the
+    # limits chargers hold (0.03 per A: a deadband for small evenness gains), earlier energy
+    # (below 1e-6 per A)
     last = zero.copy()
     if model.cols_even.size and problem.sessions > 1:
         segments = model.cols_even.astype(np.int32)
-        h.changeColsBounds(
-            segments.size, segments, np.zeros(segments.size), np.full(segments.size, 1.0 / _EVEN_SEGMENTS)
-        )
+        h.changeColsBounds(segments.size, segments, np.zeros(segments.size), _segment_widths(model, solution))
         last[model.cols_even] = -model.even_value
-    last[model.cols_dev] = 1e-3
+    last[model.cols_dev] = 0.03
     last[:n_var] -= 1e-6 * (1.0 - model.early_coef) * model.energy_coef
     run(last, "evenness")
     assert solution is not None
     return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")
+
+
+def _segment_widths(model: LpModel, solution: FloatArray | None) -> FloatArray:
+    """Widths of the evenness segments around the fair fraction of the usable rate now.
+
+    With ``f`` the fraction every session would get if the current applied now were shared
+    in proportion to what each can use, the segments end at f/2, f, 2f and 1: the utility
+    bends where the sharing is decided, however scarce the current (with fixed quarters,
+    42 cars at 10 % of their rate all sat in the first, linear, segment).
+    """
+    first = model.even_rows_var
+    usable = model.even_usable
+    total = float(usable.sum())
+    fair = 0.25 if solution is None or total <= 0 else float(solution[first].sum()) / total
+    fair = min(max(fair, 1e-3), 1.0)
+    edges = np.minimum(np.array([fair / 2, fair, 2 * fair, 1.0]), 1.0)
+    widths = np.diff(np.concatenate([[0.0], edges]))
+    return np.repeat(np.maximum(widths, 0.0), first.size)
 
 
 def _scarce(model: LpModel, solution: FloatArray) -> bool:
