@@ -215,7 +215,7 @@ class Policy:
     fairness: str = "max-min"
     objective: tuple[str, ...] = ("energy", "cost", "peak")
     deadline_s: float = 2.0
-    exact_periods: int = 6  # periods solved one by one before the horizon is blocked coarser
+    exact_periods: int = 4  # periods solved one by one before the horizon is blocked coarser
     hold_periods: int = 3  # first periods in which the current a charger holds is kept if nothing is lost
     phasor_tolerance: float = 0.002  # relative conservatism allowed when linearising phasor limits
 
