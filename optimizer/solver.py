@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from optimizer import heuristics, lp
+from optimizer import heuristics, lp, minimum
 from optimizer.allocate import PeriodAllocator, round_to_step
 from optimizer.network import Network
 from optimizer.problem import Problem, prepare
@@ -86,6 +86,11 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     # a session planned at its car's own maximum gets the pilot at the step above it
     at_car_max = (clipped >= problem.upper_a[:, None] - 1e-6) & (clipped > 0)
     lifted = np.where(at_car_max, problem.pilot_upper_a[:, None], clipped)
+    if problem.periods and float(problem.min_a.max(initial=0.0)) > 0:
+        switched = minimum.switch_on(problem, lifted, 0)  # the period applied now
+        if switched is not None:
+            lifted[:, 0] = switched
+            clipped[:, 0] = np.minimum(switched, clipped[:, 0])
     out = round_to_step(lifted, problem.step_a, problem.min_a, snap=1e-2)
     # where lifting or snapping to a step pushed a period over an exact limit, round that
     # period's planned currents strictly down instead

@@ -292,3 +292,33 @@ def test_stability_keeps_the_profile_the_charger_holds_period_by_period() -> Non
     result = solve(snapshot(site_of(("e",), limit_a=32.0), (e,), (s,), objective=("energy", "cost")))
     assert result.current_a[0, :3] == pytest.approx([10.0, 20.0, 10.0])
     assert result.objective.energy_kwh == pytest.approx(3.45)
+
+
+def test_minimum_currents_switch_cars_on_rather_than_round_them_off() -> None:
+    # 20 A for four cars with a 6 A minimum, all needing far more than they can get: an even
+    # LP split (5 A each) would round every car off; three can run at >= 6 A (3 x 6 <= 20).
+    es = tuple(evse(name, min_current_a=6.0, step=1.0) for name in "abcd")
+    sessions = tuple(session(f"s{k}", name, 2.0, 40.0) for k, name in enumerate("abcd"))
+    result = solve(snapshot(site_of(tuple("abcd"), limit_a=20.0), es, sessions))
+    first = result.current_a[:, 0]
+    on = first[first > 0]
+    assert on.size == 3
+    assert np.all(on >= 6.0)
+    assert first.sum() == pytest.approx(20.0)
+
+
+def test_the_minimum_current_program_only_runs_where_a_car_sits_below_its_minimum() -> None:
+    from optimizer import minimum
+    from optimizer.problem import prepare
+
+    es = tuple(evse(name, min_current_a=6.0) for name in "ab")
+    sessions = (session("s1", "a", 2.0, 40.0), session("s2", "b", 2.0, 40.0))
+    problem = prepare(snapshot(site_of(("a", "b"), limit_a=20.0), es, sessions))
+    plain = np.array([[10.0], [10.0]])
+    assert minimum.switch_on(problem, plain, 0) is None  # nobody in between: no MIP
+    between = np.array([[17.0], [3.0]])
+    switched = minimum.switch_on(problem, between, 0)
+    assert switched is not None
+    assert switched[1] >= 6.0  # switched on at its minimum ...
+    assert switched.sum() <= 20.0 + 1e-6  # ... with the other giving way
+    assert switched[0] >= 6.0
