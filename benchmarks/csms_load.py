@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import resource
 import signal
 import sys
@@ -40,6 +41,7 @@ from typing import Any
 from benchmarks.csms_load_chargers import CALL_TIMEOUT_S, PROBE_KEY, percentiles
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Warning): ")
 RESULT_LINE_LIMIT = 1 << 28  # a worker's result is one JSON line with every round trip it measured
 
 
@@ -282,7 +284,7 @@ def summarize_log(text: str) -> dict[str, Any]:
     """ERROR/WARNING line counts of (part of) the server's log and its most frequent exceptions."""
     exceptions: dict[str, int] = {}
     for line in text.splitlines():
-        if not line.startswith((" ", "Traceback")) and ("Error: " in line or "Exception: " in line):
+        if EXCEPTION_LINE.match(line):
             exceptions[line[:160]] = exceptions.get(line[:160], 0) + 1
     common = sorted(exceptions.items(), key=lambda item: -item[1])[:5]
     return {
@@ -304,7 +306,16 @@ def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         "connected": sum(r["connected"] for r in results),
         "connect_failures": sum(r["connect_failures"] for r in results),
         "disconnects_during_steady": sum(r["disconnects"] for r in results),
-        "rtt_ms": {action: percentiles(values) for action, values in sorted(rtt.items())},
+        "rtt_ms": {
+            action: {
+                **percentiles(values),
+                # Failed calls have no round trip: above 1 % the p99 over all calls sent is a failure.
+                "failed_percent": round(
+                    100 * failures.get(action, 0) / (len(values) + failures.get(action, 0)), 2
+                ),
+            }
+            for action, values in sorted(rtt.items())
+        },
         "failures": failures,
         "status_visibility_ms": {
             **percentiles([v for r in results for v in r["visibility_ms"]]),
@@ -354,11 +365,12 @@ def print_report(report: dict[str, Any]) -> None:
         f"(ramp {report.get('ramp_s')} s, {report.get('connect_failures')} failed), "
         f"{parameters['in_transaction']} in transaction, steady {parameters['duration']} s\n"
     )
-    print("action | count | p50 ms | p95 ms | p99 ms | max ms | failures")
-    print("--- | --- | --- | --- | --- | --- | ---")
+    print("action | answered | p50 ms | p95 ms | p99 ms | max ms | failed | failed %")
+    print("--- | --- | --- | --- | --- | --- | --- | ---")
     for action, figures in report.get("rtt_ms", {}).items():
         cells = [figures.get(k, "-") for k in ("count", "p50", "p95", "p99", "max")]
-        print(" | ".join(str(c) for c in [action, *cells, report["failures"].get(action, 0)]))
+        failed = [report["failures"].get(action, 0), figures.get("failed_percent")]
+        print(" | ".join(str(c) for c in [action, *cells, *failed]))
     visibility = report.get("status_visibility_ms", {})
     to_charger = report.get("command_to_charger_ms", {})
     commands = report.get("commands", {})
