@@ -34,6 +34,8 @@ class CsmsSettings:
     node_id: str | None = None
     """This node's id in the routing table; None: host, pid and a random suffix."""
     route_ttl_s: float = 300.0
+    redis_max_connections: int = 64  # per node; callers beyond it wait for a free connection
+    redis_pool_timeout_s: float = 5.0  # how long they wait before the call fails
     meter_series_batch_size: int = 1000
     meter_series_flush_interval_s: float = 2.0
     security_profile: int = 1
