@@ -4,12 +4,13 @@
 
 - The server is ``fairwatt serve --auto-register`` in a process of its own, on a fresh PostgreSQL
   database and Redis (``REDIS_URL``), so its live state is readable from here.
-- 1-2 load-generator processes (``--workers``) open raw aiohttp WebSockets speaking OCPP-J 1.6
-  (the ``ocpp`` package's ChargePoint per connection is too heavy for 10,000), connect at a
-  bounded ``--ramp-rate`` and boot; ``--in-transaction`` of them start a transaction. Then for
-  ``--duration`` seconds every charger sends Heartbeat every ``--interval`` s, those in transaction
-  MeterValues every ``--interval`` s, the others a StatusNotification every ``--status-interval`` s
-  (first of each at a random phase, then jittered by 10 %).
+- 1-2 load-generator processes (``--workers``, :mod:`benchmarks.csms_load_chargers`) open raw
+  aiohttp WebSockets speaking OCPP-J 1.6 (the ``ocpp`` package's ChargePoint per connection is too
+  heavy for 10,000), connect at a bounded ``--ramp-rate`` and boot; ``--in-transaction`` of them
+  start a transaction. Then for ``--duration`` seconds every charger sends Heartbeat every
+  ``--interval`` s, those in transaction MeterValues every ``--interval`` s, the others a
+  StatusNotification every ``--status-interval`` s (first of each at a random phase, then
+  jittered by 10 %).
 - Figures: round trip per action (p50/p95/p99) in the steady phase; status visibility (time from
   sending a StatusNotification until the Redis hash shows it) for a sample; command latency (this
   process is a second central-system node sharing Redis, a :class:`RoutedCommandBus` with no
@@ -18,6 +19,8 @@
 
 Every loop is bounded: the ramp by the charger count and a deadline, the steady phase by
 ``--duration``, each call by a 30 s timeout, the workers and the server by a kill after a grace time.
+The server's log goes to a file in the temporary directory; its errors are counted in the report,
+split at the end of the steady phase (what the load caused, what the disconnects and the stop caused).
 """
 
 from __future__ import annotations
