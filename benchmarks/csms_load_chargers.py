@@ -131,11 +131,12 @@ class Worker:
         self.readers: set[asyncio.Task[None]] = set()
         self.measuring = False
 
-    def spawn(self, coroutine: Any, tasks: set[asyncio.Task[None]]) -> None:
+    def spawn(self, coroutine: Any, tasks: set[asyncio.Task[None]]) -> asyncio.Task[None]:
         """Start ``coroutine`` as a task kept in ``tasks`` until it ends."""
         task = asyncio.get_running_loop().create_task(coroutine)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        return task
 
     async def run(self) -> dict[str, Any]:
         from redis.asyncio import Redis
@@ -277,13 +278,12 @@ class Worker:
         else:
             charger.status = "Preparing" if charger.status == "Available" else "Available"
             payload = self._status_payload(charger)
+        # Watched from before the send; a change answered with an error is never seen (counted).
+        if sample_visibility:
+            self.spawn(self._visible(charger.charger_id, payload), self.tasks)
         try:
-            if sample_visibility:
-                watch = asyncio.get_running_loop().create_task(self._visible(charger.charger_id, payload))
             elapsed, _ = await charger.call(action, payload)
             self.stats.rtt_ms.setdefault(action, []).append(round(elapsed * 1000, 2))
-            if sample_visibility:
-                await watch
         except (OSError, aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
             self.stats.fail(action, f"{type(exc).__name__} {exc}")
 
