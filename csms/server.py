@@ -20,6 +20,7 @@ from aiohttp import web
 from csms.commands import CommandBus
 from csms.domain.service import AcceptAllAuthorizer, Authorizer, ChargingService
 from csms.errors import ConnectionClosedError
+from csms.gc_pacing import pace_collections
 from csms.live_state import InProcessLiveState, LiveState
 from csms.protocol.connection import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA
 from csms.protocol.handlers import build_router
@@ -197,6 +198,11 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     runtime.tasks.start(runtime.message_log.run(), "csms-message-log")
     await runtime.meter_series.open()
     runtime.tasks.start(runtime.meter_series.run(), "csms-meter-series")
+    settings = runtime.settings
+    if settings.gc_freeze_every_s is not None:
+        runtime.tasks.start(
+            pace_collections(settings.gc_freeze_every_s, settings.gc_collect_every_s), "csms-gc-pacing"
+        )
     try:
         yield
     finally:

@@ -36,6 +36,8 @@ class CsmsSettings:
     route_ttl_s: float = 300.0
     redis_max_connections: int = 64  # per node; callers beyond it wait for a free connection
     redis_pool_timeout_s: float = 5.0  # how long they wait before the call fails
+    gc_freeze_every_s: float | None = None  # see csms.gc_pacing (`fairwatt serve`: 5 s); None: off
+    gc_collect_every_s: float = 3600.0
     meter_series_batch_size: int = 1000
     meter_series_flush_interval_s: float = 2.0
     security_profile: int = 1
