@@ -44,23 +44,14 @@ class BootGate:
             )
 
 
-class ProvisioningV16:
+class _Provisioning:
+    """What both versions share: the boot decision's answer and Heartbeat."""
+
     def __init__(self, service: ChargingService, gate: BootGate) -> None:
         self._service = service
         self._gate = gate
 
-    @handles("BootNotification")
-    async def boot_notification(self, call: IncomingCall) -> dict[str, Any]:
-        p = call.payload
-        boot = ChargerBooted(
-            charger_id=call.charger_id,
-            vendor=p["chargePointVendor"],
-            model=p["chargePointModel"],
-            serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"),
-            firmware_version=p.get("firmwareVersion"),
-            reason=None,
-            at=call.received_at,
-        )
+    async def _booted(self, call: IncomingCall, boot: ChargerBooted) -> dict[str, Any]:
         decision = await self._service.charger_booted(boot)
         self._gate.status = decision.status
         return {
@@ -73,6 +64,22 @@ class ProvisioningV16:
     async def heartbeat(self, call: IncomingCall) -> dict[str, Any]:
         await self._service.heartbeat(call.charger_id, call.received_at)
         return {"currentTime": format_timestamp(call.received_at)}
+
+
+class ProvisioningV16(_Provisioning):
+    @handles("BootNotification")
+    async def boot_notification(self, call: IncomingCall) -> dict[str, Any]:
+        p = call.payload
+        boot = ChargerBooted(
+            charger_id=call.charger_id,
+            vendor=p["chargePointVendor"],
+            model=p["chargePointModel"],
+            serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"),
+            firmware_version=p.get("firmwareVersion"),
+            reason=None,
+            at=call.received_at,
+        )
+        return await self._booted(call, boot)
 
     @handles("StatusNotification")
     async def status_notification(self, call: IncomingCall) -> dict[str, Any]:
@@ -91,11 +98,7 @@ class ProvisioningV16:
         return {}
 
 
-class ProvisioningV201:
-    def __init__(self, service: ChargingService, gate: BootGate) -> None:
-        self._service = service
-        self._gate = gate
-
+class ProvisioningV201(_Provisioning):
     @handles("BootNotification")
     async def boot_notification(self, call: IncomingCall) -> dict[str, Any]:
         station = call.payload["chargingStation"]
@@ -108,18 +111,7 @@ class ProvisioningV201:
             reason=call.payload["reason"],
             at=call.received_at,
         )
-        decision = await self._service.charger_booted(boot)
-        self._gate.status = decision.status
-        return {
-            "status": decision.status.value,
-            "currentTime": format_timestamp(call.received_at),
-            "interval": decision.interval_s,
-        }
-
-    @handles("Heartbeat")
-    async def heartbeat(self, call: IncomingCall) -> dict[str, Any]:
-        await self._service.heartbeat(call.charger_id, call.received_at)
-        return {"currentTime": format_timestamp(call.received_at)}
+        return await self._booted(call, boot)
 
     @handles("StatusNotification")
     async def status_notification(self, call: IncomingCall) -> dict[str, Any]:
