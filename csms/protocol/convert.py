@@ -70,21 +70,32 @@ def samples_v16(
                     f"meter value {sampled['value']!r} is not a number",
                 ) from exc
             value, unit = _scaled(raw, sampled.get("unit", "Wh"), 0)
-            samples.append(
-                MeterSample(
-                    charger_id=charger_id,
-                    evse_id=evse_id,
-                    transaction_id=transaction_id,
-                    sampled_at=sampled_at,
-                    measurand=sampled.get("measurand", ENERGY_REGISTER),
-                    value=value,
-                    unit=unit,
-                    phase=sampled.get("phase"),
-                    location=sampled.get("location"),
-                    context=sampled.get("context"),
-                )
-            )
+            samples.append(_sample(charger_id, evse_id, transaction_id, sampled_at, sampled, value, unit))
     return samples
+
+
+def _sample(
+    charger_id: str,
+    evse_id: int,
+    transaction_id: str | None,
+    sampled_at: datetime,
+    sampled: dict[str, Any],
+    value: float,
+    unit: str,
+) -> MeterSample:
+    """One domain sample from a sampled value of either version (value already scaled)."""
+    return MeterSample(
+        charger_id=charger_id,
+        evse_id=evse_id,
+        transaction_id=transaction_id,
+        sampled_at=sampled_at,
+        measurand=sampled.get("measurand", ENERGY_REGISTER),
+        value=value,
+        unit=unit,
+        phase=sampled.get("phase"),
+        location=sampled.get("location"),
+        context=sampled.get("context"),
+    )
 
 
 def samples_v201(
@@ -101,20 +112,7 @@ def samples_v201(
                 unit_of_measure.get("unit", "Wh"),
                 int(unit_of_measure.get("multiplier", 0)),
             )
-            samples.append(
-                MeterSample(
-                    charger_id=charger_id,
-                    evse_id=evse_id,
-                    transaction_id=transaction_id,
-                    sampled_at=sampled_at,
-                    measurand=sampled.get("measurand", ENERGY_REGISTER),
-                    value=value,
-                    unit=unit,
-                    phase=sampled.get("phase"),
-                    location=sampled.get("location"),
-                    context=sampled.get("context"),
-                )
-            )
+            samples.append(_sample(charger_id, evse_id, transaction_id, sampled_at, sampled, value, unit))
     return samples
 
 
