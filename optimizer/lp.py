@@ -188,7 +188,7 @@ def build(problem: Problem) -> LpModel:
     add(var_session, var_index, energy_coef, np.full(n, -_INF), problem.need_kwh.copy(), n)
     # network rows per block: power rows that can bind, and for each current limit that
     # can bind one facet of its polygon; further facets are added lazily when violated
-    linear = problem.network.linearise(problem.snapshot.policy.phasor_tolerance)
+    linear = problem.network.linear_rows(problem.snapshot.policy.phasor_tolerance)
     coef_all = np.vstack([linear.matrix, problem.network.power_coef])
     power_rows = problem.network.power_coef.shape[0]
     source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
@@ -528,13 +528,17 @@ def _add_violated(
 
 
 def read_back(model: LpModel, problem: Problem, solution: FloatArray) -> FloatArray:
-    """Spread block values over their periods (never past a session's departure)."""
+    """Spread block values over their periods (never before arrival or past departure)."""
     out = np.zeros((problem.sessions, problem.periods))
-    values = np.clip(solution[: model.var_session.size], 0.0, None)
-    for k in range(values.size):
-        i = int(model.var_session[k])
-        b = int(model.var_block[k])
-        start = max(int(model.blocks.start[b]), int(problem.arrival[i]))
-        end = min(int(model.blocks.start[b] + model.blocks.length[b]), int(problem.departure[i]))
-        out[i, start:end] = values[k]
+    n_var = model.var_session.size
+    if n_var == 0:
+        return out
+    values = np.clip(solution[:n_var], 0.0, None)
+    lengths = model.blocks.length[model.var_block]
+    var = np.repeat(np.arange(n_var), lengths)  # one entry per (variable, period of its block)
+    offset = np.arange(var.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    period = model.blocks.start[model.var_block][var] + offset
+    session = model.var_session[var]
+    inside = (period >= problem.arrival[session]) & (period < problem.departure[session])
+    out[session[inside], period[inside]] = values[var[inside]]
     return out

@@ -54,7 +54,7 @@ def switch_on(problem: Problem, current_a: FloatArray, t: int) -> FloatArray | N
     n_bin = on_cols.size
     # columns: x (n), then z (n_bin); rows: limits over x, then x_i - upper_i z_i <= 0 and
     # x_i - min_i z_i >= 0 for the in-between cars
-    linear = problem.network.linearise(problem.snapshot.policy.phasor_tolerance)
+    linear = problem.network.linear_rows(problem.snapshot.policy.phasor_tolerance)
     coef = np.vstack([linear.matrix, problem.network.power_coef])[:, problem.cols]
     bound = np.concatenate(
         [linear.bound, problem.network.power_limits(float(problem.site_limit_kw[t]))[:, 0]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +69,7 @@ class Network:
     power_names: tuple[str, ...]  # the last one is the site power row
     power_coef: FloatArray  # (n_power, n_evse) kW per A
     power_limit_kw: FloatArray  # (n_power,); the site row's entry is the normal grid limit
+    _linear: dict[float, LinearRows] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, site: Site, evses: Sequence[Evse]) -> Network:
@@ -207,6 +208,13 @@ class Network:
             power_room = np.where(p > 0, free_kw / np.where(p > 0, p, 1.0), np.inf)
         best = np.minimum(best, power_room.min(axis=0))
         return np.asarray(np.maximum(best, 0.0), dtype=np.float64)
+
+    def linear_rows(self, tolerance: float) -> LinearRows:
+        """``linearise(tolerance)``, computed once per network and tolerance."""
+        rows = self._linear.get(tolerance)
+        if rows is None:
+            rows = self._linear[tolerance] = self.linearise(tolerance)
+        return rows
 
     def linearise(self, tolerance: float) -> LinearRows:
         """Inner polygonal approximation of every current limit.
