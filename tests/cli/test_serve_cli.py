@@ -9,7 +9,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,20 +21,7 @@ from csms.embedded import EmbeddedDatabaseError, find_binaries
 from fairwatt.cli import main
 from tests.csms.chargers import Charger16, connected
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 _LISTENING = re.compile(r"wss?://[^:]+:(\d+)/ocpp/")
-
-
-@pytest.fixture
-def test_database() -> Iterator[str]:
-    name = f"fairwatt_serve_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @asynccontextmanager
@@ -96,10 +82,10 @@ def _environment(**values: str) -> dict[str, str]:
 
 
 @pytest.mark.asyncio
-async def test_serve_with_database_url(test_database: str) -> None:
-    async with serving(environ=_environment(DATABASE_URL=test_database)) as (port, process):
+async def test_serve_with_database_url(database_url: str) -> None:
+    async with serving(environ=_environment(DATABASE_URL=database_url)) as (port, process):
         await boot_and_stop(port, process)
-    with psycopg.connect(test_database) as connection:
+    with psycopg.connect(database_url) as connection:
         row = connection.execute(
             "SELECT auto_registered FROM chargers WHERE charger_id = 'CP-SERVE'"
         ).fetchone()

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
@@ -33,7 +31,7 @@ from fairwatt.commands.serve import ServeError, build_stations, load_stations
 from fairwatt.commands.stations import keep_sites_current, refresh_site, station_setup
 from fairwatt.config import parse_station
 from optimizer.types import PricePeriod
-from tests.cli.test_serve_cli import ADMIN_DSN, _environment, serving
+from tests.cli.test_serve_cli import _environment, serving
 from tests.csms.chargers import connected
 
 FEEDER_A = 20.0
@@ -57,18 +55,6 @@ station:
     windows: [{{start: "17:00", end: "21:00", price_per_kwh: 0.40}}]
   policy: {{period_s: 300, horizon_periods: 48, deadline_s: 5}}
 """
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    name = f"fairwatt_stations_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 class ProfiledCharger(ChargePoint16):  # type: ignore[misc]
