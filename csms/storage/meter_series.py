@@ -37,6 +37,7 @@ from psycopg import sql
 
 from csms.domain.events import DomainEvent, MeterSample
 from csms.errors import StorageError
+from csms.storage.transactions import sample_row
 
 logger = logging.getLogger(__name__)
 
@@ -326,20 +327,7 @@ class MeterSeries:
         async with connection.transaction(), connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
             copy.set_types(list(_COPY_TYPES))
             for s in batch:
-                await copy.write_row(
-                    (
-                        s.charger_id,
-                        s.evse_id,
-                        s.transaction_id,
-                        s.sampled_at,
-                        s.measurand,
-                        s.phase or "",
-                        s.location or "",
-                        s.context,
-                        s.value,
-                        s.unit,
-                    )
-                )
+                await copy.write_row(sample_row(s))
 
     # ---- queries --------------------------------------------------------------------------------
 

@@ -244,23 +244,22 @@ async def _find_v16(connection: Any, started: TransactionStarted) -> str | None:
     return None if found is None else str(found)
 
 
+def sample_row(s: MeterSample) -> tuple[Any, ...]:
+    """A meter sample as the column tuple both sample tables take (missing phase/location as '')."""
+    return (
+        s.charger_id,
+        s.evse_id,
+        s.transaction_id,
+        s.sampled_at,
+        s.measurand,
+        s.phase or "",
+        s.location or "",
+        s.context,
+        s.value,
+        s.unit,
+    )
+
+
 async def _insert_samples(connection: Any, samples: Sequence[MeterSample]) -> None:
     if samples:
-        await connection.executemany(
-            _INSERT_SAMPLES,
-            [
-                (
-                    s.charger_id,
-                    s.evse_id,
-                    s.transaction_id,
-                    s.sampled_at,
-                    s.measurand,
-                    s.phase or "",
-                    s.location or "",
-                    s.context,
-                    s.value,
-                    s.unit,
-                )
-                for s in samples
-            ],
-        )
+        await connection.executemany(_INSERT_SAMPLES, [sample_row(s) for s in samples])
