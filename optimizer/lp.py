@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from optimizer.facets import FIRST_FACETS, LazyBlock, add_violated, first_facets
 from optimizer.problem import Problem
 from optimizer.types import FloatArray
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 _INF = highspy.kHighsInf
-FIRST_FACETS = 2
 # how much a later stage may give back of what an earlier one reached (relative): tighter
 # holds made HiGHS report later stages infeasible within its own tolerances
 _HOLD_SLACK = 1e-5
@@ -56,31 +56,6 @@ _PRIMAL_SIMPLEX = 4
 class Blocks:
     start: IntArray  # first period of each block
     length: IntArray
-
-
-@dataclass(frozen=True, slots=True)
-class LazyBlock:
-    """The network rows of one block that may bind: which are in the model, which wait."""
-
-    members: IntArray  # variable indices in this block
-    coef: FloatArray  # (candidate rows, members)
-    bound: FloatArray
-    added: npt.NDArray[np.bool_]  # candidate rows in the model as built
-
-    def violated(self, values: FloatArray, added: npt.NDArray[np.bool_], tol: float = 1e-7) -> IntArray:
-        lhs = self.coef @ values[self.members]
-        bad = (lhs > self.bound + tol * np.maximum(1.0, self.bound)) & ~added
-        return np.nonzero(bad)[0]
-
-
-def _first_facets(source: IntArray, angle: FloatArray, expected: FloatArray, per_limit: int) -> IntArray:
-    """Per source constraint, the ``per_limit`` facets nearest the direction the sum is expected to take."""
-    off = np.abs(np.angle(np.exp(1j * (angle - expected))))
-    order = np.lexsort((off, source))  # by constraint, nearest facet first
-    ranked = source[order]
-    first_of = np.searchsorted(ranked, ranked)  # index where each constraint's run starts
-    rank = np.arange(order.size) - first_of
-    return np.sort(order[rank < per_limit]).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +190,7 @@ def build(problem: Problem) -> LpModel:
         # the direction each current limit's phasor sum takes with every member at full rate
         full_sum = problem.network.current_coef[:, problem.cols[sess]] @ problem.upper_a[sess]
         expected = np.concatenate([np.angle(full_sum)[linear.source], np.zeros(power_rows)])
-        first = _first_facets(source[binding], row_angle[binding], expected[binding], FIRST_FACETS)
+        first = first_facets(source[binding], row_angle[binding], expected[binding], FIRST_FACETS)
         in_model = np.zeros(binding.size, dtype=np.bool_)
         in_model[first] = True
         lazy.append(LazyBlock(members=members, coef=coef[binding], bound=bound[binding], added=in_model))
@@ -386,7 +361,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
                 return False
             values = np.asarray(h.getSolution().col_value, dtype=np.float64)
             log.debug("stage %s: %.1f ms", name, 1e3 * (time.perf_counter() - started))
-            if not _add_violated(h, model, added, values):
+            if not add_violated(h, model.lazy, added, values):
                 break
         nonlocal solution
         solution = values
@@ -488,43 +463,6 @@ def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solut
             continue
         target = float(energy[members].sum())
         h.addRow(target * (1 - _HOLD_SLACK) - 1e-6, _INF, members.size, members, model.energy_coef[members])
-
-
-def _add_violated(
-    h: highspy.Highs, model: LpModel, added: list[npt.NDArray[np.bool_]], values: FloatArray
-) -> bool:
-    """Add the waiting facets the solution breaks (recorded in ``added``); True when any were."""
-    starts: list[int] = []
-    index: list[IntArray] = []
-    coef: list[FloatArray] = []
-    upper: list[float] = []
-    nnz = 0
-    for k, block in enumerate(model.lazy):
-        bad = block.violated(values, added[k])
-        if bad.size == 0:
-            continue
-        added[k][bad] = True
-        for r in bad:
-            row = block.coef[r]
-            nz = np.nonzero(row)[0]
-            starts.append(nnz)
-            index.append(block.members[nz])
-            coef.append(row[nz])
-            upper.append(float(block.bound[r]))
-            nnz += nz.size
-    if not starts:
-        return False
-    count = len(starts)
-    h.addRows(
-        count,
-        np.full(count, -_INF),
-        np.array(upper),
-        nnz,
-        np.array(starts, dtype=np.int32),
-        np.concatenate(index).astype(np.int32),
-        np.concatenate(coef),
-    )
-    return True
 
 
 def read_back(model: LpModel, problem: Problem, solution: FloatArray) -> FloatArray:
