@@ -1,7 +1,10 @@
 """The PostgreSQL connection pool and schema migrations.
 
-Migrations are numbered SQL files in ``migrations/`` (``0001_name.sql``); on start-up every
-file not yet recorded in ``schema_migrations`` is applied in one transaction, under an advisory
+Migrations are numbered SQL files (``0001_name.sql``) in one resource package per component:
+``csms.storage.migrations`` always, and those other packages register with
+:meth:`Database.add_migrations` before the app starts (``sessions.migrations``, ...). Each
+component numbers its own files; on start-up every file not yet recorded in
+``schema_migrations`` under its component is applied, all in one transaction, under an advisory
 lock so several nodes starting together apply each migration once.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -21,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _MIGRATION_LOCK_KEY = 0x6661697277617474  # "fairwatt"
+CSMS_MIGRATIONS = "csms.storage.migrations"
 
 
 async def _init_connection(connection: Any) -> None:
@@ -35,13 +40,21 @@ class Database:
         self._min_connections = min_connections
         self._max_connections = max_connections
         self._pool: Any = None
+        self._migration_packages: list[str] = [CSMS_MIGRATIONS]
+
+    def add_migrations(self, package: str) -> None:
+        """Also apply the migrations in resource package ``package`` (before :meth:`open`)."""
+        if self._pool is not None:
+            raise StorageError("migrations must be registered before the database opens")
+        if package not in self._migration_packages:
+            self._migration_packages.append(package)
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=self._min_connections, max_size=self._max_connections, init=_init_connection
         )
-        await apply_migrations(self._pool)
+        await apply_migrations(self._pool, self._migration_packages)
 
     async def close(self) -> None:
         """Close every connection of the pool."""
@@ -57,41 +70,68 @@ class Database:
         return self._pool
 
 
-def read_migrations() -> list[tuple[int, str, str]]:
-    """``(number, name, sql)`` of every migration file, in order."""
+def read_migrations(package: str = CSMS_MIGRATIONS) -> list[tuple[int, str, str]]:
+    """``(number, name, sql)`` of every migration file in resource package ``package``, in order."""
     found: list[tuple[int, str, str]] = []
-    for entry in resources.files("csms.storage.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
     found.sort()
     numbers = [number for number, _, _ in found]
     if len(set(numbers)) != len(numbers):
-        raise StorageError(f"two migrations share a number: {numbers}")
+        raise StorageError(f"two migrations of {package} share a number: {numbers}")
     return found
 
 
-async def apply_migrations(pool: Any) -> list[int]:
-    """Apply the migrations not applied yet, in one transaction; return their numbers."""
-    migrations = read_migrations()
+def component_of(package: str) -> str:
+    """The component a migration package belongs to: its top-level package (``csms``, ``sessions``)."""
+    return package.split(".", 1)[0]
+
+
+async def apply_migrations(pool: Any, packages: Sequence[str] = (CSMS_MIGRATIONS,)) -> list[tuple[str, int]]:
+    """Apply the migrations not applied yet, in one transaction; return ``(component, number)`` of each."""
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
         await connection.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version    integer PRIMARY KEY,
+                   component  text NOT NULL DEFAULT 'csms',
+                   version    integer NOT NULL,
                    name       text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
+                   applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (component, version))"""
         )
-        rows = await connection.fetch("SELECT version FROM schema_migrations")
-        applied = {row["version"] for row in rows}
-        newly_applied: list[int] = []
-        for number, name, sql in migrations:
-            if number in applied:
-                continue
-            logger.info("applying migration %04d_%s", number, name)
-            await connection.execute(sql)
-            await connection.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number, name
-            )
-            newly_applied.append(number)
+        await _add_component_column(connection)
+        rows = await connection.fetch("SELECT component, version FROM schema_migrations")
+        applied = {(row["component"], row["version"]) for row in rows}
+        newly_applied: list[tuple[str, int]] = []
+        for package in packages:
+            component = component_of(package)
+            for number, name, sql in read_migrations(package):
+                if (component, number) in applied:
+                    continue
+                logger.info("applying migration %s %04d_%s", component, number, name)
+                await connection.execute(sql)
+                await connection.execute(
+                    "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
+                    component,
+                    number,
+                    name,
+                )
+                newly_applied.append((component, number))
         return newly_applied
+
+
+async def _add_component_column(connection: Any) -> None:
+    """Databases made before components existed record only csms's migrations: name them so."""
+    has_component = await connection.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                          WHERE table_name = 'schema_migrations' AND column_name = 'component'
+                            AND table_schema = current_schema())"""
+    )
+    if not has_component:
+        await connection.execute(
+            """ALTER TABLE schema_migrations ADD COLUMN component text NOT NULL DEFAULT 'csms';
+               ALTER TABLE schema_migrations DROP CONSTRAINT schema_migrations_pkey;
+               ALTER TABLE schema_migrations ADD PRIMARY KEY (component, version)"""
+        )

@@ -81,5 +81,51 @@ def test_migrations_are_numbered_in_order() -> None:
 async def test_migrations_apply_once(csms: RunningCsms) -> None:
     assert await apply_migrations(csms.runtime.database.pool) == []
     async with csms.runtime.database.pool.acquire() as connection:
-        versions = await connection.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        versions = await connection.fetch(
+            "SELECT version FROM schema_migrations WHERE component = 'csms' ORDER BY version"
+        )
     assert [v["version"] for v in versions] == [n for n, _, _ in read_migrations()]
+
+
+@pytest.mark.asyncio
+async def test_a_database_from_before_components_keeps_its_migrations(csms: RunningCsms) -> None:
+    """A schema_migrations table without components is taken as csms's, nothing is applied twice."""
+    async with csms.runtime.database.pool.acquire() as connection:
+        await connection.execute(
+            """CREATE SCHEMA legacy_migrations;
+               CREATE TABLE legacy_migrations.schema_migrations (
+                   version integer PRIMARY KEY, name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now());"""
+        )
+        for number, name, _ in read_migrations():
+            await connection.execute(
+                "INSERT INTO legacy_migrations.schema_migrations (version, name) VALUES ($1, $2)",
+                number,
+                name,
+            )
+        try:
+            await connection.execute("SET search_path TO legacy_migrations")
+            pool = _SingleConnection(connection)
+            assert await apply_migrations(pool) == []
+            rows = await connection.fetch("SELECT component, version FROM schema_migrations")
+            assert {(r["component"], r["version"]) for r in rows} == {
+                ("csms", n) for n, _, _ in read_migrations()
+            }
+        finally:
+            await connection.execute("RESET search_path; DROP SCHEMA legacy_migrations CASCADE")
+
+
+class _SingleConnection:
+    """A pool of one already acquired connection (enough for ``apply_migrations``)."""
+
+    def __init__(self, connection: object) -> None:
+        self._connection = connection
+
+    def acquire(self) -> _SingleConnection:
+        return self
+
+    async def __aenter__(self) -> object:
+        return self._connection
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
