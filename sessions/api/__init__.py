@@ -1,0 +1,1 @@
+"""The HTTP API's operation modules; each declares its routes with ``register(api, runtime)``."""

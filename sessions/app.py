@@ -1,0 +1,113 @@
+"""Wiring of the driver API into the CSMS aiohttp app: ``install(app, settings)``.
+
+The sessions package runs in the same process as the OCPP endpoint (one aiohttp application per
+node, see ARCHITECTURE.md) and shares its database, live state and command bus through
+``app[CSMS]``. :func:`install` registers the package's migrations, its API operations (and so
+the OpenAPI document), the problem+json middleware, and a start-up context that starts the
+package's components after the database is open and stops them before it closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from csms.server import CSMS, CsmsRuntime
+from sessions.auth import TokenIssuer
+from sessions.errors import SessionsError
+from sessions.http import problem_middleware
+from sessions.openapi import Api
+from sessions.tariff_store import TariffStore
+
+SESSIONS_MIGRATIONS = "sessions.migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsSettings:
+    """Settings of the driver API (built once by the CLI from its config and passed down)."""
+
+    token_secret: str
+    """HS256 secret of the bearer tokens (at least 32 bytes; the same on every node)."""
+    token_ttl_s: int = 900
+    reservation_hold_s: int = 900
+    """How long a reservation waits for its driver before it is released (CancelReservation)."""
+    reservation_max_lead_s: int = 1800
+    reservation_max_duration_s: int = 1800
+    remote_start_timeout_s: float = 120.0
+    """How long an INITIATED session waits for the charger's transaction before it FAILS."""
+    session_create_per_minute: int = 10
+    """Rate limit per driver on ``POST /v1/sessions``."""
+    nearby_max_radius_km: float = 50.0
+    nearby_max_results: int = 100
+
+    def __post_init__(self) -> None:
+        if self.reservation_hold_s <= 0 or self.remote_start_timeout_s <= 0:
+            raise SessionsError("hold and timeout must be positive")
+        if self.session_create_per_minute <= 0:
+            raise SessionsError("session_create_per_minute must be positive")
+
+
+Starter = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class SessionsRuntime:
+    """What the sessions package runs in one app (``app[SESSIONS]``).
+
+    Components register ``on_start``/``on_stop`` callbacks while the app is being assembled;
+    they run after the database opened and before it closes (stops in reverse order).
+    """
+
+    settings: SessionsSettings
+    csms: CsmsRuntime
+    issuer: TokenIssuer
+    tariffs: TariffStore
+    api: Api
+    on_start: list[Starter] = field(default_factory=list)
+    on_stop: list[Starter] = field(default_factory=list)
+
+
+SESSIONS = web.AppKey("sessions", SessionsRuntime)
+
+ApiModule = Callable[[Api, SessionsRuntime], None]
+
+
+def api_modules() -> list[ApiModule]:
+    """The modules that declare API operations, each as ``register(api, runtime)``."""
+    from sessions.api import meta
+
+    return [meta.register]
+
+
+def install(app: web.Application, settings: SessionsSettings) -> SessionsRuntime:
+    """Add the driver API to a CSMS app made by :func:`csms.server.create_app`."""
+    csms = app[CSMS]
+    csms.database.add_migrations(SESSIONS_MIGRATIONS)
+    api = Api()
+    runtime = SessionsRuntime(
+        settings=settings,
+        csms=csms,
+        issuer=TokenIssuer(settings.token_secret, ttl_s=settings.token_ttl_s),
+        tariffs=TariffStore(csms.database),
+        api=api,
+    )
+    app[SESSIONS] = runtime
+    for register in api_modules():
+        register(api, runtime)
+    api.install(app)
+    app.middlewares.append(problem_middleware)
+    app.cleanup_ctx.append(_lifetime)
+    return runtime
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[SESSIONS]
+    try:
+        for start in runtime.on_start:
+            await start()
+        yield
+    finally:
+        for stop in reversed(runtime.on_stop):
+            await stop()
