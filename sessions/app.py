@@ -19,6 +19,7 @@ from sessions.auth import TokenIssuer
 from sessions.errors import SessionsError
 from sessions.http import problem_middleware
 from sessions.openapi import Api
+from sessions.ports import CompletionSink, ReceiptProvider, ReservationClaims
 from sessions.tariff_store import TariffStore
 
 SESSIONS_MIGRATIONS = "sessions.migrations"
@@ -67,6 +68,10 @@ class SessionsRuntime:
     api: Api
     on_start: list[Starter] = field(default_factory=list)
     on_stop: list[Starter] = field(default_factory=list)
+    receipts: ReceiptProvider | None = None
+    """Set by billing when it is installed; the receipt endpoint answers 404 until then."""
+    reservations: ReservationClaims | None = None
+    completion_sinks: list[CompletionSink] = field(default_factory=list)
 
 
 SESSIONS = web.AppKey("sessions", SessionsRuntime)

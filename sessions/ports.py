@@ -1,0 +1,37 @@
+"""Small interfaces other parts plug into the sessions runtime (so no package reaches into another's internals).
+
+* :class:`ReceiptProvider`: billing serves ``GET /v1/sessions/{id}/receipt`` through it.
+* :class:`ReservationClaims`: the session API asks it whether a connector is held for someone
+  else, and claims the calling driver's own reservation when a session starts on it.
+* :class:`CompletionSink`: told when a session completes (billing's worker wakes up; it also polls,
+  so a missed call delays rating but never loses it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class ReceiptProvider(Protocol):
+    async def receipt_json(self, session_id: str) -> dict[str, Any] | None:
+        """The session's current receipt as JSON, ``None`` before it is rated."""
+        ...
+
+    async def receipt_html(self, session_id: str) -> str | None:
+        """The same receipt as an HTML page."""
+        ...
+
+
+class ReservationClaims(Protocol):
+    async def held_by_other(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> bool:
+        """Whether another driver holds this connector at ``at``."""
+        ...
+
+    async def claim(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> int | None:
+        """Use the driver's reservation of this connector valid at ``at``: its OCPP reservation id."""
+        ...
+
+
+class CompletionSink(Protocol):
+    async def session_completed(self, session_id: str) -> None: ...
