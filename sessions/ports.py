@@ -1,4 +1,4 @@
-"""Small interfaces other parts plug into the sessions runtime (so no package reaches into another's internals).
+"""Small interfaces other parts plug into the sessions runtime (none reaches into internals).
 
 * :class:`ReceiptProvider`: billing serves ``GET /v1/sessions/{id}/receipt`` through it.
 * :class:`ReservationClaims`: the session API asks it whether a connector is held for someone
