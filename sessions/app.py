@@ -9,7 +9,7 @@ package's components after the database is open and stops them before it closes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -19,7 +19,7 @@ from sessions.auth import TokenIssuer
 from sessions.errors import SessionsError
 from sessions.http import problem_middleware
 from sessions.openapi import Api
-from sessions.ports import CompletionSink, ReceiptProvider, ReservationClaims
+from sessions.ports import CompletionSink, PaymentHolds, ReceiptProvider, ReservationClaims
 from sessions.tariff_store import TariffStore
 
 SESSIONS_MIGRATIONS = "sessions.migrations"
@@ -71,6 +71,8 @@ class SessionsRuntime:
     receipts: ReceiptProvider | None = None
     """Set by billing when it is installed; the receipt endpoint answers 404 until then."""
     reservations: ReservationClaims | None = None
+    payment_holds: PaymentHolds | None = None
+    """Set by billing; without it a session starts without a payment hold."""
     completion_sinks: list[CompletionSink] = field(default_factory=list)
 
 
@@ -86,8 +88,14 @@ def api_modules() -> list[ApiModule]:
     return [meta.register]
 
 
-def install(app: web.Application, settings: SessionsSettings) -> SessionsRuntime:
-    """Add the driver API to a CSMS app made by :func:`csms.server.create_app`."""
+def install(
+    app: web.Application, settings: SessionsSettings, *, extra_api: Sequence[ApiModule] = ()
+) -> SessionsRuntime:
+    """Add the driver API to a CSMS app made by :func:`csms.server.create_app`.
+
+    ``extra_api`` are other packages' ``register(api, runtime)`` functions (the operator API,
+    demand response, billing): their operations join the same routes and OpenAPI document.
+    """
     csms = app[CSMS]
     csms.database.add_migrations(SESSIONS_MIGRATIONS)
     api = Api()
@@ -99,7 +107,7 @@ def install(app: web.Application, settings: SessionsSettings) -> SessionsRuntime
         api=api,
     )
     app[SESSIONS] = runtime
-    for register in api_modules():
+    for register in (*api_modules(), *extra_api):
         register(api, runtime)
     api.install(app)
     app.middlewares.append(problem_middleware)

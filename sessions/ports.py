@@ -3,6 +3,7 @@
 * :class:`ReceiptProvider`: billing serves ``GET /v1/sessions/{id}/receipt`` through it.
 * :class:`ReservationClaims`: the session API asks it whether a connector is held for someone
   else, and claims the calling driver's own reservation when a session starts on it.
+* :class:`PaymentHolds`: billing authorises the payment method before a remote start is sent.
 * :class:`CompletionSink`: told when a session completes (billing's worker wakes up; it also polls,
   so a missed call delays rating but never loses it).
 """
@@ -30,6 +31,12 @@ class ReservationClaims(Protocol):
 
     async def claim(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> int | None:
         """Use the driver's reservation of this connector valid at ``at``: its OCPP reservation id."""
+        ...
+
+
+class PaymentHolds(Protocol):
+    async def authorize(self, session_id: str, driver_id: str, payment_method_id: str) -> str | None:
+        """Place the payment hold for a session about to start: ``None`` when placed, else why not."""
         ...
 
 
