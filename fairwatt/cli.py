@@ -21,6 +21,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairwatt.commands.plan",
     "fairwatt.commands.tariffs",
     "fairwatt.commands.serve",
+    "fairwatt.commands.validate",
+    "fairwatt.commands.diff",
+    "fairwatt.commands.apply",
+    "fairwatt.commands.chargers",
+    "fairwatt.commands.sessions_ops",
+    "fairwatt.commands.stations_ops",
+    "fairwatt.commands.operators",
 )
 
 Handler = Callable[[argparse.Namespace], int]

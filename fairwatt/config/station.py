@@ -360,19 +360,24 @@ def _base_load(cursor: Cursor) -> tuple[float, ...]:
     return values
 
 
+POLICY_KEYS = (
+    "period_s",
+    "horizon_periods",
+    "default_stay_h",
+    "default_energy_kwh",
+    "fairness",
+    "objective",
+    "resolve_every_periods",
+    "deadline_s",
+)
+
+
 def _policy(cursor: Cursor) -> tuple[Policy, int]:
-    fields = cursor.mapping(
-        (
-            "period_s",
-            "horizon_periods",
-            "default_stay_h",
-            "default_energy_kwh",
-            "fairness",
-            "objective",
-            "resolve_every_periods",
-            "deadline_s",
-        )
-    )
+    return policy_from(cursor.mapping(POLICY_KEYS))
+
+
+def policy_from(fields: dict[str, Cursor]) -> tuple[Policy, int]:
+    """The solver policy and re-solve cadence of a policy mapping's fields (others are ignored)."""
     base = Policy()
     objective = base.objective
     if "objective" in fields:

@@ -1,0 +1,196 @@
+"""``fairwatt validate``: each class of error reported with its file, line and column, all in one run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from fairwatt.cli import main
+from fairwatt.commands.validate import schema_text
+from fairwatt.config.network import NetworkConfigError, load_network, parse_network
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "network.yaml"
+
+BASE = """\
+version: 1
+operator: acme
+tariffs:
+  - id: std
+    currency: EUR
+    elements:
+      - price_components: [{type: ENERGY, price: 0.40, step_size: 1}]
+stations:
+  - id: s1
+    time_zone: Europe/Berlin
+    grid_limit_kw: 50
+    tariff: std
+    limits:
+      id: root
+      limit_a: 63
+      children:
+        - {id: left, limit_a: 40, evses: [c1]}
+        - {id: right, limit_a: 40, evses: [c2]}
+    chargers:
+      - {id: c1, connection: 3P, voltage_v: 230, max_current_a: 32, password: "env:C1_PASSWORD"}
+      - {id: c2, connection: 3P, voltage_v: 230, max_current_a: 32}
+  - id: s2
+    time_zone: Europe/Berlin
+    grid_limit_kw: 22
+    limits: {id: main, limit_a: 32, evses: [c3]}
+    chargers:
+      - {id: c3, connection: 3P, voltage_v: 230, max_current_a: 32, tariff: std}
+"""
+
+
+def line_of(text: str, needle: str, nth: int = 1) -> int:
+    """The 1-based line of the ``nth`` occurrence of ``needle``."""
+    found = [k + 1 for k, line in enumerate(text.splitlines()) if needle in line]
+    return found[nth - 1]
+
+
+def errors_of(text: str) -> list[tuple[int | None, str]]:
+    with pytest.raises(NetworkConfigError) as caught:
+        parse_network({"net.yaml": text})
+    assert all(e.file == "net.yaml" and e.column is not None for e in caught.value.errors)
+    return [(e.line, str(e)) for e in caught.value.errors]
+
+
+def test_the_base_and_the_example_are_valid() -> None:
+    network = parse_network({"net.yaml": BASE})
+    assert [c.charger_id for c in network.chargers] == ["c1", "c2", "c3"]
+    assert network.chargers[0].password is not None
+    assert str(network.chargers[0].password) == "env:C1_PASSWORD"
+    example = load_network(EXAMPLE)
+    assert example.cpo_id == "acme"
+    assert len(example.stations) == 2
+    depot = example.station("depot-berlin")
+    assert depot.station.place("depot-1-2").connector_id == 2
+    assert depot.charging.tier_priority("fleet") == 2.0
+
+
+def test_unknown_key_with_did_you_mean() -> None:
+    text = BASE.replace("grid_limit_kw: 22", "grid_limt_kw: 22")
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "grid_limt_kw")
+    assert "did you mean 'grid_limit_kw'?" in message
+
+
+def test_wrong_unit() -> None:
+    text = BASE.replace("max_current_a: 32, tariff: std", "max_current_a: 32 kW, tariff: std")
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "32 kW")
+    assert "wrong unit 'kW'" in message
+    assert "expected in A" in message
+
+
+def test_limit_tree_that_does_not_add_up() -> None:
+    text = BASE.replace("{id: right, limit_a: 40", "{id: right, limit_a: 80")
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "id: right")
+    assert "'right' allows 80 A, more than its parent 'root' (63 A)" in message
+
+
+def test_charger_on_two_stations() -> None:
+    text = BASE.replace("- {id: c3,", "- {id: c1,").replace("evses: [c3]", "evses: [c1]")
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "- {id: c1,", nth=2)
+    assert "charger 'c1' is on two stations ('s1'" in message
+
+
+def test_duplicate_station_and_tariff_ids() -> None:
+    text = BASE.replace("- id: s2", "- id: s1").replace(
+        "stations:\n",
+        "  - id: std\n    currency: EUR\n"
+        "    elements: [{price_components: [{type: FLAT, price: 1, step_size: 1}]}]\n"
+        "stations:\n",
+    )
+    errors = errors_of(text)
+    assert [line for line, _ in errors] == [
+        line_of(text, "- id: std", nth=2),
+        line_of(text, "- id: s1", nth=2),
+    ]
+    assert "tariff 'std' is declared twice" in errors[0][1]
+    assert "station 's1' is declared twice" in errors[1][1]
+
+
+def test_unknown_tariff_referenced() -> None:
+    text = BASE.replace("tariff: std}", "tariff: stf}")
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "tariff: stf")
+    assert "unknown tariff 'stf' (did you mean 'std'?)" in message
+
+
+def test_inline_secret_is_an_error() -> None:
+    text = BASE.replace('password: "env:C1_PASSWORD"', "password: hunter2")
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "hunter2")
+    assert "never written inline" in message
+
+
+def test_a_bad_tariff_field_is_reported_at_its_line() -> None:
+    text = BASE.replace("currency: EUR", "currency: EURO")
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "currency: EURO")
+    assert "tariffs[0].currency" in message
+
+
+def test_every_error_is_reported_in_one_run() -> None:
+    text = (
+        BASE.replace("grid_limit_kw: 22", "grid_limt_kw: 22")
+        .replace("tariff: std}", "tariff: stf}")
+        .replace('password: "env:C1_PASSWORD"', "password: hunter2")
+        .replace("currency: EUR", "currency: EURO")
+    )
+    lines = [line for line, _ in errors_of(text)]
+    expected = ["currency: EURO", "hunter2", "grid_limt_kw", "tariff: stf"]
+    assert lines == [line_of(text, needle) for needle in expected]
+
+
+def test_a_folder_of_files_is_one_network(tmp_path: Path) -> None:
+    (tmp_path / "a-tariffs.yaml").write_text(BASE.split("stations:\n")[0], encoding="utf-8")
+    (tmp_path / "b-stations.yaml").write_text("stations:\n" + BASE.split("stations:\n")[1], encoding="utf-8")
+    network = load_network(tmp_path)
+    assert [t.tariff_id for t in network.tariffs] == ["std"]
+    assert len(network.stations) == 2
+    (tmp_path / "c-more.yaml").write_text("operator: other\n", encoding="utf-8")
+    with pytest.raises(NetworkConfigError) as caught:
+        load_network(tmp_path)
+    assert caught.value.errors[0].file.endswith("c-more.yaml")
+    assert caught.value.errors[0].line == 1
+
+
+def test_the_command_prints_every_error_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "net.yaml"
+    text = BASE.replace("grid_limit_kw: 22", "grid_limt_kw: 22").replace("tariff: std}", "tariff: stf}")
+    broken.write_text(text, encoding="utf-8")
+    assert main(["validate", "-f", str(broken)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{broken}:{line_of(text, 'grid_limt_kw')}:")
+    assert out[1].startswith(f"{broken}:{line_of(text, 'tariff: stf')}:")
+    assert main(["validate", "-f", str(broken), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [e["line"] for e in document["errors"]] == [
+        line_of(text, "grid_limt_kw"),
+        line_of(text, "tariff: stf"),
+    ]
+    assert main(["validate", "-f", str(EXAMPLE)]) == 0
+    assert "valid: 2 station(s), 3 charger(s)" in capsys.readouterr().out
+
+
+def test_the_json_schema_accepts_the_example_and_rejects_broken_files() -> None:
+    schema = json.loads(schema_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert list(validator.iter_errors(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")))) == []
+    assert list(validator.iter_errors(yaml.safe_load(BASE))) == []
+    for broken in (
+        BASE.replace("grid_limit_kw: 22", "grid_limt_kw: 22"),
+        BASE.replace('password: "env:C1_PASSWORD"', "password: hunter2"),
+        BASE.replace("max_current_a: 32, tariff", "max_current_a: 32 kW, tariff"),
+        BASE.replace("version: 1", "version: 2"),
+    ):
+        assert list(validator.iter_errors(yaml.safe_load(broken))), broken
