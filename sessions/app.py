@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from csms.server import CSMS, CsmsRuntime
 from sessions.auth import TokenIssuer
 from sessions.errors import SessionsError
+from sessions.events import SessionListener
 from sessions.http import problem_middleware
 from sessions.openapi import Api
 from sessions.ports import CompletionSink, PaymentHolds, ReceiptProvider, ReservationClaims
 from sessions.tariff_store import TariffStore
+
+if TYPE_CHECKING:
+    from sessions.lifecycle import SessionLifecycle
 
 SESSIONS_MIGRATIONS = "sessions.migrations"
 
@@ -74,6 +79,10 @@ class SessionsRuntime:
     payment_holds: PaymentHolds | None = None
     """Set by billing; without it a session starts without a payment hold."""
     completion_sinks: list[CompletionSink] = field(default_factory=list)
+    session_listeners: list[SessionListener] = field(default_factory=list)
+    """Called with every session event (transitions and progress) of every node; append while assembling."""
+    lifecycle: SessionLifecycle | None = None
+    """Set by :mod:`sessions.api.sessions` when it registers: the session state machine of this node."""
 
 
 SESSIONS = web.AppKey("sessions", SessionsRuntime)
@@ -83,9 +92,9 @@ ApiModule = Callable[[Api, SessionsRuntime], None]
 
 def api_modules() -> list[ApiModule]:
     """The modules that declare API operations, each as ``register(api, runtime)``."""
-    from sessions.api import meta
+    from sessions.api import meta, session_live, sessions
 
-    return [meta.register]
+    return [meta.register, sessions.register, session_live.register]
 
 
 def install(

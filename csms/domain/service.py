@@ -87,6 +87,10 @@ class ChargingService:
         self._pending_retry_interval_s = pending_retry_interval_s
         self._listeners: list[EventListener] = []
 
+    def use_authorizer(self, authorizer: Authorizer) -> None:
+        """Decide id tokens with ``authorizer`` (while the app is assembled, before it starts)."""
+        self._authorizer = authorizer
+
     def subscribe(self, listener: EventListener) -> None:
         """Call ``listener`` with every domain event once it is stored."""
         self._listeners.append(listener)

@@ -1,0 +1,433 @@
+"""Charging sessions and their events in PostgreSQL: every state change is conditional and durable.
+
+A transition is one ``UPDATE ... WHERE state = ANY(from)`` and, when it changed a row, the
+``session_events`` row recording it, in one database transaction: a repeated or late transition
+changes nothing (idempotent), and two nodes racing for the same session cannot both win.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from csms.storage.database import Database
+from sessions.errors import SessionsError
+from sessions.events import SessionEvent, SessionOrigin, SessionState
+
+OPEN_STATES = (SessionState.INITIATED.value, SessionState.ACTIVE.value, SessionState.STOPPING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One row of ``charging_sessions``; energy in Wh, power in W, times UTC."""
+
+    session_id: str
+    driver_id: str | None
+    charger_id: str
+    evse_id: int
+    connector_id: int
+    state: SessionState
+    origin: SessionOrigin
+    failure_reason: str | None
+    id_token: str | None
+    payment_method_id: str | None
+    remote_start_id: int | None
+    reservation_id: int | None
+    transaction_ref: int | None
+    transaction_id: str | None
+    tariff_id: str | None
+    time_zone: str
+    meter_start_wh: float | None
+    meter_last_wh: float | None
+    meter_stop_wh: float | None
+    power_w: float | None
+    offline: bool
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @property
+    def energy_wh(self) -> float:
+        """Energy delivered so far (final once the charger reported the stop meter value)."""
+        if self.meter_start_wh is None:
+            return 0.0
+        latest = self.meter_stop_wh if self.meter_stop_wh is not None else self.meter_last_wh
+        return max(0.0, (latest if latest is not None else self.meter_start_wh) - self.meter_start_wh)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session to insert; ``state`` is INITIATED for the app, ACTIVE/COMPLETED for the charger's."""
+
+    driver_id: str | None
+    charger_id: str
+    evse_id: int
+    state: SessionState
+    origin: SessionOrigin
+    connector_id: int = 1
+    id_token: str | None = None
+    payment_method_id: str | None = None
+    remote_start_id: int | None = None
+    reservation_id: int | None = None
+    transaction_ref: int | None = None
+    transaction_id: str | None = None
+    tariff_id: str | None = None
+    time_zone: str = "UTC"
+    meter_start_wh: float | None = None
+    meter_stop_wh: float | None = None
+    offline: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Columns a transition sets; ``None`` leaves a column as it is."""
+
+    failure_reason: str | None = None
+    transaction_ref: int | None = None
+    transaction_id: str | None = None
+    tariff_id: str | None = None
+    time_zone: str | None = None
+    meter_start_wh: float | None = None
+    meter_stop_wh: float | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    reservation_id: int | None = None
+    offline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentCreate:
+    """What ``create_idempotent`` found: the session, and whether this call created it."""
+
+    record: SessionRecord
+    created: bool
+    event: SessionEvent | None
+
+
+class IdempotencyConflictError(SessionsError):
+    """The key was used before with a different request body."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
+_SELECT = "SELECT * FROM charging_sessions"
+
+
+def _record(row: Any) -> SessionRecord:
+    return SessionRecord(
+        session_id=str(row["session_id"]),
+        driver_id=row["driver_id"],
+        charger_id=row["charger_id"],
+        evse_id=row["evse_id"],
+        connector_id=row["connector_id"],
+        state=SessionState(row["state"]),
+        origin=SessionOrigin(row["origin"]),
+        failure_reason=row["failure_reason"],
+        id_token=row["id_token"],
+        payment_method_id=row["payment_method_id"],
+        remote_start_id=row["remote_start_id"],
+        reservation_id=row["reservation_id"],
+        transaction_ref=row["transaction_ref"],
+        transaction_id=row["transaction_id"],
+        tariff_id=row["tariff_id"],
+        time_zone=row["time_zone"],
+        meter_start_wh=row["meter_start_wh"],
+        meter_last_wh=row["meter_last_wh"],
+        meter_stop_wh=row["meter_stop_wh"],
+        power_w=row["power_w"],
+        offline=row["offline"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+    )
+
+
+def _event(row: Any) -> SessionEvent:
+    return SessionEvent(
+        seq=row["seq"],
+        session_id=str(row["session_id"]),
+        kind=row["kind"],
+        state=SessionState(row["state"]),
+        at=row["at"],
+        data=dict(row["data"]),
+    )
+
+
+async def _insert_event(
+    connection: Any, session_id: str, kind: str, state: SessionState, data: dict[str, Any]
+) -> SessionEvent:
+    row = await connection.fetchrow(
+        """INSERT INTO session_events (session_id, kind, state, at, data)
+           VALUES ($1, $2, $3, $4, $5) RETURNING *""",
+        uuid.UUID(session_id),
+        kind,
+        state.value,
+        datetime.now(UTC),
+        data,
+    )
+    return _event(row)
+
+
+async def _insert_session(connection: Any, new: NewSession) -> SessionRecord | None:
+    """Insert ``new``; ``None`` when its transaction already has a session."""
+    row = await connection.fetchrow(
+        """INSERT INTO charging_sessions (session_id, driver_id, charger_id, evse_id, connector_id, state,
+               origin, id_token, payment_method_id, remote_start_id, reservation_id, transaction_ref,
+               transaction_id, tariff_id, time_zone, meter_start_wh, meter_last_wh, meter_stop_wh, offline,
+               started_at, ended_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18,
+                   $19, $20)
+           ON CONFLICT (transaction_ref) DO NOTHING RETURNING *""",
+        uuid.UUID(new.session_id) if new.session_id else uuid.uuid4(),
+        new.driver_id,
+        new.charger_id,
+        new.evse_id,
+        new.connector_id,
+        new.state.value,
+        new.origin.value,
+        new.id_token,
+        new.payment_method_id,
+        new.remote_start_id,
+        new.reservation_id,
+        new.transaction_ref,
+        new.transaction_id,
+        new.tariff_id,
+        new.time_zone,
+        new.meter_start_wh,
+        new.meter_stop_wh,
+        new.offline,
+        new.started_at,
+        new.ended_at,
+    )
+    return None if row is None else _record(row)
+
+
+class SessionStore:
+    """Reads and writes ``charging_sessions``, ``session_events`` and ``idempotency_keys``."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        row = await self._database.pool.fetchrow(f"{_SELECT} WHERE session_id = $1", uuid.UUID(session_id))
+        return None if row is None else _record(row)
+
+    async def create_idempotent(
+        self, new: NewSession, *, key: str, request_hash: str, data: dict[str, Any]
+    ) -> IdempotentCreate:
+        """Insert ``new`` under the driver's idempotency ``key`` unless the key was used before.
+
+        The same key with the same ``request_hash`` gives the earlier session back; with another
+        hash it raises :class:`IdempotencyConflictError`.
+        """
+        assert new.driver_id is not None
+        session_id = str(uuid.uuid4())
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            claimed = await connection.fetchval(
+                """INSERT INTO idempotency_keys (driver_id, key, request_hash, session_id)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+                new.driver_id,
+                key,
+                request_hash,
+                uuid.UUID(session_id),
+            )
+            if claimed:
+                record = await _insert_session(
+                    connection, NewSession(**{**_fields(new), "session_id": session_id})
+                )
+                assert record is not None  # no transaction yet, so nothing to conflict with
+                event = await _insert_event(connection, session_id, "state", new.state, data)
+                return IdempotentCreate(record, True, event)
+        found = await self.find_key(new.driver_id, key)
+        assert found is not None
+        if found[0] != request_hash:
+            raise IdempotencyConflictError(found[1])
+        existing = await self.get(found[1])
+        assert existing is not None
+        return IdempotentCreate(existing, False, None)
+
+    async def find_key(self, driver_id: str, key: str) -> tuple[str, str] | None:
+        """The request hash and session id stored under the driver's idempotency ``key``."""
+        row = await self._database.pool.fetchrow(
+            "SELECT request_hash, session_id FROM idempotency_keys WHERE driver_id = $1 AND key = $2",
+            driver_id,
+            key,
+        )
+        return None if row is None else (row["request_hash"], str(row["session_id"]))
+
+    async def create(
+        self, new: NewSession, data: dict[str, Any]
+    ) -> tuple[SessionRecord, SessionEvent] | None:
+        """Insert a session the charger started (``None`` when its transaction already has one)."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            record = await _insert_session(connection, new)
+            if record is None:
+                return None
+            event = await _insert_event(connection, record.session_id, "state", new.state, data)
+        return record, event
+
+    async def transition(
+        self,
+        session_id: str,
+        to: SessionState,
+        from_states: Sequence[SessionState],
+        changes: Changes,
+        data: dict[str, Any],
+    ) -> tuple[SessionRecord, SessionEvent] | None:
+        """Move the session to ``to`` if it is in one of ``from_states``; ``None`` when it was not."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                """UPDATE charging_sessions SET state = $2, updated_at = now(),
+                       failure_reason = COALESCE($4, failure_reason),
+                       transaction_ref = COALESCE($5, transaction_ref),
+                       transaction_id = COALESCE($6, transaction_id),
+                       tariff_id = COALESCE($7, tariff_id), time_zone = COALESCE($8, time_zone),
+                       meter_start_wh = COALESCE(meter_start_wh, $9),
+                       meter_last_wh = COALESCE($10, meter_last_wh, $9),
+                       meter_stop_wh = COALESCE(meter_stop_wh, $10),
+                       started_at = COALESCE(started_at, $11), ended_at = COALESCE(ended_at, $12),
+                       reservation_id = COALESCE(reservation_id, $13), offline = offline OR $14,
+                       power_w = CASE WHEN $2 IN ('COMPLETED', 'FAILED') THEN 0 ELSE power_w END
+                   WHERE session_id = $1 AND state = ANY($3::text[]) RETURNING *""",
+                uuid.UUID(session_id),
+                to.value,
+                [state.value for state in from_states],
+                changes.failure_reason,
+                changes.transaction_ref,
+                changes.transaction_id,
+                changes.tariff_id,
+                changes.time_zone,
+                changes.meter_start_wh,
+                changes.meter_stop_wh,
+                changes.started_at,
+                changes.ended_at,
+                changes.reservation_id,
+                changes.offline,
+            )
+            if row is None:
+                return None
+            record = _record(row)
+            event = await _insert_event(connection, session_id, "state", to, data)
+        return record, event
+
+    async def attach_transaction(self, session_id: str, changes: Changes) -> SessionRecord | None:
+        """Link a STOPPING session (stopped before the charger started) to its transaction."""
+        row = await self._database.pool.fetchrow(
+            """UPDATE charging_sessions SET transaction_ref = $2, transaction_id = $3,
+                   meter_start_wh = COALESCE(meter_start_wh, $4), meter_last_wh = COALESCE(meter_last_wh, $4),
+                   started_at = COALESCE(started_at, $5), updated_at = now()
+               WHERE session_id = $1 AND transaction_ref IS NULL RETURNING *""",
+            uuid.UUID(session_id),
+            changes.transaction_ref,
+            changes.transaction_id,
+            changes.meter_start_wh,
+            changes.started_at,
+        )
+        return None if row is None else _record(row)
+
+    async def record_progress(
+        self, session_id: str, meter_wh: float | None, power_w: float | None, data: dict[str, Any]
+    ) -> SessionEvent | None:
+        """Store the latest meter reading and a ``progress`` event (``None`` once the session ended)."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                """UPDATE charging_sessions SET meter_last_wh = COALESCE($2, meter_last_wh),
+                       meter_start_wh = COALESCE(meter_start_wh, $2),
+                       power_w = COALESCE($3, power_w), updated_at = now()
+                   WHERE session_id = $1 AND state = ANY($4::text[]) RETURNING state""",
+                uuid.UUID(session_id),
+                meter_wh,
+                power_w,
+                list(OPEN_STATES),
+            )
+            if row is None:
+                return None
+            return await _insert_event(connection, session_id, "progress", SessionState(row["state"]), data)
+
+    async def by_transaction(self, charger_id: str, transaction_id: str) -> SessionRecord | None:
+        row = await self._database.pool.fetchrow(
+            f"{_SELECT} WHERE charger_id = $1 AND transaction_id = $2 ORDER BY created_at DESC LIMIT 1",
+            charger_id,
+            transaction_id,
+        )
+        return None if row is None else _record(row)
+
+    async def awaiting_start(
+        self, charger_id: str, evse_id: int, id_token: str | None, remote_start_id: int | None
+    ) -> SessionRecord | None:
+        """The app session a transaction the charger just started belongs to, if any."""
+        row = await self._database.pool.fetchrow(
+            f"""{_SELECT} WHERE charger_id = $1 AND state IN ('INITIATED', 'STOPPING')
+                   AND transaction_ref IS NULL AND origin = 'app'
+                   AND (id_token = $2 OR ($3::integer IS NOT NULL AND remote_start_id = $3))
+                   AND (evse_id = $4 OR $4 = 0)
+                ORDER BY created_at DESC LIMIT 1""",
+            charger_id,
+            id_token,
+            remote_start_id,
+            evse_id,
+        )
+        return None if row is None else _record(row)
+
+    async def open_on_evse(self, charger_id: str, evse_id: int) -> SessionRecord | None:
+        row = await self._database.pool.fetchrow(
+            f"""{_SELECT} WHERE charger_id = $1 AND evse_id = $2 AND state = ANY($3::text[])
+                ORDER BY created_at DESC LIMIT 1""",
+            charger_id,
+            evse_id,
+            list(OPEN_STATES),
+        )
+        return None if row is None else _record(row)
+
+    async def open_with_token(self, charger_id: str, id_token: str) -> bool:
+        """Whether an open app session on ``charger_id`` was started with ``id_token``."""
+        found = await self._database.pool.fetchval(
+            """SELECT true FROM charging_sessions WHERE charger_id = $1 AND id_token = $2
+                   AND state = ANY($3::text[]) LIMIT 1""",
+            charger_id,
+            id_token,
+            list(OPEN_STATES),
+        )
+        return bool(found)
+
+    async def waiting_for_charger(self) -> list[SessionRecord]:
+        """App sessions the charger has not started yet (their start timeout is still running)."""
+        rows = await self._database.pool.fetch(
+            f"""{_SELECT} WHERE state IN ('INITIATED', 'STOPPING') AND transaction_ref IS NULL
+                   AND origin = 'app'"""
+        )
+        return [_record(row) for row in rows]
+
+    async def events_after(self, session_id: str, after_seq: int, limit: int = 500) -> list[SessionEvent]:
+        rows = await self._database.pool.fetch(
+            "SELECT * FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            uuid.UUID(session_id),
+            after_seq,
+            limit,
+        )
+        return [_event(row) for row in rows]
+
+    async def for_driver(
+        self, driver_id: str, *, limit: int, before: datetime | None = None
+    ) -> list[SessionRecord]:
+        """The driver's sessions, newest first (``before``: created before that instant)."""
+        rows = await self._database.pool.fetch(
+            f"""{_SELECT} WHERE driver_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2)
+                ORDER BY created_at DESC LIMIT $3""",
+            driver_id,
+            before,
+            limit,
+        )
+        return [_record(row) for row in rows]
+
+
+def _fields(new: NewSession) -> dict[str, Any]:
+    return {name: getattr(new, name) for name in NewSession.__dataclass_fields__}
