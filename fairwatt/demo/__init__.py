@@ -1,0 +1,1 @@
+"""``fairwatt demo``: the whole system on one machine, with simulated chargers and drivers."""
