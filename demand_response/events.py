@@ -1,0 +1,271 @@
+"""A demand-response event as we keep it, whether a VTN distributed it or an operator declared it.
+
+:func:`from_openadr` reads one event of an ``oadrDistributeEvent`` as ``openleadr`` parses it;
+:meth:`DrEvent.to_json` / :func:`from_json` are its stored form. Times are UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from demand_response.config import OptType
+from demand_response.errors import EventError
+
+MANUAL_PROGRAM = "manual"
+"""The program name of operators' own peak events (``fairwatt dr declare``)."""
+
+
+class EventStatus(enum.Enum):
+    FAR = "far"
+    NEAR = "near"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Whom an event (or a signal) is for; nothing set means everyone who received it."""
+
+    ven_ids: tuple[str, ...] = ()
+    group_ids: tuple[str, ...] = ()
+    resource_ids: tuple[str, ...] = ()
+    party_ids: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ven_ids or self.group_ids or self.resource_ids or self.party_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One interval of a signal: ``value`` from ``start`` for ``duration``."""
+
+    start: datetime
+    duration: timedelta
+    value: float
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """``name`` (SIMPLE, LOAD_DISPATCH, LOAD_CONTROL, ELECTRICITY_PRICE, ...) of ``signal_type``."""
+
+    name: str
+    signal_type: str
+    intervals: tuple[Interval, ...]
+    targets: Targets = field(default_factory=Targets)
+
+
+@dataclass(frozen=True, slots=True)
+class DrEvent:
+    """One event (one version of it: a higher ``modification_number`` replaces it).
+
+    ``start_after`` is the randomisation window (``tolerance.tolerate.startafter``): the VEN
+    starts at a random offset inside it. ``ramp_up``/``recovery`` extend the event before and
+    after its active period. ``stations`` (manual events) names the stations directly.
+    """
+
+    program: str
+    event_id: str
+    modification_number: int
+    start: datetime
+    duration: timedelta
+    signals: tuple[Signal, ...]
+    status: EventStatus = EventStatus.FAR
+    priority: int = 0
+    test_event: bool = False
+    targets: Targets = field(default_factory=Targets)
+    start_after: timedelta = timedelta(0)
+    ramp_up: timedelta = timedelta(0)
+    recovery: timedelta = timedelta(0)
+    market_context: str = ""
+    response_required: bool = True
+    stations: tuple[str, ...] = ()
+    opt: OptType | None = None
+    created_by: str = "vtn"
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.duration
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.program, self.event_id)
+
+    def cancelled(self) -> DrEvent:
+        return replace(self, status=EventStatus.CANCELLED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "event_id": self.event_id,
+            "modification_number": self.modification_number,
+            "start": self.start.isoformat(),
+            "duration_s": self.duration.total_seconds(),
+            "signals": [
+                {
+                    "name": s.name,
+                    "type": s.signal_type,
+                    "intervals": [
+                        [i.start.isoformat(), i.duration.total_seconds(), i.value] for i in s.intervals
+                    ],
+                    "targets": _targets_json(s.targets),
+                }
+                for s in self.signals
+            ],
+            "status": self.status.value,
+            "priority": self.priority,
+            "test_event": self.test_event,
+            "targets": _targets_json(self.targets),
+            "start_after_s": self.start_after.total_seconds(),
+            "ramp_up_s": self.ramp_up.total_seconds(),
+            "recovery_s": self.recovery.total_seconds(),
+            "market_context": self.market_context,
+            "response_required": self.response_required,
+            "stations": list(self.stations),
+            "opt": None if self.opt is None else self.opt.value,
+            "created_by": self.created_by,
+        }
+
+
+def from_json(data: Mapping[str, Any]) -> DrEvent:
+    """The event of :meth:`DrEvent.to_json`."""
+    return DrEvent(
+        program=data["program"],
+        event_id=data["event_id"],
+        modification_number=int(data["modification_number"]),
+        start=datetime.fromisoformat(data["start"]),
+        duration=timedelta(seconds=data["duration_s"]),
+        signals=tuple(
+            Signal(
+                s["name"],
+                s["type"],
+                tuple(
+                    Interval(datetime.fromisoformat(a), timedelta(seconds=d), float(v))
+                    for a, d, v in s["intervals"]
+                ),
+                _targets(s.get("targets") or {}),
+            )
+            for s in data["signals"]
+        ),
+        status=EventStatus(data["status"]),
+        priority=int(data["priority"]),
+        test_event=bool(data["test_event"]),
+        targets=_targets(data.get("targets") or {}),
+        start_after=timedelta(seconds=data["start_after_s"]),
+        ramp_up=timedelta(seconds=data["ramp_up_s"]),
+        recovery=timedelta(seconds=data["recovery_s"]),
+        market_context=data["market_context"],
+        response_required=bool(data["response_required"]),
+        stations=tuple(data["stations"]),
+        opt=None if data.get("opt") is None else OptType(data["opt"]),
+        created_by=data.get("created_by", "vtn"),
+    )
+
+
+def _targets_json(targets: Targets) -> dict[str, list[str]]:
+    return {
+        "ven_id": list(targets.ven_ids),
+        "group_id": list(targets.group_ids),
+        "resource_id": list(targets.resource_ids),
+        "party_id": list(targets.party_ids),
+    }
+
+
+def _targets(by_type: Mapping[str, Any]) -> Targets:
+    def ids(key: str) -> tuple[str, ...]:
+        value = by_type.get(key) or ()
+        return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+
+    return Targets(ids("ven_id"), ids("group_id"), ids("resource_id"), ids("party_id"))
+
+
+def _targets_of(raw: Any) -> Targets:
+    """Targets from openleadr's ``targets`` (a list of one-key dicts) or ``targets_by_type``."""
+    if not raw:
+        return Targets()
+    if isinstance(raw, Mapping):
+        return _targets(raw)
+    grouped: dict[str, list[str]] = {}
+    for target in raw:
+        for key, value in dict(target).items():
+            grouped.setdefault(key, []).extend([value] if isinstance(value, str) else list(value))
+    return _targets(grouped)
+
+
+def _utc(value: Any, what: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise EventError(f"{what}: expected a timezone-aware time, got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _duration(value: Any) -> timedelta:
+    if value is None:
+        return timedelta(0)
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, Mapping) and "duration" in value:  # {'duration': timedelta}
+        return _duration(value["duration"])
+    raise EventError(f"expected a duration, got {value!r}")
+
+
+def from_openadr(program: str, raw: Mapping[str, Any]) -> DrEvent:
+    """One event of a parsed ``oadrDistributeEvent`` (openleadr's dict form) for ``program``.
+
+    Intervals without their own ``dtstart`` follow each other from the active period's start.
+    Raises :class:`EventError` for an event we cannot read (it is logged and opted out of).
+    """
+    try:
+        descriptor = raw["event_descriptor"]
+        period = raw["active_period"]
+        start = _utc(period["dtstart"], "active period")
+        duration = _duration(period.get("duration"))
+        tolerate = (period.get("tolerance") or {}).get("tolerate") or {}
+        signals = []
+        for signal in raw.get("event_signals") or ():
+            at = start
+            intervals = []
+            for interval in sorted(signal.get("intervals") or (), key=lambda i: i.get("uid") or 0):
+                length = _duration(interval.get("duration"))
+                begin = _utc(interval["dtstart"], "interval") if interval.get("dtstart") else at
+                payload = interval.get("signal_payload")
+                intervals.append(Interval(begin, length, float(payload)))
+                at = begin + length
+            signals.append(
+                Signal(
+                    str(signal["signal_name"]),
+                    str(signal.get("signal_type") or ""),
+                    tuple(intervals),
+                    _targets_of(signal.get("targets_by_type") or signal.get("targets")),
+                )
+            )
+        if duration == timedelta(0) and signals:  # 0 means "until the intervals end"
+            duration = max(i.end for s in signals for i in s.intervals) - start
+        test = descriptor.get("test_event", False)
+        return DrEvent(
+            program=program,
+            event_id=str(descriptor["event_id"]),
+            modification_number=int(descriptor.get("modification_number") or 0),
+            start=start,
+            duration=duration,
+            signals=tuple(signals),
+            status=EventStatus(str(descriptor.get("event_status") or "far")),
+            priority=int(descriptor.get("priority") or 0),
+            test_event=test if isinstance(test, bool) else str(test).lower() not in {"false", "0", ""},
+            targets=_targets_of(raw.get("targets_by_type") or raw.get("targets")),
+            start_after=_duration(tolerate.get("startafter")),
+            ramp_up=_duration(period.get("ramp_up") or period.get("ramp_up_period")),
+            recovery=_duration(period.get("recovery") or period.get("recovery_period")),
+            market_context=str(descriptor.get("market_context") or ""),
+            response_required=raw.get("response_required", "always") == "always",
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EventError(f"unreadable event: {exc!r}") from None

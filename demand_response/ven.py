@@ -1,0 +1,160 @@
+"""One OpenADR 2.0b VEN per program, on ``openleadr``'s :class:`OpenADRClient`.
+
+The client registers, polls and answers; we plug in at three places:
+
+* the ``after_parse_xml`` hook sees every ``oadrDistributeEvent`` whole, before openleadr hands
+  its events one by one to ``on_event``: the distribution goes to the :class:`Enforcer` (which
+  decides the opts, stores and enforces, and cancels events that left the distribution);
+* ``on_event``/``on_update_event`` answer with the opt the enforcer decided (openleadr sends it
+  to the VTN in ``oadrCreatedEvent``);
+* one ``TELEMETRY_USAGE`` report per resource: its real power [kW] from :class:`Telemetry`,
+  sampled at the interval the VTN asks for within the program's report limits.
+
+:meth:`Ven.run` is an owned task: it (re)registers until the VTN answers, backing off, and stops
+the client when cancelled. While the VTN cannot be reached the stored events keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from openleadr import OpenADRClient, enums, objects
+
+from demand_response.config import Program
+from demand_response.enforcer import Enforcer
+from demand_response.errors import EventError
+from demand_response.events import DrEvent, from_openadr
+from demand_response.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Ven:
+    """The VEN of one program."""
+
+    def __init__(
+        self,
+        program: Program,
+        enforcer: Enforcer,
+        telemetry: Telemetry,
+        *,
+        clock: Clock,
+        retry_s: float = 10.0,
+    ) -> None:
+        self.program = program
+        self._enforcer = enforcer
+        self._telemetry = telemetry
+        self._clock = clock
+        self._retry_s = retry_s
+        self.client: OpenADRClient | None = None
+        self.registered = asyncio.Event()
+        self.last_distribution_at: datetime | None = None
+        """When the last ``oadrDistributeEvent`` arrived (the benchmark measures from it)."""
+
+    def build_client(self) -> OpenADRClient:
+        program = self.program
+        certificates = program.certificates
+        client = OpenADRClient(
+            ven_name=program.ven_name,
+            vtn_url=program.vtn_url,
+            ven_id=program.ven_id,
+            cert=None if certificates is None else str(certificates.cert_file),
+            key=None if certificates is None else str(certificates.key_file),
+            ca_file=None
+            if certificates is None or certificates.ca_file is None
+            else str(certificates.ca_file),
+            vtn_fingerprint=None if certificates is None else certificates.vtn_fingerprint,
+            disable_signature=certificates is None,
+            show_fingerprint=False,
+        )
+        client.add_handler("on_event", self.answer)
+        client.add_handler("on_update_event", self.answer)
+        client.add_hook("after_parse_xml", self.after_parse)
+        sampling = objects.SamplingRate(
+            min_period=timedelta(seconds=program.reports.min_interval_s),
+            max_period=timedelta(seconds=program.reports.max_interval_s),
+            on_change=False,
+        )
+        for resource_id, stations in program.resources:
+            client.add_report(
+                callback=self._reader(stations),
+                resource_id=resource_id,
+                measurement="power_real",
+                report_name=enums.REPORT_NAME.TELEMETRY_USAGE,
+                sampling_rate=sampling,
+                report_duration=timedelta(seconds=program.reports.max_interval_s),
+                unit="W",
+                scale="k",
+                r_id=f"{resource_id}-power",
+                report_specifier_id=f"{program.ven_name}-telemetry",
+            )
+        return client
+
+    def _reader(self, stations: tuple[str, ...]) -> Callable[[], float]:
+        def read() -> float:
+            return round(self._telemetry.load_kw(stations), 3)
+
+        return read
+
+    async def after_parse(self, message_type: str, payload: Mapping[str, Any]) -> None:
+        """openleadr's hook: a distribution goes to the enforcer before its events are answered."""
+        if message_type != "oadrDistributeEvent":
+            return
+        self.last_distribution_at = self._clock()
+        await self.take_distribution(payload)
+
+    async def take_distribution(self, payload: Mapping[str, Any]) -> None:
+        events: list[DrEvent] = []
+        for raw in payload.get("events") or ():
+            try:
+                events.append(from_openadr(self.program.name, raw))
+            except EventError as exc:
+                logger.warning("demand response %s: %s; not enforced", self.program.name, exc)
+        await self._enforcer.receive(events, program=self.program.name)
+
+    def answer(self, event: Mapping[str, Any]) -> str:
+        """openleadr's ``on_event``/``on_update_event``: the opt the enforcer decided."""
+        event_id = str(event["event_descriptor"]["event_id"])
+        return self._enforcer.opt_of(self.program.name, event_id).value
+
+    async def run(self) -> None:
+        """Register and keep the client running until cancelled (retrying while the VTN is away)."""
+        while True:
+            client = self.build_client()
+            self.client = client
+            try:
+                await client.run()
+                if client.registration_id is not None:
+                    self._enforcer.set_ven_id(self.program.name, client.ven_id)
+                    logger.info(
+                        "demand response %s: registered at %s as %s",
+                        self.program.name,
+                        self.program.vtn_url,
+                        client.ven_id,
+                    )
+                    self.registered.set()
+                    await asyncio.Event().wait()
+            finally:
+                await _stop(client)
+            logger.warning(
+                "demand response %s: cannot register at %s; retrying in %.0f s (stored events keep running)",
+                self.program.name,
+                self.program.vtn_url,
+                self._retry_s,
+            )
+            await asyncio.sleep(self._retry_s)
+
+
+async def _stop(client: OpenADRClient) -> None:
+    if client.scheduler.running:
+        client.scheduler.shutdown(wait=False)
+    if client.report_queue_task is not None:
+        client.report_queue_task.cancel()
+    if client.client_session is not None and not client.client_session.closed:
+        await client.client_session.close()
