@@ -160,6 +160,10 @@ class SessionLifecycle:
 
     # -- the API's side --------------------------------------------------------------------------
 
+    async def created(self, event: SessionEvent) -> None:
+        """Publish the INITIATED event of an app session the API just stored."""
+        await self._published(event)
+
     def begin_remote_start(self, record: SessionRecord) -> None:
         """Send the remote start of a new app session and start its confirmation timeout."""
         self._tasks.start(self._send_remote_start(record), f"session-remote-start-{record.session_id}")
@@ -380,13 +384,14 @@ class SessionLifecycle:
             logger.warning("charger %s: ended transaction %s unknown", ended.charger_id, ended.transaction_id)
             return
         priced = await self._tariffs.for_charger(ended.charger_id)
+        token = transaction.id_token or (ended.id_token.value if ended.id_token else None)
         new = NewSession(
-            driver_id=await self._driver_of(transaction.id_token),
+            driver_id=await self._driver_of(token),
             charger_id=ended.charger_id,
             evse_id=transaction.evse_id or 0,
             state=SessionState.COMPLETED,
-            origin=origin_of(IdToken(transaction.id_token) if transaction.id_token else None),
-            id_token=transaction.id_token,
+            origin=origin_of(ended.id_token or (IdToken(token) if token else None)),
+            id_token=token,
             transaction_ref=row,
             transaction_id=ended.transaction_id,
             tariff_id=priced.tariff_id if priced else None,

@@ -267,8 +267,9 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
                 "this Idempotency-Key was used with a different request", session_id=exc.session_id
             ) from None
         record = created.record
-        if not created.created:
+        if created.event is None:
             return json_response(await session_view(lifecycle, record))
+        await lifecycle.created(created.event)
         if runtime.payment_holds is not None:
             refused = await runtime.payment_holds.authorize(
                 record.session_id, driver.subject, payment_method_id

@@ -162,7 +162,12 @@ async def test_start_watch_stop_on_a_16_charger(api: RunningApi) -> None:
         assert r.status == 200
         assert (await r.json())["state"] == "COMPLETED"
     states = [e.state for e in log.events if e.session_id == session_id and e.kind == "state"]
-    assert states == [SessionState.ACTIVE, SessionState.STOPPING, SessionState.COMPLETED]
+    assert states == [
+        SessionState.INITIATED,
+        SessionState.ACTIVE,
+        SessionState.STOPPING,
+        SessionState.COMPLETED,
+    ]
 
 
 async def test_another_driver_and_an_operator_are_refused(api: RunningApi) -> None:
