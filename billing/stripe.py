@@ -1,0 +1,141 @@
+"""A payment gateway speaking Stripe's PaymentIntents API over HTTP (form-encoded, ``Idempotency-Key``).
+
+Works against Stripe itself (``https://api.stripe.com``) and against the local test gateway
+(:mod:`billing.test_gateway`), which follows the same protocol. Mapping of answers:
+
+* 2xx: the PaymentIntent (or Refund) JSON;
+* 402 ``card_error`` and other 4xx (``invalid_request_error``: e.g. the hold was cancelled or
+  expired): :class:`PaymentDeclinedError` - definitive, nothing moved;
+* 400 ``idempotency_error``: :class:`IdempotencyConflictError`;
+* 5xx, 429, a timeout or a broken connection: :class:`OutcomeUnknownError` - the request may have
+  taken effect; billing retries it under the same idempotency key.
+
+Only provider tokens (``pm_...``) pass through here; no card data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from billing.errors import IdempotencyConflictError, OutcomeUnknownError, PaymentDeclinedError
+from billing.gateway import IntentStatus, PaymentIntent, Refund
+
+
+class StripeGateway:
+    """:class:`billing.gateway.PaymentGateway` over Stripe's HTTP API; call :meth:`close` when done."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 20.0) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=self._timeout)
+        return self._http
+
+    async def _post(
+        self, path: str, idempotency_key: str, form: Mapping[str, str]
+    ) -> tuple[dict[str, Any], bool]:
+        headers = {"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": idempotency_key}
+        try:
+            async with self._session().post(
+                self._base_url + path, data=dict(form), headers=headers
+            ) as response:
+                text = await response.text()
+                status = response.status
+                replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise OutcomeUnknownError(f"POST {path}: {type(exc).__name__}: {exc}") from exc
+        try:
+            body = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            body = {}
+        if 200 <= status < 300 and isinstance(body, dict):
+            return body, replayed
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        kind = str(error.get("type", ""))
+        message = str(error.get("message", text[:200]))
+        if status >= 500 or status == 429 or not isinstance(body, dict):
+            raise OutcomeUnknownError(f"POST {path}: HTTP {status}: {message}")
+        if kind == "idempotency_error":
+            raise IdempotencyConflictError(f"POST {path} key {idempotency_key}: {message}")
+        code = str(error.get("decline_code") or error.get("code") or kind or f"http_{status}")
+        raise PaymentDeclinedError(code, message)
+
+    async def authorize(
+        self,
+        *,
+        idempotency_key: str,
+        payment_token: str,
+        amount_minor: int,
+        currency: str,
+        metadata: Mapping[str, str],
+    ) -> PaymentIntent:
+        form = _intent_form(payment_token, amount_minor, currency, metadata)
+        form["capture_method"] = "manual"
+        return _intent(*await self._post("/v1/payment_intents", idempotency_key, form))
+
+    async def charge(
+        self,
+        *,
+        idempotency_key: str,
+        payment_token: str,
+        amount_minor: int,
+        currency: str,
+        metadata: Mapping[str, str],
+    ) -> PaymentIntent:
+        form = _intent_form(payment_token, amount_minor, currency, metadata)
+        form["capture_method"] = "automatic"
+        form["off_session"] = "true"
+        return _intent(*await self._post("/v1/payment_intents", idempotency_key, form))
+
+    async def capture(self, *, idempotency_key: str, intent_id: str, amount_minor: int) -> PaymentIntent:
+        form = {"amount_to_capture": str(amount_minor)}
+        return _intent(*await self._post(f"/v1/payment_intents/{intent_id}/capture", idempotency_key, form))
+
+    async def release(self, *, idempotency_key: str, intent_id: str) -> PaymentIntent:
+        form = {"cancellation_reason": "abandoned"}
+        return _intent(*await self._post(f"/v1/payment_intents/{intent_id}/cancel", idempotency_key, form))
+
+    async def refund(self, *, idempotency_key: str, intent_id: str, amount_minor: int) -> Refund:
+        form = {"payment_intent": intent_id, "amount": str(amount_minor)}
+        body, _ = await self._post("/v1/refunds", idempotency_key, form)
+        return Refund(str(body["id"]), str(body["payment_intent"]), int(body["amount"]), str(body["status"]))
+
+
+def _intent_form(
+    payment_token: str, amount_minor: int, currency: str, metadata: Mapping[str, str]
+) -> dict[str, str]:
+    form = {
+        "amount": str(amount_minor),
+        "currency": currency.lower(),
+        "payment_method": payment_token,
+        "confirm": "true",
+    }
+    form.update({f"metadata[{key}]": value for key, value in metadata.items()})
+    return form
+
+
+def _intent(body: Mapping[str, Any], replayed: bool) -> PaymentIntent:
+    try:
+        return PaymentIntent(
+            intent_id=str(body["id"]),
+            status=IntentStatus(body["status"]),
+            amount_minor=int(body["amount"]),
+            amount_received_minor=int(body.get("amount_received") or 0),
+            currency=str(body["currency"]).upper(),
+            replayed=replayed,
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise OutcomeUnknownError(f"unexpected PaymentIntent from the provider: {exc}") from exc

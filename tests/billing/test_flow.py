@@ -1,0 +1,64 @@
+"""From a completed session row to a captured payment at the local test gateway and a receipt."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from billing.holds import GatewayHolds
+from billing.queries import ReceiptStore, reconcile
+from billing.stripe import StripeGateway
+from csms.storage.database import Database
+from tests.billing.conftest import GatewayProcess
+from tests.billing.helpers import completed_session, make_worker, seed_charger, seed_driver
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_completed_session_is_rated_captured_from_its_hold_and_receipted(
+    database: Database, gateway: GatewayProcess
+) -> None:
+    await seed_charger(database, "CP-FLOW")
+    await seed_driver(database, "alice")
+    stripe = StripeGateway(gateway.url, "sk_test_x", timeout_s=2)
+    try:
+        session_id = str(uuid.uuid4())
+        holds = GatewayHolds(database, stripe, amount=Decimal("50.00"), currency="EUR")
+        assert await holds.authorize(session_id, "alice", "pmid-alice") is None
+        await completed_session(
+            database,
+            session_id=session_id,
+            charger_id="CP-FLOW",
+            driver_id="alice",
+            energy_wh=20_000,
+            minutes=60,
+            samples=[(10, 5_000), (40, 20_000), (50, 20_000)],
+        )
+        worker = make_worker(database, stripe)
+        progress = await worker.run_once()
+        assert (progress.rated, progress.settled) == (1, 1)
+
+        movements = await gateway.movements_by_session()
+        assert [(m["how"], m["amount"]) for m in movements[session_id]] == [("capture", 1012)]
+        state = await gateway.state()
+        hold = next(i for i in state["intents"].values() if i["metadata"]["session_id"] == session_id)
+        assert (hold["amount"], hold["amount_received"], hold["status"]) == (5000, 1012, "succeeded")
+
+        receipt = await ReceiptStore(database).receipt_json(session_id)
+        assert receipt is not None
+        assert receipt["total_incl_vat"] == "10.12"
+        assert receipt["idle_s"] == 20 * 60
+        assert receipt["payment"] == [{"revision": 1, "state": "captured", "amount": "10.12"}]
+
+        # A second pass (a replayed completion, another node) rates and charges nothing more.
+        await worker.session_completed(session_id)
+        again = await worker.run_once()
+        assert (again.rated, again.settled) == (0, 0)
+        assert len((await gateway.movements_by_session())[session_id]) == 1
+        result = await reconcile(database)
+        assert result.balanced
+        assert result.rated == {"EUR": Decimal("10.12")} == result.captured
+    finally:
+        await stripe.close()
