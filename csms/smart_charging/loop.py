@@ -48,12 +48,14 @@ from csms.domain.events import (
 from csms.errors import SettingsError
 from csms.live_state import LiveState
 from csms.protocol.session import utc_now
+from csms.smart_charging.idle import idle_defaults_a, site_limit_kw_between
 from csms.smart_charging.sending import Failsafes, ProfileSender, log_refusal
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
 from csms.smart_charging.state import StationState, per_ampere
 from csms.tasks import TaskOwner
 from optimizer import solve
 from optimizer.network import Network
+from optimizer.profiles import limit_from_current
 from optimizer.triggers import Coalescer, Trigger, TriggerKind
 from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule
 
@@ -105,6 +107,7 @@ class SmartChargingLoop:
                 if (b.charger_id, b.ocpp_evse_id) in self._where:
                     raise SettingsError(f"charger {b.charger_id} EVSE {b.ocpp_evse_id} is in two stations")
                 self._where[(b.charger_id, b.ocpp_evse_id)] = (setup.station_id, b.evse_id)
+        self._solved: list[Callable[[str, Schedule], None]] = []
         self._failsafes = Failsafes(commands, self._settings, self._failsafe_refused)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -116,6 +119,18 @@ class SmartChargingLoop:
     def state(self, station_id: str) -> StationState:
         """The live state of a station (read it, do not change it)."""
         return self._stations[station_id].state
+
+    @property
+    def station_ids(self) -> tuple[str, ...]:
+        return tuple(self._stations)
+
+    def schedule(self, station_id: str) -> Schedule | None:
+        """The station's latest schedule (``None`` before a solve or while it has no sessions)."""
+        return self._stations[station_id].schedule
+
+    def on_solved(self, callback: Callable[[str, Schedule], None]) -> None:
+        """Call ``callback(station_id, schedule)`` after every solve (metrics); it must not block."""
+        self._solved.append(callback)
 
     def set_caps(self, station_id: str, caps: tuple[CapWindow, ...]) -> None:
         """Replace the station's import caps (demand response, manual peak events); re-solves at once."""
@@ -332,6 +347,9 @@ class SmartChargingLoop:
                     schedule.solve_time_s,
                 )
                 await self._apply(station, schedule)
+            else:
+                lower, higher = self._idle_defaults(station, None, now)
+                await self._send_defaults(station, lower + higher)
         except Exception:
             # Outermost handler of one station's cycle: a bug must not stop the other stations.
             logger.exception("station %s: smart-charging cycle failed", station_id)
@@ -350,6 +368,8 @@ class SmartChargingLoop:
         network = station.network if same_tree else None  # planned around an EVSE: a smaller tree
         schedule = await asyncio.to_thread(solve, snapshot, Algorithm.FAIRWATT, network)
         station.schedule = schedule
+        for callback in self._solved:
+            callback(station.state.station_id, schedule)
         return schedule
 
     async def _apply(self, station: _Station, schedule: Schedule) -> None:
@@ -366,8 +386,12 @@ class SmartChargingLoop:
             first_a = state.wire_limits(evse_id, schedule)[0] / per_ampere(evse.evse)
             lower = first_a < evse.limit_in_force_a(now) - 1e-9
             (decreases if lower else increases).append((evse_id, transaction_id))
-        results = await asyncio.gather(*(self._send_tx(station, schedule, e, t) for e, t in decreases))
-        if not all(results) or station.retrying:
+        idle_lower, idle_higher = self._idle_defaults(station, schedule, now)
+        results = await asyncio.gather(
+            *(self._send_tx(station, schedule, e, t) for e, t in decreases),
+            self._send_defaults(station, idle_lower),
+        )
+        if not all(r is not False for r in results) or station.retrying:
             if increases:
                 logger.info(
                     "station %s: %d higher limits held back until lower ones are in force",
@@ -375,7 +399,55 @@ class SmartChargingLoop:
                     len(increases),
                 )
             return
-        await asyncio.gather(*(self._send_tx(station, schedule, e, t) for e, t in increases))
+        await asyncio.gather(
+            *(self._send_tx(station, schedule, e, t) for e, t in increases),
+            self._send_defaults(station, idle_higher),
+        )
+
+    def _idle_defaults(
+        self, station: _Station, schedule: Schedule | None, now: datetime
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The idle EVSEs whose default must go down, and those whose default may go up (see ``idle``)."""
+        state = station.state
+        static_a = self._failsafes.static_limits_a(state)
+        window_s = self._settings.compare_periods * state.setup.policy.period_s
+        busy_a: dict[str, float] = {}
+        for evse_id, evse in state.evses.items():
+            if evse_id not in static_a:
+                busy_a[evse_id] = evse.evse.max_current_a  # refused its failsafe: may draw its maximum
+            elif evse.session is not None:
+                drawn = evse.evse.max_current_a if evse.session.uncontrollable else evse.allowed_a(now)
+                if schedule is not None and evse_id in schedule.evse_ids:
+                    periods = max(1, min(self._settings.compare_periods, schedule.periods))
+                    drawn = max(drawn, float(schedule.row(evse_id)[:periods].max()))
+                busy_a[evse_id] = drawn
+        if not any(evse.failsafe_a is not None for e, evse in state.evses.items() if e not in busy_a):
+            return [], []  # no idle EVSE holds a default yet (chargers not booted)
+        site_limit_kw = site_limit_kw_between(state.site, now, now + timedelta(seconds=window_s))
+        shares = idle_defaults_a(station.network, state.setup.solver_evses, busy_a, static_a, site_limit_kw)
+        lower: list[tuple[str, float]] = []
+        higher: list[tuple[str, float]] = []
+        for evse_id, share_a in shares.items():
+            evse = state.evses[evse_id]
+            if evse.failsafe_a is None:
+                continue  # its charger has not booted: it gets its failsafe then
+            held_a = evse.failsafe_a
+            wire_share = limit_from_current(share_a, evse.evse) / per_ampere(evse.evse)
+            if abs(wire_share - held_a) <= 0.5 * evse.evse.step_a:
+                continue
+            (lower if wire_share < held_a else higher).append((evse_id, share_a))
+        return lower, higher
+
+    async def _send_defaults(self, station: _Station, defaults: Sequence[tuple[str, float]]) -> None:
+        if defaults:
+            logger.info(
+                "station %s: idle defaults %s",
+                station.state.station_id,
+                ", ".join(f"{evse_id} {limit_a:.1f} A" for evse_id, limit_a in defaults),
+            )
+        await asyncio.gather(
+            *(self._failsafes.send_limit(station.state, e, limit_a, retry=False) for e, limit_a in defaults)
+        )
 
     async def _send_tx(
         self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str

@@ -66,7 +66,17 @@ class Failsafes:
         site, evses = state.failsafe_site()
         if evse_id not in {e.evse_id for e in evses}:
             return  # it refused its failsafe: counted at its maximum
-        limit_a = failsafe_currents_a(site, evses)[evse_id]
+        await self.send_limit(state, evse_id, failsafe_currents_a(site, evses)[evse_id], retry=retry)
+
+    def static_limits_a(self, state: StationState) -> dict[str, float]:
+        """Every EVSE's static failsafe [A] (those that refused theirs are left out)."""
+        site, evses = state.failsafe_site()
+        return failsafe_currents_a(site, evses) if evses else {}
+
+    async def send_limit(
+        self, state: StationState, evse_id: str, limit_a: float, *, retry: bool = True
+    ) -> None:
+        """Send one EVSE a default profile of ``limit_a`` (its failsafe, or the room an idle EVSE has)."""
         evse = state.evses[evse_id]
         binding = evse.binding
         profile = ChargingProfile.failsafe(
@@ -89,7 +99,7 @@ class Failsafes:
         if retry:
             log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "re-sending once")
             await asyncio.sleep(self._settings.retry_backoff_s)
-            await self.send(state, evse_id, retry=False)
+            await self.send_limit(state, evse_id, limit_a, retry=False)
             return
         log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "counting it at its maximum")
         evse.failsafe_refused = True

@@ -252,3 +252,28 @@ async def test_over_drawing_is_logged_with_the_charger_and_planned_around(
         "CP-B",
         0.0,
     )  # 1 A is below 6 A
+
+
+async def test_an_idle_evse_keeps_only_the_room_the_plan_leaves(running: Running) -> None:
+    """A car arriving at an idle EVSE draws its default until its Tx profile comes: that default is the
+    room the others leave, lowered before anyone is raised, and raised again when the room returns."""
+    for charger_id in ("CP-A", "CP-B"):
+        await running.live_state.set_registration(charger_id, RegistrationStatus.ACCEPTED)
+        await running.loop.on_event(
+            ChargerBooted(charger_id, "Acme", "X", None, None, "PowerUp", datetime.now(UTC))
+        )
+    await running.settle()
+    assert running.loop.state("ST").evses["B"].failsafe_a == 8.0
+
+    await running.start("CP-A", "tx-a")
+    after_start = [(s.charger_id, s.purpose, s.limit) for s in running.sender.sent[2:]]
+    # B's default goes to 0 A (the feeder's 16 A are A's) before A is allowed more than its 8 A default
+    assert after_start == [("CP-B", "TxDefaultProfile", 0.0), ("CP-A", "TxProfile", 16.0)]
+    state = running.loop.state("ST")
+    now = datetime.now(UTC)
+    assert state.evses["A"].limit_in_force_a(now) + state.evses["B"].failsafe_a <= 16.0  # type: ignore[operator]
+
+    await running.loop.on_event(TransactionEnded("CP-A", "tx-a", datetime.now(UTC), None, None, None, "m"))
+    await running.settle()
+    assert running.sender.sent[-1].charger_id == "CP-B"
+    assert (running.sender.sent[-1].purpose, running.sender.sent[-1].limit) == ("TxDefaultProfile", 8.0)
