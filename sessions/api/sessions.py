@@ -32,7 +32,8 @@ from sessions.session_store import IdempotencyConflictError, NewSession, Session
 if TYPE_CHECKING:
     from sessions.app import SessionsRuntime
 
-_CHARGER_ID = re.compile(r"^[^\s:/]{1,48}$")
+# Spelled out so Python and JSON Schema's regex dialect agree: no control characters, space, ':' or '/'.
+_CHARGER_ID = re.compile(r"^[^\x00-\x20\x7f:/]{1,48}$")
 _TOKEN_ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 _MAX_CONNECTOR = 1000
 _UNUSABLE = (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE)
@@ -117,6 +118,8 @@ def parse_start(body: dict[str, Any]) -> tuple[str, int, str]:
         raise bad_request(f"unknown field(s): {', '.join(unknown)}")
     charger_id = _text_field(body, "charger_id", _CHARGER_ID)
     connector_id = body.get("connector_id")
+    if isinstance(connector_id, float) and connector_id.is_integer():
+        connector_id = int(connector_id)  # JSON Schema counts 1.0 as an integer
     if not isinstance(connector_id, int) or isinstance(connector_id, bool):
         raise bad_request("connector_id is required and must be an integer")
     if not 1 <= connector_id <= _MAX_CONNECTOR:
@@ -213,7 +216,7 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
             "SELECT driver_id FROM payment_methods WHERE payment_method_id = $1", payment_method_id
         )
         if owner != driver_id:
-            raise ProblemError(422, f"payment method {payment_method_id!r} is not one of yours")
+            raise not_found(f"payment method {payment_method_id!r} is not one of yours")
         charger = await csms.chargers.get(charger_id)
         if charger is None:
             raise not_found(f"no charger {charger_id}")
@@ -352,12 +355,11 @@ def _declare(api: Api, start: Any, get: Any, listing: Any, stop: Any) -> None:
                     "200": json_content(SESSION_REF, "the session this Idempotency-Key created before"),
                     **common,
                     "402": problem("the payment method was not authorised"),
-                    "404": problem("no such charger or connector"),
+                    "404": problem("no such charger, connector, or payment method of this driver"),
                     "409": problem(
                         "the connector is busy, reserved, offline, or the key was used differently"
                     ),
                     "415": problem("the body is not JSON"),
-                    "422": problem("the payment method is not the driver's"),
                     "429": problem("too many sessions started in the last minute"),
                 },
             },

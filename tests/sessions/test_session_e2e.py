@@ -196,7 +196,7 @@ async def test_another_driver_and_an_operator_are_refused(api: RunningApi) -> No
         status, refused = await start(
             api, "mallory", {"charger_id": "CP-B", "connector_id": 1, "payment_method_id": payment}, "k"
         )
-        assert status == 422
+        assert status == 404
         assert "not one of yours" in refused["detail"]
         # a session token for this one session may watch it
         token = api.sessions.issuer.mint(
