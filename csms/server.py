@@ -22,6 +22,7 @@ from csms.domain.service import AcceptAllAuthorizer, Authorizer, ChargingService
 from csms.errors import ConnectionClosedError
 from csms.gc_pacing import pace_collections
 from csms.live_state import InProcessLiveState, LiveState
+from csms.pki.runtime import PKI, PkiRuntime
 from csms.protocol.connection import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA
 from csms.protocol.handlers import build_router
 from csms.protocol.registry import ConnectedChargers
@@ -274,6 +275,9 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
         )
     if runtime.settings.security_profile == 3:
         _check_client_certificate(request, charger_id)
+        pki = request.app.get(PKI)
+        if pki is not None and await pki.client_certificate_revoked(charger_id, request.transport):
+            raise web.HTTPForbidden(text="client certificate is revoked\n")
     record = await runtime.chargers.get(charger_id)
     if record is None:
         if not runtime.settings.auto_register:
@@ -295,7 +299,7 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
     if not websocket.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
     await websocket.prepare(request)
-    await _serve(runtime, charger_id, version, websocket, runtime.message_log)
+    await _serve(runtime, charger_id, version, websocket, runtime.message_log, request.app.get(PKI))
     return websocket
 
 
@@ -305,12 +309,13 @@ async def _serve(
     version: OcppVersion,
     websocket: web.WebSocketResponse,
     message_log: MessageLog,
+    pki: PkiRuntime | None = None,
 ) -> None:
     session = OcppSession(
         charger_id,
         version,
         WebSocketConnection(websocket),
-        build_router(version, runtime.service),
+        build_router(version, runtime.service, pki=pki),
         max_message_bytes=runtime.settings.max_message_bytes,
         message_log=message_log,
     )

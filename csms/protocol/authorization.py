@@ -1,13 +1,22 @@
-"""Authorization: Authorize (1.6 idTag, 2.0.1 idToken), and the status translations both use."""
+"""Authorization: Authorize (1.6 idTag, 2.0.1 idToken), and the status translations both use.
+
+A 2.0.1 Authorize carrying an ISO 15118 contract certificate (``certificate``) or its OCSP data
+(``iso15118CertificateHashData``) is checked by Plug & Charge (:mod:`csms.pki`) when the app has
+it; the answer then carries ``certificateStatus``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.domain.service import ChargingService
+from csms.pki.certs import OcspId
 from csms.protocol.convert import id_token_v201
 from csms.protocol.router import IncomingCall, handles
+
+if TYPE_CHECKING:
+    from csms.pki.service import PlugAndCharge
 
 _V16_AUTHORIZATION = {
     AuthorizationStatus.ACCEPTED: "Accepted",
@@ -38,12 +47,27 @@ class AuthorizationV16:
 
 
 class AuthorizationV201:
-    def __init__(self, service: ChargingService) -> None:
+    def __init__(self, service: ChargingService, plug_and_charge: PlugAndCharge | None = None) -> None:
         self._service = service
+        self._plug_and_charge = plug_and_charge
 
     @handles("Authorize")
     async def authorize(self, call: IncomingCall) -> dict[str, Any]:
         token = id_token_v201(call.payload["idToken"])
         assert token is not None
+        certificate = call.payload.get("certificate")
+        hash_data = call.payload.get("iso15118CertificateHashData", [])
+        if self._plug_and_charge is not None and (certificate is not None or hash_data):
+            decision = await self._plug_and_charge.authorize(
+                call.charger_id,
+                token,
+                certificate_pem=certificate,
+                hash_data=[OcspId.from_ocpp(entry) for entry in hash_data],
+                authorize_token=self._service.authorize,
+            )
+            return {
+                "idTokenInfo": id_token_info_v201(decision.status),
+                "certificateStatus": decision.certificate_status.value,
+            }
         status = await self._service.authorize(call.charger_id, token)
         return {"idTokenInfo": id_token_info_v201(status)}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from csms.domain.events import RegistrationStatus
 from csms.domain.service import ChargingService
 from csms.protocol.authorization import AuthorizationV16, AuthorizationV201
+from csms.protocol.certificates import CertificatesV201
 from csms.protocol.maintenance import MaintenanceV16, MaintenanceV201
 from csms.protocol.provisioning import BootGate, ProvisioningV16, ProvisioningV201
 from csms.protocol.router import Router
@@ -12,9 +15,17 @@ from csms.protocol.smart_charging import SmartChargingV201
 from csms.protocol.transactions import TransactionsV16, TransactionsV201
 from csms.protocol.versions import OcppVersion
 
+if TYPE_CHECKING:
+    from csms.pki.runtime import PkiRuntime
 
-def build_router(version: OcppVersion, service: ChargingService) -> Router:
-    """A fresh router with every handler group of ``version``."""
+
+def build_router(
+    version: OcppVersion,
+    service: ChargingService,
+    *,
+    pki: PkiRuntime | None = None,
+) -> Router:
+    """A fresh router with every handler group of ``version`` (2.0.1 certificate messages with ``pki``)."""
     router = Router()
     groups: list[object]
     if version is OcppVersion.V16:
@@ -29,11 +40,13 @@ def build_router(version: OcppVersion, service: ChargingService) -> Router:
         gate = BootGate(frozenset({RegistrationStatus.PENDING, RegistrationStatus.REJECTED}))
         groups = [
             ProvisioningV201(service, gate),
-            AuthorizationV201(service),
+            AuthorizationV201(service, pki.plug_and_charge if pki is not None else None),
             TransactionsV201(service),
             SmartChargingV201(service),
             MaintenanceV201(service),
         ]
+        if pki is not None:
+            groups.append(CertificatesV201(pki))
     for group in groups:
         router.include(group)
     router.add_guard(gate.check)

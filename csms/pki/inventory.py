@@ -1,0 +1,154 @@
+"""The PKI's records in PostgreSQL: issued certificates (expiry, renewal, revocation), revoked
+contracts and security events. Certificates and names only; never a private key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+
+from csms.pki.certs import normalize_emaid, serial_hex, to_pem
+from csms.storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    issuer: str
+    serial_number: str
+    charger_id: str
+    certificate_type: str
+    not_after: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalDue:
+    issuer: str
+    serial_number: str
+    charger_id: str
+    certificate_type: str
+    not_after: datetime
+
+
+class CertificateInventory:
+    """Repository of ``pki_*`` tables (migration ``0003_pki``)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def record_issued(
+        self, charger_id: str, certificate_type: str, certificate: x509.Certificate
+    ) -> None:
+        """Store a newly issued certificate; earlier ones of the charger and type become superseded."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE pki_issued_certificates SET superseded_at = now()"
+                " WHERE charger_id = $1 AND certificate_type = $2 AND superseded_at IS NULL",
+                charger_id,
+                certificate_type,
+            )
+            await connection.execute(
+                "INSERT INTO pki_issued_certificates (issuer, serial_number, charger_id, certificate_type,"
+                " subject, not_before, not_after, certificate_pem) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                certificate.issuer.rfc4514_string(),
+                serial_hex(certificate.serial_number),
+                charger_id,
+                certificate_type,
+                certificate.subject.rfc4514_string(),
+                certificate.not_valid_before_utc,
+                certificate.not_valid_after_utc,
+                to_pem(certificate),
+            )
+
+    async def issued_to(self, charger_id: str) -> list[IssuedCertificate]:
+        """Every certificate issued to ``charger_id``, newest first."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT issuer, serial_number, charger_id, certificate_type, not_after, revoked_at"
+                " FROM pki_issued_certificates WHERE charger_id = $1 ORDER BY issued_at DESC",
+                charger_id,
+            )
+        return [IssuedCertificate(**dict(row)) for row in rows]
+
+    async def is_revoked(self, certificate: x509.Certificate) -> bool:
+        """Whether we revoked ``certificate`` (by issuer and serial number)."""
+        async with self._database.pool.acquire() as connection:
+            revoked = await connection.fetchval(
+                "SELECT revoked_at IS NOT NULL FROM pki_issued_certificates"
+                " WHERE issuer = $1 AND serial_number = $2",
+                certificate.issuer.rfc4514_string(),
+                serial_hex(certificate.serial_number),
+            )
+        return bool(revoked)
+
+    async def revoke_charger(self, charger_id: str, reason: str | None) -> int:
+        """Revoke every unrevoked certificate issued to ``charger_id``; how many were revoked."""
+        async with self._database.pool.acquire() as connection:
+            result: str = await connection.execute(
+                "UPDATE pki_issued_certificates SET revoked_at = now(), revocation_reason = $2"
+                " WHERE charger_id = $1 AND revoked_at IS NULL",
+                charger_id,
+                reason,
+            )
+        return int(result.split()[-1])
+
+    async def revoke_contract(self, emaid: str, reason: str | None) -> bool:
+        """Cancel the contract ``emaid``; False when it was already cancelled."""
+        async with self._database.pool.acquire() as connection:
+            result: str = await connection.execute(
+                "INSERT INTO pki_contract_revocations (emaid, reason) VALUES ($1, $2)"
+                " ON CONFLICT (emaid) DO NOTHING",
+                normalize_emaid(emaid),
+                reason,
+            )
+        return result.endswith(" 1")
+
+    async def contract_revoked(self, emaid: str) -> bool:
+        async with self._database.pool.acquire() as connection:
+            found = await connection.fetchval(
+                "SELECT 1 FROM pki_contract_revocations WHERE emaid = $1", normalize_emaid(emaid)
+            )
+        return found is not None
+
+    async def claim_renewals(self, *, due_before: datetime, retry_before: datetime) -> list[RenewalDue]:
+        """Current certificates expiring before ``due_before`` whose renewal was not asked for since
+        ``retry_before``; marks them asked (one node claims each)."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(
+                "UPDATE pki_issued_certificates SET renewal_requested_at = now()"
+                " WHERE revoked_at IS NULL AND superseded_at IS NULL AND not_after < $1"
+                " AND (renewal_requested_at IS NULL OR renewal_requested_at < $2)"
+                " RETURNING issuer, serial_number, charger_id, certificate_type, not_after",
+                due_before,
+                retry_before,
+            )
+        return [RenewalDue(**dict(row)) for row in rows]
+
+    async def release_renewal(self, due: RenewalDue) -> None:
+        """Forget a renewal claim the charger did not take (not connected), so it is asked again."""
+        async with self._database.pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE pki_issued_certificates SET renewal_requested_at = NULL"
+                " WHERE issuer = $1 AND serial_number = $2",
+                due.issuer,
+                due.serial_number,
+            )
+
+    async def security_event(self, charger_id: str, event_type: str, detail: str) -> None:
+        async with self._database.pool.acquire() as connection:
+            await connection.execute(
+                "INSERT INTO pki_security_events (charger_id, event_type, detail) VALUES ($1, $2, $3)",
+                charger_id,
+                event_type,
+                detail,
+            )
+
+    async def security_events(self, charger_id: str) -> list[tuple[str, str]]:
+        """``(event_type, detail)`` of a charger's security events, oldest first."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT event_type, detail FROM pki_security_events WHERE charger_id = $1 ORDER BY id",
+                charger_id,
+            )
+        return [(row["event_type"], row["detail"]) for row in rows]

@@ -1,0 +1,71 @@
+"""ISO 15118 and security certificates (OCPP 2.0.1): SignCertificate, Get15118EVCertificate,
+GetCertificateStatus; the certificate side of Authorize lives in :mod:`csms.protocol.authorization`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+from csms.commands.certificates import certificate_signed
+from csms.pki.certs import OcspId
+from csms.pki.errors import CsrRefusedError
+from csms.pki.runtime import PkiRuntime
+from csms.pki.signing import CertificateUse
+from csms.protocol.router import IncomingCall, handles
+
+logger = logging.getLogger(__name__)
+
+
+class CertificatesV201:
+    def __init__(self, pki: PkiRuntime) -> None:
+        self._pki = pki
+
+    @handles("SignCertificate")
+    async def sign_certificate(self, call: IncomingCall) -> dict[str, Any]:
+        use = CertificateUse(call.payload.get("certificateType", CertificateUse.CHARGING_STATION.value))
+        csr_pem: str = call.payload["csr"]
+        try:
+            await self._pki.signer.check(call.charger_id, csr_pem, use)
+        except CsrRefusedError as exc:
+            return {
+                "status": "Rejected",
+                "statusInfo": {"reasonCode": "InvalidCSR", "additionalInfo": exc.reason[:512]},
+            }
+        # The certificate goes out as a CALL of its own, after this answer (never from the handler).
+        self._pki.tasks.start(
+            self._send_signed(call.charger_id, csr_pem, use), f"certificate-signed-{call.charger_id}"
+        )
+        return {"status": "Accepted"}
+
+    async def _send_signed(self, charger_id: str, csr_pem: str, use: CertificateUse) -> None:
+        chain = await self._pki.signer.sign(charger_id, csr_pem, use)
+        result = await certificate_signed(self._pki.commands, charger_id, chain, use.value)
+        if not result.accepted:
+            logger.warning(
+                "charger %s: CertificateSigned answered %s", charger_id, result.status or result.outcome.value
+            )
+
+    @handles("Get15118EVCertificate")
+    async def get_15118_ev_certificate(self, call: IncomingCall) -> dict[str, Any]:
+        p = call.payload
+        answer = await self._pki.provider.get_certificate(
+            call.charger_id, p["iso15118SchemaVersion"], p["action"], p["exiRequest"]
+        )
+        response: dict[str, Any] = {
+            "status": "Accepted" if answer.accepted else "Failed",
+            "exiResponse": answer.exi_response,
+        }
+        if answer.detail:
+            response["statusInfo"] = {"reasonCode": "ProviderAnswer", "additionalInfo": answer.detail[:512]}
+        return response
+
+    @handles("GetCertificateStatus")
+    async def get_certificate_status(self, call: IncomingCall) -> dict[str, Any]:
+        response = await self._pki.plug_and_charge.certificate_status(
+            OcspId.from_ocpp(call.payload["ocspRequestData"])
+        )
+        if response is None:
+            return {"status": "Failed", "statusInfo": {"reasonCode": "OcspUnavailable"}}
+        return {"status": "Accepted", "ocspResult": base64.b64encode(response).decode("ascii")}
