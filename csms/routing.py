@@ -211,12 +211,12 @@ class RoutedCommandBus(CommandBus):
         node = await self._redis.get(self._keys.route(charger_id))
         return None if node is None else _text(node)
 
-    async def _send(
+    async def _deliver(
         self, charger_id: str, build: Callable[[OcppVersion], Built], timeout_s: float | None
     ) -> CommandResult:
         session = self._connected.get(charger_id)
         if session is not None and not session.closed:
-            return await super()._send(charger_id, build, timeout_s)
+            return await super()._deliver(charger_id, build, timeout_s)
         return await self._send_remote(charger_id, build, timeout_s or self._default_timeout_s)
 
     async def _send_remote(
@@ -323,7 +323,7 @@ class RoutedCommandBus(CommandBus):
             raise CommandError(str(document["error"]))
         built: Built = None if document is None else (str(document["action"]), dict(document["payload"]))
         logger.info("charger %s: forwarded %s", charger_id, "command" if built is None else built[0])
-        return await super()._send(charger_id, lambda _version: built, request.timeout_s)
+        return await super()._deliver(charger_id, lambda _version: built, request.timeout_s)
 
     async def renew_routes(self) -> int:
         """Renew the route entries of this node's connected chargers; how many were renewed."""

@@ -40,9 +40,19 @@ class TariffStore:
         self._cache: dict[str, tuple[float, TariffVersions]] = {}
 
     async def publish(
-        self, body: dict[str, Any], *, cpo_id: str | None, created_by: str | None, now: datetime | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        cpo_id: str | None,
+        created_by: str | None,
+        now: datetime | None = None,
+        connection: Any = None,
     ) -> Tariff:
-        """Store ``body`` (OCPI Tariff JSON) as the next version of its tariff; parse errors raise."""
+        """Store ``body`` (OCPI Tariff JSON) as the next version of its tariff; parse errors raise.
+
+        With ``connection`` (in a transaction) the version is written in that transaction, so it
+        commits or rolls back with the caller's other changes (``fairwatt apply``).
+        """
         at = now or datetime.now(UTC)
         tariff = parse_tariff(body)
         stored = dict(body)
@@ -50,22 +60,36 @@ class TariffStore:
             stored["start_date_time"] = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         stored.setdefault("last_updated", at.astimezone(UTC).isoformat().replace("+00:00", "Z"))
         tariff = parse_tariff(stored)
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", tariff.tariff_id)
-            version = await connection.fetchval(
-                "SELECT coalesce(max(version), 0) + 1 FROM tariffs WHERE tariff_id = $1", tariff.tariff_id
-            )
-            await connection.execute(
-                """INSERT INTO tariffs (tariff_id, version, cpo_id, body, created_by)
-                   VALUES ($1, $2, $3, $4, $5)""",
-                tariff.tariff_id,
-                version,
-                cpo_id,
-                stored,
-                created_by,
-            )
+        if connection is not None:
+            async with connection.transaction():
+                await self._insert(connection, tariff, stored, cpo_id, created_by)
+        else:
+            async with self._database.pool.acquire() as own, own.transaction():
+                await self._insert(own, tariff, stored, cpo_id, created_by)
         self._cache.pop(tariff.tariff_id, None)
         return tariff
+
+    async def _insert(
+        self,
+        connection: Any,
+        tariff: Tariff,
+        stored: dict[str, Any],
+        cpo_id: str | None,
+        created_by: str | None,
+    ) -> None:
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", tariff.tariff_id)
+        version = await connection.fetchval(
+            "SELECT coalesce(max(version), 0) + 1 FROM tariffs WHERE tariff_id = $1", tariff.tariff_id
+        )
+        await connection.execute(
+            """INSERT INTO tariffs (tariff_id, version, cpo_id, body, created_by)
+               VALUES ($1, $2, $3, $4, $5)""",
+            tariff.tariff_id,
+            version,
+            cpo_id,
+            stored,
+            created_by,
+        )
 
     async def versions(self, tariff_id: str, *, fresh: bool = False) -> TariffVersions | None:
         """Every stored version of ``tariff_id`` (``None`` when there is none)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 V16 = OcppVersion.V16
 Built = tuple[str, dict[str, Any]] | None
+CommandObserver = Callable[[CommandResult, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class CommandBus:
         self._connected = connected
         self._default_timeout_s = default_timeout_s
         self._request_ids = itertools.count(1)
+        self._observers: list[CommandObserver] = []
 
     def next_request_id(self) -> int:
         """A request id for commands that need one (remoteStartId, requestId)."""
@@ -81,7 +84,23 @@ class CommandBus:
         """Send any action with a payload already in the charger's version."""
         return await self._send(charger_id, lambda _version: (action, payload), timeout_s)
 
+    def add_observer(self, observer: CommandObserver) -> None:
+        """Call ``observer(result, seconds)`` after every command (metrics); it must not block."""
+        self._observers.append(observer)
+
     async def _send(
+        self, charger_id: str, build: Callable[[OcppVersion], Built], timeout_s: float | None
+    ) -> CommandResult:
+        if not self._observers:
+            return await self._deliver(charger_id, build, timeout_s)
+        started = time.perf_counter()
+        result = await self._deliver(charger_id, build, timeout_s)
+        elapsed_s = time.perf_counter() - started
+        for observer in self._observers:
+            observer(result, elapsed_s)
+        return result
+
+    async def _deliver(
         self, charger_id: str, build: Callable[[OcppVersion], Built], timeout_s: float | None
     ) -> CommandResult:
         session = self._connected.get(charger_id)

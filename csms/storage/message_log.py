@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from csms.protocol.session import LoggedMessage
@@ -29,9 +30,16 @@ class PostgresMessageLog:
         self._queue: asyncio.Queue[LoggedMessage] = asyncio.Queue(max_queued)
         self._batch_size = batch_size
         self.dropped = 0
+        self._observers: list[Callable[[LoggedMessage], None]] = []
+
+    def add_observer(self, observer: Callable[[LoggedMessage], None]) -> None:
+        """Also show every recorded message to ``observer`` (metrics: messages by action); must not block."""
+        self._observers.append(observer)
 
     def record(self, message: LoggedMessage) -> None:
         """Queue ``message``; when the queue is full it is dropped and counted."""
+        for observer in self._observers:
+            observer(message)
         try:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:

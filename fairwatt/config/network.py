@@ -133,6 +133,10 @@ class _Collected:
     tariffs: list[tuple[TariffConfig, Cursor]] = field(default_factory=list)
     lists: list[tuple[Cursor, dict[str, Cursor]]] = field(default_factory=list)
     tariff_refs: list[tuple[str, Cursor]] = field(default_factory=list)
+    listed: dict[str, tuple[str, Cursor]] = field(default_factory=dict)
+    """charger id -> the local list it is on (a charger holds one local list) and where."""
+    station_ids: set[str] = field(default_factory=set)
+    charger_ids: set[str] = field(default_factory=set)
     tariff_ids: set[str] = field(default_factory=set)
     """Every tariff id written, also of tariffs with errors (so references to them are not errors too)."""
     demand_response: list[Cursor] = field(default_factory=list)
@@ -331,6 +335,7 @@ def _station(entry: Cursor, out: _Collected) -> None:
         entry, _STATION_KEYS, ("id", "time_zone", "grid_limit_kw", "limits", "chargers"), out
     )
     station_id = fields["id"].string()
+    out.station_ids.add(station_id)  # also when it has errors: a list naming it is not wrong too
     errors_before = len(out.errors)
     tz_cursor = fields["time_zone"]
     tz = ZoneInfo("UTC")
@@ -450,6 +455,7 @@ def _charger(
 ) -> tuple[ChargerConfig, list[Evse]]:
     fields = lenient_mapping(entry, _CHARGER_KEYS, ("id",), out)
     charger_id = fields["id"].string()
+    out.charger_ids.add(charger_id)
     profile = fields["security_profile"].integer(minimum=1, maximum=3) if "security_profile" in fields else 1
     password = secret_ref(fields["password"]) if "password" in fields else None
     tariff_id = None
@@ -596,12 +602,12 @@ def _list_fields(entry: Cursor) -> dict[str, Cursor]:
 def _local_list(entry: Cursor, fields: dict[str, Cursor], out: _Collected) -> LocalListConfig:
     list_id = fields["id"].string()
     known_chargers = {c.charger_id: c for c, _ in out.chargers}
-    known_stations = {s.station_id for s, _ in out.stations}
+    known_stations = out.station_ids
     chargers: list[str] = []
     for item in fields["chargers"].sequence_or_one() if "chargers" in fields else []:
         charger_id = item.string()
-        if charger_id not in known_chargers:
-            raise item.error(f"unknown charger {charger_id!r}{suggestion(charger_id, known_chargers)}")
+        if charger_id not in out.charger_ids:
+            raise item.error(f"unknown charger {charger_id!r}{suggestion(charger_id, out.charger_ids)}")
         chargers.append(charger_id)
     for item in fields["stations"].sequence_or_one() if "stations" in fields else []:
         station_id = item.string()
@@ -610,6 +616,13 @@ def _local_list(entry: Cursor, fields: dict[str, Cursor], out: _Collected) -> Lo
         chargers.extend(c.charger_id for c in known_chargers.values() if c.station_id == station_id)
     if "chargers" not in fields and "stations" not in fields:
         raise entry.error("give 'chargers' or 'stations': where the list is pushed")
+    for charger_id in chargers:
+        other, at = out.listed.setdefault(charger_id, (list_id, fields["id"]))
+        if other != list_id:
+            raise fields["id"].error(
+                f"charger {charger_id!r} is already on local list {other!r} ({_at(at)}); "
+                "a charger holds one list"
+            )
     entries: list[LocalListEntry] = []
     seen: set[str] = set()
     for item in fields["entries"].sequence():

@@ -194,3 +194,17 @@ def test_the_json_schema_accepts_the_example_and_rejects_broken_files() -> None:
         BASE.replace("version: 1", "version: 2"),
     ):
         assert list(validator.iter_errors(yaml.safe_load(broken))), broken
+
+
+def test_a_charger_holds_one_local_list() -> None:
+    lists = (
+        "local_lists:\n"
+        "  - {id: a, chargers: [c1], entries: [{id_token: T1}]}\n"
+        "  - {id: b, stations: s1, entries: [{id_token: T2}]}\n"
+        "  - {id: c, chargers: [c11], entries: [{id_token: T3}]}\n"
+    )
+    text = BASE + lists
+    errors = errors_of(text)
+    assert [line for line, _ in errors] == [line_of(text, "{id: b,"), line_of(text, "{id: c,")]
+    assert "charger 'c1' is already on local list 'a'" in errors[0][1]
+    assert "unknown charger 'c11' (did you mean 'c1'?)" in errors[1][1]

@@ -1,0 +1,24 @@
+"""``operator_api(settings)``: the ``register(api, runtime)`` function ``sessions.app.install`` takes."""
+
+from __future__ import annotations
+
+from fairwatt.operator import api_chargers, api_network, api_sessions
+from fairwatt.operator.common import OperatorContext, OperatorSettings
+from fairwatt.operator.keys import OperatorAuth
+from sessions.app import ApiModule, SessionsRuntime
+from sessions.openapi import Api
+
+FAIRWATT_MIGRATIONS = "fairwatt.migrations"
+
+
+def operator_api(settings: OperatorSettings | None = None) -> ApiModule:
+    """The operator API's register function (also registers its migrations: audit log, network, keys)."""
+    chosen = settings or OperatorSettings()
+
+    def register(api: Api, runtime: SessionsRuntime) -> None:
+        runtime.csms.database.add_migrations(FAIRWATT_MIGRATIONS)
+        context = OperatorContext(runtime, OperatorAuth(runtime.issuer, runtime.csms.database), chosen)
+        for module in (api_network, api_chargers, api_sessions):
+            module.register(api, context)
+
+    return register

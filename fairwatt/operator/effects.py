@@ -1,0 +1,106 @@
+"""What an applied network change does at run time, after its transaction committed.
+
+* Tariffs: the tariff store's cache is refreshed, so new sessions price with the new version.
+* Stations the smart-charging loop plans on this server: new prices, peak events and base load
+  take effect at once (the loop re-solves and sends the changed profiles). The limit tree, the
+  EVSEs and the solver policy are fixed when the loop starts: such a change is stored, reported
+  as ``restart_needed`` and planned with after the next start of ``fairwatt serve``.
+* Local authorisation lists: a full list with its new version is sent to every listed charger
+  that is connected (a removed list is sent empty); chargers not connected are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from csms.commands import CommandBus
+from csms.commands.bus import LocalListEntry
+from csms.domain.events import AuthorizationStatus, IdToken
+from csms.smart_charging import SMART_CHARGING
+from fairwatt.commands.stations import refresh_site
+from fairwatt.config.network_model import Network
+from fairwatt.operator.common import result_json
+from fairwatt.operator.engine import ApplyOutcome, Change
+from sessions.tariff_store import TariffStore
+
+logger = logging.getLogger(__name__)
+
+FIXED_AT_START = ("limits", "evses", "grid_limit_kw", "phases", "policy")
+"""Station fields the running loop cannot take over: applied at the next start."""
+
+
+async def after_apply(
+    app: web.Application,
+    commands: CommandBus,
+    tariffs: TariffStore,
+    network: Network,
+    outcome: ApplyOutcome,
+) -> dict[str, Any]:
+    """Run the committed changes' effects; a report of what happened (``stations``, ``local_lists``)."""
+    for change in outcome.changes:
+        if change.kind == "tariff" and change.after is not None:
+            await tariffs.versions(change.resource_id, fresh=True)
+    return {
+        "stations": _stations(app, network, outcome.changes),
+        "local_lists": await _local_lists(commands, outcome),
+    }
+
+
+def _stations(app: web.Application, network: Network, changes: tuple[Change, ...]) -> list[dict[str, Any]]:
+    loop = app.get(SMART_CHARGING)
+    planned = set(loop.station_ids) if loop is not None else set()
+    report: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
+    for change in changes:
+        if change.kind != "station" or change.action == "delete":
+            if change.kind == "station":
+                report.append({"station": change.resource_id, "effect": "removed; restart_needed"})
+            continue
+        station_id = change.resource_id
+        if loop is None or station_id not in planned:
+            report.append({"station": station_id, "effect": "stored; not planned by this server"})
+            continue
+        refresh_site(loop, network.station(station_id).station, now)  # prices, caps, base load: re-solves
+        fixed = [name for name in change.fields if name in FIXED_AT_START]
+        effect = "re-solved" + (f"; restart_needed for {', '.join(fixed)}" if fixed else "")
+        report.append({"station": station_id, "effect": effect})
+        logger.info("station %s: network change applied (%s)", station_id, effect)
+    return report
+
+
+async def _local_lists(commands: CommandBus, outcome: ApplyOutcome) -> list[dict[str, Any]]:
+    sends: list[tuple[str, str, int, list[LocalListEntry]]] = []
+    for change in outcome.changes:
+        if change.kind != "local_list":
+            continue
+        version = outcome.versions.get((change.kind, change.resource_id), 1)
+        body = change.after or change.before or {}
+        entries = (
+            [
+                LocalListEntry(IdToken(e["id_token"], e["type"]), AuthorizationStatus(e["status"]))
+                for e in body.get("entries", [])
+            ]
+            if change.after is not None
+            else []
+        )
+        chargers = set(body.get("chargers", []))
+        if change.before is not None and change.after is not None:
+            chargers |= set(change.before.get("chargers", []))  # a charger taken off the list is emptied
+        for charger_id in sorted(chargers):
+            listed = change.after is not None and charger_id in change.after.get("chargers", [])
+            sends.append((change.resource_id, charger_id, version, entries if listed else []))
+    results = await asyncio.gather(
+        *(
+            commands.send_local_list(charger, version, entries, full=True)
+            for _, charger, version, entries in sends
+        )
+    )
+    return [
+        {"list": list_id, "version": version, **result_json(result)}
+        for (list_id, _, version, _), result in zip(sends, results, strict=True)
+    ]

@@ -1,0 +1,93 @@
+"""Fixtures for the operator API tests: the CSMS app with the driver and operator APIs (and
+/metrics) on a free port over a throw-away database; operator keys of two CPOs."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+from aiohttp import web
+
+from csms.metrics import install_metrics
+from csms.server import CSMS, CsmsRuntime, create_app
+from fairwatt.operator import OperatorSettings, operator_api
+from fairwatt.operator.keys import mint_key
+from sessions.app import SESSIONS, SessionsRuntime, SessionsSettings, install
+from tests.csms.conftest import database_dsn, fail_on_error_logs, make_settings
+
+__all__ = ["database_dsn", "fail_on_error_logs"]
+
+TOKEN_SECRET = "operator-test-secret-of-at-least-32-bytes"
+CHARGER_PASSWORD = "charger-password-1"
+ENVIRON = {"DEPOT_1_PASSWORD": CHARGER_PASSWORD}
+EXAMPLE = Path(__file__).parents[2] / "examples" / "network.yaml"
+
+
+@dataclass
+class RunningOperatorApi:
+    csms: CsmsRuntime
+    sessions: SessionsRuntime
+    port: int
+    http: aiohttp.ClientSession
+    app: web.Application
+    acme_key: str
+    other_key: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def charger_url(self, charger_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.acme_key}"}
+
+    async def call(
+        self, method: str, path: str, *, key: str | None = None, json: object = None
+    ) -> tuple[int, Any]:
+        async with self.http.request(
+            method, self.base_url + path, headers=self.headers(key), json=json
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+
+def network_files(text: str | None = None) -> dict[str, object]:
+    """The request body of diff/apply for ``text`` (default: the example network)."""
+    return {"files": {"network.yaml": text if text is not None else EXAMPLE.read_text(encoding="utf-8")}}
+
+
+@pytest_asyncio.fixture
+async def operator(database_dsn: str) -> AsyncIterator[RunningOperatorApi]:
+    """The real CSMS + driver and operator APIs on 127.0.0.1 and a free port."""
+    app = create_app(make_settings(database_dsn))
+    runtime = install(
+        app,
+        SessionsSettings(token_secret=TOKEN_SECRET),
+        extra_api=[operator_api(OperatorSettings(environ=ENVIRON))],
+    )
+    install_metrics(app)
+    _, acme_key = mint_key(runtime.issuer, "acme", "alice")
+    _, other_key = mint_key(runtime.issuer, "other", "bob")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port: int = listener.getsockname()[1]
+    await web.SockSite(runner, listener).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield RunningOperatorApi(app[CSMS], app[SESSIONS], port, http, app, acme_key, other_key)
+    finally:
+        async with app[CSMS].database.pool.acquire() as connection:
+            await connection.execute(
+                """TRUNCATE network_resources, operator_audit_log, operator_key_revocations, stations,
+                   tariffs, tariff_assignments, chargers, connectors, transactions, transaction_events,
+                   ocpp_messages, charging_sessions, session_events CASCADE"""
+            )
+        await runner.cleanup()

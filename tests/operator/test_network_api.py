@@ -1,0 +1,164 @@
+"""Network diff and apply through the operator API: idempotent, atomic, audited, scoped to one CPO."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.operator.conftest import EXAMPLE, RunningOperatorApi, network_files
+
+TABLES = (
+    "SELECT station_id, cpo_id, name, time_zone FROM stations ORDER BY 1",
+    "SELECT charger_id, station_id, cpo_id, model, password_hash IS NOT NULL AS pw FROM chargers ORDER BY 1",
+    "SELECT charger_id, evse_id, connector_id, connector_type, max_power_kw FROM connectors ORDER BY 1, 2",
+    "SELECT tariff_id, version, cpo_id FROM tariffs ORDER BY 1, 2",
+    "SELECT scope, scope_id, tariff_id FROM tariff_assignments ORDER BY 1, 2",
+    "SELECT kind, resource_id, cpo_id, version FROM network_resources ORDER BY 1, 2",
+    "SELECT count(*) FROM operator_audit_log",
+)
+
+
+async def system_state(api: RunningOperatorApi) -> list[list[tuple[Any, ...]]]:
+    pool = api.csms.database.pool
+    return [[tuple(row.values()) for row in await pool.fetch(sql)] for sql in TABLES]
+
+
+@pytest.mark.asyncio
+async def test_diff_then_apply_then_apply_again_changes_nothing(operator: RunningOperatorApi) -> None:
+    status, diff = await operator.call("POST", "/v1/operator/network/diff", json=network_files())
+    assert status == 200
+    created = {(c["kind"], c["id"]) for c in diff["changes"] if c["action"] == "create"}
+    assert created == {
+        ("tariff", "acme-standard"),
+        ("tariff", "acme-night"),
+        ("station", "depot-berlin"),
+        ("station", "office-munich"),
+        ("charger", "depot-1"),
+        ("charger", "depot-2"),
+        ("charger", "office-1"),
+        ("local_list", "fleet-cards"),
+    }
+    assert await system_state(operator) == [[], [], [], [], [], [], [(0,)]]  # diff changes nothing
+
+    status, applied = await operator.call("POST", "/v1/operator/network/apply", json=network_files())
+    assert status == 200, applied
+    assert len(applied["changes"]) == 8
+    pool = operator.csms.database.pool
+    depot = await pool.fetchrow("SELECT * FROM chargers WHERE charger_id = 'depot-1'")
+    assert (depot["station_id"], depot["cpo_id"], depot["model"]) == (
+        "depot-berlin",
+        "acme",
+        "Eve Double Pro-line",
+    )
+    assert depot["password_hash"].startswith("pbkdf2_sha256$")  # resolved from env:DEPOT_1_PASSWORD, hashed
+    assert (
+        await pool.fetchval("SELECT tariff_id FROM tariff_assignments WHERE scope_id = 'depot-2'")
+        == "acme-night"
+    )
+    audit = await pool.fetch("SELECT actor, action, kind FROM operator_audit_log ORDER BY id")
+    assert len(audit) == 8
+    assert {row["actor"].split(".")[0] for row in audit} == {"alice"}
+    # local list pushed to its chargers: none connected, each reported
+    assert {(p["charger_id"], p["outcome"]) for p in applied["effects"]["local_lists"]} == {
+        ("depot-1", "not_connected"),
+        ("depot-2", "not_connected"),
+    }
+
+    before = await system_state(operator)
+    status, again = await operator.call("POST", "/v1/operator/network/apply", json=network_files())
+    assert status == 200
+    assert again["changes"] == []
+    assert await system_state(operator) == before  # no new tariff version, no audit row
+    status, diff = await operator.call("POST", "/v1/operator/network/diff", json=network_files())
+    assert diff["changes"] == []
+
+
+@pytest.mark.asyncio
+async def test_an_update_names_its_fields_and_publishes_a_new_tariff_version(
+    operator: RunningOperatorApi,
+) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert (await operator.call("POST", "/v1/operator/network/apply", json=network_files(text)))[0] == 200
+    changed = text.replace("name: Acme office Munich", "name: Acme Munich").replace(
+        "price: 0.39", "price: 0.42"
+    )
+    status, diff = await operator.call("POST", "/v1/operator/network/diff", json=network_files(changed))
+    assert status == 200
+    assert [(c["action"], c["kind"], c["id"], c["fields"]) for c in diff["changes"]] == [
+        ("update", "tariff", "acme-standard", ["elements"]),
+        ("update", "station", "office-munich", ["name"]),
+    ]
+    status, _ = await operator.call("POST", "/v1/operator/network/apply", json=network_files(changed))
+    assert status == 200
+    pool = operator.csms.database.pool
+    assert await pool.fetchval("SELECT max(version) FROM tariffs WHERE tariff_id = 'acme-standard'") == 2
+    assert (
+        await pool.fetchval("SELECT name FROM stations WHERE station_id = 'office-munich'") == "Acme Munich"
+    )
+    versions = await operator.sessions.tariffs.versions("acme-standard", fresh=True)
+    assert versions is not None
+    assert str(versions.versions[-1].elements[0].price_components[0].price) == "0.42"
+
+
+@pytest.mark.asyncio
+async def test_a_failing_change_leaves_the_system_as_it_was(operator: RunningOperatorApi) -> None:
+    # an unresolvable secret, met after the tariffs and stations were already written
+    text = EXAMPLE.read_text(encoding="utf-8").replace("env:DEPOT_1_PASSWORD", "env:NOT_SET_ANYWHERE")
+    status, problem = await operator.call("POST", "/v1/operator/network/apply", json=network_files(text))
+    assert status == 422
+    assert "nothing was changed" in problem["detail"]
+    assert "NOT_SET_ANYWHERE" in problem["detail"]
+    assert await system_state(operator) == [[], [], [], [], [], [], [(0,)]]
+
+    # a charger that cannot be removed (it has a transaction), in the same apply as a new station
+    assert (await operator.call("POST", "/v1/operator/network/apply", json=network_files()))[0] == 200
+    pool = operator.csms.database.pool
+    await pool.execute(
+        """INSERT INTO transactions (charger_id, ocpp_version, transaction_id, evse_id)
+           VALUES ('office-1', '1.6', '1', 1)"""
+    )
+    before = await system_state(operator)
+    without_office = EXAMPLE.read_text(encoding="utf-8").split("  - id: office-munich")[0] + (
+        EXAMPLE.read_text(encoding="utf-8").split("local_lists:")[1].join(["local_lists:", ""])
+    )
+    changed = without_office.replace("name: Acme depot Berlin", "name: renamed")
+    status, problem = await operator.call("POST", "/v1/operator/network/apply", json=network_files(changed))
+    assert status == 409, problem
+    assert "office-1 cannot be removed" in problem["detail"]
+    assert await system_state(operator) == before
+
+
+@pytest.mark.asyncio
+async def test_an_invalid_file_is_422_with_every_error_located(operator: RunningOperatorApi) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace("grid_limit_kw: 22", "grid_limt_kw: 22")
+    text = text.replace("password: env:DEPOT_1_PASSWORD", "password: hunter2")
+    status, problem = await operator.call("POST", "/v1/operator/network/apply", json=network_files(text))
+    assert status == 422
+    located = [(e["file"], e["line"]) for e in problem["errors"]]
+    lines = text.splitlines()
+    assert located == [
+        ("network.yaml", next(k + 1 for k, line in enumerate(lines) if "hunter2" in line)),
+        ("network.yaml", next(k + 1 for k, line in enumerate(lines) if "grid_limt_kw" in line)),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_operators_own_their_ids(operator: RunningOperatorApi) -> None:
+    assert (await operator.call("POST", "/v1/operator/network/apply", json=network_files()))[0] == 200
+    # the file names operator acme: another CPO's key may not apply it
+    status, problem = await operator.call(
+        "POST", "/v1/operator/network/apply", key=operator.other_key, json=network_files()
+    )
+    assert status == 403
+    # without the operator line, the ids are still acme's
+    text = EXAMPLE.read_text(encoding="utf-8").replace("operator: acme\n", "")
+    status, problem = await operator.call(
+        "POST", "/v1/operator/network/apply", key=operator.other_key, json=network_files(text)
+    )
+    assert status == 409
+    assert "belongs to another operator" in problem["detail"]
+    status, audit = await operator.call("GET", "/v1/operator/audit", key=operator.other_key)
+    assert audit["entries"] == []
+    status, audit = await operator.call("GET", "/v1/operator/audit?limit=2")
+    assert len(audit["entries"]) == 2
