@@ -1,5 +1,5 @@
 """The PKI's records in PostgreSQL: issued certificates (expiry, renewal, revocation), revoked
-contracts and security events. Certificates and names only; never a private key."""
+contracts and chargers, and security events. Certificates and names only; never a private key."""
 
 from __future__ import annotations
 
@@ -71,23 +71,35 @@ class CertificateInventory:
             )
         return [IssuedCertificate(**dict(row)) for row in rows]
 
-    async def is_revoked(self, certificate: x509.Certificate) -> bool:
-        """Whether we revoked ``certificate`` (by issuer and serial number)."""
+    async def client_certificate_revoked(self, charger_id: str, certificate: x509.Certificate) -> bool:
+        """Whether ``charger_id`` may not connect with ``certificate``: we issued it and revoked it,
+        or we did not issue it and the charger was revoked after the certificate's notBefore."""
         async with self._database.pool.acquire() as connection:
             revoked = await connection.fetchval(
-                "SELECT revoked_at IS NOT NULL FROM pki_issued_certificates"
-                " WHERE issuer = $1 AND serial_number = $2",
+                "SELECT CASE WHEN issued.serial_number IS NOT NULL THEN issued.revoked_at IS NOT NULL"
+                " ELSE EXISTS (SELECT 1 FROM pki_charger_revocations"
+                " WHERE charger_id = $3 AND revoked_at > $4) END"
+                " FROM (SELECT 1) AS one LEFT JOIN pki_issued_certificates AS issued"
+                " ON issued.issuer = $1 AND issued.serial_number = $2",
                 certificate.issuer.rfc4514_string(),
                 serial_hex(certificate.serial_number),
+                charger_id,
+                certificate.not_valid_before_utc,
             )
         return bool(revoked)
 
     async def revoke_charger(self, charger_id: str, reason: str | None) -> int:
-        """Revoke every unrevoked certificate issued to ``charger_id``; how many were revoked."""
-        async with self._database.pool.acquire() as connection:
+        """Revoke every certificate ``charger_id`` holds so far; how many of ours were revoked."""
+        async with self._database.pool.acquire() as connection, connection.transaction():
             result: str = await connection.execute(
                 "UPDATE pki_issued_certificates SET revoked_at = now(), revocation_reason = $2"
                 " WHERE charger_id = $1 AND revoked_at IS NULL",
+                charger_id,
+                reason,
+            )
+            await connection.execute(
+                "INSERT INTO pki_charger_revocations (charger_id, reason) VALUES ($1, $2)"
+                " ON CONFLICT (charger_id) DO UPDATE SET revoked_at = now(), reason = excluded.reason",
                 charger_id,
                 reason,
             )

@@ -45,7 +45,9 @@ class PkiRuntime:
         der = ssl_object.getpeercert(binary_form=True)
         if der is None:
             return False
-        revoked = await self.inventory.is_revoked(x509.load_der_x509_certificate(der))
+        revoked = await self.inventory.client_certificate_revoked(
+            charger_id, x509.load_der_x509_certificate(der)
+        )
         if revoked:
             logger.warning("charger %s: client certificate is revoked, rejected", charger_id)
         return revoked
