@@ -19,6 +19,7 @@ from csms.server import CSMS, CsmsRuntime
 from sessions.auth import TokenIssuer
 from sessions.errors import SessionsError
 from sessions.events import SessionListener
+from sessions.geo.feed import NearbyFeed
 from sessions.http import problem_middleware
 from sessions.openapi import Api
 from sessions.ports import CompletionSink, PaymentHolds, ReceiptProvider, ReservationClaims
@@ -47,6 +48,10 @@ class SessionsSettings:
     """Rate limit per driver on ``POST /v1/sessions``."""
     nearby_max_radius_km: float = 50.0
     nearby_max_results: int = 100
+    nearby_poll_interval_s: float = 1.0
+    """How often the nearby index re-reads registry changes and held reservations."""
+    reservation_check_interval_s: float = 1.0
+    """How often the reservation worker looks for reservations to start or release."""
 
     def __post_init__(self) -> None:
         if self.reservation_hold_s <= 0 or self.remote_start_timeout_s <= 0:
@@ -79,6 +84,8 @@ class SessionsRuntime:
     payment_holds: PaymentHolds | None = None
     """Set by billing; without it a session starts without a payment hold."""
     completion_sinks: list[CompletionSink] = field(default_factory=list)
+    nearby: NearbyFeed | None = None
+    """The nearby-search index and its feed (set by ``sessions.api.chargers``)."""
     session_listeners: list[SessionListener] = field(default_factory=list)
     """Called with every session event (transitions and progress) of every node; append while assembling."""
     lifecycle: SessionLifecycle | None = None
@@ -92,9 +99,15 @@ ApiModule = Callable[[Api, SessionsRuntime], None]
 
 def api_modules() -> list[ApiModule]:
     """The modules that declare API operations, each as ``register(api, runtime)``."""
-    from sessions.api import meta, session_live, sessions
+    from sessions.api import chargers, meta, reservations, session_live, sessions
 
-    return [meta.register, sessions.register, session_live.register]
+    return [
+        meta.register,
+        chargers.register,
+        reservations.register,
+        sessions.register,
+        session_live.register,
+    ]
 
 
 def install(

@@ -1,0 +1,556 @@
+"""An in-memory spatial index of chargers for radius queries, nearest first (pure: no I/O).
+
+Chargers are points on a sphere of radius :data:`EARTH_RADIUS_KM`, stored as unit vectors in a
+k-d tree (``scipy.spatial.cKDTree``). The straight-line (chord) distance between unit vectors
+grows monotonically with the great-circle distance, so a ball or nearest-neighbour query in 3-D
+is exact on the sphere: no special cases at the antimeridian or the poles. Distances returned
+are haversine distances from the stored latitude and longitude.
+
+Data is columnar (numpy arrays, charger ids in a list) so 500,000 chargers cost tens of MB,
+not one Python object each. The registry changes little: a changed charger is tombstoned in
+its block and re-added to a small second block (rebuilt on every change); when that block
+grows past a share of the first, :meth:`NearbyIndex.compacted` merges both. Live connector
+status and reservations are small mutable arrays beside the geometry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.spatial import cKDTree
+
+from sessions.geo.vocabulary import Availability
+
+EARTH_RADIUS_KM = 6371.0088
+"""Mean Earth radius (IUGG) [km]."""
+
+_BLOCKING = np.array([Availability.UNAVAILABLE, Availability.FAULTED], dtype=np.int8)
+_FREE = np.array([Availability.UNKNOWN, Availability.AVAILABLE], dtype=np.int8)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorSite:
+    """One connector as the registry describes it; ``evse_id`` is the 1.6 connectorId."""
+
+    evse_id: int
+    connector_id: int
+    connector_type: str | None = None
+    max_power_kw: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSite:
+    """A charger where it stands (its own position, else its station's)."""
+
+    charger_id: str
+    latitude_deg: float
+    longitude_deg: float
+    station_id: str | None = None
+    tariff_id: str | None = None
+    time_zone: str = "UTC"
+    connectors: tuple[ConnectorSite, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyQuery:
+    """A radius search; ``connector_type`` is an OCPI name (:mod:`sessions.geo.vocabulary`)."""
+
+    latitude_deg: float
+    longitude_deg: float
+    radius_km: float
+    limit: int
+    connector_type: str | None = None
+    min_power_kw: float | None = None
+    available_only: bool = False
+
+    @property
+    def filtered(self) -> bool:
+        return self.connector_type is not None or self.min_power_kw is not None or self.available_only
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorView:
+    evse_id: int
+    connector_id: int
+    connector_type: str | None
+    max_power_kw: float | None
+    availability: Availability
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyCharger:
+    charger_id: str
+    latitude_deg: float
+    longitude_deg: float
+    distance_km: float
+    station_id: str | None
+    tariff_id: str | None
+    time_zone: str
+    connectors: tuple[ConnectorView, ...]
+
+    @property
+    def max_power_kw(self) -> float | None:
+        powers = [c.max_power_kw for c in self.connectors if c.max_power_kw is not None]
+        return max(powers) if powers else None
+
+
+def unit_vectors(latitude_deg: FloatArray, longitude_deg: FloatArray) -> FloatArray:
+    """``(n, 3)`` unit vectors of points given in degrees."""
+    lat = np.radians(latitude_deg)
+    lng = np.radians(longitude_deg)
+    cos_lat = np.cos(lat)
+    return np.column_stack((cos_lat * np.cos(lng), cos_lat * np.sin(lng), np.sin(lat)))
+
+
+def haversine_km(lat_deg: float, lng_deg: float, lats_deg: FloatArray, lngs_deg: FloatArray) -> FloatArray:
+    """Great-circle distances [km] from one point to many (haversine formula)."""
+    lat1 = math.radians(lat_deg)
+    lat2 = np.radians(lats_deg)
+    dlat = lat2 - lat1
+    dlng = np.radians(lngs_deg) - math.radians(lng_deg)
+    a = np.sin(dlat / 2) ** 2 + math.cos(lat1) * np.cos(lat2) * np.sin(dlng / 2) ** 2
+    distances: FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return distances
+
+
+class _Codes:
+    """Small integer codes for repeated strings (connector types, tariffs, zones); 0 is None."""
+
+    def __init__(self) -> None:
+        self.names: list[str | None] = [None]
+        self.codes: dict[str, int] = {}
+
+    def code(self, name: str | None) -> int:
+        if name is None:
+            return 0
+        found = self.codes.get(name)
+        if found is None:
+            found = self.codes[name] = len(self.names)
+            self.names.append(name)
+        return found
+
+
+class SiteColumns:
+    """Chargers collected column by column before a block is built (the loader fills it)."""
+
+    def __init__(self) -> None:
+        self.charger_ids: list[str] = []
+        self.latitude_deg: list[float] = []
+        self.longitude_deg: list[float] = []
+        self.station: list[int] = []
+        self.tariff: list[int] = []
+        self.zone: list[int] = []
+        self.connector_counts: list[int] = []
+        self.evse_ids: list[int] = []
+        self.connector_ids: list[int] = []
+        self.types: list[int] = []
+        self.powers_kw: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.charger_ids)
+
+
+@dataclass
+class _Block:
+    """Chargers in columns with a k-d tree over their unit vectors."""
+
+    charger_ids: list[str]
+    latitude_deg: FloatArray
+    longitude_deg: FloatArray
+    tree: cKDTree | None
+    alive: npt.NDArray[np.bool_]
+    station: npt.NDArray[np.int32]
+    tariff: npt.NDArray[np.int32]
+    zone: npt.NDArray[np.int32]
+    charger_status: npt.NDArray[np.int8]
+    conn_start: npt.NDArray[np.int64]
+    evse_ids: npt.NDArray[np.int32]
+    connector_ids: npt.NDArray[np.int32]
+    types: npt.NDArray[np.int32]
+    powers_kw: FloatArray
+    conn_status: npt.NDArray[np.int8]
+    conn_reserved: npt.NDArray[np.bool_]
+    dead: int = 0
+
+    @classmethod
+    def of(cls, columns: SiteColumns) -> _Block:
+        lat = np.asarray(columns.latitude_deg, dtype=np.float64)
+        lng = np.asarray(columns.longitude_deg, dtype=np.float64)
+        n = len(columns)
+        counts = np.asarray(columns.connector_counts, dtype=np.int64)
+        start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
+        m = int(start[-1])
+        return cls(
+            charger_ids=list(columns.charger_ids),
+            latitude_deg=lat,
+            longitude_deg=lng,
+            tree=cKDTree(unit_vectors(lat, lng)) if n else None,
+            alive=np.ones(n, dtype=np.bool_),
+            station=np.asarray(columns.station, dtype=np.int32),
+            tariff=np.asarray(columns.tariff, dtype=np.int32),
+            zone=np.asarray(columns.zone, dtype=np.int32),
+            charger_status=np.zeros(n, dtype=np.int8),
+            conn_start=start,
+            evse_ids=np.asarray(columns.evse_ids, dtype=np.int32),
+            connector_ids=np.asarray(columns.connector_ids, dtype=np.int32),
+            types=np.asarray(columns.types, dtype=np.int32),
+            powers_kw=np.asarray(columns.powers_kw, dtype=np.float64),
+            conn_status=np.zeros(m, dtype=np.int8),
+            conn_reserved=np.zeros(m, dtype=np.bool_),
+        )
+
+    def __len__(self) -> int:
+        return len(self.charger_ids)
+
+    def connector_rows(self, slots: IntArray) -> tuple[IntArray, IntArray]:
+        """``(owner position in slots, connector row)`` of every connector of ``slots``."""
+        starts = self.conn_start[slots]
+        counts = self.conn_start[slots + 1] - starts
+        owners = np.repeat(np.arange(len(slots)), counts)
+        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        return owners, (np.repeat(starts, counts) + offsets).astype(np.intp)
+
+    def availability(self, rows: IntArray, owners_slots: IntArray) -> npt.NDArray[np.int8]:
+        """Effective availability of connector ``rows`` whose chargers are ``owners_slots``."""
+        status = self.conn_status[rows].copy()
+        reserved = self.conn_reserved[rows] & np.isin(status, _FREE)
+        status[reserved] = Availability.RESERVED
+        whole = self.charger_status[owners_slots]
+        down = np.isin(whole, _BLOCKING)
+        status[down] = whole[down]
+        return status
+
+    def find_connector(self, slot: int, evse_id: int, connector_id: int | None) -> IntArray:
+        rows = np.arange(self.conn_start[slot], self.conn_start[slot + 1], dtype=np.intp)
+        match = self.evse_ids[rows] == evse_id
+        if connector_id is not None:
+            match &= self.connector_ids[rows] == connector_id
+        found: IntArray = rows[match]
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A block built off the event loop, ready for :meth:`NearbyIndex.install`."""
+
+    block: _Block
+
+
+class NearbyIndex:
+    """Chargers by position with their live availability; every method is synchronous and fast.
+
+    Not thread-safe: one event loop owns it (the feed writes, API handlers read).
+    """
+
+    def __init__(self) -> None:
+        self._types = _Codes()
+        self._tariffs = _Codes()
+        self._zones = _Codes()
+        self._stations = _Codes()
+        self._base = _Block.of(SiteColumns())
+        self._extra = _Block.of(SiteColumns())
+        self._extra_sites: dict[str, ChargerSite] = {}
+        self._where: dict[str, tuple[_Block, int]] = {}
+        self._status: dict[tuple[str, int, int], Availability] = {}
+        """Statuses heard for chargers not (yet) in the index, applied when they appear."""
+        self._reserved: dict[tuple[str, int], int] = {}
+
+    # -- building -------------------------------------------------------------------------------
+
+    def columns(self, sites: Iterable[ChargerSite] = ()) -> SiteColumns:
+        """Empty (or filled) columns for :meth:`load`; :meth:`add_to` appends one charger."""
+        columns = SiteColumns()
+        for site in sites:
+            self.add_to(columns, site)
+        return columns
+
+    def add_to(self, columns: SiteColumns, site: ChargerSite) -> None:
+        columns.charger_ids.append(site.charger_id)
+        columns.latitude_deg.append(site.latitude_deg)
+        columns.longitude_deg.append(site.longitude_deg)
+        columns.station.append(self._stations.code(site.station_id))
+        columns.tariff.append(self._tariffs.code(site.tariff_id))
+        columns.zone.append(self._zones.code(site.time_zone))
+        columns.connector_counts.append(len(site.connectors))
+        for connector in site.connectors:
+            columns.evse_ids.append(connector.evse_id)
+            columns.connector_ids.append(connector.connector_id)
+            columns.types.append(self._types.code(connector.connector_type))
+            columns.powers_kw.append(math.nan if connector.max_power_kw is None else connector.max_power_kw)
+
+    def load(self, columns: SiteColumns) -> None:
+        """Replace every charger with ``columns`` (statuses of chargers still present are kept)."""
+        self.install(self.prepare(columns))
+
+    @staticmethod
+    def prepare(columns: SiteColumns) -> Prepared:
+        """Build the arrays and tree of ``columns`` (touches no index state: may run in a thread)."""
+        return Prepared(_Block.of(columns))
+
+    def install(self, prepared: Prepared) -> None:
+        """Make a block built by :meth:`prepare` the whole index (live statuses carried over)."""
+        previous = self._where
+        self._where = {}
+        self._adopt(prepared.block, carry_from=previous)
+        self._base = prepared.block
+        self._extra = _Block.of(SiteColumns())
+        self._extra_sites = {}
+
+    def _adopt(self, block: _Block, carry_from: dict[str, tuple[_Block, int]]) -> None:
+        """Index ``block``'s chargers by id, carrying statuses over from where they were."""
+        positions = {charger_id: slot for slot, charger_id in enumerate(block.charger_ids)}
+        moves: dict[int, tuple[_Block, list[int], list[int]]] = {}
+        for charger_id, slot in positions.items():
+            old = carry_from.get(charger_id)
+            if old is not None:
+                entry = moves.setdefault(id(old[0]), (old[0], [], []))
+                entry[1].append(old[1])
+                entry[2].append(slot)
+            self._where[charger_id] = (block, slot)
+        for old_block, old_slots, new_slots in moves.values():
+            _carry(old_block, np.array(old_slots, dtype=np.intp), block, np.array(new_slots, dtype=np.intp))
+        for key in [key for key in self._status if key[0] in positions]:
+            charger_id, evse_id, connector_id = key
+            self.set_status(charger_id, evse_id, connector_id, self._status.pop(key))
+        for charger_id, evse_id in self._reserved:
+            position = positions.get(charger_id)
+            if position is not None:
+                block.conn_reserved[block.find_connector(position, evse_id, None)] = True
+
+    def upsert(self, site: ChargerSite) -> None:
+        """Add a new charger or replace a changed one (cheap: only the small block is rebuilt)."""
+        self._extra_sites[site.charger_id] = site
+        self._rebuild_extra(site.charger_id)
+
+    def remove(self, charger_id: str) -> None:
+        """Forget a charger that left the registry (or lost its position)."""
+        if self._extra_sites.pop(charger_id, None) is not None:
+            self._rebuild_extra(charger_id)
+        found = self._where.pop(charger_id, None)
+        if found is not None and found[0] is self._base:
+            self._tombstone(found[0], found[1])
+
+    def _tombstone(self, block: _Block, slot: int) -> None:
+        if block.alive[slot]:
+            block.alive[slot] = False
+            block.dead += 1
+
+    def _rebuild_extra(self, changed: str) -> None:
+        previous = {
+            charger_id: self._where[charger_id]
+            for charger_id in (*self._extra.charger_ids, changed)
+            if charger_id in self._where
+        }
+        found = self._where.get(changed)
+        if found is not None and found[0] is self._base:
+            self._tombstone(found[0], found[1])
+        for charger_id in self._extra.charger_ids:
+            self._where.pop(charger_id, None)
+        self._where.pop(changed, None)
+        block = _Block.of(self.columns(self._extra_sites.values()))
+        self._adopt(block, carry_from=previous)
+        self._extra = block
+
+    @property
+    def pending_changes(self) -> int:
+        """Chargers in the small block; compact when this grows (see :meth:`compacted`)."""
+        return len(self._extra_sites)
+
+    def compacted_columns(self) -> SiteColumns:
+        """Every live charger as columns, for a rebuild with :meth:`load` (e.g. in a thread)."""
+        columns = SiteColumns()
+        for block in (self._base, self._extra):
+            slots = np.flatnonzero(block.alive).astype(np.intp)
+            if block is self._base and not len(slots):
+                continue
+            owners, rows = block.connector_rows(slots)
+            columns.charger_ids.extend(block.charger_ids[i] for i in slots)
+            columns.latitude_deg.extend(block.latitude_deg[slots].tolist())
+            columns.longitude_deg.extend(block.longitude_deg[slots].tolist())
+            columns.station.extend(block.station[slots].tolist())
+            columns.tariff.extend(block.tariff[slots].tolist())
+            columns.zone.extend(block.zone[slots].tolist())
+            columns.connector_counts.extend(np.bincount(owners, minlength=len(slots)).tolist())
+            columns.evse_ids.extend(block.evse_ids[rows].tolist())
+            columns.connector_ids.extend(block.connector_ids[rows].tolist())
+            columns.types.extend(block.types[rows].tolist())
+            columns.powers_kw.extend(block.powers_kw[rows].tolist())
+        return columns
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def charger_ids(self) -> list[str]:
+        return list(self._where)
+
+    def __contains__(self, charger_id: object) -> bool:
+        return charger_id in self._where
+
+    # -- live state -----------------------------------------------------------------------------
+
+    def set_status(self, charger_id: str, evse_id: int, connector_id: int, status: Availability) -> None:
+        """A connector's reported status; ``evse_id`` 0 is the whole charger (1.6 connector 0)."""
+        found = self._where.get(charger_id)
+        if found is None:
+            key = (charger_id, evse_id, connector_id if evse_id else 0)
+            self._status[key] = status
+            return
+        block, slot = found
+        if evse_id == 0:
+            block.charger_status[slot] = status
+            return
+        rows = block.find_connector(slot, evse_id, connector_id)
+        if not len(rows):  # a 1.6 status names the EVSE only: apply it to its connectors
+            rows = block.find_connector(slot, evse_id, None)
+        block.conn_status[rows] = status
+
+    def set_reserved(self, charger_id: str, evse_id: int, reserved: bool) -> None:
+        """Count one reservation of an EVSE more (``True``) or less; shown as Reserved while > 0."""
+        key = (charger_id, evse_id)
+        count = self._reserved.get(key, 0) + (1 if reserved else -1)
+        if count > 0:
+            self._reserved[key] = count
+        else:
+            self._reserved.pop(key, None)
+        found = self._where.get(charger_id)
+        if found is not None:
+            block, slot = found
+            block.conn_reserved[block.find_connector(slot, evse_id, None)] = count > 0
+
+    def reserved_evses(self) -> set[tuple[str, int]]:
+        return set(self._reserved)
+
+    def connector_type_known(self, name: str) -> bool:
+        return name in self._types.codes
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def search(self, query: NearbyQuery) -> list[NearbyCharger]:
+        """Chargers within ``radius_km`` matching the filters, nearest first, at most ``limit``."""
+        type_code = 0
+        if query.connector_type is not None:
+            type_code = self._types.codes.get(query.connector_type, -1)
+            if type_code < 0:
+                return []
+        point = unit_vectors(np.array([query.latitude_deg]), np.array([query.longitude_deg]))[0]
+        found: list[tuple[_Block, IntArray, FloatArray]] = []
+        for block in (self._base, self._extra):
+            if block.tree is None:
+                continue
+            slots, distances = self._candidates(block, point, query)
+            if query.filtered and len(slots):
+                keep = self._matching(block, slots, query, type_code)
+                slots, distances = slots[keep], distances[keep]
+                if len(slots) > query.limit:
+                    nearest = np.argpartition(distances, query.limit - 1)[: query.limit]
+                    slots, distances = slots[nearest], distances[nearest]
+            found.append((block, slots, distances))
+        ranked = [
+            (float(d), block, int(s))
+            for block, slots, dists in found
+            for s, d in zip(slots, dists, strict=True)
+        ]
+        ranked.sort(key=lambda entry: (entry[0], entry[1].charger_ids[entry[2]]))
+        return [self._view(block, slot, distance) for distance, block, slot in ranked[: query.limit]]
+
+    def _candidates(
+        self, block: _Block, point: FloatArray, query: NearbyQuery
+    ) -> tuple[IntArray, FloatArray]:
+        """Alive chargers of ``block`` within the radius (the nearest ``limit`` when unfiltered)."""
+        assert block.tree is not None
+        angle = min(query.radius_km / EARTH_RADIUS_KM, math.pi)
+        chord = 2 * math.sin(angle / 2) * (1 + 1e-9) + 1e-12
+        slots: IntArray | None = None
+        if not query.filtered and query.limit < len(block):
+            chords, neighbours = block.tree.query(point, k=query.limit, distance_upper_bound=chord)
+            inside = np.isfinite(chords)
+            neighbours = np.asarray(neighbours, dtype=np.intp)[inside]
+            alive = neighbours[block.alive[neighbours]]
+            if len(alive) == len(neighbours) or not inside.all():
+                slots = alive
+        if slots is None:
+            slots = np.asarray(block.tree.query_ball_point(point, chord), dtype=np.intp)
+            slots = slots[block.alive[slots]]
+        distances = haversine_km(
+            query.latitude_deg, query.longitude_deg, block.latitude_deg[slots], block.longitude_deg[slots]
+        )
+        within = distances <= query.radius_km
+        slots, distances = slots[within], distances[within]
+        if len(slots) > query.limit and not query.filtered:
+            nearest = np.argpartition(distances, query.limit - 1)[: query.limit]
+            slots, distances = slots[nearest], distances[nearest]
+        return slots, distances
+
+    def _matching(
+        self, block: _Block, slots: IntArray, query: NearbyQuery, type_code: int
+    ) -> npt.NDArray[np.bool_]:
+        """Which ``slots`` have a connector passing every filter."""
+        owners, rows = block.connector_rows(slots)
+        ok = np.ones(len(rows), dtype=np.bool_)
+        if query.connector_type is not None:
+            ok &= block.types[rows] == type_code
+        if query.min_power_kw is not None:
+            ok &= block.powers_kw[rows] >= query.min_power_kw  # unknown power (nan) never passes
+        if query.available_only:
+            ok &= block.availability(rows, slots[owners]) == Availability.AVAILABLE
+        return np.bincount(owners[ok], minlength=len(slots)) > 0
+
+    def _view(self, block: _Block, slot: int, distance_km: float) -> NearbyCharger:
+        slots = np.array([slot], dtype=np.intp)
+        _, rows = block.connector_rows(slots)
+        availability = block.availability(rows, np.repeat(slots, len(rows)))
+        connectors = tuple(
+            ConnectorView(
+                evse_id=int(block.evse_ids[row]),
+                connector_id=int(block.connector_ids[row]),
+                connector_type=self._types.names[int(block.types[row])],
+                max_power_kw=None if math.isnan(power := float(block.powers_kw[row])) else power,
+                availability=Availability(int(status)),
+            )
+            for row, status in zip(rows, availability, strict=True)
+        )
+        return NearbyCharger(
+            charger_id=block.charger_ids[slot],
+            latitude_deg=float(block.latitude_deg[slot]),
+            longitude_deg=float(block.longitude_deg[slot]),
+            distance_km=distance_km,
+            station_id=self._stations.names[int(block.station[slot])],
+            tariff_id=self._tariffs.names[int(block.tariff[slot])],
+            time_zone=self._zones.names[int(block.zone[slot])] or "UTC",
+            connectors=connectors,
+        )
+
+
+def _carry(old: _Block, old_slots: IntArray, new: _Block, new_slots: IntArray) -> None:
+    """Copy statuses of chargers from ``old_slots`` to ``new_slots``, connector by connector."""
+    new.charger_status[new_slots] = old.charger_status[old_slots]
+    old_counts = old.conn_start[old_slots + 1] - old.conn_start[old_slots]
+    new_counts = new.conn_start[new_slots + 1] - new.conn_start[new_slots]
+    same = old_counts == new_counts
+    _, old_rows = old.connector_rows(old_slots[same])
+    _, new_rows = new.connector_rows(new_slots[same])
+    equal = (old.evse_ids[old_rows] == new.evse_ids[new_rows]) & (
+        old.connector_ids[old_rows] == new.connector_ids[new_rows]
+    )
+    new.conn_status[new_rows[equal]] = old.conn_status[old_rows[equal]]
+    for old_slot, new_slot in zip(old_slots[~same], new_slots[~same], strict=True):
+        for row in range(int(old.conn_start[old_slot]), int(old.conn_start[old_slot + 1])):
+            rows = new.find_connector(int(new_slot), int(old.evse_ids[row]), int(old.connector_ids[row]))
+            new.conn_status[rows] = old.conn_status[row]
+
+
+def brute_force(sites: Sequence[ChargerSite], lat_deg: float, lng_deg: float, radius_km: float) -> list[str]:
+    """Charger ids within ``radius_km`` by a full haversine scan, nearest first (for tests and checks)."""
+    lats = np.array([s.latitude_deg for s in sites])
+    lngs = np.array([s.longitude_deg for s in sites])
+    distances = haversine_km(lat_deg, lng_deg, lats, lngs)
+    order = sorted((float(d), s.charger_id) for d, s in zip(distances, sites, strict=True) if d <= radius_km)
+    return [charger_id for _, charger_id in order]
