@@ -19,7 +19,7 @@ from typing import Protocol
 
 from demand_response.config import OptType, Program
 from demand_response.events import DrEvent, EventStatus
-from demand_response.mapping import Audience, Plan, lowest_cap_kw, overlay_prices, plan
+from demand_response.mapping import Audience, Plan, lowest_cap_kw, overlay_prices, plan, targeted_stations
 from demand_response.store import EventStore
 from optimizer.types import CapWindow, PricePeriod
 
@@ -126,6 +126,10 @@ class Enforcer:
                         changed.append(known)
                     answers[event.event_id] = known.opt or OptType.OPT_IN
                     continue
+                audience = self._audiences.get(event.program)
+                event = replace(
+                    event, stations=targeted_stations(event, audience) if audience else event.stations
+                )
                 decided = replace(event, opt=self._decide(event, now))
                 answers[event.event_id] = decided.opt or OptType.OPT_IN
                 changed.append(decided)

@@ -75,8 +75,12 @@ def start_offset(ven_name: str, event: DrEvent) -> timedelta:
 
 
 def targeted_stations(event: DrEvent, audience: Audience | None) -> tuple[str, ...]:
-    """The stations an event applies to (a manual event names them; a VTN's names us or our resources)."""
-    if audience is None:
+    """The stations an event applies to (a manual event names them; a VTN's names us or our resources).
+
+    A VTN's event keeps the stations it was found to target when it arrived (``stations``), so a
+    restart that does not know the VEN id the VTN assigned yet still enforces it.
+    """
+    if audience is None or event.stations:
         return event.stations
     return _matching(event.targets, audience, audience.program.stations)
 

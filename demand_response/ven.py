@@ -107,6 +107,8 @@ class Ven:
         if message_type != "oadrDistributeEvent":
             return
         self.last_distribution_at = self._clock()
+        if self.client is not None and self.client.ven_id:  # assigned at registration, before run() returns
+            self._enforcer.set_ven_id(self.program.name, self.client.ven_id)
         await self.take_distribution(payload)
 
     async def take_distribution(self, payload: Mapping[str, Any]) -> None:
