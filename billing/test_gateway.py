@@ -119,8 +119,16 @@ class TestGateway:
         params = {k: str(v) for k, v in form.items()}
         key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
         fingerprint = hashlib.sha256(json.dumps([request.path, sorted(params.items())]).encode()).hexdigest()
+        self.state.requests += 1
+        fault = self._take_fault(operation, request)
+        kind = None if fault is None else fault["fault"]
+        if kind == "fail_before":
+            self._save()
+            return web.json_response({"error": {"type": "api_error", "message": "injected"}}, status=500)
+        if kind == "timeout_before":
+            await asyncio.sleep(float(fault["delay_s"]) if fault else 30.0)
+            return web.json_response({"error": {"type": "api_error", "message": "timed out"}}, status=504)
         async with self._locks[key]:
-            self.state.requests += 1
             stored = self.state.idempotency.get(key)
             if stored is not None:
                 if stored["fingerprint"] != fingerprint:
@@ -137,14 +145,6 @@ class TestGateway:
                 return web.json_response(
                     stored["body"], status=stored["status"], headers={"Idempotent-Replayed": "true"}
                 )
-            fault = self._take_fault(operation, request)
-            kind = None if fault is None else fault["fault"]
-            if kind == "fail_before":
-                self._save()
-                return web.json_response({"error": {"type": "api_error", "message": "injected"}}, status=500)
-            if kind == "timeout_before":
-                await asyncio.sleep(float(fault["delay_s"]) if fault else 30.0)
-                return web.json_response({"error": {"type": "api_error", "message": "timed out"}}, status=504)
             try:
                 if kind == "decline":
                     raise _error(

@@ -35,14 +35,22 @@ async def _admin(sql: str) -> None:
         await connection.close()
 
 
+_TABLES = (
+    "billing_notifications, billing_ledger, billing_payments, billing_holds, billing_line_items, "
+    "billing_documents, billing_rating_failures, billing_ratings, session_events, charging_sessions, "
+    "meter_samples, payment_methods, driver_tokens, drivers, tariff_assignments, tariffs, chargers, stations"
+)
+
+
 @pytest.fixture(scope="session")
-def billing_template() -> Iterator[str]:
-    """A database with every migration applied, cloned by each test."""
-    name = f"fairwatt_billing_tmpl_{uuid.uuid4().hex[:10]}"
+def billing_dsn() -> Iterator[str]:
+    """One migrated database for the billing tests, emptied before each test."""
+    name = f"fairwatt_billing_test_{uuid.uuid4().hex[:10]}"
+    dsn = f"postgresql://postgres@127.0.0.1:5432/{name}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
 
     async def migrate() -> None:
-        database = Database(f"postgresql://postgres@127.0.0.1:5432/{name}")
+        database = Database(dsn)
         for package in ALL_MIGRATIONS[1:]:
             database.add_migrations(package)
         await database.open()
@@ -50,20 +58,24 @@ def billing_template() -> Iterator[str]:
 
     try:
         asyncio.run(migrate())
-        yield name
+        yield dsn
     finally:
         asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
-def database_dsn(billing_template: str) -> Iterator[str]:
-    """A fresh database for this test (billing's workers see only this test's rows)."""
-    name = f"fairwatt_billing_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{billing_template}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+def database_dsn(billing_dsn: str) -> str:
+    """The billing database, empty (billing's workers see only this test's rows)."""
+
+    async def empty() -> None:
+        connection = await asyncpg.connect(billing_dsn)
+        try:
+            await connection.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+        finally:
+            await connection.close()
+
+    asyncio.run(empty())
+    return billing_dsn
 
 
 @pytest_asyncio.fixture
@@ -168,11 +180,20 @@ class GatewayProcess:
         return found
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path / "gateway-state.json")
+@pytest.fixture(scope="session")
+def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(tmp_path_factory.mktemp("gateway") / "state.json")
     process.start()
     try:
         yield process
     finally:
         process.kill()
+
+
+@pytest_asyncio.fixture
+async def gateway(gateway_process: GatewayProcess) -> GatewayProcess:
+    """The test gateway process, running and with nothing remembered."""
+    if gateway_process.process is None or gateway_process.process.poll() is not None:
+        gateway_process.start()
+    await gateway_process.control("POST", "/_control/reset")
+    return gateway_process

@@ -1,0 +1,252 @@
+"""Fault tests: kill the billing worker and the gateway at each step; one capture per session, and
+totals that reconcile (captured + outstanding = rated, and the gateway agrees with the ledger)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+
+from billing.gateway import from_minor
+from billing.holds import GatewayHolds
+from billing.queries import debts, reconcile
+from billing.stripe import StripeGateway
+from csms.storage.database import Database
+from tests.billing.conftest import GatewayProcess
+from tests.billing.helpers import (
+    START,
+    completed_session,
+    make_due,
+    make_worker,
+    payment_states,
+    seed_charger,
+    seed_driver,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+class SimulatedCrashError(Exception):
+    """The node dies here (raised out of the worker between two steps)."""
+
+
+@pytest_asyncio.fixture
+async def stripe(gateway: GatewayProcess) -> AsyncIterator[StripeGateway]:
+    client = StripeGateway(gateway.url, "sk_test_x", timeout_s=0.5)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def sessions_with_holds(database: Database, stripe: StripeGateway, holds_eur: list[str]) -> list[str]:
+    """One completed 10.12 EUR session per hold amount ('' : no hold)."""
+    await seed_charger(database, "CP-F")
+    await seed_driver(database, "dora")
+    ids = []
+    for i, amount in enumerate(holds_eur):
+        session_id = str(uuid.uuid4())
+        if amount:
+            holds = GatewayHolds(database, stripe, amount=Decimal(amount), currency="EUR")
+            assert await holds.authorize(session_id, "dora", "pmid-dora") is None
+        ids.append(
+            await completed_session(
+                database,
+                session_id=session_id,
+                charger_id="CP-F",
+                driver_id="dora",
+                start=START + timedelta(hours=2 * i),
+                samples=[(40, 20_000)],
+            )
+        )
+    return ids
+
+
+async def assert_reconciled(database: Database, gateway: GatewayProcess, session_ids: list[str]) -> None:
+    """Exactly one money movement per captured session, and the ledger agrees with the gateway."""
+    result = await reconcile(database)
+    assert result.balanced, result
+    moved = await gateway.movements_by_session()
+    states = await payment_states(database)
+    for session_id in session_ids:
+        expected = 1 if states[session_id] == "captured" else 0
+        assert len(moved.get(session_id, [])) == expected, (
+            session_id,
+            states[session_id],
+            moved.get(session_id),
+        )
+    at_gateway = sum((from_minor(m["amount"], "EUR") for ms in moved.values() for m in ms), Decimal(0))
+    refunded = sum(
+        (from_minor(r["amount"], "EUR") for r in (await gateway.state())["refunds"].values()), Decimal(0)
+    )
+    assert at_gateway - refunded == result.captured.get("EUR", Decimal(0))
+
+
+@pytest.mark.parametrize("step", ["claimed", "released", "settled", "recorded"])
+async def test_a_worker_killed_at_any_step_leaves_one_capture(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway, step: str
+) -> None:
+    # A hold that covers the amount (capture), one that does not (release, then charge), none (charge).
+    ids = await sessions_with_holds(database, stripe, ["50", "5", ""])
+    crashed: list[str] = []
+
+    async def crash(at: str, session_id: str) -> None:
+        if at == step and not crashed:
+            crashed.append(session_id)
+            raise SimulatedCrashError(f"killed at {at}")
+
+    with pytest.raises(SimulatedCrashError):
+        await make_worker(database, stripe, checkpoint=crash).run_once()
+    assert crashed
+
+    await make_due(database)  # the dead node's lease ends
+    successor = make_worker(database, stripe)
+    for _ in range(3):
+        await successor.run_once()
+        await make_due(database)
+    assert await payment_states(database) == dict.fromkeys(ids, "captured")
+    await assert_reconciled(database, gateway, ids)
+
+
+async def test_a_worker_task_cancelled_while_the_gateway_answered_leaves_one_capture(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+) -> None:
+    ids = await sessions_with_holds(database, stripe, ["50"])
+    reached = asyncio.Event()
+
+    async def hang_after_capture(at: str, session_id: str) -> None:
+        if at == "settled":
+            reached.set()
+            await asyncio.Event().wait()  # hangs until the task is cancelled
+
+    worker = make_worker(database, stripe, checkpoint=hang_after_capture)
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(reached.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len((await gateway.movements_by_session())[ids[0]]) == 1
+    assert await payment_states(database) == {ids[0]: "capture_pending"}
+
+    await make_due(database)
+    await make_worker(database, stripe).run_once()
+    assert await payment_states(database) == {ids[0]: "captured"}
+    await assert_reconciled(database, gateway, ids)
+
+
+@pytest.mark.parametrize(
+    ("hold", "operation", "fault"),
+    [
+        ("50", "capture", "fail_before"),
+        ("50", "capture", "fail_after"),
+        ("50", "capture", "timeout_before"),
+        ("50", "capture", "timeout_after"),
+        ("5", "cancel", "fail_after"),
+        ("5", "cancel", "timeout_after"),
+        ("", "create", "fail_before"),
+        ("", "create", "fail_after"),
+        ("", "create", "timeout_after"),
+    ],
+)
+async def test_gateway_failures_with_unknown_outcome_are_retried_under_the_same_key(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway, hold: str, operation: str, fault: str
+) -> None:
+    ids = await sessions_with_holds(database, stripe, [hold])
+    await gateway.fault(operation, fault, delay_s=1.5)
+    await make_worker(database, stripe).run_once()
+    row = await database.pool.fetchrow("SELECT state, unknown_outcomes, declines FROM billing_payments")
+    assert (row["state"], row["unknown_outcomes"], row["declines"]) == ("capture_pending", 1, 0)
+
+    await make_due(database)
+    await make_worker(database, stripe).run_once()
+    assert await payment_states(database) == {ids[0]: "captured"}
+    await assert_reconciled(database, gateway, ids)
+
+
+async def test_a_killed_and_restarted_gateway_costs_a_retry_not_a_double_charge(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+) -> None:
+    ids = await sessions_with_holds(database, stripe, ["50", ""])
+    gateway.kill()
+    await make_worker(database, stripe).run_once()
+    assert set((await payment_states(database)).values()) == {"capture_pending"}
+    gateway.start()  # same state file: the holds are still there
+    await make_due(database)
+    await make_worker(database, stripe).run_once()
+    assert await payment_states(database) == dict.fromkeys(ids, "captured")
+    await assert_reconciled(database, gateway, ids)
+
+
+async def test_declines_are_retried_with_backoff_notified_then_left_as_debt(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+) -> None:
+    await seed_charger(database, "CP-F")
+    await seed_driver(database, "erin", token="pm_card_chargeDeclinedInsufficientFunds")
+    session_id = await completed_session(
+        database, charger_id="CP-F", driver_id="erin", samples=[(40, 20_000)]
+    )
+    worker = make_worker(database, stripe)
+    await worker.run_once()
+    row = await database.pool.fetchrow(
+        "SELECT state, declines, next_attempt_at - now() AS wait FROM billing_payments"
+    )
+    assert (row["state"], row["declines"]) == ("retrying", 1)
+    assert row["wait"].total_seconds() > 30  # backoff 60 s, then 120 s
+    await worker.run_once()  # not due yet: nothing happens
+    assert (await payment_states(database))[session_id] == "retrying"
+    for _ in range(2):
+        await make_due(database)
+        await worker.run_once()
+    assert await payment_states(database) == {session_id: "debt"}
+
+    kinds = [
+        r["kind"] for r in await database.pool.fetch("SELECT kind FROM billing_notifications ORDER BY 1")
+    ]
+    assert kinds == ["payment_debt", "payment_declined", "payment_declined"]
+    balances = {
+        r["account"]: r["balance"]
+        for r in await database.pool.fetch(
+            "SELECT account, sum(amount) AS balance FROM billing_ledger GROUP BY 1"
+        )
+    }
+    assert balances == {"receivable": Decimal(0), "debt": Decimal("10.12")}
+    listed = await debts(database, "CPO1")
+    assert [(d["session_id"], d["amount"], d["declines"]) for d in listed] == [(session_id, "10.12", 3)]
+    assert await debts(database, "OTHER-CPO") == []
+    result = await reconcile(database)
+    assert result.outstanding == {"EUR": Decimal("10.12")} == result.debt
+    await assert_reconciled(database, gateway, [session_id])
+
+
+async def test_a_declined_capture_releases_the_hold_and_charges_under_a_new_key(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+) -> None:
+    ids = await sessions_with_holds(database, stripe, ["50"])
+    await gateway.fault("capture", "decline")
+    worker = make_worker(database, stripe)
+    await worker.run_once()
+    assert await payment_states(database) == {ids[0]: "retrying"}
+    await make_due(database)
+    await worker.run_once()
+    assert await payment_states(database) == {ids[0]: "captured"}
+    moved = (await gateway.movements_by_session())[ids[0]]
+    assert [(m["how"], m["amount"]) for m in moved] == [("charge", 1012)]
+    hold = await database.pool.fetchval("SELECT status FROM billing_holds")
+    assert hold == "released"
+    await assert_reconciled(database, gateway, ids)
+
+
+async def test_two_nodes_billing_the_same_sessions_capture_each_once(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+) -> None:
+    ids = await sessions_with_holds(database, stripe, ["50", "", "5"] * 4)
+    first, second = make_worker(database, stripe), make_worker(database, stripe)
+    for _ in range(3):
+        await asyncio.gather(first.run_once(), second.run_once())
+    assert await payment_states(database) == dict.fromkeys(ids, "captured")
+    await assert_reconciled(database, gateway, ids)
