@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairwatt.commands.stations_ops",
     "fairwatt.commands.operators",
     "fairwatt.commands.demo",
+    "fairwatt.commands.pki",
 )
 
 Handler = Callable[[argparse.Namespace], int]
