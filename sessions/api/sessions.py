@@ -208,14 +208,15 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
 
     async def check_startable(driver_id: str, charger_id: str, evse_id: int, payment_method_id: str) -> None:
         driver = await csms.database.pool.fetchrow(
-            "SELECT blocked FROM drivers WHERE driver_id = $1", driver_id
+            """SELECT d.blocked, EXISTS (SELECT 1 FROM payment_methods p WHERE p.payment_method_id = $2
+                                            AND p.driver_id = d.driver_id) AS pays
+               FROM drivers d WHERE d.driver_id = $1""",
+            driver_id,
+            payment_method_id,
         )
         if driver is None or driver["blocked"]:
             raise forbidden("this driver may not start sessions")
-        owner = await csms.database.pool.fetchval(
-            "SELECT driver_id FROM payment_methods WHERE payment_method_id = $1", payment_method_id
-        )
-        if owner != driver_id:
+        if not driver["pays"]:
             raise not_found(f"payment method {payment_method_id!r} is not one of yours")
         charger = await csms.chargers.get(charger_id)
         if charger is None:
