@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairwatt.commands.sessions_ops",
     "fairwatt.commands.stations_ops",
     "fairwatt.commands.operators",
+    "fairwatt.commands.drivers",
     "fairwatt.commands.demo",
     "fairwatt.commands.pki",
 )
