@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairwatt.commands.drivers",
     "fairwatt.commands.demo",
     "fairwatt.commands.pki",
+    "fairwatt.commands.dr",
 )
 
 Handler = Callable[[argparse.Namespace], int]
