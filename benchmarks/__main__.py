@@ -16,12 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     sweep = importlib.import_module("benchmarks.sweep")
     synthetic = importlib.import_module("benchmarks.synthetic")
     csms_load = importlib.import_module("benchmarks.csms_load")
+    pnc_authorize = importlib.import_module("benchmarks.pnc_authorize")
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     sweep.add_arguments(commands.add_parser("acn", help="cap sweep on the Caltech March 2019 sessions"))
     synthetic.add_arguments(commands.add_parser("synthetic", help="synthetic dense days, a few caps"))
     micro.add_arguments(commands.add_parser("micro", help="per-call solve time, cost and fairness"))
     csms_load.add_arguments(commands.add_parser("csms-load", help="one CSMS under simulated chargers"))
+    pnc_authorize.add_arguments(
+        commands.add_parser("pnc-authorize", help="Plug & Charge Authorize latency, warm and cold OCSP cache")
+    )
     args = parser.parse_args(argv)
     if args.command == "acn":
         sweep.main(args)
@@ -29,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         synthetic.main(args)
     elif args.command == "csms-load":
         csms_load.main(args)
+    elif args.command == "pnc-authorize":
+        pnc_authorize.main(args)
     else:
         micro.main(args)
     return 0

@@ -85,7 +85,9 @@ def install(
             raise KeyStoreError(f"sub-CA {sub.subject.rfc4514_string()} is not signed by a contract root")
     runtime = PkiRuntime(
         settings=settings,
-        plug_and_charge=PlugAndCharge(verifier, revocation, inventory),
+        plug_and_charge=PlugAndCharge(
+            verifier, revocation, inventory, cache_ttl_s=settings.revocation.cache_ttl_s
+        ),
         signer=CertificateSigner(
             authorities,
             inventory,

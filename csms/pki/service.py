@@ -19,6 +19,7 @@ from csms.pki.certs import OcspId, to_pem
 from csms.pki.errors import CsrRefusedError, PkiError, RevocationUnavailableError
 from csms.pki.inventory import CertificateInventory
 from csms.pki.keystore import CertificateAuthority
+from csms.pki.revocation import TtlCache
 from csms.pki.signing import CertificateUse, check_csr, issue_certificate
 from csms.pki.verify import CertificateStatus, ContractVerdict, ContractVerifier, RevocationStatus
 
@@ -38,6 +39,8 @@ class HashRevocationChecker(Protocol):
 
     async def relay(self, request_id: OcspId) -> bytes: ...
 
+    def forget(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ContractDecision:
@@ -52,11 +55,31 @@ class PlugAndCharge:
     """Authorize with a contract certificate (or its OCSP hash data), then the eMAID's contract."""
 
     def __init__(
-        self, verifier: ContractVerifier, revocation: HashRevocationChecker, inventory: CertificateInventory
+        self,
+        verifier: ContractVerifier,
+        revocation: HashRevocationChecker,
+        inventory: CertificateInventory,
+        *,
+        cache_ttl_s: float,
     ) -> None:
         self._verifier = verifier
         self._revocation = revocation
         self._inventory = inventory
+        self._cache_ttl_s = cache_ttl_s
+        self._cancelled: TtlCache[str, bool] = TtlCache()
+        """eMAID -> cancelled by the operator, believed as long as OCSP answers are."""
+
+    def forget(self) -> None:
+        """Drop every cached revocation answer (OCSP, CRL and the operator's cancellations)."""
+        self._cancelled.clear()
+        self._revocation.forget()
+
+    async def _contract_cancelled(self, emaid: str) -> bool:
+        cancelled = self._cancelled.get(emaid)
+        if cancelled is None:
+            cancelled = await self._inventory.contract_revoked(emaid)
+            self._cancelled.put(emaid, cancelled, self._cache_ttl_s)
+        return cancelled
 
     async def authorize(
         self,
@@ -68,7 +91,7 @@ class PlugAndCharge:
         authorize_token: TokenAuthorizer,
     ) -> ContractDecision:
         """Verify the certificate, then ask ``authorize_token`` (the app's Authorizer) for the eMAID."""
-        if await self._inventory.contract_revoked(token.value):
+        if await self._contract_cancelled(token.value):
             verdict = ContractVerdict(
                 CertificateStatus.CONTRACT_CANCELLED, "the operator cancelled the contract"
             )
