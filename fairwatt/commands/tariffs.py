@@ -1,6 +1,8 @@
-"""``fairwatt tariffs``: check an OCPI 2.2.1 tariff before publishing it.
+"""``fairwatt tariffs``: check an OCPI 2.2.1 tariff before publishing it, publish it, show it.
 
     fairwatt tariffs price --tariff tariff.json --session session.json [--time-zone Europe/Berlin]
+    fairwatt tariffs set --file tariff.json [--station S ...] [--charger C ...]   # running server
+    fairwatt tariffs show [TARIFF_ID]                                            # running server
 
 Prices a session given as OCPI charging periods (a bare session object, an OCPI CDR, or a
 case file with ``session``/``tariff``/``time_zone`` keys) and prints the OCPI CDR totals as
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fairwatt.commands.tariff_ops import register_operations
 from fairwatt.errors import FairwattError
 from tariffs.engine import price_session
 from tariffs.errors import TariffError
@@ -50,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     price.add_argument("--time-zone", metavar="ZONE", help="IANA zone of the location, e.g. Europe/Berlin")
     price.set_defaults(handler=run)
+    register_operations(actions)
 
 
 def _read_json(path: Path) -> Any:

@@ -4,7 +4,8 @@
 * Stations the smart-charging loop plans on this server: new prices, peak events and base load
   take effect at once (the loop re-solves and sends the changed profiles). The limit tree, the
   EVSEs and the solver policy are fixed when the loop starts: such a change is stored, reported
-  as ``restart_needed`` and planned with after the next start of ``fairwatt serve``.
+  as ``restart_needed`` (when it differs from what the loop plans) and planned with after the
+  next start of ``fairwatt serve``.
 * Local authorisation lists: a full list with its new version is sent to every listed charger
   that is connected (a removed list is sent empty); chargers not connected are reported.
 """
@@ -21,17 +22,15 @@ from aiohttp import web
 from csms.commands import CommandBus
 from csms.commands.bus import LocalListEntry
 from csms.domain.events import AuthorizationStatus, IdToken
-from csms.smart_charging import SMART_CHARGING
-from fairwatt.commands.stations import refresh_site
+from csms.smart_charging import SMART_CHARGING, StationSetup
+from fairwatt.commands.stations import refresh_site, station_setup
+from fairwatt.config.model import StationConfig
 from fairwatt.config.network_model import Network
 from fairwatt.operator.common import result_json
 from fairwatt.operator.engine import ApplyOutcome, Change
 from sessions.tariff_store import TariffStore
 
 logger = logging.getLogger(__name__)
-
-FIXED_AT_START = ("limits", "evses", "grid_limit_kw", "phases", "policy")
-"""Station fields the running loop cannot take over: applied at the next start."""
 
 
 async def after_apply(
@@ -65,12 +64,25 @@ def _stations(app: web.Application, network: Network, changes: tuple[Change, ...
         if loop is None or station_id not in planned:
             report.append({"station": station_id, "effect": "stored; not planned by this server"})
             continue
-        refresh_site(loop, network.station(station_id).station, now)  # prices, caps, base load: re-solves
-        fixed = [name for name in change.fields if name in FIXED_AT_START]
-        effect = "re-solved" + (f"; restart_needed for {', '.join(fixed)}" if fixed else "")
+        config = network.station(station_id).station
+        refresh_site(loop, config, now)  # prices, caps, base load: re-solves
+        effect = "re-solved" + (
+            "" if _same_plant(loop.state(station_id).setup, config, now) else "; restart_needed"
+        )
         report.append({"station": station_id, "effect": effect})
         logger.info("station %s: network change applied (%s)", station_id, effect)
     return report
+
+
+def _same_plant(running: StationSetup, config: StationConfig, now: datetime) -> bool:
+    """Whether the loop already plans ``config``'s EVSEs, limit tree, grid limit and policy."""
+    wanted = station_setup(config, now)
+    return (
+        running.evses == wanted.evses
+        and running.site.root == wanted.site.root
+        and running.site.grid_limit_kw == wanted.site.grid_limit_kw
+        and running.policy == wanted.policy
+    )
 
 
 async def _local_lists(commands: CommandBus, outcome: ApplyOutcome) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from aiohttp import web
 
 from csms.metrics import install_metrics
 from csms.server import CSMS, CsmsRuntime, create_app
+from fairwatt.commands.stations import station_setup
+from fairwatt.config.network import load_network
 from fairwatt.operator import OperatorSettings, operator_api
 from fairwatt.operator.keys import mint_key
 from sessions.app import SESSIONS, SessionsRuntime, SessionsSettings, install
@@ -65,7 +68,11 @@ def network_files(text: str | None = None) -> dict[str, object]:
 @pytest_asyncio.fixture
 async def operator(database_dsn: str) -> AsyncIterator[RunningOperatorApi]:
     """The real CSMS + driver and operator APIs on 127.0.0.1 and a free port."""
-    app = create_app(make_settings(database_dsn))
+    network = load_network(EXAMPLE)  # its stations are planned by the smart-charging loop
+    now = datetime.now(UTC)
+    app = create_app(
+        make_settings(database_dsn), stations=[station_setup(s.station, now) for s in network.stations]
+    )
     runtime = install(
         app,
         SessionsSettings(token_secret=TOKEN_SECRET),
