@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fairwatt.errors import FairwattError
+from fairwatt.logs import configure_logging, wants_json
 
 COMMAND_MODULES: tuple[str, ...] = (
     "fairwatt.commands.simulate",
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fairwatt", description="Grid-aware smart charging for EV networks."
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument(
+        "--log-json", action="store_true", help="log one JSON object per line (also FAIRWATT_LOG_JSON=1)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -70,10 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     single_threaded_blas()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.WARNING - 10 * min(args.verbose, 2), json_lines=wants_json(args.log_json))
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
