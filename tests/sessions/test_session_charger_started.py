@@ -182,3 +182,68 @@ async def test_session_creation_is_rate_limited_per_driver(api: RunningApi) -> N
         assert (status, "in use" in busy["detail"]) == (409, True)
         for _, body in answers[:2]:
             await log.wait_for(lambda e, sid=body["session_id"]: e.session_id == sid)
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.completed: list[str] = []
+
+    async def session_completed(self, session_id: str) -> None:
+        self.completed.append(session_id)
+
+
+async def test_a_16_chargers_offline_transaction_is_completed_once_when_replayed(api: RunningApi) -> None:
+    log = event_log(api)
+    sink = CountingSink()
+    api.sessions.completion_sinks.append(sink)
+    await seed_driver(api, "mona", rfid="RFID-MONA")
+    await register_charger(api, "CP-M")
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    start_at = began.isoformat().replace("+00:00", "Z")
+    stop_at = (began + timedelta(minutes=45)).isoformat().replace("+00:00", "Z")
+    async with connected(Charger16, api.charger_url("CP-M"), "CP-M", "ocpp1.6") as charger:
+        await booted16(charger)
+        # queued while offline, sent on reconnect; the charger resends both, unsure they arrived
+        start_message = call16.StartTransaction(
+            connector_id=1, id_tag="RFID-MONA", meter_start=500, timestamp=start_at
+        )
+        first = await charger.call(start_message, suppress=False)
+        again = await charger.call(start_message, suppress=False)
+        assert again.transaction_id == first.transaction_id
+        stop_message = call16.StopTransaction(
+            meter_stop=9500, timestamp=stop_at, transaction_id=first.transaction_id
+        )
+        await charger.call(stop_message, suppress=False)
+        done = await log.wait_for(lambda e: e.kind == "state" and e.state is SessionState.COMPLETED)
+        await charger.call(stop_message, suppress=False)
+        await charger.call(start_message, suppress=False)
+        # a later transaction's completion orders the check: everything before it has been handled
+        later = await charger.call(
+            call16.StartTransaction(
+                connector_id=1, id_tag="RFID-MONA", meter_start=9500, timestamp=now_text()
+            ),
+            suppress=False,
+        )
+        await charger.call(
+            call16.StopTransaction(
+                meter_stop=9600, timestamp=now_text(), transaction_id=later.transaction_id
+            ),
+            suppress=False,
+        )
+        last = await log.wait_for(
+            lambda e: (
+                e.kind == "state" and e.state is SessionState.COMPLETED and e.session_id != done.session_id
+            )
+        )
+    await log.wait_for(lambda e: e.session_id == last.session_id)
+    assert (done.data["energy_kwh"], done.data["elapsed_s"]) == (9.0, 45 * 60)
+    rows = await api.csms.database.pool.fetch(
+        "SELECT session_id, driver_id, started_at, ended_at FROM charging_sessions WHERE charger_id = 'CP-M'"
+    )
+    assert len(rows) == 2
+    assert {r["driver_id"] for r in rows} == {"mona"}
+    completions = [
+        e.session_id for e in log.events if e.kind == "state" and e.state is SessionState.COMPLETED
+    ]
+    assert sorted(completions) == sorted([done.session_id, last.session_id])
+    assert sorted(sink.completed) == sorted(completions)

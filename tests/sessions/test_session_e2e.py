@@ -108,6 +108,12 @@ async def test_start_watch_stop_on_a_16_charger(api: RunningApi) -> None:
             active = await sse.until("state")
             assert active.data["state"] == "ACTIVE"
 
+            await charger.call(
+                call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"),
+                suppress=False,
+            )
+            status_event = await sse.until("progress")
+            assert status_event.data["charger_status"] == "Charging"
             await charger.call(meter_values_16(answer.transaction_id, 3500, 7000), suppress=False)
             progress = await sse.until("progress")
             assert (progress.data["energy_kwh"], progress.data["power_kw"]) == (2.5, 7.0)
