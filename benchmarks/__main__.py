@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = importlib.import_module("benchmarks.synthetic")
     csms_load = importlib.import_module("benchmarks.csms_load")
     pnc_authorize = importlib.import_module("benchmarks.pnc_authorize")
+    dr_fanout = importlib.import_module("benchmarks.dr_fanout")
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     sweep.add_arguments(commands.add_parser("acn", help="cap sweep on the Caltech March 2019 sessions"))
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     pnc_authorize.add_arguments(
         commands.add_parser("pnc-authorize", help="Plug & Charge Authorize latency, warm and cold OCSP cache")
     )
+    dr_fanout.add_arguments(commands.add_parser("dr-fanout", help="one DR event to every station's chargers"))
     args = parser.parse_args(argv)
     if args.command == "acn":
         sweep.main(args)
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         csms_load.main(args)
     elif args.command == "pnc-authorize":
         pnc_authorize.main(args)
+    elif args.command == "dr-fanout":
+        dr_fanout.main(args)
     else:
         micro.main(args)
     return 0

@@ -67,10 +67,12 @@ def install(
     stations: Sequence[StationSetup],
     clock: Clock = utc_now,
     ven_retry_s: float = 10.0,
+    start_vens: bool = True,
 ) -> DemandResponseRuntime:
     """Add demand response for ``programs`` over ``stations`` (the loop's) to the CSMS ``app``.
 
-    Every station can take manual events; a program's stations must be among ``stations``.
+    Every station can take manual events; a program's stations must be among ``stations``. With
+    ``start_vens=False`` the VENs are built but not run (the benchmark feeds them distributions).
     """
     if SMART_CHARGING not in app:
         raise DemandResponseError(
@@ -98,7 +100,8 @@ def install(
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await enforcer.restore()
         tasks = [csms.tasks.start(enforcer.run(), "dr-enforcer")]
-        tasks += [csms.tasks.start(ven.run(), f"dr-ven-{name}") for name, ven in runtime.vens.items()]
+        if start_vens:
+            tasks += [csms.tasks.start(ven.run(), f"dr-ven-{name}") for name, ven in runtime.vens.items()]
         try:
             yield
         finally:
