@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from cryptography import x509
@@ -47,6 +48,11 @@ class RevocationSettings:
     ocsp_timeout_s: float = 3.0
     crl_timeout_s: float = 5.0
     crl_max_bytes: int = 10_000_000
+    ocsp_max_bytes: int = 65_536
+    relay_hosts: tuple[str, ...] = ()
+    """Hosts a charger may have us relay OCSP requests to (GetCertificateStatus, Authorize with hash
+    data: the URL comes from the charger). Empty: any http(s) URL, so the CSMS can be made to POST to
+    any host it reaches; set it to the MO and V2G responders' hosts in production."""
 
 
 class TtlCache(Generic[K, V]):
@@ -130,6 +136,18 @@ def _ocsp_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.
         if ExtendedKeyUsageOID.OCSP_SIGNING in usage:
             return responder
     return issuer
+
+
+async def _read_capped(answer: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:
+    """The whole body of ``answer``; :class:`RevocationUnavailableError` beyond ``max_bytes``."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in answer.content.iter_chunked(65_536):
+        total += len(chunk)
+        if total > max_bytes:
+            raise RevocationUnavailableError(f"the answer of {url} is larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class NetworkRevocationChecker:
@@ -217,7 +235,7 @@ class NetworkRevocationChecker:
             ) as answer:
                 if answer.status != 200:
                     raise RevocationUnavailableError(f"OCSP responder {url} answered HTTP {answer.status}")
-                return await answer.read()
+                return await _read_capped(answer, self._settings.ocsp_max_bytes, url)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RevocationUnavailableError(f"OCSP responder {url} unreachable: {exc!r}") from exc
 
@@ -249,13 +267,9 @@ class NetworkRevocationChecker:
                     raise RevocationUnavailableError(
                         f"CRL distribution point {url} answered HTTP {answer.status}"
                     )
-                body = await answer.content.read(self._settings.crl_max_bytes + 1)
+                body = await _read_capped(answer, self._settings.crl_max_bytes, url)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RevocationUnavailableError(f"CRL distribution point {url} unreachable: {exc!r}") from exc
-        if len(body) > self._settings.crl_max_bytes:
-            raise RevocationUnavailableError(
-                f"the CRL at {url} is larger than {self._settings.crl_max_bytes} bytes"
-            )
         try:
             return (
                 x509.load_der_x509_crl(body)
@@ -275,6 +289,9 @@ class NetworkRevocationChecker:
             return cached
         if request_id.responder_url is None:
             raise RevocationUnavailableError("no responder URL")
+        host = urlsplit(request_id.responder_url).hostname
+        if self._settings.relay_hosts and host not in self._settings.relay_hosts:
+            raise RevocationUnavailableError(f"responder host {host!r} is not one we relay to")
         try:
             request = (
                 ocsp.OCSPRequestBuilder()

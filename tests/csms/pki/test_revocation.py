@@ -10,6 +10,7 @@ import pytest_asyncio
 from cryptography.x509 import ocsp
 
 from csms.pki.certs import OcspId, ocsp_id
+from csms.pki.errors import RevocationUnavailableError
 from csms.pki.revocation import NetworkRevocationChecker, RevocationSettings
 from csms.pki.verify import RevocationStatus
 from tests.csms.pki.factory import Pki, key
@@ -105,3 +106,27 @@ async def test_relay_returns_the_responders_answer_for_hash_data(
     assert await checker.status_by_id(wire, pki.mo_sub.certificate) is RevocationStatus.REVOKED
     assert pki.responder.ocsp_requests == 1  # the relayed answer is cached
     assert base64.b64encode(await checker.relay(wire))
+
+
+async def test_relay_only_to_allowed_hosts(pki: Pki) -> None:
+    leaf, _ = pki.contract("DE-FWT-C00000007-1")
+    request_id = ocsp_id(leaf, pki.mo_sub.certificate)
+    checker = NetworkRevocationChecker(RevocationSettings(relay_hosts=("ocsp.mo.example",)))
+    await checker.open()
+    try:
+        with pytest.raises(RevocationUnavailableError, match="not one we relay to"):
+            await checker.relay(request_id)
+        assert pki.responder.ocsp_requests == 0
+    finally:
+        await checker.close()
+
+
+async def test_an_oversized_answer_is_not_read(pki: Pki) -> None:
+    leaf, _ = pki.contract("DE-FWT-C00000008-1")
+    checker = NetworkRevocationChecker(RevocationSettings(ocsp_max_bytes=100, crl_max_bytes=100))
+    await checker.open()
+    try:
+        assert await checker.status(leaf, pki.mo_sub.certificate) is RevocationStatus.UNAVAILABLE
+        assert (pki.responder.ocsp_requests, pki.responder.crl_requests) == (1, 1)
+    finally:
+        await checker.close()
