@@ -1,5 +1,6 @@
-"""``python -m benchmarks {acn,synthetic,micro,csms-load}``: fairwatt against acnportal and the offline bound,
-and the central system under the load of many simulated chargers."""
+"""``python -m benchmarks {acn,synthetic,micro,csms-load,nearby,pnc-authorize,dr-fanout}``: fairwatt against
+acnportal and the offline bound, the central system under the load of many simulated chargers, nearby search
+against PostGIS, and one demand-response event fanned out to every station's chargers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep = importlib.import_module("benchmarks.sweep")
     synthetic = importlib.import_module("benchmarks.synthetic")
     csms_load = importlib.import_module("benchmarks.csms_load")
+    billing = importlib.import_module("benchmarks.billing")
+    nearby = importlib.import_module("benchmarks.nearby")
     pnc_authorize = importlib.import_module("benchmarks.pnc_authorize")
     dr_fanout = importlib.import_module("benchmarks.dr_fanout")
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -24,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     synthetic.add_arguments(commands.add_parser("synthetic", help="synthetic dense days, a few caps"))
     micro.add_arguments(commands.add_parser("micro", help="per-call solve time, cost and fairness"))
     csms_load.add_arguments(commands.add_parser("csms-load", help="one CSMS under simulated chargers"))
+    billing.add_arguments(commands.add_parser("billing", help="rate 100,000 completed sessions, reconcile"))
+    nearby.add_arguments(commands.add_parser("nearby", help="nearby search: our index against PostGIS"))
     pnc_authorize.add_arguments(
         commands.add_parser("pnc-authorize", help="Plug & Charge Authorize latency, warm and cold OCSP cache")
     )
@@ -35,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         synthetic.main(args)
     elif args.command == "csms-load":
         csms_load.main(args)
+    elif args.command == "billing":
+        billing.main(args)
+    elif args.command == "nearby":
+        nearby.main(args)
     elif args.command == "pnc-authorize":
         pnc_authorize.main(args)
     elif args.command == "dr-fanout":

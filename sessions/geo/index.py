@@ -16,7 +16,7 @@ status and reservations are small mutable arrays beside the geometry.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +28,8 @@ from sessions.geo.vocabulary import Availability
 EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius (IUGG) [km]."""
 
-_BLOCKING = np.array([Availability.UNAVAILABLE, Availability.FAULTED], dtype=np.int8)
-_FREE = np.array([Availability.UNKNOWN, Availability.AVAILABLE], dtype=np.int8)
+_AVAILABILITY = tuple(Availability)
+_UNKNOWN, _AVAILABLE, _OCCUPIED, _RESERVED, _UNAVAILABLE, _FAULTED = (np.int8(a) for a in Availability)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -220,13 +220,13 @@ class _Block:
 
     def availability(self, rows: IntArray, owners_slots: IntArray) -> npt.NDArray[np.int8]:
         """Effective availability of connector ``rows`` whose chargers are ``owners_slots``."""
-        status = self.conn_status[rows].copy()
-        reserved = self.conn_reserved[rows] & np.isin(status, _FREE)
-        status[reserved] = Availability.RESERVED
+        status = self.conn_status[rows]
+        free = (status == _UNKNOWN) | (status == _AVAILABLE)
+        status = np.where(self.conn_reserved[rows] & free, _RESERVED, status)
         whole = self.charger_status[owners_slots]
-        down = np.isin(whole, _BLOCKING)
-        status[down] = whole[down]
-        return status
+        down = (whole == _UNAVAILABLE) | (whole == _FAULTED)
+        result: npt.NDArray[np.int8] = np.where(down, whole, status)
+        return result
 
     def find_connector(self, slot: int, evse_id: int, connector_id: int | None) -> IntArray:
         rows = np.arange(self.conn_start[slot], self.conn_start[slot + 1], dtype=np.intp)
@@ -258,7 +258,9 @@ class NearbyIndex:
         self._base = _Block.of(SiteColumns())
         self._extra = _Block.of(SiteColumns())
         self._extra_sites: dict[str, ChargerSite] = {}
-        self._where: dict[str, tuple[_Block, int]] = {}
+        self._where: dict[str, int] = {}
+        """Charger id -> slot in the base block (>= 0) or ``-1 - slot`` in the small block: plain
+        ints, so the garbage collector has no half a million tuples to walk."""
         self._status: dict[tuple[str, int, int], Availability] = {}
         """Statuses heard for chargers not (yet) in the index, applied when they appear."""
         self._reserved: dict[tuple[str, int], int] = {}
@@ -297,24 +299,44 @@ class NearbyIndex:
 
     def install(self, prepared: Prepared) -> None:
         """Make a block built by :meth:`prepare` the whole index (live statuses carried over)."""
-        previous = self._where
+        previous = self._finder()
         self._where = {}
-        self._adopt(prepared.block, carry_from=previous)
         self._base = prepared.block
         self._extra = _Block.of(SiteColumns())
         self._extra_sites = {}
+        self._adopt(prepared.block, previous, in_base=True)
 
-    def _adopt(self, block: _Block, carry_from: dict[str, tuple[_Block, int]]) -> None:
+    def _finder(self) -> Callable[[str], tuple[_Block, int] | None]:
+        """Where a charger is now (for carrying its statuses after the blocks change)."""
+        where, base, extra = self._where, self._base, self._extra
+
+        def find(charger_id: str) -> tuple[_Block, int] | None:
+            code = where.get(charger_id)
+            if code is None:
+                return None
+            return (base, code) if code >= 0 else (extra, -1 - code)
+
+        return find
+
+    def _find(self, charger_id: str) -> tuple[_Block, int] | None:
+        code = self._where.get(charger_id)
+        if code is None:
+            return None
+        return (self._base, code) if code >= 0 else (self._extra, -1 - code)
+
+    def _adopt(
+        self, block: _Block, find_old: Callable[[str], tuple[_Block, int] | None], *, in_base: bool
+    ) -> None:
         """Index ``block``'s chargers by id, carrying statuses over from where they were."""
         positions = {charger_id: slot for slot, charger_id in enumerate(block.charger_ids)}
         moves: dict[int, tuple[_Block, list[int], list[int]]] = {}
         for charger_id, slot in positions.items():
-            old = carry_from.get(charger_id)
+            old = find_old(charger_id)
             if old is not None:
                 entry = moves.setdefault(id(old[0]), (old[0], [], []))
                 entry[1].append(old[1])
                 entry[2].append(slot)
-            self._where[charger_id] = (block, slot)
+            self._where[charger_id] = slot if in_base else -1 - slot
         for old_block, old_slots, new_slots in moves.values():
             _carry(old_block, np.array(old_slots, dtype=np.intp), block, np.array(new_slots, dtype=np.intp))
         for key in [key for key in self._status if key[0] in positions]:
@@ -334,9 +356,9 @@ class NearbyIndex:
         """Forget a charger that left the registry (or lost its position)."""
         if self._extra_sites.pop(charger_id, None) is not None:
             self._rebuild_extra(charger_id)
-        found = self._where.pop(charger_id, None)
-        if found is not None and found[0] is self._base:
-            self._tombstone(found[0], found[1])
+        code = self._where.pop(charger_id, None)
+        if code is not None and code >= 0:
+            self._tombstone(self._base, code)
 
     def _tombstone(self, block: _Block, slot: int) -> None:
         if block.alive[slot]:
@@ -344,20 +366,20 @@ class NearbyIndex:
             block.dead += 1
 
     def _rebuild_extra(self, changed: str) -> None:
-        previous = {
-            charger_id: self._where[charger_id]
-            for charger_id in (*self._extra.charger_ids, changed)
-            if charger_id in self._where
-        }
-        found = self._where.get(changed)
-        if found is not None and found[0] is self._base:
-            self._tombstone(found[0], found[1])
+        previous: dict[str, tuple[_Block, int]] = {}
+        for charger_id in (*self._extra.charger_ids, changed):
+            found = self._find(charger_id)
+            if found is not None:
+                previous[charger_id] = found
+        code = self._where.get(changed)
+        if code is not None and code >= 0:
+            self._tombstone(self._base, code)
         for charger_id in self._extra.charger_ids:
             self._where.pop(charger_id, None)
         self._where.pop(changed, None)
         block = _Block.of(self.columns(self._extra_sites.values()))
-        self._adopt(block, carry_from=previous)
         self._extra = block
+        self._adopt(block, previous.get, in_base=False)
 
     @property
     def pending_changes(self) -> int:
@@ -398,7 +420,7 @@ class NearbyIndex:
 
     def set_status(self, charger_id: str, evse_id: int, connector_id: int, status: Availability) -> None:
         """A connector's reported status; ``evse_id`` 0 is the whole charger (1.6 connector 0)."""
-        found = self._where.get(charger_id)
+        found = self._find(charger_id)
         if found is None:
             key = (charger_id, evse_id, connector_id if evse_id else 0)
             self._status[key] = status
@@ -420,7 +442,7 @@ class NearbyIndex:
             self._reserved[key] = count
         else:
             self._reserved.pop(key, None)
-        found = self._where.get(charger_id)
+        found = self._find(charger_id)
         if found is not None:
             block, slot = found
             block.conn_reserved[block.find_connector(slot, evse_id, None)] = count > 0
@@ -440,7 +462,8 @@ class NearbyIndex:
             type_code = self._types.codes.get(query.connector_type, -1)
             if type_code < 0:
                 return []
-        point = unit_vectors(np.array([query.latitude_deg]), np.array([query.longitude_deg]))[0]
+        lat, lng = math.radians(query.latitude_deg), math.radians(query.longitude_deg)
+        point = np.array((math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat)))
         found: list[tuple[_Block, IntArray, FloatArray]] = []
         for block in (self._base, self._extra):
             if block.tree is None:
@@ -454,12 +477,19 @@ class NearbyIndex:
                     slots, distances = slots[nearest], distances[nearest]
             found.append((block, slots, distances))
         ranked = [
-            (float(d), block, int(s))
-            for block, slots, dists in found
-            for s, d in zip(slots, dists, strict=True)
+            (distance, block.charger_ids[slot], slot, position)
+            for position, (block, slots, distances) in enumerate(found)
+            for slot, distance in zip(slots.tolist(), distances.tolist(), strict=True)
         ]
-        ranked.sort(key=lambda entry: (entry[0], entry[1].charger_ids[entry[2]]))
-        return [self._view(block, slot, distance) for distance, block, slot in ranked[: query.limit]]
+        ranked.sort()
+        chosen = ranked[: query.limit]
+        views: dict[tuple[int, int], NearbyCharger] = {}
+        for position, (block, _, _) in enumerate(found):
+            picked = [(slot, distance) for distance, _, slot, where in chosen if where == position]
+            if picked:
+                for slot, view in zip((p[0] for p in picked), self._views(block, picked), strict=True):
+                    views[(position, slot)] = view
+        return [views[(position, slot)] for _, _, slot, position in chosen]
 
     def _candidates(
         self, block: _Block, point: FloatArray, query: NearbyQuery
@@ -503,30 +533,46 @@ class NearbyIndex:
             ok &= block.availability(rows, slots[owners]) == Availability.AVAILABLE
         return np.bincount(owners[ok], minlength=len(slots)) > 0
 
-    def _view(self, block: _Block, slot: int, distance_km: float) -> NearbyCharger:
-        slots = np.array([slot], dtype=np.intp)
-        _, rows = block.connector_rows(slots)
-        availability = block.availability(rows, np.repeat(slots, len(rows)))
-        connectors = tuple(
-            ConnectorView(
-                evse_id=int(block.evse_ids[row]),
-                connector_id=int(block.connector_ids[row]),
-                connector_type=self._types.names[int(block.types[row])],
-                max_power_kw=None if math.isnan(power := float(block.powers_kw[row])) else power,
-                availability=Availability(int(status)),
+    def _views(self, block: _Block, picked: Sequence[tuple[int, float]]) -> list[NearbyCharger]:
+        """The chargers at ``picked`` (slot, distance) of ``block``, read in one pass."""
+        slots = np.array([slot for slot, _ in picked], dtype=np.intp)
+        owners, rows = block.connector_rows(slots)
+        availability = block.availability(rows, slots[owners]).tolist()
+        evse_ids = block.evse_ids[rows].tolist()
+        connector_ids = block.connector_ids[rows].tolist()
+        types = block.types[rows].tolist()
+        powers = block.powers_kw[rows].tolist()
+        connectors: list[list[ConnectorView]] = [[] for _ in picked]
+        type_names = self._types.names
+        for k, owner in enumerate(owners.tolist()):
+            power = powers[k]
+            connectors[owner].append(
+                ConnectorView(
+                    evse_id=evse_ids[k],
+                    connector_id=connector_ids[k],
+                    connector_type=type_names[types[k]],
+                    max_power_kw=None if math.isnan(power) else power,
+                    availability=_AVAILABILITY[availability[k]],
+                )
             )
-            for row, status in zip(rows, availability, strict=True)
-        )
-        return NearbyCharger(
-            charger_id=block.charger_ids[slot],
-            latitude_deg=float(block.latitude_deg[slot]),
-            longitude_deg=float(block.longitude_deg[slot]),
-            distance_km=distance_km,
-            station_id=self._stations.names[int(block.station[slot])],
-            tariff_id=self._tariffs.names[int(block.tariff[slot])],
-            time_zone=self._zones.names[int(block.zone[slot])] or "UTC",
-            connectors=connectors,
-        )
+        latitudes = block.latitude_deg[slots].tolist()
+        longitudes = block.longitude_deg[slots].tolist()
+        stations = block.station[slots].tolist()
+        tariffs = block.tariff[slots].tolist()
+        zones = block.zone[slots].tolist()
+        return [
+            NearbyCharger(
+                charger_id=block.charger_ids[slot],
+                latitude_deg=latitudes[k],
+                longitude_deg=longitudes[k],
+                distance_km=distance,
+                station_id=self._stations.names[stations[k]],
+                tariff_id=self._tariffs.names[tariffs[k]],
+                time_zone=self._zones.names[zones[k]] or "UTC",
+                connectors=tuple(connectors[k]),
+            )
+            for k, (slot, distance) in enumerate(picked)
+        ]
 
 
 def _carry(old: _Block, old_slots: IntArray, new: _Block, new_slots: IntArray) -> None:
