@@ -141,6 +141,17 @@ class Rater:
             rows = await connection.fetch(_CLAIM, limit)
             if not rows:
                 return 0
+            # A session another worker rated and committed while this claim was scanning passes the
+            # NOT EXISTS of the claim's older snapshot and is locked once that worker is done; the
+            # lock is ours now, so a fresh statement sees that rating: drop those sessions.
+            done = await connection.fetch(
+                """SELECT session_id::text AS session_id FROM billing_ratings
+                   WHERE session_id = ANY($1::uuid[])""",
+                [uuid.UUID(row["session_id"]) for row in rows],
+            )
+            if done:
+                rated_elsewhere = {row["session_id"] for row in done}
+                rows = [row for row in rows if row["session_id"] not in rated_elsewhere]
             samples = await register_readings(connection, rows)
             cache: dict[str, tuple[TariffVersions, str] | None] = {}
             rated: list[Rated] = []

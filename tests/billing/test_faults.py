@@ -15,8 +15,10 @@ import pytest_asyncio
 from billing.gateway import from_minor
 from billing.holds import GatewayHolds
 from billing.queries import debts, reconcile
+from billing.rater import Rater
 from billing.stripe import StripeGateway
 from csms.storage.database import Database
+from sessions.tariff_store import TariffStore
 from tests.billing.conftest import GatewayProcess
 from tests.billing.helpers import (
     START,
@@ -250,3 +252,37 @@ async def test_two_nodes_billing_the_same_sessions_capture_each_once(
         await asyncio.gather(first.run_once(), second.run_once())
     assert await payment_states(database) == dict.fromkeys(ids, "captured")
     await assert_reconciled(database, gateway, ids)
+
+
+async def test_raters_on_several_nodes_rate_each_session_once(database: Database) -> None:
+    """Claims race (a batch committed while another claim scans): each session is still rated once."""
+    await seed_charger(database, "CP-N")
+    await seed_driver(database, "ivan")
+    rows = [
+        (
+            uuid.uuid4(),
+            "ivan",
+            "CP-N",
+            START + timedelta(minutes=90 * i),
+            START + timedelta(minutes=90 * i + 60),
+        )
+        for i in range(240)
+    ]
+    await database.pool.executemany(
+        """INSERT INTO charging_sessions (session_id, driver_id, charger_id, evse_id, state, origin,
+               time_zone, meter_start_wh, meter_stop_wh, started_at, ended_at)
+           VALUES ($1, $2, $3, 1, 'COMPLETED', 'rfid', 'Europe/Berlin', 0, 12000, $4, $5)""",
+        rows,
+    )
+    raters = [Rater(database, TariffStore(database)) for _ in range(4)]
+
+    async def drain(rater: Rater) -> int:
+        total = 0
+        while (rated := await rater.rate_batch(7)) > 0:
+            total += rated
+        return total
+
+    counts = await asyncio.gather(*(drain(r) for r in raters))
+    assert sum(counts) == 240
+    assert await database.pool.fetchval("SELECT count(*) FROM billing_ledger WHERE kind = 'charge'") == 240
+    assert (await reconcile(database)).balanced
