@@ -77,6 +77,9 @@ def register(subparsers: Sub) -> None:
     logs.add_argument("--follow", action="store_true", help="keep printing new messages (Ctrl-C to stop)")
     logs.add_argument("--interval", type=float, default=1.0, help="seconds between polls with --follow")
     logs.add_argument("--limit", type=int, default=200)
+    logs.add_argument(
+        "--polls", type=int, metavar="N", help="with --follow: stop after N polls (default: never)"
+    )
     firmware = actions.add_parser("firmware", help="firmware updates")
     firmware_actions = firmware.add_subparsers(dest="firmware_command", metavar="ACTION", required=True)
     update = action(
@@ -193,7 +196,9 @@ def _logs(args: argparse.Namespace) -> int:
     operator = client(args)
     after_id = 0
     since = args.since
+    polls = 0
     while True:
+        polls += 1
         document = operator.get(
             _path(args.charger, "/logs"), {"since": since, "after_id": after_id, "limit": args.limit}
         )
@@ -201,7 +206,7 @@ def _logs(args: argparse.Namespace) -> int:
         emit(args, document, lambda d: _print_messages(d["messages"]))
         if messages:
             after_id = messages[-1]["id"]
-        if not args.follow:
+        if not args.follow or (args.polls is not None and polls >= args.polls):
             return 0
         if len(messages) < args.limit:
             time.sleep(args.interval)

@@ -16,7 +16,7 @@ Layout (see ``examples/network.yaml`` and the JSON Schema ``fairwatt/data/networ
             connection, voltage_v, max_current_a, min_current_a, rate_unit, step   # connector defaults
             connectors: [{id, evse, type, max_power_kw, connection, voltage_v, max_current_a, ...}]
     local_lists: [{id, chargers: [...], stations: [...], entries: [{id_token, type, status}]}]
-    demand_response: {...}        # programmes, checked by the demand-response package
+    demand_response: {programs: [...]}   # checked by demand_response.config.parse_programs
 
 A connector's EVSE id (what the limit tree lists) is ``evse`` when given, else the charger id for
 a charger with one connector, else ``CHARGER-N``. Errors are collected per entry (a station, a
@@ -27,17 +27,16 @@ unknown tariff), so one run reports them all, each as ``file:line:column: field:
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from demand_response.config import Program, parse_programs
+from demand_response.errors import ProgramConfigError
 from fairwatt.config.errors import ConfigError
 from fairwatt.config.model import EvsePlace, LimitNode, PriceSchedule, StationConfig
 from fairwatt.config.network_model import (
@@ -69,7 +68,6 @@ from optimizer.types import Connection, Evse, Policy, RateUnit
 from tariffs.errors import TariffParseError
 from tariffs.ocpi import parse_tariff
 
-logger = logging.getLogger(__name__)
 
 _TOP_KEYS = (
     "version",
@@ -259,10 +257,11 @@ def _finish(out: _Collected) -> Network:
     for entry, fields in out.lists:
         out.attempt(lambda e=entry, f=fields: lists.append(_local_list(e, f, out)))  # type: ignore[misc]
     demand_response_json = None
+    programs: tuple[Program, ...] = ()
     if len(out.demand_response) > 1:
         out.errors.append(out.demand_response[1].error("'demand_response' is given in two files"))
     elif out.demand_response:
-        demand_response_json = _demand_response(out.demand_response[0], out)
+        programs, demand_response_json = _demand_response(out.demand_response[0], out)
     if out.errors:
         out.errors.sort(key=lambda e: (e.file, e.line or 0, e.column or 0))
         raise NetworkConfigError(out.errors)
@@ -273,6 +272,7 @@ def _finish(out: _Collected) -> Network:
         tariffs=tuple(t for t, _ in out.tariffs),
         local_lists=tuple(lists),
         demand_response_json=demand_response_json,
+        demand_response=programs,
         reservation_hold_s=out.hold_s if out.hold_s is not None else 900,
         sources=tuple(out.sources),
     )
@@ -643,23 +643,29 @@ def _local_list(entry: Cursor, fields: dict[str, Cursor], out: _Collected) -> Lo
     return LocalListConfig(list_id, tuple(dict.fromkeys(chargers)), tuple(entries))
 
 
-def _demand_response(cursor: Cursor, out: _Collected) -> str | None:
-    """The section as JSON, checked by ``demand_response.config.parse_programs`` when it exists."""
+def _demand_response(cursor: Cursor, out: _Collected) -> tuple[tuple[Program, ...], str | None]:
+    """The programmes (checked by :func:`demand_response.config.parse_programs`) and the section as JSON."""
     try:
-        module = importlib.import_module("demand_response.config")
-    except ModuleNotFoundError:
-        module = None
-    parse: Any = getattr(module, "parse_programs", None)
-    if parse is not None:
-        try:
-            parse(cursor)
-        except ConfigError as exc:
-            out.errors.append(exc)
-            return None
-    else:
-        logger.info("%s: demand_response section kept as given (no checker installed)", cursor.source)
+        programs = parse_programs(cursor.node, source=cursor.source, path=cursor.path)
+    except ProgramConfigError as exc:
+        out.errors.append(
+            ConfigError(exc.detail, file=exc.file, line=exc.line, column=exc.column, field=exc.field)
+        )
+        return (), None
+    listed = cursor_at(cursor, "programs") if cursor.is_mapping else cursor
+    for k, program in enumerate(programs):
+        entry = cursor_at(listed, f"[{k}]")
+        where = cursor_at(entry, "stations") if cursor_at(entry, "stations") is not entry else entry
+        for station_id in program.stations:
+            if station_id not in out.station_ids:
+                out.errors.append(
+                    where.error(
+                        f"program {program.name!r} controls unknown station {station_id!r}"
+                        f"{suggestion(station_id, out.station_ids)}"
+                    )
+                )
     try:
-        return json.dumps(to_json(cursor), sort_keys=True)
+        return programs, json.dumps(to_json(cursor), sort_keys=True)
     except ConfigError as exc:
         out.errors.append(exc)
-        return None
+        return (), None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from demand_response.config import Program
 from fairwatt.config.model import StationConfig
 from fairwatt.errors import FairwattError
 
@@ -238,7 +239,9 @@ class Network:
     tariffs: tuple[TariffConfig, ...] = ()
     local_lists: tuple[LocalListConfig, ...] = ()
     demand_response_json: str | None = None
-    """The ``demand_response`` section as JSON (checked by the demand-response package)."""
+    """The ``demand_response`` section as JSON (what diff compares and apply stores)."""
+    demand_response: tuple[Program, ...] = ()
+    """Its programmes, read by :func:`demand_response.config.parse_programs`."""
     reservation_hold_s: int = 900
     sources: tuple[str, ...] = ()
 

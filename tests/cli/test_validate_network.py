@@ -208,3 +208,21 @@ def test_a_charger_holds_one_local_list() -> None:
     assert [line for line, _ in errors] == [line_of(text, "{id: b,"), line_of(text, "{id: c,")]
     assert "charger 'c1' is already on local list 'a'" in errors[0][1]
     assert "unknown charger 'c11' (did you mean 'c1'?)" in errors[1][1]
+
+
+def test_demand_response_programs_are_checked_by_their_package() -> None:
+    program = (
+        "demand_response:\n"
+        "  programs:\n"
+        "    - {name: peak, vtn_url: 'http://vtn.example/OpenADR2/Simple/2.0b', ven_name: v1, stations: [s22]}\n"
+    )
+    text = BASE + program
+    [(line, message)] = errors_of(text)
+    assert line == line_of(text, "stations: [s22]")
+    assert "program 'peak' controls unknown station 's22' (did you mean 's2'?)" in message
+    network = parse_network({"net.yaml": BASE + program.replace("[s22]", "[s2]")})
+    assert [p.name for p in network.demand_response] == ["peak"]
+    assert network.demand_response[0].stations == ("s2",)
+    broken = BASE + program.replace("ven_name: v1", "ven_nam: v1")
+    [(line, message)] = errors_of(broken)
+    assert line == line_of(broken, "ven_nam")

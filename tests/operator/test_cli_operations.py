@@ -59,10 +59,10 @@ async def test_diff_apply_and_charger_commands(operator: RunningOperatorApi, cli
     code, out, _ = await cli("diff", "-f", str(EXAMPLE), "--exit-code")
     assert code == 2
     assert "+ station depot-berlin" in out
-    assert "8 to create, 0 to update, 0 to delete" in out
+    assert "9 to create, 0 to update, 0 to delete" in out
     code, out, _ = await cli("apply", "-f", str(EXAMPLE))
     assert code == 0
-    assert "8 to create" in out
+    assert "9 to create" in out
     assert ["depot-berlin", "re-solved"] in [line.split() for line in out.splitlines()]
     code, out, _ = await cli("apply", "-f", str(EXAMPLE))
     assert (code, out.splitlines()[0]) == (0, "no changes: the running system matches the file")
@@ -149,6 +149,28 @@ async def test_diff_apply_and_charger_commands(operator: RunningOperatorApi, cli
         assert {"Reset", "ChangeAvailability", "UnlockConnector", "UpdateFirmware"} <= set(actions)
         code, out, _ = await cli("chargers", "logs", "depot-1", "--since", "2000-01-01T00:00:00Z")
         assert any("-> CALL   Reset" in line for line in out.splitlines())
+        # --follow: the first poll prints the history, a later one what arrived since
+        followed = asyncio.create_task(
+            cli(
+                "chargers",
+                "logs",
+                "depot-1",
+                "--follow",
+                "--interval",
+                "0.05",
+                "--polls",
+                "40",
+                "--limit",
+                "1000",
+            )
+        )
+        await asyncio.sleep(0.2)
+        await depot.call(call16.Heartbeat())
+        await operator.csms.message_log.flush()
+        code, out, _ = await followed
+        assert code == 0
+        assert "<- CALL   Heartbeat" in out
+        assert out.index("-> CALL   Reset") < out.index("<- CALL   Heartbeat")
 
         audit = await operator.csms.database.pool.fetch(
             "SELECT action FROM operator_audit_log"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 
 import pytest
 
+from fairwatt.cli import main
 from fairwatt.operator.keys import mint_key, revoke_key
 from sessions.auth import Role
 from tests.csms.chargers import Charger16, connected
-from tests.operator.conftest import CHARGER_PASSWORD, RunningOperatorApi, network_files
+from tests.operator.conftest import CHARGER_PASSWORD, TOKEN_SECRET, RunningOperatorApi, network_files
 
 
 @pytest.mark.asyncio
@@ -107,3 +110,27 @@ async def test_the_operator_api_is_in_the_openapi_document(operator: RunningOper
     ):
         assert path in paths
     assert paths["/v1/operator/network/apply"]["post"]["security"] == [{"bearer": []}]
+
+
+@pytest.mark.asyncio
+async def test_create_key_and_revoke_key_commands(
+    operator: RunningOperatorApi,
+    database_dsn: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAIRWATT_TOKEN_SECRET", TOKEN_SECRET)
+    assert main(["operators", "create-key", "--cpo", "acme", "--name", "erin", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["key_id"].startswith("erin.")
+    assert (await operator.call("GET", "/v1/operator/chargers", key=created["key"]))[0] == 200
+    monkeypatch.setenv("DATABASE_URL", database_dsn)
+    assert await asyncio.to_thread(main, ["operators", "revoke-key", created["key_id"]]) == 0
+    assert capsys.readouterr().out.strip() == f"key {created['key_id']} revoked"
+    revoked = await operator.csms.database.pool.fetchval(
+        "SELECT count(*) FROM operator_key_revocations WHERE key_id = $1", created["key_id"]
+    )
+    assert revoked == 1
+    monkeypatch.delenv("FAIRWATT_TOKEN_SECRET")
+    assert main(["operators", "create-key", "--cpo", "acme"]) == 1
+    assert "FAIRWATT_TOKEN_SECRET" in capsys.readouterr().err

@@ -38,12 +38,13 @@ async def test_diff_then_apply_then_apply_again_changes_nothing(operator: Runnin
         ("charger", "depot-2"),
         ("charger", "office-1"),
         ("local_list", "fleet-cards"),
+        ("demand_response", "programs"),
     }
     assert await system_state(operator) == [[], [], [], [], [], [], [(0,)]]  # diff changes nothing
 
     status, applied = await operator.call("POST", "/v1/operator/network/apply", json=network_files())
     assert status == 200, applied
-    assert len(applied["changes"]) == 8
+    assert len(applied["changes"]) == 9
     pool = operator.csms.database.pool
     depot = await pool.fetchrow("SELECT * FROM chargers WHERE charger_id = 'depot-1'")
     assert (depot["station_id"], depot["cpo_id"], depot["model"]) == (
@@ -57,7 +58,7 @@ async def test_diff_then_apply_then_apply_again_changes_nothing(operator: Runnin
         == "acme-night"
     )
     audit = await pool.fetch("SELECT actor, action, kind FROM operator_audit_log ORDER BY id")
-    assert len(audit) == 8
+    assert len(audit) == 9
     assert {row["actor"].split(".")[0] for row in audit} == {"alice"}
     # local list pushed to its chargers: none connected, each reported
     assert {(p["charger_id"], p["outcome"]) for p in applied["effects"]["local_lists"]} == {
