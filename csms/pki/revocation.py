@@ -10,6 +10,7 @@ the answer's nextUpdate).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -138,6 +139,10 @@ def _ocsp_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.
     return issuer
 
 
+class _LookupAbandonedError(PkiError):
+    """The lookup others were waiting for was cancelled."""
+
+
 async def _read_capped(answer: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:
     """The whole body of ``answer``; :class:`RevocationUnavailableError` beyond ``max_bytes``."""
     chunks: list[bytes] = []
@@ -165,6 +170,7 @@ class NetworkRevocationChecker:
         self._answers: TtlCache[tuple[str, str, str], RevocationStatus] = TtlCache(monotonic=monotonic)
         self._crls: TtlCache[str, x509.CertificateRevocationList] = TtlCache(1000, monotonic=monotonic)
         self._relayed: TtlCache[tuple[str, str, str], bytes] = TtlCache(monotonic=monotonic)
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[RevocationStatus]] = {}
         self._http: aiohttp.ClientSession | None = None
         self.ocsp_requests = 0
         """OCSP requests sent (for tests and the benchmark)."""
@@ -194,6 +200,31 @@ class NetworkRevocationChecker:
         cached = self._answers.get(key)
         if cached is not None:
             return cached
+        # Concurrent Authorizes for certificates of one sub-CA ask the responder once.
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except _LookupAbandonedError:
+                pass  # the caller asking was cancelled: ask ourselves
+        future: asyncio.Future[RevocationStatus] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            status = await self._look_up(certificate, issuer, key)
+        except BaseException:
+            future.set_exception(_LookupAbandonedError())
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(status)
+            return status
+        finally:
+            if self._in_flight.get(key) is future:
+                del self._in_flight[key]
+
+    async def _look_up(
+        self, certificate: x509.Certificate, issuer: x509.Certificate, key: tuple[str, str, str]
+    ) -> RevocationStatus:
         now = self._clock()
         try:
             status, next_update = await self._ask_ocsp(certificate, issuer, now)

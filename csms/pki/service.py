@@ -69,6 +69,10 @@ class PlugAndCharge:
         self._cancelled: TtlCache[str, bool] = TtlCache()
         """eMAID -> cancelled by the operator, believed as long as OCSP answers are."""
 
+    @property
+    def verifier(self) -> ContractVerifier:
+        return self._verifier
+
     def forget(self) -> None:
         """Drop every cached revocation answer (OCSP, CRL and the operator's cancellations)."""
         self._cancelled.clear()

@@ -137,6 +137,12 @@ async def test_hash_data_only_is_checked_by_ocsp(pnc: PncCsms, pki: Pki) -> None
             "Blocked",
             "CertificateRevoked",
         )
+        rogue = sub_ca("Rogue MO Sub-CA", root("Rogue MO Root"))
+        unknown_issuer = [hash_data(contract(EMAID, rogue, base_url=None)[0], rogue.certificate)]
+        assert await authorize(charger, EMAID, iso15118_certificate_hash_data=unknown_issuer) == (
+            "Invalid",
+            "CertChainError",
+        )
 
 
 async def test_get_certificate_status_relays_the_responders_answer(pnc: PncCsms, pki: Pki) -> None:

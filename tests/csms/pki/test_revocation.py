@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 
@@ -130,3 +131,26 @@ async def test_an_oversized_answer_is_not_read(pki: Pki) -> None:
         assert (pki.responder.ocsp_requests, pki.responder.crl_requests) == (1, 1)
     finally:
         await checker.close()
+
+
+async def test_concurrent_lookups_of_one_certificate_ask_the_responder_once(
+    pki: Pki, checker: NetworkRevocationChecker
+) -> None:
+    leaf, _ = pki.contract("DE-FWT-C00000009-1")
+    answers = await asyncio.gather(*(checker.status(leaf, pki.mo_sub.certificate) for _ in range(5)))
+    assert answers == [RevocationStatus.GOOD] * 5
+    assert pki.responder.ocsp_requests == 1
+
+
+async def test_waiters_ask_themselves_when_the_first_lookup_is_cancelled(
+    pki: Pki, checker: NetworkRevocationChecker
+) -> None:
+    leaf, _ = pki.contract("DE-FWT-C00000010-1")
+    first = asyncio.create_task(checker.status(leaf, pki.mo_sub.certificate))
+    await asyncio.sleep(0)  # the first lookup is under way
+    waiters = [asyncio.create_task(checker.status(leaf, pki.mo_sub.certificate)) for _ in range(2)]
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await asyncio.gather(*waiters) == [RevocationStatus.GOOD] * 2
+    with pytest.raises(asyncio.CancelledError):
+        await first
