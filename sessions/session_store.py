@@ -161,31 +161,45 @@ def _event(row: Any) -> SessionEvent:
     )
 
 
-async def _insert_event(
-    connection: Any, session_id: str, kind: str, state: SessionState, data: dict[str, Any]
-) -> SessionEvent:
-    row = await connection.fetchrow(
-        """INSERT INTO session_events (session_id, kind, state, at, data)
-           VALUES ($1, $2, $3, $4, $5) RETURNING *""",
-        uuid.UUID(session_id),
-        kind,
-        state.value,
-        datetime.now(UTC),
-        data,
+_SESSION_COLUMNS = """session_id, driver_id, charger_id, evse_id, connector_id, state, origin, id_token,
+    payment_method_id, remote_start_id, reservation_id, transaction_ref, transaction_id, tariff_id, time_zone,
+    meter_start_wh, meter_last_wh, meter_stop_wh, offline, started_at, ended_at"""
+_SESSION_VALUES = """$1::uuid, $2::text, $3::text, $4::integer, $5::integer, $6::text, $7::text, $8::text,
+    $9::text, $10::integer, $11::integer, $12::bigint, $13::text, $14::text, $15::text, $16::float8,
+    $16::float8, $17::float8, $18::boolean, $19::timestamptz, $20::timestamptz"""
+
+
+def _insert_with_event(*, claim_key: bool) -> str:
+    """One statement inserting a session and its first event (and claiming the idempotency key).
+
+    ``claim_key``: the session is inserted only if the key ($23, hash $24) was not taken; no row
+    comes back otherwise. Without it, no row comes back when the transaction has a session already.
+    """
+    claim = (
+        """claimed AS (
+               INSERT INTO idempotency_keys (driver_id, key, request_hash, session_id)
+               VALUES ($2, $23, $24, $1) ON CONFLICT DO NOTHING RETURNING 1),"""
+        if claim_key
+        else ""
     )
-    return _event(row)
+    return f"""WITH {claim} created AS (
+            INSERT INTO charging_sessions ({_SESSION_COLUMNS})
+            SELECT {_SESSION_VALUES} {"FROM claimed" if claim_key else ""}
+            ON CONFLICT (transaction_ref) DO NOTHING RETURNING *),
+        event AS (
+            INSERT INTO session_events (session_id, kind, state, at, data)
+            SELECT session_id, 'state', state, $21::timestamptz, $22::jsonb FROM created
+            RETURNING seq, at, data)
+        SELECT created.*, event.seq AS event_seq, event.at AS event_at, event.data AS event_data
+        FROM created, event"""
 
 
-async def _insert_session(connection: Any, new: NewSession) -> SessionRecord | None:
-    """Insert ``new``; ``None`` when its transaction already has a session."""
-    row = await connection.fetchrow(
-        """INSERT INTO charging_sessions (session_id, driver_id, charger_id, evse_id, connector_id, state,
-               origin, id_token, payment_method_id, remote_start_id, reservation_id, transaction_ref,
-               transaction_id, tariff_id, time_zone, meter_start_wh, meter_last_wh, meter_stop_wh, offline,
-               started_at, ended_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18,
-                   $19, $20)
-           ON CONFLICT (transaction_ref) DO NOTHING RETURNING *""",
+_CREATE = _insert_with_event(claim_key=False)
+_CREATE_IDEMPOTENT = _insert_with_event(claim_key=True)
+
+
+def _arguments(new: NewSession, data: dict[str, Any]) -> list[Any]:
+    return [
         uuid.UUID(new.session_id) if new.session_id else uuid.uuid4(),
         new.driver_id,
         new.charger_id,
@@ -206,8 +220,22 @@ async def _insert_session(connection: Any, new: NewSession) -> SessionRecord | N
         new.offline,
         new.started_at,
         new.ended_at,
+        datetime.now(UTC),
+        data,
+    ]
+
+
+def _created(row: Any) -> tuple[SessionRecord, SessionEvent]:
+    record = _record(row)
+    event = SessionEvent(
+        seq=row["event_seq"],
+        session_id=record.session_id,
+        kind="state",
+        state=record.state,
+        at=row["event_at"],
+        data=dict(row["event_data"]),
     )
-    return None if row is None else _record(row)
+    return record, event
 
 
 class SessionStore:
@@ -229,23 +257,12 @@ class SessionStore:
         hash it raises :class:`IdempotencyConflictError`.
         """
         assert new.driver_id is not None
-        session_id = str(uuid.uuid4())
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            claimed = await connection.fetchval(
-                """INSERT INTO idempotency_keys (driver_id, key, request_hash, session_id)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-                new.driver_id,
-                key,
-                request_hash,
-                uuid.UUID(session_id),
-            )
-            if claimed:
-                record = await _insert_session(
-                    connection, NewSession(**{**_fields(new), "session_id": session_id})
-                )
-                assert record is not None  # no transaction yet, so nothing to conflict with
-                event = await _insert_event(connection, session_id, "state", new.state, data)
-                return IdempotentCreate(record, True, event)
+        row = await self._database.pool.fetchrow(
+            _CREATE_IDEMPOTENT, *_arguments(new, data), key, request_hash
+        )
+        if row is not None:
+            record, event = _created(row)
+            return IdempotentCreate(record, True, event)
         found = await self.find_key(new.driver_id, key)
         assert found is not None
         if found[0] != request_hash:
@@ -267,12 +284,8 @@ class SessionStore:
         self, new: NewSession, data: dict[str, Any]
     ) -> tuple[SessionRecord, SessionEvent] | None:
         """Insert a session the charger started (``None`` when its transaction already has one)."""
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            record = await _insert_session(connection, new)
-            if record is None:
-                return None
-            event = await _insert_event(connection, record.session_id, "state", new.state, data)
-        return record, event
+        row = await self._database.pool.fetchrow(_CREATE, *_arguments(new, data))
+        return None if row is None else _created(row)
 
     async def transition(
         self,
@@ -283,9 +296,9 @@ class SessionStore:
         data: dict[str, Any],
     ) -> tuple[SessionRecord, SessionEvent] | None:
         """Move the session to ``to`` if it is in one of ``from_states``; ``None`` when it was not."""
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(
-                """UPDATE charging_sessions SET state = $2, updated_at = now(),
+        row = await self._database.pool.fetchrow(
+            """WITH moved AS (
+                   UPDATE charging_sessions SET state = $2, updated_at = now(),
                        failure_reason = COALESCE($4, failure_reason),
                        transaction_ref = COALESCE($5, transaction_ref),
                        transaction_id = COALESCE($6, transaction_id),
@@ -296,27 +309,30 @@ class SessionStore:
                        started_at = COALESCE(started_at, $11), ended_at = COALESCE(ended_at, $12),
                        reservation_id = COALESCE(reservation_id, $13), offline = offline OR $14,
                        power_w = CASE WHEN $2 IN ('COMPLETED', 'FAILED') THEN 0 ELSE power_w END
-                   WHERE session_id = $1 AND state = ANY($3::text[]) RETURNING *""",
-                uuid.UUID(session_id),
-                to.value,
-                [state.value for state in from_states],
-                changes.failure_reason,
-                changes.transaction_ref,
-                changes.transaction_id,
-                changes.tariff_id,
-                changes.time_zone,
-                changes.meter_start_wh,
-                changes.meter_stop_wh,
-                changes.started_at,
-                changes.ended_at,
-                changes.reservation_id,
-                changes.offline,
-            )
-            if row is None:
-                return None
-            record = _record(row)
-            event = await _insert_event(connection, session_id, "state", to, data)
-        return record, event
+                   WHERE session_id = $1 AND state = ANY($3::text[]) RETURNING *),
+               event AS (
+                   INSERT INTO session_events (session_id, kind, state, at, data)
+                   SELECT session_id, 'state', state, $15, $16::jsonb FROM moved RETURNING seq, at, data)
+               SELECT moved.*, event.seq AS event_seq, event.at AS event_at, event.data AS event_data
+               FROM moved, event""",
+            uuid.UUID(session_id),
+            to.value,
+            [state.value for state in from_states],
+            changes.failure_reason,
+            changes.transaction_ref,
+            changes.transaction_id,
+            changes.tariff_id,
+            changes.time_zone,
+            changes.meter_start_wh,
+            changes.meter_stop_wh,
+            changes.started_at,
+            changes.ended_at,
+            changes.reservation_id,
+            changes.offline,
+            datetime.now(UTC),
+            data,
+        )
+        return None if row is None else _created(row)
 
     async def attach_transaction(self, session_id: str, changes: Changes) -> SessionRecord | None:
         """Link a STOPPING session (stopped before the charger started) to its transaction."""
@@ -337,20 +353,22 @@ class SessionStore:
         self, session_id: str, meter_wh: float | None, power_w: float | None, data: dict[str, Any]
     ) -> SessionEvent | None:
         """Store the latest meter reading and a ``progress`` event (``None`` once the session ended)."""
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(
-                """UPDATE charging_sessions SET meter_last_wh = COALESCE($2, meter_last_wh),
+        row = await self._database.pool.fetchrow(
+            """WITH updated AS (
+                   UPDATE charging_sessions SET meter_last_wh = COALESCE($2, meter_last_wh),
                        meter_start_wh = COALESCE(meter_start_wh, $2),
                        power_w = COALESCE($3, power_w), updated_at = now()
-                   WHERE session_id = $1 AND state = ANY($4::text[]) RETURNING state""",
-                uuid.UUID(session_id),
-                meter_wh,
-                power_w,
-                list(OPEN_STATES),
-            )
-            if row is None:
-                return None
-            return await _insert_event(connection, session_id, "progress", SessionState(row["state"]), data)
+                   WHERE session_id = $1 AND state = ANY($4::text[]) RETURNING session_id, state)
+               INSERT INTO session_events (session_id, kind, state, at, data)
+               SELECT session_id, 'progress', state, $5, $6::jsonb FROM updated RETURNING *""",
+            uuid.UUID(session_id),
+            meter_wh,
+            power_w,
+            list(OPEN_STATES),
+            datetime.now(UTC),
+            data,
+        )
+        return None if row is None else _event(row)
 
     async def by_transaction(self, charger_id: str, transaction_id: str) -> SessionRecord | None:
         row = await self._database.pool.fetchrow(
@@ -427,7 +445,3 @@ class SessionStore:
             limit,
         )
         return [_record(row) for row in rows]
-
-
-def _fields(new: NewSession) -> dict[str, Any]:
-    return {name: getattr(new, name) for name in NewSession.__dataclass_fields__}
