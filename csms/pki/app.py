@@ -86,7 +86,11 @@ def install(
     runtime = PkiRuntime(
         settings=settings,
         plug_and_charge=PlugAndCharge(
-            verifier, revocation, inventory, cache_ttl_s=settings.revocation.cache_ttl_s
+            verifier,
+            revocation,
+            inventory,
+            cache_ttl_s=settings.revocation.cache_ttl_s,
+            require_certificate=settings.require_contract_certificate,
         ),
         signer=CertificateSigner(
             authorities,

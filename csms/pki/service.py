@@ -61,7 +61,10 @@ class PlugAndCharge:
         inventory: CertificateInventory,
         *,
         cache_ttl_s: float,
+        require_certificate: bool = True,
     ) -> None:
+        self.require_certificate = require_certificate
+        """Whether an eMAID without certificate data is refused rather than left to the Authorizer."""
         self._verifier = verifier
         self._revocation = revocation
         self._inventory = inventory

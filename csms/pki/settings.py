@@ -32,6 +32,9 @@ class PkiSettings:
     """PEM files of MO sub-CAs known ahead, for an Authorize carrying only OCSP hash data."""
     revocation: RevocationSettings = field(default_factory=RevocationSettings)
     revocation_unavailable: UnavailablePolicy = UnavailablePolicy.REJECT
+    require_contract_certificate: bool = True
+    """An Authorize with an eMAID but neither certificate nor hash data is refused
+    (NoCertificateAvailable): an eMAID alone is as easy to spoof as any identifier."""
     station_ca: CaFiles | None = None
     v2g_ca: CaFiles | None = None
     organization_name: str | None = None

@@ -2,7 +2,8 @@
 
 A 2.0.1 Authorize carrying an ISO 15118 contract certificate (``certificate``) or its OCSP data
 (``iso15118CertificateHashData``) is checked by Plug & Charge (:mod:`csms.pki`) when the app has
-it; the answer then carries ``certificateStatus``.
+it; the answer then carries ``certificateStatus``. With Plug & Charge, an eMAID without either is
+refused (NoCertificateAvailable) unless the PKI settings allow it.
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ class AuthorizationV201:
         assert token is not None
         certificate = call.payload.get("certificate")
         hash_data = call.payload.get("iso15118CertificateHashData", [])
-        if self._plug_and_charge is not None and (certificate is not None or hash_data):
-            decision = await self._plug_and_charge.authorize(
+        pnc = self._plug_and_charge
+        contract = certificate is not None or bool(hash_data)
+        if pnc is not None and (contract or (token.token_type == "eMAID" and pnc.require_certificate)):
+            decision = await pnc.authorize(
                 call.charger_id,
                 token,
                 certificate_pem=certificate,

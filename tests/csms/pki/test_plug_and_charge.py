@@ -279,3 +279,22 @@ async def test_install_list_and_delete_trusted_roots_on_a_charger(pnc: PncCsms, 
         assert sorted(charger.installed) == ["V2GRootCertificate"]
         missing = await delete_certificate(bus, "CP-PNC-ROOTS", installed[0].hash_data)
         assert missing.status == "NotFound"
+
+
+async def test_an_emaid_without_certificate_is_refused_unless_allowed(
+    pnc: PncCsms, pki: Pki, database_dsn: str
+) -> None:
+    async with connected(PncCharger, pnc.url("CP-PNC-BARE"), "CP-PNC-BARE", "ocpp2.0.1") as charger:
+        assert await authorize(charger, EMAID) == ("Invalid", "NoCertificateAvailable")
+        rfid = await charger.call(
+            call.Authorize(id_token={"id_token": "RFID-1", "type": "ISO14443"}), suppress=False
+        )
+        assert (rfid.id_token_info["status"], rfid.certificate_status) == ("Unknown", None)
+    assert [t.value for t in pnc.authorizer.asked] == ["RFID-1"]
+    settings = make_settings(database_dsn, auto_register=True)
+    lenient = pki_settings(require_contract_certificate=False)
+    async with (
+        running_pnc_csms(settings, pki, lenient, ContractAuthorizer({EMAID})) as running,
+        connected(PncCharger, running.url("CP-PNC-BARE"), "CP-PNC-BARE", "ocpp2.0.1") as charger,
+    ):
+        assert await authorize(charger, EMAID) == ("Accepted", None)
