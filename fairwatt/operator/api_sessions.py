@@ -1,7 +1,8 @@
 """``/v1/operator/sessions``, ``/stations`` (with the live schedule) and ``/tariffs`` of the caller's network.
 
-Sessions are read from ``charging_sessions`` on the caller's chargers. Stopping one sends the
-charger RemoteStop / RequestStopTransaction through the command bus; the session then ends by the
+Sessions are read from ``charging_sessions`` on the caller's chargers. Stopping one goes through
+the session lifecycle when it is installed (``runtime.lifecycle``: STOPPING, then RemoteStop /
+RequestStopTransaction), else straight to the command bus; either way the session ends with the
 charger's own StopTransaction / TransactionEvent, as a driver's stop does.
 """
 
@@ -89,9 +90,19 @@ def register(api: Api, context: OperatorContext) -> None:
         principal = await context.caller(request)
         assert principal.cpo_id is not None
         row = await session_row(principal.cpo_id, request.match_info["session_id"])
-        if row["state"] not in ("ACTIVE", "STOPPING") or row["transaction_id"] is None:
-            raise conflict(f"session {row['session_id']} is {row['state']}: there is no transaction to stop")
-        result = await commands.remote_stop(row["charger_id"], row["transaction_id"])
+        if row["state"] not in ("INITIATED", "ACTIVE", "STOPPING"):
+            raise conflict(f"session {row['session_id']} is {row['state']}: it has ended")
+        lifecycle = runtime.lifecycle
+        record = await lifecycle.store.get(str(row["session_id"])) if lifecycle is not None else None
+        if lifecycle is not None and record is not None:  # STOPPING, then the stop at the charger
+            current, stopped = await lifecycle.stop_session(record)
+            if stopped is None:  # not started at the charger yet: it ends when the start times out
+                return json_response({"session_id": str(row["session_id"]), "state": current.state.value})
+            result = stopped
+        elif row["transaction_id"] is None:
+            raise conflict(f"session {row['session_id']} has no transaction at the charger yet")
+        else:
+            result = await commands.remote_stop(row["charger_id"], row["transaction_id"])
         await context.audit(
             principal,
             "session.stop",

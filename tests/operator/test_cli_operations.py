@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,15 +202,7 @@ async def test_sessions_schedule_and_tariffs(operator: RunningOperatorApi, cli: 
             "SELECT session_id FROM charging_sessions WHERE charger_id = 'depot-1' AND transaction_id = $1",
             transaction_id,
         )
-        if session_id is None:  # no session lifecycle installed: record the session as it would
-            session_id = uuid.uuid4()
-            await pool.execute(
-                """INSERT INTO charging_sessions
-                       (session_id, charger_id, evse_id, state, origin, transaction_id, id_token, started_at)
-                   VALUES ($1, 'depot-1', 1, 'ACTIVE', 'rfid', $2, '04A1B2C3D4', now())""",
-                session_id,
-                transaction_id,
-            )
+        assert session_id is not None  # the session lifecycle opened an RFID session
         listing = await cli.json("sessions", "list", "--state", "ACTIVE")
         assert [s["session_id"] for s in listing["sessions"]] == [str(session_id)]
         shown = await cli.json("sessions", "show", str(session_id))
@@ -219,6 +210,9 @@ async def test_sessions_schedule_and_tariffs(operator: RunningOperatorApi, cli: 
         code, out, _ = await cli("sessions", "stop", str(session_id))
         assert (code, out.strip()) == (0, "depot-1: RemoteStopTransaction accepted (Accepted)")
         assert (await next_received(depot, "RemoteStopTransaction"))["transaction_id"] == int(transaction_id)
+        assert operator.sessions.lifecycle is not None  # the stop went through the session lifecycle
+        state = await pool.fetchval("SELECT state FROM charging_sessions WHERE session_id = $1", session_id)
+        assert state == "STOPPING"
 
         await operator.app[SMART_CHARGING].wait_idle()
         plot = tmp_path / "schedule.png"
