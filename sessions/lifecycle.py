@@ -20,9 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from csms.commands.results import CommandOutcome, CommandResult
 from csms.domain.events import (
@@ -36,15 +34,14 @@ from csms.domain.events import (
 from csms.server import CsmsRuntime
 from csms.smart_charging.state import ENERGY_REGISTER, POWER_IMPORT
 from csms.tasks import TaskOwner
+from sessions.estimates import Cost, estimate_cost
+from sessions.estimates import snapshot as session_snapshot
 from sessions.events import SessionEvent, SessionListener, SessionOrigin, SessionState
 from sessions.live import LiveHub, SessionEventRelay
 from sessions.ports import CompletionSink
 from sessions.session_store import Changes, NewSession, SessionRecord, SessionStore
 from sessions.tariff_store import TariffStore
-from tariffs.cdr import CdrDimension, ChargingPeriod, Session
-from tariffs.engine import live_estimate
 from tariffs.errors import TariffError
-from tariffs.money import round_money
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +65,6 @@ def failure_reason(result: CommandResult) -> str:
     reason = _FAILURE_REASONS.get(result.outcome, "the charger did not accept the start request")
     detail = result.status or result.error_code
     return f"{reason} ({detail})" if detail else reason
-
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    amount: Decimal
-    currency: str
 
 
 @dataclass
@@ -463,38 +454,15 @@ class SessionLifecycle:
         if versions is None:
             return None
         try:
-            zone = ZoneInfo(record.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-        at = now or datetime.now(UTC)
-        energy_kwh = Decimal(str(round(record.energy_wh / 1000.0, 4)))
-        try:
-            tariff = versions.in_force_at(record.started_at)
-            session = Session(
-                start_utc=record.started_at,
-                charging_periods=(ChargingPeriod(record.started_at, {CdrDimension.ENERGY: energy_kwh}),),
-                end_utc=record.ended_at,
-            )
-            totals = live_estimate(tariff, session, max(at, record.started_at), zone)
+            return estimate_cost(record, versions, now or datetime.now(UTC))
         except TariffError as exc:
             logger.warning("session %s: no cost estimate: %s", record.session_id, exc)
             return None
-        return Cost(round_money(totals.total_cost.incl_vat, totals.currency), totals.currency)
 
     async def snapshot(self, record: SessionRecord, now: datetime | None = None) -> dict[str, Any]:
-        """The session as the API and live events show it (energy kWh, power kW, cost incl. VAT)."""
+        """The session as the API and live events show it (see :func:`sessions.estimates.snapshot`)."""
         at = now or datetime.now(UTC)
-        cost = await self.cost(record, at)
-        elapsed_s = None
-        if record.started_at is not None:
-            elapsed_s = max(0, int(((record.ended_at or at) - record.started_at).total_seconds()))
-        return {
-            "state": record.state.value,
-            "energy_kwh": round(record.energy_wh / 1000.0, 4),
-            "power_kw": round((record.power_w or 0.0) / 1000.0, 3),
-            "elapsed_s": elapsed_s,
-            "cost_so_far": None if cost is None else {"amount": str(cost.amount), "currency": cost.currency},
-        }
+        return session_snapshot(record, await self.cost(record, at), at)
 
 
 async def _call(listener: SessionListener, event: SessionEvent) -> None:
