@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ from billing.queries import ReceiptStore, reconcile
 from billing.stripe import StripeGateway
 from csms.storage.database import Database
 from tests.billing.conftest import GatewayProcess
-from tests.billing.helpers import completed_session, make_worker, seed_charger, seed_driver
+from tests.billing.helpers import START, completed_session, make_worker, seed_charger, seed_driver
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,3 +63,31 @@ async def test_completed_session_is_rated_captured_from_its_hold_and_receipted(
         assert result.rated == {"EUR": Decimal("10.12")} == result.captured
     finally:
         await stripe.close()
+
+
+async def test_idle_time_comes_from_progress_events_when_there_are_no_meter_samples(
+    database: Database, gateway: GatewayProcess
+) -> None:
+    await seed_charger(database, "CP-EV")
+    await seed_driver(database, "jo")
+    session_id = await completed_session(
+        database, charger_id="CP-EV", driver_id="jo", energy_wh=20_000, minutes=60
+    )
+    for minute, energy_kwh in ((10, 5.0), (30, 20.0), (45, 20.0)):
+        await database.pool.execute(
+            """INSERT INTO session_events (session_id, kind, state, at, data)
+               VALUES ($1, 'progress', 'ACTIVE', $2, $3)""",
+            uuid.UUID(session_id),
+            START + timedelta(minutes=minute),
+            {"energy_kwh": energy_kwh, "power_kw": 0.0},
+        )
+    stripe = StripeGateway(gateway.url, "sk_test_x", timeout_s=2)
+    try:
+        await make_worker(database, stripe).run_once()
+    finally:
+        await stripe.close()
+    receipt = await ReceiptStore(database).receipt_json(session_id)
+    assert receipt is not None
+    assert receipt["idle_s"] == 30 * 60  # the register (start + energy) stopped at minute 30
+    parking = next(line for line in receipt["lines"] if line["kind"] == "parking_time")
+    assert (parking["quantity"], parking["amount_excl_vat"]) == ("0.5000", "3.00")

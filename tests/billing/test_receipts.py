@@ -149,3 +149,34 @@ async def test_a_correction_is_a_credit_note_plus_a_new_receipt_and_refunds_the_
         assert result.rated == {"EUR": Decimal("5.95")} == result.captured
     finally:
         await stripe.close()
+
+
+@pytest.mark.asyncio
+async def test_a_correction_of_a_session_left_as_debt_lowers_the_debt(
+    database: Database, gateway: GatewayProcess
+) -> None:
+    await seed_charger(database, "CP-RD")
+    await seed_driver(database, "kim", token="pm_card_chargeDeclined")
+    session_id = await completed_session(
+        database, charger_id="CP-RD", driver_id="kim", energy_wh=20_000, minutes=60
+    )
+    stripe = StripeGateway(gateway.url, "sk_test_x", timeout_s=2)
+    try:
+        worker = make_worker(database, stripe)
+        for _ in range(3):
+            await worker.run_once()
+            await make_due(database)
+        await correct_session(
+            database, TariffStore(database), session_id, reason="goodwill: 15 kWh", meter_stop_wh=1_015_000.0
+        )
+        await worker.run_once()
+    finally:
+        await stripe.close()
+    states = [
+        r["state"] for r in await database.pool.fetch("SELECT state FROM billing_payments ORDER BY revision")
+    ]
+    assert states == ["debt", "debt"]
+    result = await reconcile(database)
+    assert result.balanced
+    assert result.debt == {"EUR": Decimal("5.95")} == result.outstanding == result.rated
+    assert (await gateway.state())["refunds"] == {}
