@@ -88,6 +88,27 @@ class CertificateInventory:
             )
         return bool(revoked)
 
+    async def observe_client_certificate(self, charger_id: str, certificate: x509.Certificate) -> bool:
+        """Track a client certificate we did not issue (a factory one) so it is renewed before it
+        expires; only while the charger has no current certificate of ours. Whether it was added."""
+        async with self._database.pool.acquire() as connection:
+            result: str = await connection.execute(
+                "INSERT INTO pki_issued_certificates (issuer, serial_number, charger_id, certificate_type,"
+                " subject, not_before, not_after, certificate_pem)"
+                " SELECT $1, $2, $3, 'ChargingStationCertificate', $4, $5, $6, $7"
+                " WHERE NOT EXISTS (SELECT 1 FROM pki_issued_certificates WHERE charger_id = $3"
+                " AND certificate_type = 'ChargingStationCertificate' AND superseded_at IS NULL)"
+                " ON CONFLICT (issuer, serial_number) DO NOTHING",
+                certificate.issuer.rfc4514_string(),
+                serial_hex(certificate.serial_number),
+                charger_id,
+                certificate.subject.rfc4514_string(),
+                certificate.not_valid_before_utc,
+                certificate.not_valid_after_utc,
+                to_pem(certificate),
+            )
+        return result.endswith(" 1")
+
     async def revoke_charger(self, charger_id: str, reason: str | None) -> int:
         """Revoke every certificate ``charger_id`` holds so far; how many of ours were revoked."""
         async with self._database.pool.acquire() as connection, connection.transaction():

@@ -38,19 +38,27 @@ class PkiRuntime:
     async def client_certificate_revoked(
         self, charger_id: str, transport: asyncio.BaseTransport | None
     ) -> bool:
-        """Security profile 3: whether the charger's TLS client certificate is on our revocation list."""
+        """Security profile 3: whether the charger's TLS client certificate is on our revocation list.
+
+        A certificate we did not issue (the factory's) is tracked from here on, so the renewal task
+        asks for a CSR before it expires."""
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
             return False
         der = ssl_object.getpeercert(binary_form=True)
         if der is None:
             return False
-        revoked = await self.inventory.client_certificate_revoked(
-            charger_id, x509.load_der_x509_certificate(der)
-        )
-        if revoked:
+        certificate = x509.load_der_x509_certificate(der)
+        if await self.inventory.client_certificate_revoked(charger_id, certificate):
             logger.warning("charger %s: client certificate is revoked, rejected", charger_id)
-        return revoked
+            return True
+        if await self.inventory.observe_client_certificate(charger_id, certificate):
+            logger.info(
+                "charger %s: tracking its client certificate (expires %s) for renewal",
+                charger_id,
+                certificate.not_valid_after_utc.isoformat(),
+            )
+        return False
 
 
 PKI = web.AppKey("csms-pki", PkiRuntime)

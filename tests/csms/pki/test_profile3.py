@@ -124,13 +124,19 @@ async def test_a_certificate_from_sign_certificate_connects_and_revocation_close
         request, new_key = csr(identity)
         async with tls_charger(port, identity, factory) as charger:
             assert await boots(charger) == "Accepted"
+            # The factory certificate (10 days) is tracked and due for renewal (30 days ahead).
+            assert [r.serial_number for r in await runtime.renewal.run_once()] == [
+                format(factory_certificate.serial_number, "x")
+            ]
+            assert await asyncio.wait_for(charger.triggers.get(), 5) == "SignChargingStationCertificate"
             answer = await charger.call(call.SignCertificate(csr=request), suppress=False)
             assert answer.status == "Accepted"
             signed = await asyncio.wait_for(charger.signed.get(), 5)
         issued = client_context(pki, tmp_path, "issued", signed["certificate_chain"], new_key)
         async with tls_charger(port, identity, issued) as charger:
             assert await boots(charger) == "Accepted"
-        assert await runtime.inventory.revoke_charger(identity, "stolen") == 1
+        assert await runtime.renewal.run_once() == []  # ours (365 days) supersedes the factory's
+        assert await runtime.inventory.revoke_charger(identity, "stolen") == 2  # factory's and ours
         assert await handshake_status(port, identity, issued) == 403
         # The factory certificate predates the revocation too.
         assert await handshake_status(port, identity, factory) == 403
