@@ -31,7 +31,9 @@ from sessions.reservations import (
 
 COLLECTION = "/v1/reservations"
 ITEM = "/v1/reservations/{reservation_id}"
-_CHARGER_ID = re.compile(r"^[^\s:/]{1,48}$")
+_CHARGER_ID_PATTERN = r"^[!-.0-9;-~]{1,48}$"
+"""Printable ASCII without '/' and ':' (what the OCPP endpoint accepts in its URL, without NUL)."""
+_CHARGER_ID = re.compile(_CHARGER_ID_PATTERN)
 _MIN_DURATION_S = 60
 _MAX_CONNECTOR_ID = 1000
 _ID_MAX = 2**31 - 1
@@ -200,7 +202,7 @@ def _request_schema(max_lead_s: int, max_duration_s: int) -> dict[str, Any]:
         "required": ["charger_id", "connector_id"],
         "additionalProperties": False,
         "properties": {
-            "charger_id": {"type": "string", "minLength": 1, "maxLength": 48},
+            "charger_id": {"type": "string", "pattern": _CHARGER_ID_PATTERN},
             "connector_id": {"type": "integer", "minimum": 1, "maximum": _MAX_CONNECTOR_ID},
             "start_at": {
                 "type": "string",
@@ -225,9 +227,13 @@ def parse_request(
     if unknown:
         raise bad_request(f"unknown field(s): {', '.join(unknown)}")
     charger_id = body.get("charger_id")
-    if not isinstance(charger_id, str) or not _CHARGER_ID.match(charger_id):
-        raise bad_request("charger_id must be a charger's id (1 to 48 characters, no spaces, ':' or '/')")
+    if not isinstance(charger_id, str) or not _CHARGER_ID.fullmatch(charger_id):
+        raise bad_request(
+            "charger_id must be a charger's id (1 to 48 printable ASCII characters but ':' and '/')"
+        )
     connector_id = body.get("connector_id")
+    if isinstance(connector_id, float) and connector_id.is_integer():
+        connector_id = int(connector_id)
     if (
         isinstance(connector_id, bool)
         or not isinstance(connector_id, int)
@@ -251,6 +257,8 @@ def parse_request(
         if starts_at > now + timedelta(seconds=max_lead_s):
             raise bad_request(f"start_at must be within the next {max_lead_s} s")
     duration_s = body.get("duration_s", max_duration_s)
+    if isinstance(duration_s, float) and duration_s.is_integer():
+        duration_s = int(duration_s)  # JSON Schema's integer: 600.0 is one
     if (
         isinstance(duration_s, bool)
         or not isinstance(duration_s, int)
