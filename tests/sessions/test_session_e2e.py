@@ -299,3 +299,57 @@ async def test_request_start_on_a_201_station_and_the_end_at_the_station(api: Ru
         await station.call(event("Ended", 2, 2700.0, stoppedReason="EVDisconnected"), suppress=False)
         done = await log.wait_state(session_id, SessionState.COMPLETED)
     assert (done.data["energy_kwh"], done.data["reason"]) == (2.5, "EVDisconnected")
+
+
+async def test_a_stop_before_the_charger_started_stops_the_transaction_it_starts(api: RunningApi) -> None:
+    log = event_log(api)
+    payment = await seed_driver(api, "quinn")
+    await register_charger(api, "CP-Q")
+    async with connected(Charger16, api.charger_url("CP-Q"), "CP-Q", "ocpp1.6") as charger:
+        await booted16(charger)
+        _, created = await start(
+            api, "quinn", {"charger_id": "CP-Q", "connector_id": 1, "payment_method_id": payment}, "k"
+        )
+        session_id = created["session_id"]
+        _, request = await asyncio.wait_for(charger.received.get(), 10)
+        async with api.http.delete(
+            f"{api.base_url}/v1/sessions/{session_id}", headers=api.headers("quinn")
+        ) as r:
+            assert r.status == 202
+            stopping = await r.json()
+        assert (stopping["state"], stopping["stop_command"]) == ("STOPPING", None)  # nothing to stop yet
+        answer = await charger.call(
+            call16.StartTransaction(
+                connector_id=1, id_tag=request["id_tag"], meter_start=0, timestamp=now_text()
+            ),
+            suppress=False,
+        )
+        action, stop = await asyncio.wait_for(charger.received.get(), 10)
+        assert (action, stop["transaction_id"]) == ("RemoteStopTransaction", answer.transaction_id)
+        await charger.call(
+            call16.StopTransaction(meter_stop=10, timestamp=now_text(), transaction_id=answer.transaction_id),
+            suppress=False,
+        )
+        done = await log.wait_state(session_id, SessionState.COMPLETED)
+    assert done.data["energy_kwh"] == 0.01
+    states = [e.state for e in log.events if e.session_id == session_id and e.kind == "state"]
+    assert states == [SessionState.INITIATED, SessionState.STOPPING, SessionState.COMPLETED]
+
+
+@pytest.mark.sessions_settings(remote_start_timeout_s=1.0)  # the DELETE must come before it runs out
+async def test_a_session_stopped_before_a_start_that_never_comes_completes_empty(api: RunningApi) -> None:
+    log = event_log(api)
+    payment = await seed_driver(api, "rita")
+    await register_charger(api, "CP-R")
+    async with connected(Charger16, api.charger_url("CP-R"), "CP-R", "ocpp1.6") as charger:
+        await booted16(charger)
+        _, created = await start(
+            api, "rita", {"charger_id": "CP-R", "connector_id": 1, "payment_method_id": payment}, "k"
+        )
+        session_id = created["session_id"]
+        async with api.http.delete(
+            f"{api.base_url}/v1/sessions/{session_id}", headers=api.headers("rita")
+        ) as r:
+            assert r.status == 202
+        done = await log.wait_state(session_id, SessionState.COMPLETED)
+    assert (done.data["energy_kwh"], done.data["reason"]) == (0.0, "stopped before charging began")
