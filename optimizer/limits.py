@@ -36,12 +36,10 @@ def base_load_kw(site: Site, start: datetime, period_s: int, periods: int) -> Fl
         return out
     offset = round((start - site.base_load_start).total_seconds() / period_s)
     forecast = np.asarray(site.base_load_kw, dtype=np.float64)
-    for t in range(periods):
-        k = offset + t
-        if 0 <= k < forecast.size:
-            out[t] = forecast[k]
-        elif k >= forecast.size:
-            out[t] = forecast[-1]
+    k = offset + np.arange(periods)
+    # before the forecast starts: zero; past its end: its last value holds
+    inside = k >= 0
+    out[inside] = forecast[np.minimum(k[inside], forecast.size - 1)]
     return out
 
 
@@ -51,18 +49,28 @@ def price_per_kwh(site: Site, start: datetime, period_s: int, periods: int) -> F
     if not site.prices:
         return out
     prices = sorted(site.prices, key=lambda p: p.start)
-    edges = [p.start for p in prices]
-    for t in range(periods):
-        t0 = start + timedelta(seconds=period_s * t)
-        t1 = t0 + timedelta(seconds=period_s)
-        total = 0.0
-        for k, price in enumerate(prices):
-            seg0 = max(t0, edges[k])
-            seg1 = min(t1, edges[k + 1]) if k + 1 < len(edges) else t1
-            if seg1 > seg0:
-                total += price.price_per_kwh * (seg1 - seg0).total_seconds()
-        before = t0 < edges[0]
-        if before:  # before the first known price: assume the first price held
-            total += prices[0].price_per_kwh * (min(t1, edges[0]) - t0).total_seconds()
-        out[t] = total / period_s
+    # all times as whole microseconds from ``start`` (exact, like timedelta arithmetic)
+    edges_us = np.array([_micros(p.start - start) for p in prices], dtype=np.int64)
+    t0 = np.arange(periods, dtype=np.int64) * (period_s * 1_000_000)
+    t1 = t0 + period_s * 1_000_000
+    total = np.zeros(periods, dtype=np.float64)
+    # each price's overlap with each period, added in the same order as one period at a time
+    for k, price in enumerate(prices):
+        end = edges_us[k + 1] if k + 1 < len(prices) else None
+        lo = int(np.searchsorted(t1, edges_us[k], side="right"))  # first period ending after the edge
+        hi = periods if end is None else int(np.searchsorted(t0, end, side="left"))
+        if lo >= hi:
+            continue
+        seg0 = np.maximum(t0[lo:hi], edges_us[k])
+        seg1 = t1[lo:hi] if end is None else np.minimum(t1[lo:hi], end)
+        total[lo:hi] += price.price_per_kwh * (np.maximum(seg1 - seg0, 0) / 1e6)
+    # before the first known price: assume the first price held
+    before = t0 < edges_us[0]
+    overlap = np.minimum(t1[before], edges_us[0]) - t0[before]
+    total[before] += prices[0].price_per_kwh * (overlap / 1e6)
+    out[:] = total / period_s
     return out
+
+
+def _micros(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
