@@ -107,7 +107,7 @@ def interpret_ocsp(
         raise RevocationUnavailableError(f"unreadable OCSP response: {exc}") from exc
     if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise RevocationUnavailableError(f"OCSP responder answered {response.response_status.name}")
-    signer = _ocsp_signer(response, issuer)
+    signer = _ocsp_signer(response, issuer, now)
     if not verify_signature(
         signer.public_key(),
         response.signature,
@@ -126,9 +126,11 @@ def interpret_ocsp(
     raise RevocationUnavailableError(f"the OCSP response does not cover {serial_hex(certificate_serial)}")
 
 
-def _ocsp_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate:
-    """The issuer itself, or a delegated responder certificate it signed for OCSP signing."""
+def _ocsp_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: datetime) -> x509.Certificate:
+    """The issuer itself, or a current delegated responder certificate it signed for OCSP signing."""
     for responder in response.certificates:
+        if not responder.not_valid_before_utc - _SKEW <= now <= responder.not_valid_after_utc + _SKEW:
+            continue
         try:
             responder.verify_directly_issued_by(issuer)
             usage = responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -279,7 +281,7 @@ class NetworkRevocationChecker:
         crl = self._crls.get(urls[0])
         if crl is None:
             crl = await self._fetch_crl(urls[0])
-            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
                 raise RevocationUnavailableError(f"the CRL at {urls[0]} is not signed by the issuer")
             if crl.next_update_utc is not None and crl.next_update_utc < now - _SKEW:
                 raise RevocationUnavailableError(f"the CRL at {urls[0]} is stale")

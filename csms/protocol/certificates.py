@@ -10,7 +10,7 @@ from typing import Any
 
 from csms.commands.certificates import certificate_signed
 from csms.pki.certs import OcspId
-from csms.pki.errors import CsrRefusedError
+from csms.pki.errors import ContractProviderError, CsrRefusedError
 from csms.pki.runtime import PkiRuntime
 from csms.pki.signing import CertificateUse
 from csms.protocol.router import IncomingCall, handles
@@ -50,9 +50,17 @@ class CertificatesV201:
     @handles("Get15118EVCertificate")
     async def get_15118_ev_certificate(self, call: IncomingCall) -> dict[str, Any]:
         p = call.payload
-        answer = await self._pki.provider.get_certificate(
-            call.charger_id, p["iso15118SchemaVersion"], p["action"], p["exiRequest"]
-        )
+        try:
+            answer = await self._pki.provider.get_certificate(
+                call.charger_id, p["iso15118SchemaVersion"], p["action"], p["exiRequest"]
+            )
+        except ContractProviderError as exc:
+            logger.warning("charger %s: contract-certificate provider failed: %s", call.charger_id, exc)
+            return {
+                "status": "Failed",
+                "exiResponse": "",
+                "statusInfo": {"reasonCode": "ProviderUnavailable"},
+            }
         response: dict[str, Any] = {
             "status": "Accepted" if answer.accepted else "Failed",
             "exiResponse": answer.exi_response,

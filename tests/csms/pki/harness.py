@@ -17,7 +17,7 @@ from ocpp.v201.enums import Action
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.pki.app import install
 from csms.pki.certs import load_chain
-from csms.pki.provider import LocalContractProvider
+from csms.pki.provider import ContractCertificateProvider, LocalContractProvider
 from csms.pki.revocation import RevocationSettings
 from csms.pki.runtime import PKI, PkiRuntime
 from csms.pki.settings import PkiSettings
@@ -120,7 +120,9 @@ def pki_settings(**overrides: Any) -> PkiSettings:
     return PkiSettings(**defaults)
 
 
-def install_test_pki(app: web.Application, pki: Pki, settings: PkiSettings) -> PkiRuntime:
+def install_test_pki(
+    app: web.Application, pki: Pki, settings: PkiSettings, provider: ContractCertificateProvider | None = None
+) -> PkiRuntime:
     return install(
         app,
         settings,
@@ -130,7 +132,8 @@ def install_test_pki(app: web.Application, pki: Pki, settings: PkiSettings) -> P
         },
         trust_anchors=[pki.mo_root.certificate],
         contract_sub_cas=[pki.mo_sub.certificate],
-        provider=LocalContractProvider(
+        provider=provider
+        or LocalContractProvider(
             pki.mo_sub.authority(),
             ocsp_url=f"{pki.responder.base_url}/ocsp",
             crl_url=f"{pki.responder.base_url}/crl/{pki.mo_sub.name}",
@@ -140,10 +143,14 @@ def install_test_pki(app: web.Application, pki: Pki, settings: PkiSettings) -> P
 
 @asynccontextmanager
 async def running_pnc_csms(
-    csms_settings: CsmsSettings, pki: Pki, settings: PkiSettings, authorizer: ContractAuthorizer
+    csms_settings: CsmsSettings,
+    pki: Pki,
+    settings: PkiSettings,
+    authorizer: ContractAuthorizer,
+    provider: ContractCertificateProvider | None = None,
 ) -> AsyncIterator[PncCsms]:
     app = create_app(csms_settings, authorizer=authorizer)
-    install_test_pki(app, pki, settings)
+    install_test_pki(app, pki, settings, provider)
     runner = web.AppRunner(app)
     await runner.setup()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

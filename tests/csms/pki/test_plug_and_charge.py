@@ -24,6 +24,7 @@ from csms.commands.certificates import (
     install_certificate,
 )
 from csms.pki.certs import common_name, load_chain, ocsp_id
+from csms.pki.errors import ContractProviderError
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
 from tests.csms.pki.factory import NOW, Pki, contract, csr, key, pem, root, sub_ca
@@ -298,3 +299,23 @@ async def test_an_emaid_without_certificate_is_refused_unless_allowed(
         connected(PncCharger, running.url("CP-PNC-BARE"), "CP-PNC-BARE", "ocpp2.0.1") as charger,
     ):
         assert await authorize(charger, EMAID) == ("Accepted", None)
+
+
+class UnreachableProvider:
+    async def get_certificate(
+        self, charger_id: str, schema_version: str, action: str, exi_request: str
+    ) -> Any:
+        raise ContractProviderError("the eMSP's service timed out")
+
+
+async def test_a_provider_failure_is_a_failed_answer(database_dsn: str, pki: Pki) -> None:
+    settings = make_settings(database_dsn, auto_register=True)
+    async with (
+        running_pnc_csms(
+            settings, pki, pki_settings(), ContractAuthorizer(), UnreachableProvider()
+        ) as running,
+        connected(PncCharger, running.url("CP-PNC-PROV"), "CP-PNC-PROV", "ocpp2.0.1") as charger,
+    ):
+        request = call.Get15118EVCertificate(iso15118_schema_version="x", action="Update", exi_request="AAAA")
+        answer = await charger.call(request, suppress=False)
+        assert (answer.status, answer.exi_response) == ("Failed", "")
