@@ -69,12 +69,15 @@ async def certificate_signed(
     bus: CommandBus,
     charger_id: str,
     certificate_chain_pem: str,
-    certificate_type: str,
+    certificate_type: str | None,
     *,
     timeout_s: float | None = None,
 ) -> CommandResult:
-    """Send a newly signed certificate (and its sub-CAs) to the charger that asked with SignCertificate."""
-    payload = {"certificateChain": certificate_chain_pem, "certificateType": certificate_type}
+    """Send a newly signed certificate (and its sub-CAs) to the charger that asked with SignCertificate;
+    ``certificate_type`` None for a 1.6 charger (its CertificateSigned has no type)."""
+    payload = {"certificateChain": certificate_chain_pem}
+    if certificate_type is not None:
+        payload["certificateType"] = certificate_type
     return await bus.call(charger_id, "CertificateSigned", payload, timeout_s=timeout_s)
 
 

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from csms.commands import CommandBus, CommandOutcome
+from csms.commands import CommandBus, CommandOutcome, CommandResult
+from csms.errors import CommandError
 from csms.pki.inventory import CertificateInventory, RenewalDue
 from csms.pki.settings import PkiSettings
 
@@ -48,9 +49,7 @@ class RenewalScheduler:
         )
         started: list[RenewalDue] = []
         for renewal in due:
-            result = await self._commands.trigger_message(
-                renewal.charger_id, TRIGGERED_MESSAGE[renewal.certificate_type]
-            )
+            result = await self._trigger(renewal)
             if result.outcome is CommandOutcome.ACCEPTED:
                 logger.info(
                     "charger %s: %s expires %s, renewal triggered",
@@ -69,6 +68,20 @@ class RenewalScheduler:
                     result.status or result.outcome.value,
                 )
         return started
+
+    async def _trigger(self, renewal: RenewalDue) -> CommandResult:
+        try:
+            return await self._commands.trigger_message(
+                renewal.charger_id, TRIGGERED_MESSAGE[renewal.certificate_type]
+            )
+        except CommandError:
+            # A 1.6 charger: TriggerMessage has no certificate messages; the security extension's
+            # ExtendedTriggerMessage has.
+            return await self._commands.call(
+                renewal.charger_id,
+                "ExtendedTriggerMessage",
+                {"requestedMessage": "SignChargePointCertificate"},
+            )
 
     async def run(self) -> None:
         """Rounds every ``renewal_check_interval_s`` until cancelled."""

@@ -1,5 +1,6 @@
-"""ISO 15118 and security certificates (OCPP 2.0.1): SignCertificate, Get15118EVCertificate,
-GetCertificateStatus; the certificate side of Authorize lives in :mod:`csms.protocol.authorization`.
+"""ISO 15118 and security certificates: SignCertificate (2.0.1 and the 1.6 security extension),
+Get15118EVCertificate and GetCertificateStatus (2.0.1); the certificate side of Authorize lives in
+:mod:`csms.protocol.authorization`.
 """
 
 from __future__ import annotations
@@ -18,34 +19,52 @@ from csms.protocol.router import IncomingCall, handles
 logger = logging.getLogger(__name__)
 
 
-class CertificatesV201:
+class _Signing:
+    """SignCertificate, shared by 2.0.1 and the 1.6 security extension (charge point certificates only)."""
+
     def __init__(self, pki: PkiRuntime) -> None:
         self._pki = pki
 
-    @handles("SignCertificate")
-    async def sign_certificate(self, call: IncomingCall) -> dict[str, Any]:
-        use = CertificateUse(call.payload.get("certificateType", CertificateUse.CHARGING_STATION.value))
+    async def _sign(self, call: IncomingCall, use: CertificateUse, *, typed: bool) -> dict[str, Any]:
         csr_pem: str = call.payload["csr"]
         try:
             await self._pki.signer.check(call.charger_id, csr_pem, use)
         except CsrRefusedError as exc:
+            if not typed:
+                return {"status": "Rejected"}
             return {
                 "status": "Rejected",
                 "statusInfo": {"reasonCode": "InvalidCSR", "additionalInfo": exc.reason[:512]},
             }
         # The certificate goes out as a CALL of its own, after this answer (never from the handler).
         self._pki.tasks.start(
-            self._send_signed(call.charger_id, csr_pem, use), f"certificate-signed-{call.charger_id}"
+            self._send_signed(call.charger_id, csr_pem, use, typed=typed),
+            f"certificate-signed-{call.charger_id}",
         )
         return {"status": "Accepted"}
 
-    async def _send_signed(self, charger_id: str, csr_pem: str, use: CertificateUse) -> None:
+    async def _send_signed(self, charger_id: str, csr_pem: str, use: CertificateUse, *, typed: bool) -> None:
         chain = await self._pki.signer.sign(charger_id, csr_pem, use)
-        result = await certificate_signed(self._pki.commands, charger_id, chain, use.value)
+        result = await certificate_signed(self._pki.commands, charger_id, chain, use.value if typed else None)
         if not result.accepted:
             logger.warning(
                 "charger %s: CertificateSigned answered %s", charger_id, result.status or result.outcome.value
             )
+
+
+class CertificatesV16(_Signing):
+    """OCPP 1.6 security extension: SignCertificate for the charge point certificate (profile 3)."""
+
+    @handles("SignCertificate")
+    async def sign_certificate(self, call: IncomingCall) -> dict[str, Any]:
+        return await self._sign(call, CertificateUse.CHARGING_STATION, typed=False)
+
+
+class CertificatesV201(_Signing):
+    @handles("SignCertificate")
+    async def sign_certificate(self, call: IncomingCall) -> dict[str, Any]:
+        use = CertificateUse(call.payload.get("certificateType", CertificateUse.CHARGING_STATION.value))
+        return await self._sign(call, use, typed=True)
 
     @handles("Get15118EVCertificate")
     async def get_15118_ev_certificate(self, call: IncomingCall) -> dict[str, Any]:

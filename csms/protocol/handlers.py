@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from csms.domain.events import RegistrationStatus
 from csms.domain.service import ChargingService
 from csms.protocol.authorization import AuthorizationV16, AuthorizationV201
-from csms.protocol.certificates import CertificatesV201
+from csms.protocol.certificates import CertificatesV16, CertificatesV201
 from csms.protocol.maintenance import MaintenanceV16, MaintenanceV201
 from csms.protocol.provisioning import BootGate, ProvisioningV16, ProvisioningV201
 from csms.protocol.router import Router
@@ -36,6 +36,8 @@ def build_router(
             TransactionsV16(service),
             MaintenanceV16(service),
         ]
+        if pki is not None:
+            groups.append(CertificatesV16(pki))
     else:
         gate = BootGate(frozenset({RegistrationStatus.PENDING, RegistrationStatus.REJECTED}))
         groups = [

@@ -1,0 +1,60 @@
+"""The OCPP 1.6 security extension: SignCertificate -> CertificateSigned (no certificate type), and
+renewal through ExtendedTriggerMessage, with an ``ocpp`` 1.6 charge point."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+
+from csms.pki.certs import common_name, load_chain
+from tests.csms.chargers import Charger16, connected
+from tests.csms.conftest import make_settings
+from tests.csms.pki.factory import Pki, csr
+from tests.csms.pki.harness import ContractAuthorizer, pki_settings, running_pnc_csms
+
+pytestmark = pytest.mark.asyncio
+
+
+class SecureCharger16(Charger16):
+    def __init__(self, charger_id: str, connection: Any) -> None:
+        super().__init__(charger_id, connection)
+        self.signed: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.triggers: asyncio.Queue[str] = asyncio.Queue()
+
+    @on(Action.certificate_signed)
+    async def on_certificate_signed(self, **request: Any) -> Any:
+        await self.signed.put(request)
+        return call_result.CertificateSigned(status="Accepted")
+
+    @on(Action.extended_trigger_message)
+    async def on_extended_trigger_message(self, **request: Any) -> Any:
+        await self.triggers.put(request["requested_message"])
+        return call_result.ExtendedTriggerMessage(status="Accepted")
+
+
+async def test_a_16_charge_point_gets_its_certificate_and_is_asked_to_renew_it(
+    database_dsn: str, pki: Pki
+) -> None:
+    settings = make_settings(database_dsn, auto_register=True)
+    config = pki_settings(station_certificate_days=1, renewal_lead_days=30)
+    async with (
+        running_pnc_csms(settings, pki, config, ContractAuthorizer()) as running,
+        connected(SecureCharger16, running.url("CP16-SEC"), "CP16-SEC", "ocpp1.6") as charger,
+    ):
+        refused = await charger.call(call.SignCertificate(csr=csr("CP16-OTHER")[0]), suppress=False)
+        assert refused.status == "Rejected"
+        answer = await charger.call(call.SignCertificate(csr=csr("CP16-SEC")[0]), suppress=False)
+        assert answer.status == "Accepted"
+        signed = await asyncio.wait_for(charger.signed.get(), 5)
+        assert set(signed) == {"certificate_chain"}
+        leaf = load_chain(signed["certificate_chain"])[0]
+        assert common_name(leaf.subject) == "CP16-SEC"
+        leaf.verify_directly_issued_by(pki.station_sub.certificate)
+        started = await running.pki.renewal.run_once()
+        assert [r.charger_id for r in started] == ["CP16-SEC"]
+        assert await asyncio.wait_for(charger.triggers.get(), 5) == "SignChargePointCertificate"
