@@ -23,6 +23,7 @@ from csms.commands import CommandBus
 from csms.commands.bus import LocalListEntry
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.smart_charging import SMART_CHARGING, StationSetup
+from demand_response.app import DEMAND_RESPONSE
 from fairwatt.commands.stations import refresh_site, station_setup
 from fairwatt.config.model import StationConfig
 from fairwatt.config.network_model import Network
@@ -66,6 +67,9 @@ def _stations(app: web.Application, network: Network, changes: tuple[Change, ...
             continue
         config = network.station(station_id).station
         refresh_site(loop, config, now)  # prices, caps, base load: re-solves
+        demand_response = app.get(DEMAND_RESPONSE)
+        if demand_response is not None and station_id in demand_response.enforcer.stations:
+            demand_response.enforcer.rebase(station_id)  # lay its demand-response caps over the new ones
         effect = "re-solved" + (
             "" if _same_plant(loop.state(station_id).setup, config, now) else "; restart_needed"
         )

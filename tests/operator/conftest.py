@@ -1,5 +1,6 @@
-"""Fixtures for the operator API tests: the CSMS app with the driver and operator APIs (and
-/metrics) on a free port over a throw-away database; operator keys of two CPOs."""
+"""Fixtures for the operator API tests: the CSMS app planning the example network's stations, with
+the driver, operator and demand-response APIs and /metrics, on a free port over a throw-away
+database; operator keys of two CPOs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from aiohttp import web
 
 from csms.metrics import install_metrics
 from csms.server import CSMS, CsmsRuntime, create_app
+from demand_response import api as demand_response_api
+from demand_response.app import install as install_demand_response
 from fairwatt.commands.stations import station_setup
 from fairwatt.config.network import load_network
 from fairwatt.operator import OperatorSettings, operator_api
@@ -70,13 +73,13 @@ async def operator(database_dsn: str) -> AsyncIterator[RunningOperatorApi]:
     """The real CSMS + driver and operator APIs on 127.0.0.1 and a free port."""
     network = load_network(EXAMPLE)  # its stations are planned by the smart-charging loop
     now = datetime.now(UTC)
-    app = create_app(
-        make_settings(database_dsn), stations=[station_setup(s.station, now) for s in network.stations]
-    )
+    setups = [station_setup(s.station, now) for s in network.stations]
+    app = create_app(make_settings(database_dsn), stations=setups)
+    install_demand_response(app, network.demand_response, stations=setups, start_vens=False)
     runtime = install(
         app,
         SessionsSettings(token_secret=TOKEN_SECRET),
-        extra_api=[operator_api(OperatorSettings(environ=ENVIRON))],
+        extra_api=[operator_api(OperatorSettings(environ=ENVIRON)), demand_response_api.register],
     )
     install_metrics(app)
     _, acme_key = mint_key(runtime.issuer, "acme", "alice")

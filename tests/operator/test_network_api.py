@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from csms.smart_charging import SMART_CHARGING
 from tests.operator.conftest import EXAMPLE, RunningOperatorApi, network_files
 
 TABLES = (
@@ -163,3 +165,28 @@ async def test_operators_own_their_ids(operator: RunningOperatorApi) -> None:
     assert audit["entries"] == []
     status, audit = await operator.call("GET", "/v1/operator/audit?limit=2")
     assert len(audit["entries"]) == 2
+
+
+@pytest.mark.asyncio
+async def test_applying_a_station_keeps_its_demand_response_caps(operator: RunningOperatorApi) -> None:
+    assert (await operator.call("POST", "/v1/operator/network/apply", json=network_files()))[0] == 200
+    start = datetime.now(UTC) + timedelta(minutes=10)
+    declaration = {
+        "stations": ["depot-berlin"],
+        "cut_percent": 50,
+        "start": start.isoformat(),
+        "duration_s": 3600,
+    }
+    status, event = await operator.call("POST", "/v1/operator/dr/events", json=declaration)
+    assert status == 201, event
+    loop = operator.app[SMART_CHARGING]
+
+    def demand_response_caps() -> list[float | None]:
+        return [c.limit_kw for c in loop.state("depot-berlin").site.caps if c.source.startswith("dr")]
+
+    assert demand_response_caps() == [30.0]  # half of the 60 kW grid connection
+    text = EXAMPLE.read_text(encoding="utf-8").replace("name: Acme depot Berlin", "name: Depot Berlin")
+    status, applied = await operator.call("POST", "/v1/operator/network/apply", json=network_files(text))
+    assert status == 200
+    assert applied["effects"]["stations"] == [{"station": "depot-berlin", "effect": "re-solved"}]
+    assert demand_response_caps() == [30.0]  # laid over the station's refreshed caps again
