@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
@@ -49,6 +49,8 @@ class ContractDecision:
     status: AuthorizationStatus
     certificate_status: CertificateStatus
     detail: str
+    valid_until: datetime | None = None
+    """When the contract certificate expires (the charger's authorization cache keeps it no longer)."""
 
 
 class PlugAndCharge:
@@ -120,7 +122,8 @@ class PlugAndCharge:
                 _TOKEN_STATUS.get(verdict.status, AuthorizationStatus.INVALID), verdict.status, verdict.detail
             )
         status = await authorize_token(charger_id, token)
-        return ContractDecision(status, CertificateStatus.ACCEPTED, verdict.detail)
+        valid_until = verdict.chain[0].not_valid_after_utc if verdict.chain else None
+        return ContractDecision(status, CertificateStatus.ACCEPTED, verdict.detail, valid_until)
 
     async def _verify_hash_data(self, hash_data: Sequence[OcspId]) -> ContractVerdict:
         """The charger verified the chain; check each certificate's revocation through OCSP."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.domain.service import ChargingService
 from csms.pki.certs import OcspId
-from csms.protocol.convert import id_token_v201
+from csms.protocol.convert import format_timestamp, id_token_v201
 from csms.protocol.router import IncomingCall, handles
 
 if TYPE_CHECKING:
@@ -68,9 +68,9 @@ class AuthorizationV201:
                 hash_data=[OcspId.from_ocpp(entry) for entry in hash_data],
                 authorize_token=self._service.authorize,
             )
-            return {
-                "idTokenInfo": id_token_info_v201(decision.status),
-                "certificateStatus": decision.certificate_status.value,
-            }
+            info = id_token_info_v201(decision.status)
+            if decision.valid_until is not None and decision.status is AuthorizationStatus.ACCEPTED:
+                info["cacheExpiryDateTime"] = format_timestamp(decision.valid_until)
+            return {"idTokenInfo": info, "certificateStatus": decision.certificate_status.value}
         status = await self._service.authorize(call.charger_id, token)
         return {"idTokenInfo": id_token_info_v201(status)}

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -57,12 +57,19 @@ async def test_a_valid_contract_certificate_is_accepted_for_a_known_contract(pnc
     leaf, _ = pki.contract(EMAID)
     async with connected(PncCharger, pnc.url(charger_id()), charger_id(), "ocpp2.0.1") as charger:
         assert await authorize(charger, EMAID, certificate=pki.chain(leaf)) == ("Accepted", "Accepted")
+        # The charger's authorization cache keeps the contract no longer than its certificate.
+        answer = await charger.call(
+            call.Authorize(id_token={"id_token": EMAID, "type": "eMAID"}, certificate=pki.chain(leaf)),
+            suppress=False,
+        )
+        expiry = answer.id_token_info["cache_expiry_date_time"]
+        assert datetime.fromisoformat(expiry.replace("Z", "+00:00")) == leaf.not_valid_after_utc
         stranger, _ = pki.contract("DE-FWT-C10000002-1")
         assert await authorize(charger, "DE-FWT-C10000002-1", certificate=pki.chain(stranger)) == (
             "Unknown",
             "Accepted",
         )
-    assert [t.value for t in pnc.authorizer.asked] == [EMAID, "DE-FWT-C10000002-1"]
+    assert [t.value for t in pnc.authorizer.asked] == [EMAID, EMAID, "DE-FWT-C10000002-1"]
     assert pnc.authorizer.asked[0].token_type == "eMAID"
 
 
