@@ -349,7 +349,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             r: ours["by_radius"][r]["qps"] / theirs["by_radius"][r]["qps"] for r in ours["by_radius"]
         }
     if args.http_queries > 0:
-        report["http"] = asyncio.run(run_http(args.dsn, fleet, queries[: args.http_queries], args.limit))
+        step = max(1, len(queries) // args.http_queries)  # every radius, not only the first
+        report["http"] = asyncio.run(
+            run_http(args.dsn, fleet, queries[::step][: args.http_queries], args.limit)
+        )
     return report
 
 

@@ -54,6 +54,26 @@ WHERE c.registration_status <> 'Rejected'
   AND coalesce(c.latitude_deg, s.latitude_deg) BETWEEN -90 AND 90
   AND coalesce(c.longitude_deg, s.longitude_deg) BETWEEN -180 AND 180
 """
+_CHARGERS_SQL = """
+SELECT c.charger_id,
+       coalesce(c.latitude_deg, s.latitude_deg) AS latitude_deg,
+       coalesce(c.longitude_deg, s.longitude_deg) AS longitude_deg,
+       c.station_id,
+       coalesce(own.tariff_id, site.tariff_id) AS tariff_id,
+       coalesce(s.time_zone, 'UTC') AS time_zone
+FROM chargers c
+LEFT JOIN stations s ON s.station_id = c.station_id
+LEFT JOIN tariff_assignments own ON own.scope = 'charger' AND own.scope_id = c.charger_id
+LEFT JOIN tariff_assignments site ON site.scope = 'station' AND site.scope_id = c.station_id
+WHERE c.registration_status <> 'Rejected'
+  AND coalesce(c.latitude_deg, s.latitude_deg) BETWEEN -90 AND 90
+  AND coalesce(c.longitude_deg, s.longitude_deg) BETWEEN -180 AND 180
+ORDER BY c.charger_id COLLATE "C"
+"""
+_CONNECTORS_SQL = """
+SELECT charger_id, evse_id, connector_id, connector_type, max_power_kw FROM connectors
+ORDER BY charger_id COLLATE "C", evse_id, connector_id
+"""
 _HOLDING_SQL = "SELECT charger_id, evse_id FROM reservations WHERE status IN ('pending', 'active')"
 _BATCH = 500
 
@@ -136,10 +156,21 @@ class NearbyFeed:
             self._seq = int(
                 await connection.fetchval("SELECT coalesce(max(seq), 0) FROM nearby_registry_changes")
             )
+            async with connection.transaction(readonly=True, isolation="repeatable_read"):
+                chargers = await connection.fetch(_CHARGERS_SQL)
+                connectors = await connection.fetch(_CONNECTORS_SQL)
+            names: dict[str | None, str | None] = {}
+            for row in connectors:
+                kind = row[3]
+                if kind not in names:
+                    names[kind] = connector_type_name(kind)
             columns = SiteColumns()
-            async with connection.transaction(readonly=True):
-                async for row in connection.cursor(_SITES_SQL, prefetch=5000):
-                    self.index.add_to(columns, site_of(row))
+            self.index.add_rows(
+                columns,
+                chargers,
+                [(row[0], row[1], row[2], names[row[3]], row[4]) for row in connectors],
+            )
+            del chargers, connectors
         prepared = await asyncio.to_thread(self.index.prepare, columns)
         self.index.install(prepared)
         logger.info("nearby index loaded: %d chargers", len(self.index))

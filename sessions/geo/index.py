@@ -288,6 +288,37 @@ class NearbyIndex:
             columns.types.append(self._types.code(connector.connector_type))
             columns.powers_kw.append(math.nan if connector.max_power_kw is None else connector.max_power_kw)
 
+    def add_rows(
+        self,
+        columns: SiteColumns,
+        chargers: Sequence[tuple[str, float, float, str | None, str | None, str]],
+        connectors: Sequence[tuple[str, int, int, str | None, float | None]],
+    ) -> None:
+        """Append many chargers at once: ``(id, lat, lng, station, tariff, zone)`` rows sorted by
+        id, and their ``(charger id, evse, connector, OCPI type, kW)`` rows sorted the same way."""
+        station, tariff, zone, kind = (
+            self._stations.code,
+            self._tariffs.code,
+            self._zones.code,
+            self._types.code,
+        )
+        counts: dict[str, int] = {}
+        for connector in connectors:
+            counts[connector[0]] = counts.get(connector[0], 0) + 1
+        known = {row[0] for row in chargers}
+        columns.charger_ids.extend(row[0] for row in chargers)
+        columns.latitude_deg.extend(row[1] for row in chargers)
+        columns.longitude_deg.extend(row[2] for row in chargers)
+        columns.station.extend(station(row[3]) for row in chargers)
+        columns.tariff.extend(tariff(row[4]) for row in chargers)
+        columns.zone.extend(zone(row[5]) for row in chargers)
+        columns.connector_counts.extend(counts.get(row[0], 0) for row in chargers)
+        kept = [row for row in connectors if row[0] in known]
+        columns.evse_ids.extend(row[1] for row in kept)
+        columns.connector_ids.extend(row[2] for row in kept)
+        columns.types.extend(kind(row[3]) for row in kept)
+        columns.powers_kw.extend(math.nan if row[4] is None else row[4] for row in kept)
+
     def load(self, columns: SiteColumns) -> None:
         """Replace every charger with ``columns`` (statuses of chargers still present are kept)."""
         self.install(self.prepare(columns))

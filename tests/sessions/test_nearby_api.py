@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call as call16
 
-from csms.storage.chargers import ChargerRecord
+from csms.storage.chargers import ChargerRecord, ConnectorSpec
 from sessions.auth import Role
 from tests.csms.chargers import connected
 from tests.sessions.conftest import RunningApi
@@ -149,3 +149,33 @@ async def test_a_reserved_connector_shows_reserved(api: RunningApi) -> None:
         assert body["chargers"][0]["connectors"][0]["status"] == "Reserved"
         _, available = await nearby(api, lat=45.0, lng=7.0, radius_km=1, available_only=True)
         assert available["count"] == 0
+
+
+async def test_a_full_reload_reads_what_the_change_poll_reads(api: RunningApi) -> None:
+    pool = api.csms.database.pool
+    await pool.execute(
+        """INSERT INTO stations (station_id, time_zone, latitude_deg, longitude_deg)
+           VALUES ('ST-1', 'Europe/Berlin', 52.5, 13.4)"""
+    )
+    await api.sessions.tariffs.publish(TARIFF, cpo_id=None, created_by="test")
+    await api.sessions.tariffs.assign("station", "ST-1", "T-NEARBY")
+    await api.csms.chargers.save(
+        ChargerRecord(
+            charger_id="CP-AT-STATION",
+            station_id="ST-1",
+            connectors=(ConnectorSpec(1, 1, "cCCS2", 150.0), ConnectorSpec(1, 2, "CHAdeMO", 50.0)),
+        )
+    )
+    await place_charger(api, "CP-OWN", 52.501, 13.4, connectors=((2, "Type2", 11.0), (1, "Type2", 22.0)))
+    await api.csms.chargers.save(ChargerRecord(charger_id="CP-NOWHERE"))
+    assert api.sessions.nearby is not None
+    await api.sessions.nearby.apply_registry_changes()
+    _, polled = await nearby(api, lat=52.5, lng=13.4, radius_km=2)
+    await api.sessions.nearby.reload()
+    _, reloaded = await nearby(api, lat=52.5, lng=13.4, radius_km=2)
+    assert reloaded == polled
+    assert [c["charger_id"] for c in reloaded["chargers"]] == ["CP-AT-STATION", "CP-OWN"]
+    station, own = reloaded["chargers"]
+    assert station["connector_types"] == ["CHADEMO", "IEC_62196_T2_COMBO"]
+    assert station["price"]["energy_per_kwh"] == "0.39"
+    assert [(c["evse_id"], c["ocpp_connector_id"]) for c in own["connectors"]] == [(1, 1), (2, 1)]
