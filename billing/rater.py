@@ -1,19 +1,21 @@
 """Rating completed sessions exactly once: claim, price, and store rating + receipt + debit together.
 
-A batch of COMPLETED sessions without a rating is claimed with ``FOR UPDATE OF charging_sessions
-SKIP LOCKED`` (several nodes' workers take disjoint batches); each is priced with the tariff
+A batch of sessions is claimed from ``billing_rating_queue`` (a trigger fills it in the transaction
+that completes a session, see ``migrations/0002``) with ``FOR UPDATE SKIP LOCKED`` (several nodes'
+workers take disjoint batches); each is priced with the tariff
 version in force when it started, and for each the rating, its receipt (revision 1) with line
 items, the ``charge`` ledger entry and the payment row (state ``rated``) are written in the same
-transaction. The session id is the key of all of them, so a session is rated once however often
-its completion is reported. A session that cannot be rated (no tariff, bad readings) is recorded
-in ``billing_rating_failures`` and tried again after ``retry_s``; it is never skipped for good.
+transaction, which also takes the session off the queue. The session id is the key of all of them,
+so a session is rated once however often its completion is reported. A session that cannot be rated
+(no tariff, bad readings) stays queued with its error and is tried again after ``retry_s``; it is
+never skipped for good.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -48,13 +50,11 @@ LEFT JOIN stations s ON s.station_id = c.station_id
 """
 _CLAIM = (
     _SELECT
-    + """WHERE cs.state = 'COMPLETED'
-  AND NOT EXISTS (SELECT 1 FROM billing_ratings r WHERE r.session_id = cs.session_id)
-  AND NOT EXISTS (SELECT 1 FROM billing_rating_failures f
-                  WHERE f.session_id = cs.session_id AND f.next_attempt_at > now())
-ORDER BY cs.ended_at
+    + """JOIN billing_rating_queue q ON q.session_id = cs.session_id
+WHERE q.next_attempt_at <= now()
+ORDER BY q.next_attempt_at
 LIMIT $1
-FOR UPDATE OF cs SKIP LOCKED
+FOR UPDATE OF q SKIP LOCKED
 """
 )
 SESSION_BY_ID = _SELECT + "WHERE cs.session_id = $1"
@@ -141,9 +141,8 @@ class Rater:
             rows = await connection.fetch(_CLAIM, limit)
             if not rows:
                 return 0
-            # A session another worker rated and committed while this claim was scanning passes the
-            # NOT EXISTS of the claim's older snapshot and is locked once that worker is done; the
-            # lock is ours now, so a fresh statement sees that rating: drop those sessions.
+            # Defence in depth: a session rated by another node must not be rated again even if it
+            # were queued twice; under our lock a fresh statement sees every committed rating.
             done = await connection.fetch(
                 """SELECT session_id::text AS session_id FROM billing_ratings
                    WHERE session_id = ANY($1::uuid[])""",
@@ -152,6 +151,7 @@ class Rater:
             if done:
                 rated_elsewhere = {row["session_id"] for row in done}
                 rows = [row for row in rows if row["session_id"] not in rated_elsewhere]
+                await _dequeue(connection, rated_elsewhere)
             samples = await register_readings(connection, rows)
             cache: dict[str, tuple[TariffVersions, str] | None] = {}
             rated: list[Rated] = []
@@ -167,11 +167,9 @@ class Rater:
                 for session_id, error in failures:
                     logger.warning("session %s cannot be rated yet: %s", session_id, error)
                 await connection.executemany(
-                    """INSERT INTO billing_rating_failures (session_id, error, next_attempt_at)
-                       VALUES ($1, $2, now() + $3 * interval '1 second')
-                       ON CONFLICT (session_id) DO UPDATE SET error = excluded.error,
-                           attempts = billing_rating_failures.attempts + 1,
-                           next_attempt_at = excluded.next_attempt_at, updated_at = now()""",
+                    """UPDATE billing_rating_queue SET attempts = attempts + 1, last_error = $2,
+                           next_attempt_at = now() + $3 * interval '1 second'
+                       WHERE session_id = $1""",
                     [(uuid.UUID(s), e, self._retry_s) for s, e in failures],
                 )
             return len(rated)
@@ -311,9 +309,13 @@ async def _store(connection: Any, rated: Sequence[Rated]) -> None:
             for r in rated
         ],
     )
+    await _dequeue(connection, [r.session.session_id for r in rated])
+
+
+async def _dequeue(connection: Any, session_ids: Iterable[str]) -> None:
     await connection.execute(
-        "DELETE FROM billing_rating_failures WHERE session_id = ANY($1::uuid[])",
-        [uuid.UUID(r.session.session_id) for r in rated],
+        "DELETE FROM billing_rating_queue WHERE session_id = ANY($1::uuid[])",
+        [uuid.UUID(s) for s in session_ids],
     )
 
 

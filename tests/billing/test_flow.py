@@ -91,3 +91,27 @@ async def test_idle_time_comes_from_progress_events_when_there_are_no_meter_samp
     assert receipt["idle_s"] == 30 * 60  # the register (start + energy) stopped at minute 30
     parking = next(line for line in receipt["lines"] if line["kind"] == "parking_time")
     assert (parking["quantity"], parking["amount_excl_vat"]) == ("0.5000", "3.00")
+
+
+async def test_a_session_without_a_tariff_waits_queued_with_its_error_until_one_is_assigned(
+    database: Database, gateway: GatewayProcess
+) -> None:
+    await seed_driver(database, "lea")
+    await database.pool.execute("INSERT INTO chargers (charger_id) VALUES ('CP-NOTARIFF')")
+    session_id = await completed_session(database, charger_id="CP-NOTARIFF", driver_id="lea")
+    stripe = StripeGateway(gateway.url, "sk_test_x", timeout_s=2)
+    try:
+        worker = make_worker(database, stripe)
+        assert (await worker.run_once()).rated == 0
+        queued = await database.pool.fetchrow("SELECT attempts, last_error FROM billing_rating_queue")
+        assert queued["attempts"] == 1
+        assert "no tariff" in queued["last_error"]
+        assert (await worker.run_once()).rated == 0  # not due again before rating_retry_s
+
+        await seed_charger(database, "CP-NOTARIFF")  # the operator assigns a tariff
+        await database.pool.execute("UPDATE billing_rating_queue SET next_attempt_at = now()")
+        assert (await worker.run_once()).rated == 1
+        assert await database.pool.fetchval("SELECT count(*) FROM billing_rating_queue") == 0
+        assert await ReceiptStore(database).receipt_json(session_id) is not None
+    finally:
+        await stripe.close()
