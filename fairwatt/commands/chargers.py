@@ -8,7 +8,7 @@
     fairwatt chargers config get CHARGER [KEY ...]     # 2.0.1: Component.Variable
     fairwatt chargers config set CHARGER KEY VALUE
     fairwatt chargers logs CHARGER [--since 2024-05-01T08:00:00Z] [--follow]
-    fairwatt chargers firmware update --location URL [--retrieve-at TIME] CHARGER [CHARGER ...]
+    fairwatt chargers firmware update --location URL [--retrieve-at TIME] [CHARGER ...] [--station S]
     fairwatt chargers diagnostics CHARGER --location URL
 
 A command's exit status is 0 when the charger accepted it. ``--json`` prints the server's JSON.
@@ -85,7 +85,10 @@ def register(subparsers: Sub) -> None:
     update = action(
         "update", "have chargers install firmware (progress per charger)", _firmware, firmware_actions
     )
-    update.add_argument("chargers", nargs="+", metavar="CHARGER")
+    update.add_argument("chargers", nargs="*", metavar="CHARGER")
+    update.add_argument(
+        "--station", action="append", default=[], help="every charger of this station (repeatable)"
+    )
     update.add_argument("--location", required=True, metavar="URL", help="where the firmware is")
     update.add_argument("--retrieve-at", metavar="TIME", help="ISO 8601 time with zone (default: now)")
     diagnostics = action("diagnostics", "have the charger upload its diagnostics", _diagnostics)
@@ -214,10 +217,19 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _firmware(args: argparse.Namespace) -> int:
     operator = client(args)
+    chargers = list(args.chargers)
+    for station in args.station:
+        listed = operator.get("/v1/operator/chargers", {"station": station})["chargers"]
+        if not listed:
+            raise ClientError(f"station {station} has no chargers in your network")
+        chargers.extend(c["charger_id"] for c in listed)
+    chargers = list(dict.fromkeys(chargers))
+    if not chargers:
+        raise ClientError("name the chargers to update, or --station")
     body = {"location": args.location, "retrieve_at": args.retrieve_at}
     results: list[dict[str, Any]] = []
-    total = len(args.chargers)
-    for k, charger_id in enumerate(args.chargers, start=1):
+    total = len(chargers)
+    for k, charger_id in enumerate(chargers, start=1):
         try:
             document = operator.post(_path(charger_id, "/firmware"), body)
             outcome = str(document["outcome"]) + (

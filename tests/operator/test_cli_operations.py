@@ -141,6 +141,16 @@ async def test_diff_apply_and_charger_commands(operator: RunningOperatorApi, cli
         ]
         assert out.strip() == "firmware update accepted by 2 of 3 chargers"
         assert (await next_received(depot, "UpdateFirmware"))["location"] == "https://fw.example/2.1"
+        code, out, err = await cli(
+            "chargers",
+            "firmware",
+            "update",
+            "--station",
+            "office-munich",
+            "--location",
+            "https://fw.example/2.2",
+        )
+        assert (code, err.strip()) == (0, "[1/1] office-1: accepted (Accepted)")
 
         await operator.csms.message_log.flush()
         logs = await cli.json("chargers", "logs", "depot-1", "--since", "2000-01-01T00:00:00Z")
@@ -181,7 +191,7 @@ async def test_diff_apply_and_charger_commands(operator: RunningOperatorApi, cli
         assert response.status == 200
         metrics = await response.text()
     assert 'fairwatt_ocpp_messages_total{action="Reset",direction="out"} 2.0' in metrics
-    assert 'fairwatt_command_latency_seconds_count{action="UpdateFirmware",outcome="accepted"} 2.0' in metrics
+    assert 'fairwatt_command_latency_seconds_count{action="UpdateFirmware",outcome="accepted"} 3.0' in metrics
     assert "fairwatt_connected_chargers 0.0" in metrics
     assert 'fairwatt_sessions{state="ACTIVE"} 0.0' in metrics
 
