@@ -84,6 +84,13 @@ class CommandBus:
         """Send any action with a payload already in the charger's version."""
         return await self._send(charger_id, lambda _version: (action, payload), timeout_s)
 
+    async def call_per_version(
+        self, charger_id: str, build: Callable[[OcppVersion], Built], *, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Send what ``build`` makes for the charger's version, ``(action, payload)``; ``None`` answers
+        NOT_SUPPORTED_BY_VERSION. For command modules beside this class (``csms.commands.certificates``)."""
+        return await self._send(charger_id, build, timeout_s)
+
     def add_observer(self, observer: CommandObserver) -> None:
         """Call ``observer(result, seconds)`` after every command (metrics); it must not block."""
         self._observers.append(observer)

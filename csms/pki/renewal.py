@@ -14,9 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from csms.commands import CommandBus, CommandOutcome, CommandResult
-from csms.errors import CommandError
+from csms.commands.bus import Built
 from csms.pki.inventory import CertificateInventory, RenewalDue
 from csms.pki.settings import PkiSettings
+from csms.protocol.versions import OcppVersion
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +71,16 @@ class RenewalScheduler:
         return started
 
     async def _trigger(self, renewal: RenewalDue) -> CommandResult:
-        try:
-            return await self._commands.trigger_message(
-                renewal.charger_id, TRIGGERED_MESSAGE[renewal.certificate_type]
-            )
-        except CommandError:
-            # A 1.6 charger: TriggerMessage has no certificate messages; the security extension's
+        def build(version: OcppVersion) -> Built:
+            if version is OcppVersion.V201:
+                return "TriggerMessage", {"requestedMessage": TRIGGERED_MESSAGE[renewal.certificate_type]}
+            if renewal.certificate_type != "ChargingStationCertificate":
+                return None
+            # 1.6: TriggerMessage has no certificate messages; the security extension's
             # ExtendedTriggerMessage has.
-            return await self._commands.call(
-                renewal.charger_id,
-                "ExtendedTriggerMessage",
-                {"requestedMessage": "SignChargePointCertificate"},
-            )
+            return "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
+
+        return await self._commands.call_per_version(renewal.charger_id, build)
 
     async def run(self) -> None:
         """Rounds every ``renewal_check_interval_s`` until cancelled."""
