@@ -66,7 +66,13 @@ class OperatedCharger16(Charger16):
     @on(Action16.send_local_list)
     async def on_send_local_list(self, **request: Any) -> Any:
         await self._record("SendLocalList", request)
+        self.list_version = int(request["list_version"])
         return result16.SendLocalList(status="Accepted")
+
+    @on(Action16.get_local_list_version)
+    async def on_get_local_list_version(self, **request: Any) -> Any:
+        await self._record("GetLocalListVersion", request)
+        return result16.GetLocalListVersion(list_version=getattr(self, "list_version", 0))
 
 
 class OperatedCharger201(Charger201):

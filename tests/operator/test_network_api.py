@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from ocpp.v16 import call as call16
 
 from csms.smart_charging import SMART_CHARGING
-from tests.operator.conftest import EXAMPLE, RunningOperatorApi, network_files
+from fairwatt.operator.local_lists import LocalListSync
+from tests.csms.chargers import connected
+from tests.operator.chargers import OperatedCharger16
+from tests.operator.conftest import CHARGER_PASSWORD, EXAMPLE, RunningOperatorApi, network_files
 
 TABLES = (
     "SELECT station_id, cpo_id, name, time_zone FROM stations ORDER BY 1",
@@ -190,3 +195,31 @@ async def test_applying_a_station_keeps_its_demand_response_caps(operator: Runni
     assert status == 200
     assert applied["effects"]["stations"] == [{"station": "depot-berlin", "effect": "re-solved"}]
     assert demand_response_caps() == [30.0]  # laid over the station's refreshed caps again
+
+
+@pytest.mark.asyncio
+async def test_a_charger_offline_at_apply_gets_its_local_list_when_it_boots(
+    operator: RunningOperatorApi,
+) -> None:
+    _, applied = await operator.call("POST", "/v1/operator/network/apply", json=network_files())
+    assert {p["outcome"] for p in applied["effects"]["local_lists"]} == {"not_connected"}
+    url = operator.charger_url("depot-1")
+    async with connected(OperatedCharger16, url, "depot-1", "ocpp1.6", password=CHARGER_PASSWORD) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="Alfen", charge_point_model="Eve"))
+        while (received := await asyncio.wait_for(charger.received.get(), timeout=5))[0] != "SendLocalList":
+            pass
+        request = received[1]
+        assert (request["list_version"], request["update_type"]) == (1, "Full")
+        assert {(e["id_tag"], e["id_tag_info"]["status"]) for e in request["local_authorization_list"]} == {
+            ("04A1B2C3D4", "Accepted"),
+            ("04E5F6A7B8", "Accepted"),
+            ("04DEADBEEF", "Blocked"),
+        }
+        # a charger holding the version already is not sent it again
+        csms = operator.csms
+        sync = LocalListSync(csms.database, csms.commands, csms.live_state, csms.tasks)
+        assert not await sync.sync("depot-1")
+        queued = []
+        while not charger.received.empty():
+            queued.append(charger.received.get_nowait()[0])
+        assert [a for a in queued if a != "SetChargingProfile"] == ["GetLocalListVersion"]  # no SendLocalList
