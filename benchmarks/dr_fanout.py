@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--horizon-periods", type=int, default=24, help="policy periods each solve plans")
     parser.add_argument("--period-s", type=int, default=300)
     parser.add_argument("--timeout-s", type=float, default=300.0, help="give up waiting for profiles")
+    parser.add_argument(
+        "--transport",
+        choices=("memory", "websocket"),
+        default="memory",
+        help="chargers linked in process to the protocol layer (default; no file descriptors) or over"
+        " real WebSockets on 127.0.0.1 (two descriptors per charger: 10,000 need more than 20,000)",
+    )
 
 
 @dataclass
@@ -67,9 +75,9 @@ class FanoutReport:
 class Charger:
     """One raw OCPP-J 1.6 connection: calls one at a time, answers SetChargingProfile Accepted."""
 
-    def __init__(self, charger_id: str, websocket: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, charger_id: str, send: Callable[[str], Awaitable[None]]) -> None:
         self.charger_id = charger_id
-        self.websocket = websocket
+        self.send = send
         self.pending: dict[str, asyncio.Future[list[Any]]] = {}
         self.counter = 0
         self.tx_profiles: list[tuple[float, float]] = []  # (perf_counter at arrival, first limit)
@@ -79,33 +87,58 @@ class Charger:
         unique_id = str(self.counter)
         answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.pending[unique_id] = answer
-        await self.websocket.send_str(json.dumps([2, unique_id, action, payload]))
-        async with asyncio.timeout(60):
+        await self.send(json.dumps([2, unique_id, action, payload]))
+        async with asyncio.timeout(120):
             frame = await answer
         if frame[0] != 3:
             raise RuntimeError(f"{self.charger_id}: {action}: CALLERROR {frame[2:]}")
         result: dict[str, Any] = frame[2]
         return result
 
-    async def read(self) -> None:
-        async for message in self.websocket:
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                break
-            frame = json.loads(message.data)
-            if frame[0] in (3, 4):
-                waiting = self.pending.pop(frame[1], None)
-                if waiting is not None and not waiting.done():
-                    waiting.set_result(frame)
-            elif frame[0] == 2:
-                if frame[2] == "SetChargingProfile":
-                    profile = frame[3]["csChargingProfiles"]
-                    if profile["chargingProfilePurpose"] == "TxProfile":
-                        limit = float(profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"])
-                        self.tx_profiles.append((time.perf_counter(), limit))
-                    reply: list[Any] = [3, frame[1], {"status": "Accepted"}]
-                else:
-                    reply = [4, frame[1], "NotImplemented", f"{frame[2]} is not simulated", {}]
-                await self.websocket.send_str(json.dumps(reply))
+    async def handle(self, text: str) -> None:
+        frame = json.loads(text)
+        if frame[0] in (3, 4):
+            waiting = self.pending.pop(frame[1], None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(frame)
+        elif frame[0] == 2:
+            if frame[2] == "SetChargingProfile":
+                profile = frame[3]["csChargingProfiles"]
+                if profile["chargingProfilePurpose"] == "TxProfile":
+                    limit = float(profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"])
+                    self.tx_profiles.append((time.perf_counter(), limit))
+                reply: list[Any] = [3, frame[1], {"status": "Accepted"}]
+            else:
+                reply = [4, frame[1], "NotImplemented", f"{frame[2]} is not simulated", {}]
+            await self.send(json.dumps(reply))
+
+
+class MemoryConnection:
+    """The server's end of an in-process charger link (the protocol layer's ``recv``/``send``)."""
+
+    def __init__(self, charger: Charger) -> None:
+        self.inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.charger = charger
+        self.closed = False
+
+    async def recv(self) -> str:
+        from csms.errors import ConnectionClosedError
+
+        frame = await self.inbox.get()
+        if frame is None:
+            raise ConnectionClosedError("closed")
+        return frame
+
+    async def send(self, frame: str) -> None:
+        from csms.errors import ConnectionClosedError
+
+        if self.closed:
+            raise ConnectionClosedError("closed")
+        await self.charger.handle(frame)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        self.inbox.put_nowait(None)
 
 
 async def _admin(sql: str) -> None:
@@ -116,6 +149,14 @@ async def _admin(sql: str) -> None:
         await connection.execute(sql)
     finally:
         await connection.close()
+
+
+BOOT = {"chargePointVendor": "Bench", "chargePointModel": "DR"}
+
+
+def _keep(task: asyncio.Task[None], tasks: set[asyncio.Task[None]]) -> None:
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def _progress(message: str) -> None:
@@ -159,7 +200,10 @@ async def run(args: argparse.Namespace) -> FanoutReport:
     from aiohttp import web
     from openleadr.messaging import parse_message
 
-    from csms.server import create_app
+    from csms.protocol.handlers import build_router
+    from csms.protocol.session import OcppSession
+    from csms.protocol.versions import OcppVersion
+    from csms.server import CSMS, create_app
     from csms.settings import CsmsSettings
     from csms.smart_charging import SMART_CHARGING, EvseBinding, SmartChargingSettings, StationSetup
     from demand_response.app import install
@@ -209,33 +253,79 @@ async def run(args: argparse.Namespace) -> FanoutReport:
     await web.SockSite(runner, listener, backlog=4096).start()
     chargers: list[Charger] = []
     readers: set[asyncio.Task[None]] = set()
+    closers: list[Callable[[], Awaitable[Any]]] = []
     report = FanoutReport(args.stations, args.evses, 0, 0, 0, horizon_periods=args.horizon_periods)
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            gate = asyncio.Semaphore(200)
+            runtime = app[CSMS]
 
-            async def connect(charger_id: str) -> None:
-                async with gate:
-                    websocket = await http.ws_connect(
-                        f"ws://127.0.0.1:{port}/ocpp/{charger_id}", protocols=("ocpp1.6",)
-                    )
-                    charger = Charger(charger_id, websocket)
-                    task = asyncio.create_task(charger.read())
-                    readers.add(task)
-                    task.add_done_callback(readers.discard)
-                    await charger.call(
-                        "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "DR"}
-                    )
+            async def websocket_link(charger_id: str) -> Charger:
+                websocket = await http.ws_connect(
+                    f"ws://127.0.0.1:{port}/ocpp/{charger_id}", protocols=("ocpp1.6",)
+                )
+                charger = Charger(charger_id, websocket.send_str)
+
+                async def read() -> None:
+                    async for message in websocket:
+                        if message.type is not aiohttp.WSMsgType.TEXT:
+                            break
+                        await charger.handle(message.data)
+
+                closers.append(websocket.close)
+                _keep(asyncio.create_task(read()), readers)
+                return charger
+
+            async def memory_link(charger_id: str) -> Charger:
+                connection: MemoryConnection | None = None
+
+                async def to_server(text: str) -> None:
+                    assert connection is not None
+                    connection.inbox.put_nowait(text)
+
+                charger = Charger(charger_id, to_server)
+                connection = MemoryConnection(charger)
+                if await runtime.chargers.get(charger_id) is None:
+                    await runtime.chargers.register_unknown(charger_id, runtime.settings.auto_register_status)
+                session = OcppSession(
+                    charger_id,
+                    OcppVersion.V16,
+                    connection,
+                    build_router(OcppVersion.V16, runtime.service),
+                    max_message_bytes=runtime.settings.max_message_bytes,
+                    message_log=runtime.message_log,
+                )
+                runtime.connected.register(session)
+                await runtime.live_state.set_connected(charger_id, True, datetime.now(UTC))
+                closers.append(lambda: connection.close(1000, "done"))
+                _keep(asyncio.create_task(session.run()), readers)
+                return charger
+
+            link = memory_link if args.transport == "memory" else websocket_link
+
+            async def station(setup: StationSetup) -> None:
+                async with gate:  # a station's chargers arrive together: their solves coalesce
+                    linked = [await link(b.charger_id) for b in setup.evses]
+                    await asyncio.gather(*(c.call("BootNotification", BOOT) for c in linked))
                     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-                    await charger.call(
-                        "StartTransaction",
-                        {"connectorId": 1, "idTag": charger_id[-20:], "meterStart": 0, "timestamp": now},
+                    await asyncio.gather(
+                        *(
+                            c.call(
+                                "StartTransaction",
+                                {
+                                    "connectorId": 1,
+                                    "idTag": c.charger_id[-20:],
+                                    "meterStart": 0,
+                                    "timestamp": now,
+                                },
+                            )
+                            for c in linked
+                        )
                     )
-                    chargers.append(charger)
+                    chargers.extend(linked)
 
-            ids = [b.charger_id for s in setups for b in s.evses]
-            _progress(f"connecting {len(ids)} chargers")
-            await asyncio.gather(*(connect(c) for c in ids))
+            gate = asyncio.Semaphore(20)
+            _progress(f"connecting {args.stations * args.evses} chargers ({args.transport})")
+            await asyncio.gather(*(station(s) for s in setups))
             report.chargers_connected = len(chargers)
             loop = app[SMART_CHARGING]
             async with asyncio.timeout(args.timeout_s):
@@ -273,8 +363,8 @@ async def run(args: argparse.Namespace) -> FanoutReport:
             _progress(
                 f"first limits after the event: {statistics.mean(report.capped_limits_a):.1f} A on average"
             )
-            for charger in chargers:
-                await charger.websocket.close()
+            for close in closers:
+                await close()
     finally:
         await runner.cleanup()
         await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')

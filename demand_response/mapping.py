@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 RAMP_STEPS = 4
 """How many steps a ramp-up or recovery period is cut into."""
 _NO_PRIORITY = 1 << 30
+_SPLIT_TYPES = frozenset({"setpoint", "delta", "x-loadControlSetpoint"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,9 @@ def _station_windows(
             members = stations
         if station not in members:
             continue
-        share = grid_limit_kw[station] / sum(grid_limit_kw[s] for s in members)
+        share = 1.0  # of a kW value for a resource of several stations: by grid limit
+        if signal.signal_type in _SPLIT_TYPES and len(members) > 1:
+            share = grid_limit_kw[station] / sum(grid_limit_kw[s] for s in members)
         for interval in signal.intervals:
             start, end = interval.start + offset, interval.end + offset
             if end <= start:

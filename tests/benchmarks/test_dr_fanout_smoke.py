@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import pytest
+
 from benchmarks.dr_fanout import MAX_A, render, run
 
 
-def test_dr_fanout_benchmark_times_every_charger() -> None:
-    args = argparse.Namespace(stations=3, evses=2, horizon_periods=6, period_s=300, timeout_s=60.0)
+@pytest.mark.parametrize("transport", ["memory", "websocket"])
+def test_dr_fanout_benchmark_times_every_charger(transport: str) -> None:
+    args = argparse.Namespace(
+        stations=3, evses=2, horizon_periods=6, period_s=300, timeout_s=60.0, transport=transport
+    )
     report = asyncio.run(run(args))
     assert report.chargers_connected == 6
     assert report.profiles_received == report.profiles_expected == 6
