@@ -3,8 +3,9 @@
 A JSON line carries ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message`` and, where the
 record names them, ``charger_id``, ``station_id`` and ``session_id``: taken from the record's
 ``extra`` fields when a caller passed them, else from the house style's message shape
-(``"charger %s: ..."``, ``"station %s: ..."``, ``"session %s ..."``), so every existing log line of
-a charger is attributed without touching its call site. Exceptions go in ``exception``.
+(``"charger %s: ..."``, ``"station %s: ..."``, ``"session %s ..."``, or a session's UUID anywhere
+after the word ``session``), so every existing log line of a charger is attributed without touching
+its call site. Exceptions go in ``exception``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from typing import Any, TextIO
 
 READABLE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ENV_JSON = "FAIRWATT_LOG_JSON"
+_SESSION_UUID = re.compile(r"\bsession ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 _SUBJECTS = (("charger", "charger_id"), ("station", "station_id"), ("session", "session_id"))
 
 
@@ -37,6 +40,10 @@ def subjects_of(record: logging.LogRecord) -> dict[str, str]:
         lowered = template.lower()
         if lowered.startswith(f"{word} %s") or lowered.startswith(f"{word} %r"):
             found[field] = str(args[0])
+    if "session_id" not in found:  # "... of session 5f0c...": a session id anywhere in the message
+        match = _SESSION_UUID.search(record.getMessage())
+        if match is not None:
+            found["session_id"] = match.group(1)
     return found
 
 

@@ -68,7 +68,6 @@ from optimizer.types import Connection, Evse, Policy, RateUnit
 from tariffs.errors import TariffParseError
 from tariffs.ocpi import parse_tariff
 
-
 _TOP_KEYS = (
     "version",
     "operator",

@@ -245,6 +245,11 @@ class Network:
     reservation_hold_s: int = 900
     sources: tuple[str, ...] = ()
 
+    @property
+    def station_configs(self) -> tuple[StationConfig, ...]:
+        """Each station as the smart-charging loop plans it (what ``fairwatt serve --config`` loads)."""
+        return tuple(s.station for s in self.stations)
+
     def station(self, station_id: str) -> NetworkStation:
         for station in self.stations:
             if station.station_id == station_id:

@@ -22,6 +22,10 @@ def test_subjects_come_from_the_message_shape_or_extra_fields() -> None:
     assert subjects_of(record("station %s: solved in %.3f s", "depot", 0.1)) == {"station_id": "depot"}
     assert subjects_of(record("session %s failed", "5f0c")) == {"session_id": "5f0c"}
     assert subjects_of(record("stopped by signal")) == {}
+    stop = record(
+        "charger %s: stop of session %s not accepted", "CP-1", "5f0c2b1e-0000-4000-8000-00000000abcd"
+    )
+    assert subjects_of(stop) == {"charger_id": "CP-1", "session_id": "5f0c2b1e-0000-4000-8000-00000000abcd"}
     explicit = record("charger %s: stop", "CP-1", session_id="5f0c", charger_id="CP-9")
     assert subjects_of(explicit) == {"charger_id": "CP-9", "session_id": "5f0c"}
 
