@@ -16,6 +16,7 @@ import pytest
 
 from demand_response.config import OptType, Program, ReportLimits
 from demand_response.events import EventStatus
+from demand_response.mapping import RAMP_STEPS, start_offset
 from optimizer.types import PricePeriod
 from tests.demand_response.site import GRID_KW, METER_W, RunningSite, eventually, running_site
 from tests.demand_response.vtn import RecordingVtn, free_port, start_vtn
@@ -32,7 +33,7 @@ def program(name: str, vtn_url: str, station_id: str) -> Program:
         resources=(("site-1", (station_id,)),),
         min_kw_per_session=4.0,  # 4 sessions: a cap under 16 kW strands someone
         reports=ReportLimits(1.0, 60.0),
-        randomize=False,
+        randomize=True,  # applies to events with a startafter window only
     )
 
 
@@ -51,6 +52,7 @@ async def test_events_become_caps_at_the_chargers_and_end_with_their_window(data
             await simple_event_updated_then_over(vtn, site, name)
             await opt_out_and_cancellation(vtn, site, name)
             await other_signals_and_a_vanishing_event(vtn, site, name)
+            await ramps_and_randomisation(vtn, site, name)
             # Telemetry: the two 1.6 chargers report 5 kW each for resource site-1.
             await eventually(lambda: ("site-1", 2 * METER_W / 1000) in vtn.reports)
     finally:
@@ -135,6 +137,30 @@ async def other_signals_and_a_vanishing_event(
     assert dropped.status is EventStatus.CANCELLED
     await site.settle()
     assert site.offered_kw(datetime.now(UTC)) == pytest.approx(GRID_KW, abs=0.5)
+
+
+async def ramps_and_randomisation(vtn: RecordingVtn, site: RunningSite, program_name: str) -> None:
+    start = datetime.now(UTC) + 60 * S
+    answer = vtn.add(
+        "ramped",
+        "SIMPLE",
+        "level",
+        [(start, 60 * S, 2.0)],
+        ramp_up=20 * S,
+        recovery=40 * S,
+        start_after=10 * S,
+    )
+    assert await opted(answer) == "optIn"
+    event = site.dr.enforcer.event(program_name, "ramped")
+    assert event is not None
+    assert (event.ramp_up, event.recovery, event.start_after) == (20 * S, 40 * S, 10 * S)
+    offset = start_offset("fairwatt-test", event)
+    assert timedelta(0) <= offset < 10 * S
+    caps = sorted(site.dr_caps(), key=lambda c: c.start)
+    assert len(caps) == 1 + 2 * RAMP_STEPS
+    assert caps[0].start == start - 20 * S + offset
+    assert caps[-1].end == start + 100 * S + offset
+    assert min(c.limit_kw for c in caps) == pytest.approx(0.5 * GRID_KW)
 
 
 @pytest.mark.allow_error_logs  # openleadr logs the unreachable VTN at ERROR
