@@ -214,7 +214,8 @@ def test_demand_response_programs_are_checked_by_their_package() -> None:
     program = (
         "demand_response:\n"
         "  programs:\n"
-        "    - {name: peak, vtn_url: 'http://vtn.example/OpenADR2/Simple/2.0b', ven_name: v1, stations: [s22]}\n"
+        "    - {name: peak, vtn_url: 'http://vtn.example/OpenADR2/Simple/2.0b', ven_name: v1,\n"
+        "       stations: [s22]}\n"
     )
     text = BASE + program
     [(line, message)] = errors_of(text)
