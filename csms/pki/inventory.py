@@ -20,6 +20,7 @@ class IssuedCertificate:
     certificate_type: str
     not_after: datetime
     revoked_at: datetime | None
+    superseded_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,9 @@ class CertificateInventory:
     async def record_issued(
         self, charger_id: str, certificate_type: str, certificate: x509.Certificate
     ) -> None:
-        """Store a newly issued certificate; earlier ones of the charger and type become superseded."""
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                "UPDATE pki_issued_certificates SET superseded_at = now()"
-                " WHERE charger_id = $1 AND certificate_type = $2 AND superseded_at IS NULL",
-                charger_id,
-                certificate_type,
-            )
+        """Store a newly issued certificate (it replaces the older ones once the charger installs it:
+        :meth:`installed`)."""
+        async with self._database.pool.acquire() as connection:
             await connection.execute(
                 "INSERT INTO pki_issued_certificates (issuer, serial_number, charger_id, certificate_type,"
                 " subject, not_before, not_after, certificate_pem) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -61,12 +57,36 @@ class CertificateInventory:
                 to_pem(certificate),
             )
 
+    async def installed(self, charger_id: str, certificate_type: str, certificate: x509.Certificate) -> None:
+        """The charger accepted ``certificate``: its other certificates of the type are superseded."""
+        async with self._database.pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE pki_issued_certificates SET superseded_at = now()"
+                " WHERE charger_id = $1 AND certificate_type = $2 AND superseded_at IS NULL"
+                " AND NOT (issuer = $3 AND serial_number = $4)",
+                charger_id,
+                certificate_type,
+                certificate.issuer.rfc4514_string(),
+                serial_hex(certificate.serial_number),
+            )
+
+    async def refused(self, certificate: x509.Certificate, reason: str) -> None:
+        """The charger refused (or never got) ``certificate``: revoke it, the previous one stays current."""
+        async with self._database.pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE pki_issued_certificates SET revoked_at = now(), revocation_reason = $3"
+                " WHERE issuer = $1 AND serial_number = $2 AND revoked_at IS NULL",
+                certificate.issuer.rfc4514_string(),
+                serial_hex(certificate.serial_number),
+                reason,
+            )
+
     async def issued_to(self, charger_id: str) -> list[IssuedCertificate]:
         """Every certificate issued to ``charger_id``, newest first."""
         async with self._database.pool.acquire() as connection:
             rows = await connection.fetch(
-                "SELECT issuer, serial_number, charger_id, certificate_type, not_after, revoked_at"
-                " FROM pki_issued_certificates WHERE charger_id = $1 ORDER BY issued_at DESC",
+                "SELECT issuer, serial_number, charger_id, certificate_type, not_after, revoked_at,"
+                " superseded_at FROM pki_issued_certificates WHERE charger_id = $1 ORDER BY issued_at DESC",
                 charger_id,
             )
         return [IssuedCertificate(**dict(row)) for row in rows]
@@ -97,7 +117,8 @@ class CertificateInventory:
                 " subject, not_before, not_after, certificate_pem)"
                 " SELECT $1, $2, $3, 'ChargingStationCertificate', $4, $5, $6, $7"
                 " WHERE NOT EXISTS (SELECT 1 FROM pki_issued_certificates WHERE charger_id = $3"
-                " AND certificate_type = 'ChargingStationCertificate' AND superseded_at IS NULL)"
+                " AND certificate_type = 'ChargingStationCertificate' AND superseded_at IS NULL"
+                " AND revoked_at IS NULL)"
                 " ON CONFLICT (issuer, serial_number) DO NOTHING",
                 certificate.issuer.rfc4514_string(),
                 serial_hex(certificate.serial_number),

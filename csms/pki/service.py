@@ -14,6 +14,7 @@ from typing import Protocol
 
 from cryptography import x509
 
+from csms.commands.results import CommandOutcome
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.pki.certs import OcspId, to_pem
 from csms.pki.errors import CsrRefusedError, PkiError, RevocationUnavailableError
@@ -192,8 +193,8 @@ class CertificateSigner:
             raise
         return x509.load_pem_x509_csr(csr_pem.encode("ascii"))
 
-    async def sign(self, charger_id: str, csr_pem: str, use: CertificateUse) -> str:
-        """The PEM chain (new certificate, then the sub-CAs) for a CSR :meth:`check` accepted."""
+    async def sign(self, charger_id: str, csr_pem: str, use: CertificateUse) -> tuple[x509.Certificate, str]:
+        """The new certificate and its PEM chain (then the sub-CAs) for a CSR :meth:`check` accepted."""
         request = check_csr(csr_pem, charger_id, use, organization_name=self._organization_name)
         authority = self._authorities.get(use)
         if authority is None:
@@ -207,4 +208,22 @@ class CertificateSigner:
             certificate.serial_number,
             certificate.not_valid_after_utc.isoformat(),
         )
-        return to_pem(certificate, *authority.chain)
+        return certificate, to_pem(certificate, *authority.chain)
+
+    async def delivered(
+        self, charger_id: str, use: CertificateUse, certificate: x509.Certificate, outcome: CommandOutcome
+    ) -> None:
+        """Record what the charger made of CertificateSigned: installed (the older certificates are
+        superseded), refused or never received (the new one is revoked, so renewal goes on for the old),
+        or unknown (a timeout: both stay current until one expires or is replaced)."""
+        if outcome is CommandOutcome.ACCEPTED:
+            await self._inventory.installed(charger_id, use.value, certificate)
+        elif outcome is not CommandOutcome.TIMEOUT:
+            logger.warning(
+                "charger %s: %s serial %x not installed (%s): revoked",
+                charger_id,
+                use.value,
+                certificate.serial_number,
+                outcome.value,
+            )
+            await self._inventory.refused(certificate, f"not installed by the charger ({outcome.value})")

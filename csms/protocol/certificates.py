@@ -44,12 +44,13 @@ class _Signing:
         return {"status": "Accepted"}
 
     async def _send_signed(self, charger_id: str, csr_pem: str, use: CertificateUse, *, typed: bool) -> None:
-        chain = await self._pki.signer.sign(charger_id, csr_pem, use)
+        certificate, chain = await self._pki.signer.sign(charger_id, csr_pem, use)
         result = await certificate_signed(self._pki.commands, charger_id, chain, use.value if typed else None)
         if not result.accepted:
             logger.warning(
                 "charger %s: CertificateSigned answered %s", charger_id, result.status or result.outcome.value
             )
+        await self._pki.signer.delivered(charger_id, use, certificate, result.outcome)
 
 
 class CertificatesV16(_Signing):

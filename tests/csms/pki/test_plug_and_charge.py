@@ -14,7 +14,9 @@ import pytest
 import pytest_asyncio
 from cryptography import x509
 from cryptography.x509 import ocsp
-from ocpp.v201 import call
+from ocpp.routing import on
+from ocpp.v201 import call, call_result
+from ocpp.v201.enums import Action
 
 from csms.commands.certificates import (
     CertificateIdUse,
@@ -326,3 +328,53 @@ async def test_a_provider_failure_is_a_failed_answer(database_dsn: str, pki: Pki
         request = call.Get15118EVCertificate(iso15118_schema_version="x", action="Update", exi_request="AAAA")
         answer = await charger.call(request, suppress=False)
         assert (answer.status, answer.exi_response) == ("Failed", "")
+
+
+class RefusingCharger(PncCharger):
+    @on(Action.certificate_signed)
+    async def on_certificate_signed(self, **request: Any) -> Any:
+        await self.signed.put(request)
+        return call_result.CertificateSigned(status="Rejected")
+
+
+async def until(check: Any) -> Any:
+    """Poll ``check()`` until truthy: CertificateSigned's outcome is recorded by a server task."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (found := await check()):
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+    return found
+
+
+async def test_a_new_certificate_replaces_the_old_only_once_installed(pnc: PncCsms) -> None:
+    identity = charger_id()
+    inventory = pnc.pki.inventory
+    async with connected(PncCharger, pnc.url(identity), identity, "ocpp2.0.1") as charger:
+        for _ in range(2):
+            assert (
+                await charger.call(call.SignCertificate(csr=csr(identity)[0]), suppress=False)
+            ).status == "Accepted"
+            await asyncio.wait_for(charger.signed.get(), 5)
+
+        async def superseded() -> bool:
+            issued = await inventory.issued_to(identity)
+            return [i.superseded_at is not None for i in issued] == [False, True]
+
+        await until(superseded)
+    async with connected(RefusingCharger, pnc.url(identity), identity, "ocpp2.0.1") as charger:
+        assert (
+            await charger.call(call.SignCertificate(csr=csr(identity)[0]), suppress=False)
+        ).status == "Accepted"
+        await asyncio.wait_for(charger.signed.get(), 5)
+
+        async def refused() -> list[Any]:
+            issued = await inventory.issued_to(identity)
+            return issued if issued[0].revoked_at is not None else []
+
+        issued = await until(refused)
+    # The refused one is revoked; the one the charger holds stays its current certificate.
+    assert [(i.revoked_at is None, i.superseded_at is None) for i in issued] == [
+        (False, True),
+        (True, True),
+        (True, False),
+    ]
