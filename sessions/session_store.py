@@ -119,6 +119,8 @@ class IdempotencyConflictError(SessionsError):
 
 
 _SELECT = "SELECT * FROM charging_sessions"
+_OPEN = "state IN ('INITIATED', 'ACTIVE', 'STOPPING')"
+"""Spelled out (not ``= ANY($n)``) so a generic plan can still use the partial indexes on open sessions."""
 
 
 def _record(row: Any) -> SessionRecord:
@@ -397,22 +399,20 @@ class SessionStore:
 
     async def open_on_evse(self, charger_id: str, evse_id: int) -> SessionRecord | None:
         row = await self._database.pool.fetchrow(
-            f"""{_SELECT} WHERE charger_id = $1 AND evse_id = $2 AND state = ANY($3::text[])
+            f"""{_SELECT} WHERE charger_id = $1 AND evse_id = $2 AND {_OPEN}
                 ORDER BY created_at DESC LIMIT 1""",
             charger_id,
             evse_id,
-            list(OPEN_STATES),
         )
         return None if row is None else _record(row)
 
     async def open_with_token(self, charger_id: str, id_token: str) -> bool:
         """Whether an open app session on ``charger_id`` was started with ``id_token``."""
         found = await self._database.pool.fetchval(
-            """SELECT true FROM charging_sessions WHERE charger_id = $1 AND id_token = $2
-                   AND state = ANY($3::text[]) LIMIT 1""",
+            f"""SELECT true FROM charging_sessions WHERE charger_id = $1 AND id_token = $2 AND {_OPEN}
+                LIMIT 1""",
             charger_id,
             id_token,
-            list(OPEN_STATES),
         )
         return bool(found)
 
