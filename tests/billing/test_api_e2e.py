@@ -67,7 +67,7 @@ async def billed(database_dsn: str, gateway: GatewayProcess) -> AsyncIterator[Bi
             gateway_url=gateway.url,
             gateway_api_key="sk_test_e2e",
             gateway_timeout_s=2.0,
-            poll_interval_s=0.2,
+            poll_interval_s=30.0,  # longer than any test: billing runs because the sink woke it
             policy=TEST_POLICY,
         ),
     )
@@ -188,13 +188,13 @@ async def test_operators_see_debts_and_drivers_do_not(billed: BilledApi, gateway
     await seed_charger(database, "CP-D")
     await seed_driver(database, "hank", token="pm_card_chargeDeclined")
     session_id = await completed_session(database, charger_id="CP-D", driver_id="hank", energy_wh=10_000)
-    for sink in billed.sessions.completion_sinks:
-        await sink.session_completed(session_id)
 
     async def declines() -> bool:
         count: int = await database.pool.fetchval("SELECT declines FROM billing_payments") or 0
         if count < TEST_POLICY.max_declines:
-            await make_due(database)
+            await make_due(database)  # the backoff ends...
+            for sink in billed.sessions.completion_sinks:
+                await sink.session_completed(session_id)  # ...and the worker is woken
         return count >= TEST_POLICY.max_declines
 
     await until(declines)
