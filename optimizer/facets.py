@@ -21,18 +21,38 @@ FIRST_FACETS = 2  # facets per phasor limit in the model from the start; the res
 
 
 @dataclass(frozen=True, slots=True)
-class LazyBlock:
-    """The network rows of one block that may bind: which are in the model, which wait."""
+class LazyRows:
+    """The network rows that may bind, of every block: which are in the model, which wait.
 
-    members: IntArray  # variable indices in this block
-    coef: FloatArray  # (candidate rows, members)
+    Candidate rows come block by block; row ``k``'s entries are ``start[k]:start[k + 1]`` of
+    ``index`` (LP session variables, ascending) and ``value``.
+    """
+
+    start: IntArray  # (candidate rows + 1,)
+    index: IntArray
+    value: FloatArray
     bound: FloatArray
     added: npt.NDArray[np.bool_]  # candidate rows in the model as built
 
+    @property
+    def rows(self) -> int:
+        return int(self.bound.size)
+
+    def lhs(self, values: FloatArray) -> FloatArray:
+        row_of = np.repeat(np.arange(self.rows), np.diff(self.start))
+        lhs = np.bincount(row_of, weights=self.value * values[self.index], minlength=self.rows)
+        return np.asarray(lhs, dtype=np.float64)
+
     def violated(self, values: FloatArray, added: npt.NDArray[np.bool_], tol: float = 1e-7) -> IntArray:
-        lhs = self.coef @ values[self.members]
-        bad = (lhs > self.bound + tol * np.maximum(1.0, self.bound)) & ~added
+        bad = (self.lhs(values) > self.bound + tol * np.maximum(1.0, self.bound)) & ~added
         return np.nonzero(bad)[0]
+
+    def entries(self, rows: IntArray) -> tuple[IntArray, IntArray]:
+        """For ``rows``, each one's first entry among the selected entries, and the entry positions."""
+        count = self.start[rows + 1] - self.start[rows]
+        first = np.cumsum(count) - count
+        at = np.repeat(self.start[rows] - first, count) + np.arange(int(count.sum()))
+        return first, at
 
 
 def first_facets(source: IntArray, angle: FloatArray, expected: FloatArray, per_limit: int) -> IntArray:
@@ -45,38 +65,20 @@ def first_facets(source: IntArray, angle: FloatArray, expected: FloatArray, per_
     return np.sort(order[rank < per_limit]).astype(np.int64)
 
 
-def add_violated(
-    h: highspy.Highs, lazy: list[LazyBlock], added: list[npt.NDArray[np.bool_]], values: FloatArray
-) -> bool:
-    """Add the waiting facets the solution breaks (recorded in ``added``); True when any were."""
-    starts: list[int] = []
-    index: list[IntArray] = []
-    coef: list[FloatArray] = []
-    upper: list[float] = []
-    nnz = 0
-    for k, block in enumerate(lazy):
-        bad = block.violated(values, added[k])
-        if bad.size == 0:
-            continue
-        added[k][bad] = True
-        for r in bad:
-            row = block.coef[r]
-            nz = np.nonzero(row)[0]
-            starts.append(nnz)
-            index.append(block.members[nz])
-            coef.append(row[nz])
-            upper.append(float(block.bound[r]))
-            nnz += nz.size
-    if not starts:
+def add_violated(h: highspy.Highs, lazy: LazyRows, added: npt.NDArray[np.bool_], values: FloatArray) -> bool:
+    """Add the waiting rows the solution breaks (recorded in ``added``); True when any were."""
+    bad = lazy.violated(values, added)
+    if bad.size == 0:
         return False
-    count = len(starts)
+    added[bad] = True
+    first, at = lazy.entries(bad)
     h.addRows(
-        count,
-        np.full(count, -_INF),
-        np.array(upper),
-        nnz,
-        np.array(starts, dtype=np.int32),
-        np.concatenate(index).astype(np.int32),
-        np.concatenate(coef),
+        bad.size,
+        np.full(bad.size, -_INF),
+        lazy.bound[bad],
+        at.size,
+        first.astype(np.int32),
+        lazy.index[at].astype(np.int32),
+        lazy.value[at],
     )
     return True

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from optimizer.facets import FIRST_FACETS, LazyBlock, add_violated, first_facets
+from optimizer.facets import FIRST_FACETS, LazyRows, add_violated, first_facets
 from optimizer.problem import Problem
 from optimizer.types import FloatArray
 
@@ -79,7 +79,7 @@ class LpModel:
     price_coef: FloatArray  # cost per A of each variable
     early_coef: FloatArray  # 0..1, how late in the horizon each variable is
     need_kwh: FloatArray
-    lazy: list[LazyBlock]
+    lazy: LazyRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,6 @@ def make_blocks(problem: Problem) -> Blocks:
 def build(problem: Problem) -> LpModel:
     """Assemble the LP (column-wise) for ``problem``; no solving here."""
     blocks = make_blocks(problem)
-    n_blocks = blocks.start.size
     n = problem.sessions
     period_h = problem.period_h
     block_end = blocks.start + blocks.length
@@ -134,12 +133,8 @@ def build(problem: Problem) -> LpModel:
     price_block = np.array(
         [problem.price_per_kwh[s:e].mean() for s, e in zip(blocks.start, block_end, strict=True)]
     )
-    limit_block = np.array(
-        [problem.site_limit_kw[s:e].min() for s, e in zip(blocks.start, block_end, strict=True)]
-    )
-    base_block = np.array(
-        [problem.base_load_kw[s:e].max() for s, e in zip(blocks.start, block_end, strict=True)]
-    )
+    limit_block = np.minimum.reduceat(problem.site_limit_kw, blocks.start)
+    base_block = np.maximum.reduceat(problem.base_load_kw, blocks.start)
 
     col_level, col_peak = n_var, n_var + 1
     rows_i: list[IntArray] = []
@@ -161,48 +156,19 @@ def build(problem: Problem) -> LpModel:
     var_index = np.arange(n_var)
     # per-session energy need
     add(var_session, var_index, energy_coef, np.full(n, -_INF), problem.need_kwh.copy(), n)
-    # network rows per block: power rows that can bind, and for each current limit that
-    # can bind one facet of its polygon; further facets are added lazily when violated
-    linear = problem.network.linear_rows(problem.snapshot.policy.phasor_tolerance)
-    coef_all = np.vstack([linear.matrix, problem.network.power_coef])
-    power_rows = problem.network.power_coef.shape[0]
-    source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
-    row_angle = np.concatenate([linear.angle, np.zeros(power_rows)])
-    order = np.argsort(var_block, kind="stable")
-    bounds_of_block = np.searchsorted(var_block[order], np.arange(n_blocks + 1))
-    lazy: list[LazyBlock] = []
-    for b in range(n_blocks):
-        members = order[bounds_of_block[b] : bounds_of_block[b + 1]]
-        if members.size == 0:
-            continue
-        sess = var_session[members]
-        coef = coef_all[:, problem.cols[sess]]  # (rows, members)
-        # a member that leaves inside the block must not relieve a row: the row has to
-        # hold both before and after it leaves, so its negative projections are dropped
-        leaving = (problem.departure[sess] < block_end[b]) | (problem.arrival[sess] > blocks.start[b])
-        if leaving.any():
-            coef[:, leaving] = np.clip(coef[:, leaving], 0.0, None)
-        bound = np.concatenate([linear.bound, problem.network.power_limits(limit_block[b])[:, 0]])
-        worst = np.clip(coef, 0, None) @ problem.upper_a[sess]
-        binding = np.nonzero(worst > bound + 1e-9)[0]
-        if binding.size == 0:
-            continue
-        # the direction each current limit's phasor sum takes with every member at full rate
-        full_sum = problem.network.current_coef[:, problem.cols[sess]] @ problem.upper_a[sess]
-        expected = np.concatenate([np.angle(full_sum)[linear.source], np.zeros(power_rows)])
-        first = first_facets(source[binding], row_angle[binding], expected[binding], FIRST_FACETS)
-        in_model = np.zeros(binding.size, dtype=np.bool_)
-        in_model[first] = True
-        lazy.append(LazyBlock(members=members, coef=coef[binding], bound=bound[binding], added=in_model))
-        sub = coef[binding[first]]
-        r_idx, m_idx = np.nonzero(sub)
+    # network rows per block: those that can bind; the first facets of each current limit
+    # start in the model, the others are added when a solution breaks them
+    lazy = _network_rows(problem, blocks, var_session, var_block, limit_block)
+    kept = np.nonzero(lazy.added)[0]
+    if kept.size:
+        first, at = lazy.entries(kept)
         add(
-            r_idx.astype(np.int64),
-            members[m_idx],
-            sub[r_idx, m_idx],
-            np.full(first.size, -_INF),
-            bound[binding[first]],
-            first.size,
+            np.repeat(np.arange(kept.size), np.diff(np.append(first, at.size))),
+            lazy.index[at],
+            lazy.value[at],
+            np.full(kept.size, -_INF),
+            lazy.bound[kept],
+            kept.size,
         )
     # total energy (bounded from below after stage 1)
     row_total = row
@@ -223,9 +189,8 @@ def build(problem: Problem) -> LpModel:
     )
     # peak: station power in each block minus the peak variable <= -base load
     blocks_used = np.unique(var_block)
-    peak_row = {int(b): k for k, b in enumerate(blocks_used)}
     add(
-        np.array([peak_row[int(b)] for b in var_block], dtype=np.int64),
+        np.searchsorted(blocks_used, var_block).astype(np.int64),
         var_index,
         problem.kw_per_a[var_session],
         np.zeros(0),
@@ -290,17 +255,18 @@ def build(problem: Problem) -> LpModel:
     lp = highspy.HighsLp()
     lp.num_col_ = n_col
     lp.num_row_ = row
-    lp.col_cost_ = np.zeros(n_col)
-    lp.col_lower_ = np.zeros(n_col)
+    # plain lists: pybind11 copies a list into the model about 3x faster than a numpy array
+    lp.col_cost_ = [0.0] * n_col
+    lp.col_lower_ = [0.0] * n_col
     lp.col_upper_ = np.concatenate(
         [problem.upper_a[var_session], [0.0, _INF], np.zeros(n_even), np.full(n_dev, _INF)]
-    )
-    lp.row_lower_ = np.concatenate(lower)
-    lp.row_upper_ = np.concatenate(upper)
+    ).tolist()
+    lp.row_lower_ = np.concatenate(lower).tolist()
+    lp.row_upper_ = np.concatenate(upper).tolist()
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
+    lp.a_matrix_.start_ = matrix.indptr.tolist()
+    lp.a_matrix_.index_ = matrix.indices.tolist()
+    lp.a_matrix_.value_ = matrix.data.tolist()
     return LpModel(
         lp=lp,
         blocks=blocks,
@@ -323,6 +289,77 @@ def build(problem: Problem) -> LpModel:
     )
 
 
+def _network_rows(
+    problem: Problem, blocks: Blocks, var_session: IntArray, var_block: IntArray, limit_block: FloatArray
+) -> LazyRows:
+    """Per block, the network rows that can bind, and which of them start in the model.
+
+    A row can bind in a block when its members at full rate would break it: power rows, and
+    the facets of each current limit's polygon; of a limit's facets, the ``FIRST_FACETS``
+    nearest the direction its phasor sum takes with every member at full rate start in the
+    model, the others wait until a solution breaks them. Computed for all blocks at once;
+    candidate rows come block by block, in network-row order within a block.
+    """
+    network = problem.network
+    n_var = var_session.size
+    linear = network.linear_rows(problem.snapshot.policy.phasor_tolerance)
+    coef_all = np.vstack([linear.matrix, network.power_coef])
+    power_rows = network.power_coef.shape[0]
+    source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
+    row_angle = np.concatenate([linear.angle, np.zeros(power_rows)])
+    none = np.zeros(0, dtype=np.int64)
+    empty = LazyRows(np.zeros(1, dtype=np.int64), none, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.bool_))
+    if n_var == 0:
+        return empty
+    block_end = blocks.start + blocks.length
+    sess = var_session
+    coef = coef_all[:, problem.cols[sess]]  # (rows, variables)
+    # a member that leaves (or arrives) inside its block must not relieve a row: the row has to
+    # hold both before and after, so its negative projections are dropped
+    partial = (problem.departure[sess] < block_end[var_block]) | (
+        problem.arrival[sess] > blocks.start[var_block]
+    )
+    coef[:, partial] = np.clip(coef[:, partial], 0.0, None)
+    # variables are session-major: sort them by block (stable, so ascending within a block)
+    order = np.argsort(var_block, kind="stable")
+    used = np.unique(var_block)  # blocks with members, ascending
+    starts = np.searchsorted(var_block[order], used)
+    upper = problem.upper_a[sess]
+    worst = np.add.reduceat((np.clip(coef, 0.0, None) * upper)[:, order], starts, axis=1)
+    bound = np.vstack(
+        [np.repeat(linear.bound[:, None], used.size, axis=1), network.power_limits(limit_block[used])]
+    )
+    binding = worst > bound + 1e-9  # (rows, used blocks)
+    # the direction each current limit's phasor sum takes with every member at full rate
+    phasors = network.current_coef[:, problem.cols[sess]] * upper
+    full_sum = np.add.reduceat(phasors[:, order], starts, axis=1)
+    angle_sum = np.angle(full_sum)  # (current limits, used blocks)
+    cand_block, cand_row = np.nonzero(binding.T)  # block-major: block by block, rows ascending
+    if cand_row.size == 0:
+        return empty
+    linear_row = cand_row < linear.source.size
+    expected = np.zeros(cand_row.size)
+    expected[linear_row] = angle_sum[linear.source[cand_row[linear_row]], cand_block[linear_row]]
+    # facets are ranked per (block, current limit): one key for both
+    key = cand_block * (int(linear.source.max(initial=0)) + power_rows + 2) + (source[cand_row] + power_rows)
+    first = first_facets(key.astype(np.int64), row_angle[cand_row], expected, FIRST_FACETS)
+    added = np.zeros(cand_row.size, dtype=np.bool_)
+    added[first] = True
+    # each candidate row over the variables of its block
+    size = np.diff(np.append(starts, n_var))
+    per_cand = size[cand_block]
+    cand = np.repeat(np.arange(cand_row.size), per_cand)
+    within = np.arange(cand.size) - np.repeat(np.cumsum(per_cand) - per_cand, per_cand)
+    var = order[starts[cand_block][cand] + within]
+    value = coef[cand_row[cand], var]
+    nz = value != 0
+    start = np.zeros(cand_row.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cand[nz], minlength=cand_row.size), out=start[1:])
+    return LazyRows(
+        start=start, index=var[nz], value=value[nz], bound=bound[cand_row, cand_block], added=added
+    )
+
+
 def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | None:
     """Run the stages; ``None`` when not even the energy stage reached an optimum in time."""
     policy = problem.snapshot.policy
@@ -342,7 +379,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     cols = np.arange(n_col, dtype=np.int32)
     done: list[str] = []
     solution: FloatArray | None = None
-    added = [block.added.copy() for block in model.lazy]
+    added = model.lazy.added.copy()
 
     def run(costs: FloatArray, name: str) -> bool:
         left = deadline_s - (time.perf_counter() - started)
@@ -440,11 +477,8 @@ def _segment_widths(model: LpModel, solution: FloatArray | None) -> FloatArray:
 
 def _scarce(model: LpModel, solution: FloatArray) -> bool:
     """Whether a limit binds anywhere in the energy-first plan (capacity is short)."""
-    for block in model.lazy:
-        lhs = block.coef @ solution[block.members]
-        if np.any(lhs >= 0.99 * block.bound):
-            return True
-    return False
+    lazy = model.lazy
+    return bool(np.any(lazy.lhs(solution) >= 0.99 * lazy.bound))
 
 
 def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solution: FloatArray) -> None:
