@@ -5,7 +5,8 @@
 - Chargers: seeded, clustered like a continent's (``--cities`` Gaussian clusters over Europe,
   a fifth spread uniformly), one or two connectors each (Type 2 22 kW, CCS 50-350 kW).
 - Queries: the same points (near a city, where drivers search) and radii (``--radii`` km) for
-  both sides, nearest ``--limit`` first, in the same run, one after another on one core.
+  both sides, nearest ``--limit`` first, in the same run, interleaved call by call (ours, then
+  PostGIS) so both see the same shared machine; throughput is queries over summed latencies.
 - Ours: :class:`sessions.geo.index.NearbyIndex` in this process (build time, then per-query
   latency around ``search``; no HTTP, no JSON).
 - PostGIS: ``postgresql-15-postgis-3`` on the PostgreSQL at ``--dsn``, a throw-away database with
@@ -28,7 +29,7 @@ import os
 import socket
 import statistics
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,35 +126,43 @@ def summarise(latencies_s: Sequence[float], wall_s: float, results: Sequence[int
     }
 
 
-def run_ours(
-    fleet: Fleet, queries: Sequence[tuple[float, float, float]], limit: int
-) -> tuple[dict[str, Any], list[list[str]]]:
+class Timings:
+    """Latencies and result counts of one side, by radius."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[float, list[float]] = {}
+        self.counts: dict[float, list[int]] = {}
+        self.answers: list[list[str]] = []
+
+    def add(self, radius: float, elapsed_s: float, answer: list[str]) -> None:
+        self.latencies.setdefault(radius, []).append(elapsed_s)
+        self.counts.setdefault(radius, []).append(len(answer))
+        self.answers.append(answer)
+
+    def report(self, build_s: float) -> dict[str, Any]:
+        """Throughput per radius is queries over the summed latencies of that radius (one core)."""
+        every = [x for v in self.latencies.values() for x in v]
+        return {
+            "build_s": build_s,
+            "by_radius": {
+                str(r): summarise(v, sum(v), self.counts[r]) for r, v in sorted(self.latencies.items())
+            },
+            "all": summarise(every, sum(every), [c for v in self.counts.values() for c in v]),
+        }
+
+
+def build_ours(fleet: Fleet) -> tuple[NearbyIndex, float]:
     began = time.perf_counter()
     index = NearbyIndex()
     index.load(index.columns(fleet.sites()))
-    build_s = time.perf_counter() - began
-    by_radius: dict[float, list[float]] = {}
-    counts: dict[float, list[int]] = {}
-    answers: list[list[str]] = []
-    wall = dict.fromkeys({r for _, _, r in queries}, 0.0)
-    for lat, lng, radius in queries:
-        start = time.perf_counter()
-        hits = index.search(NearbyQuery(lat, lng, radius, limit))
-        elapsed = time.perf_counter() - start
-        wall[radius] += elapsed
-        by_radius.setdefault(radius, []).append(elapsed)
-        counts.setdefault(radius, []).append(len(hits))
-        answers.append([h.charger_id for h in hits])
-    report = {
-        "build_s": build_s,
-        "by_radius": {str(r): summarise(by_radius[r], wall[r], counts[r]) for r in sorted(by_radius)},
-        "all": summarise(
-            [x for v in by_radius.values() for x in v],
-            sum(wall.values()),
-            [c for v in counts.values() for c in v],
-        ),
-    }
-    return report, answers
+    return index, time.perf_counter() - began
+
+
+def ask_ours(index: NearbyIndex, query: tuple[float, float, float], limit: int) -> tuple[float, list[str]]:
+    lat, lng, radius = query
+    start = time.perf_counter()
+    hits = index.search(NearbyQuery(lat, lng, radius, limit))
+    return time.perf_counter() - start, [h.charger_id for h in hits]
 
 
 @contextlib.asynccontextmanager
@@ -176,17 +185,22 @@ async def throwaway_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
             await admin.close()
 
 
-async def run_postgis(
-    admin_dsn: str, fleet: Fleet, queries: Sequence[tuple[float, float, float]], limit: int
-) -> tuple[dict[str, Any], list[list[str]]] | str:
-    """PostGIS's figures and answers, or why it could not run."""
+PostgisQuery = Callable[[tuple[float, float, float]], Awaitable[tuple[float, list[str]]]]
+
+
+@contextlib.asynccontextmanager
+async def postgis(
+    admin_dsn: str, fleet: Fleet, limit: int
+) -> AsyncIterator[tuple[PostgisQuery, float] | str]:
+    """``(ask, build seconds)`` over a throw-away PostGIS table of ``fleet``, or why it cannot run."""
     async with throwaway_database(admin_dsn, f"fairwatt_bench_nearby_{os.getpid()}") as dsn:
         connection = await asyncpg.connect(dsn)
         try:
             try:
                 await connection.execute("CREATE EXTENSION postgis")
             except asyncpg.PostgresError as exc:
-                return f"PostGIS is not available ({exc}); apt-get install postgresql-15-postgis-3"
+                yield f"PostGIS is not available ({exc}); apt-get install postgresql-15-postgis-3"
+                return
             began = time.perf_counter()
             await connection.execute(
                 "CREATE TABLE chargers_geo (charger_id text PRIMARY KEY, lat float8, lng float8)"
@@ -212,32 +226,42 @@ async def run_postgis(
                    WHERE ST_DWithin(geog, point.q, $3, false)
                    ORDER BY ST_Distance(geog, point.q, false), charger_id LIMIT $4"""
             )
-            for lat, lng, radius in queries[:20]:  # warm the cache like ours is warm
-                await statement.fetch(lat, lng, radius * 1000.0, limit)
-            by_radius: dict[float, list[float]] = {}
-            counts: dict[float, list[int]] = {}
-            answers: list[list[str]] = []
-            wall = dict.fromkeys({r for _, _, r in queries}, 0.0)
-            for lat, lng, radius in queries:
+
+            async def ask(query: tuple[float, float, float]) -> tuple[float, list[str]]:
+                lat, lng, radius = query
                 start = time.perf_counter()
                 rows = await statement.fetch(lat, lng, radius * 1000.0, limit)
-                elapsed = time.perf_counter() - start
-                wall[radius] += elapsed
-                by_radius.setdefault(radius, []).append(elapsed)
-                counts.setdefault(radius, []).append(len(rows))
-                answers.append([row["charger_id"] for row in rows])
+                return time.perf_counter() - start, [row["charger_id"] for row in rows]
+
+            yield ask, build_s
         finally:
             await connection.close()
-    report = {
-        "build_s": build_s,
-        "by_radius": {str(r): summarise(by_radius[r], wall[r], counts[r]) for r in sorted(by_radius)},
-        "all": summarise(
-            [x for v in by_radius.values() for x in v],
-            sum(wall.values()),
-            [c for v in counts.values() for c in v],
-        ),
+
+
+async def compare(
+    admin_dsn: str, fleet: Fleet, queries: Sequence[tuple[float, float, float]], limit: int
+) -> dict[str, Any]:
+    """Both sides on the same queries, interleaved call by call so both see the same machine."""
+    index, our_build_s = build_ours(fleet)
+    ours = Timings()
+    async with postgis(admin_dsn, fleet, limit) as session:
+        if isinstance(session, str):
+            for query in queries:
+                ours.add(query[2], *ask_ours(index, query, limit))
+            return {"ours": ours.report(our_build_s), "postgis": {"unavailable": session}}
+        ask_postgis, their_build_s = session
+        for query in queries[:20]:  # warm both
+            ask_ours(index, query, limit)
+            await ask_postgis(query)
+        theirs = Timings()
+        for query in queries:
+            ours.add(query[2], *ask_ours(index, query, limit))
+            theirs.add(query[2], *await ask_postgis(query))
+    return {
+        "ours": ours.report(our_build_s),
+        "postgis": theirs.report(their_build_s),
+        "agreement": agreement(ours.answers, theirs.answers),
     }
-    return report, answers
 
 
 def agreement(ours: Sequence[list[str]], theirs: Sequence[list[str]]) -> float:
@@ -298,6 +322,7 @@ async def run_http(
                 )
                 await connection.execute("RESET session_replication_role")
             assert runtime.nearby is not None
+            await runtime.nearby.loaded.wait()
             began = time.perf_counter()
             await runtime.nearby.reload()
             load_s = time.perf_counter() - began
@@ -329,21 +354,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     fleet, centres = make_fleet(args.chargers, args.cities, args.seed)
     radii = tuple(float(r) for r in args.radii.split(","))
     queries = make_queries(centres, args.queries, radii, args.seed)
-    ours, our_answers = run_ours(fleet, queries, args.limit)
+    compared = asyncio.run(compare(args.dsn, fleet, queries, args.limit))
     report: dict[str, Any] = {
         "chargers": args.chargers,
         "queries_per_radius": args.queries,
         "radii_km": list(radii),
         "limit": args.limit,
-        "ours": ours,
+        **compared,
     }
-    postgis = asyncio.run(run_postgis(args.dsn, fleet, queries, args.limit))
-    if isinstance(postgis, str):
-        report["postgis"] = {"unavailable": postgis}
-    else:
-        theirs, their_answers = postgis
-        report["postgis"] = theirs
-        report["agreement"] = agreement(our_answers, their_answers)
+    ours, theirs = report["ours"], report["postgis"]
+    if "unavailable" not in theirs:
         report["qps_ratio"] = ours["all"]["qps"] / theirs["all"]["qps"]
         report["qps_ratio_by_radius"] = {
             r: ours["by_radius"][r]["qps"] / theirs["by_radius"][r]["qps"] for r in ours["by_radius"]

@@ -133,17 +133,27 @@ class NearbyFeed:
         self.loaded = asyncio.Event()
 
     async def start(self) -> None:
-        """Load the registry, then follow changes (returns once the index is loaded)."""
+        """Follow status updates and load the registry in the background (a node with 500,000
+        chargers takes seconds; its API answers nearby searches 503 until :attr:`loaded`)."""
         if self._redis is not None:
             pubsub = self._redis.pubsub()
             await pubsub.subscribe(status_channel(self._keys))
             self._tasks.start(self._listen(pubsub), "nearby-updates")
-        await self.reload()
-        await self.sync_reservations()
+        self._tasks.start(self._load_then_follow(), "nearby-index")
+
+    async def _load_then_follow(self) -> None:
+        while True:
+            try:
+                await self.reload()
+                await self.sync_reservations()
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.warning("nearby index: loading the registry failed, retrying: %s", exc)
+                await asyncio.sleep(self._poll_interval_s)
         self.loaded.set()
         if self._redis is not None:
             self._tasks.start(self._backfill(), "nearby-status-backfill")
-        self._tasks.start(self._poll(), "nearby-registry-poll")
+        await self._poll()
 
     async def stop(self) -> None:
         await self._tasks.cancel_all()

@@ -76,6 +76,7 @@ async def place_charger(
         )
     )
     assert api.sessions.nearby is not None
+    await api.sessions.nearby.loaded.wait()
     await api.sessions.nearby.apply_registry_changes()
 
 

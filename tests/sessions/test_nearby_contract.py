@@ -49,6 +49,7 @@ def served(database_dsn: str) -> Iterator[tuple[str, str]]:
                 )
             )
         assert runtime.nearby is not None
+        await runtime.nearby.loaded.wait()
         await runtime.nearby.apply_registry_changes()
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)

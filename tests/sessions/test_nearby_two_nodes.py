@@ -73,6 +73,7 @@ async def test_status_and_reservations_reach_the_other_node(nodes: list[tuple[Se
     )
     for runtime in (one, two):
         assert runtime.nearby is not None
+        await runtime.nearby.loaded.wait()
         await runtime.nearby.apply_registry_changes()
     token = two.issuer.mint("zoe", Role.DRIVER)
     headers = {"Authorization": f"Bearer {token}"}
