@@ -15,13 +15,12 @@ import aiohttp
 import pytest_asyncio
 from aiohttp import web
 
-from csms.metrics import install_metrics
 from csms.server import CSMS, CsmsRuntime, create_app
 from demand_response import api as demand_response_api
 from demand_response.app import install as install_demand_response
 from fairwatt.commands.stations import station_setup
 from fairwatt.config.network import load_network
-from fairwatt.operator import OperatorSettings, operator_api
+from fairwatt.operator import OperatorSettings, install_observability, operator_api
 from fairwatt.operator.keys import mint_key
 from sessions.app import SESSIONS, SessionsRuntime, SessionsSettings, install
 from tests.csms.conftest import database_dsn, fail_on_error_logs, make_settings
@@ -81,7 +80,7 @@ async def operator(database_dsn: str) -> AsyncIterator[RunningOperatorApi]:
         SessionsSettings(token_secret=TOKEN_SECRET),
         extra_api=[operator_api(OperatorSettings(environ=ENVIRON)), demand_response_api.register],
     )
-    install_metrics(app)
+    install_observability(app)
     _, acme_key = mint_key(runtime.issuer, "acme", "alice")
     _, other_key = mint_key(runtime.issuer, "other", "bob")
     runner = web.AppRunner(app)

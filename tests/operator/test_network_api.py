@@ -186,15 +186,23 @@ async def test_applying_a_station_keeps_its_demand_response_caps(operator: Runni
     assert status == 201, event
     loop = operator.app[SMART_CHARGING]
 
-    def demand_response_caps() -> list[float | None]:
-        return [c.limit_kw for c in loop.state("depot-berlin").site.caps if c.source.startswith("dr")]
+    def demand_response_caps() -> list[float]:
+        caps = loop.state("depot-berlin").site.caps
+        return [c.limit_kw for c in caps if c.source.startswith("dr") and c.limit_kw is not None]
 
     assert demand_response_caps() == [30.0]  # half of the 60 kW grid connection
+    async with operator.http.get(f"{operator.base_url}/metrics") as response:
+        assert "fairwatt_dr_events_active 0.0" in await response.text()  # declared, not in force yet
+    now = {**declaration, "start": datetime.now(UTC).isoformat(), "cut_percent": 20}
+    assert (await operator.call("POST", "/v1/operator/dr/events", json=now))[0] == 201
+    async with operator.http.get(f"{operator.base_url}/metrics") as response:
+        assert "fairwatt_dr_events_active 1.0" in await response.text()
+    assert sorted(demand_response_caps()) == [30.0, 48.0]
     text = EXAMPLE.read_text(encoding="utf-8").replace("name: Acme depot Berlin", "name: Depot Berlin")
     status, applied = await operator.call("POST", "/v1/operator/network/apply", json=network_files(text))
     assert status == 200
     assert applied["effects"]["stations"] == [{"station": "depot-berlin", "effect": "re-solved"}]
-    assert demand_response_caps() == [30.0]  # laid over the station's refreshed caps again
+    assert sorted(demand_response_caps()) == [30.0, 48.0]  # laid over the station's refreshed caps again
 
 
 @pytest.mark.asyncio
