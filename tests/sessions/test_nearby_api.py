@@ -179,3 +179,19 @@ async def test_a_full_reload_reads_what_the_change_poll_reads(api: RunningApi) -
     assert station["connector_types"] == ["CHADEMO", "IEC_62196_T2_COMBO"]
     assert station["price"]["energy_per_kwh"] == "0.39"
     assert [(c["evse_id"], c["ocpp_connector_id"]) for c in own["connectors"]] == [(1, 1), (2, 1)]
+
+
+async def test_a_node_still_loading_its_index_answers_503(api: RunningApi) -> None:
+    feed = api.sessions.nearby
+    assert feed is not None
+    await feed.loaded.wait()
+    feed.loaded.clear()  # as while a large registry loads after start-up
+    try:
+        async with api.http.get(
+            f"{api.base_url}/v1/chargers/nearby?lat=1&lng=1", headers=api.headers("dana")
+        ) as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "2"
+    finally:
+        feed.loaded.set()
+    assert (await nearby(api, lat=1, lng=1))[0] == 200
