@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -35,6 +36,7 @@ _MWH = Decimal("0.001")
 _WH_PER_KWH = Decimal(1000)
 _SECONDS_PER_HOUR = Decimal(3600)
 _MAX_DAYS = 62
+_MICROSECONDS = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +150,9 @@ def _energy_threshold_instants(tariff: Tariff, register: Register) -> set[dateti
     for (t0, v0), (t1, v1) in itertools.pairwise(points):
         for level in thresholds_wh:
             if v0 < level <= v1 and v1 > v0:
-                span_s = seconds(t1 - t0) * (level - v0) / (v1 - v0)
-                found.add(t0 + timedelta(seconds=float(span_s)))
+                span_us = seconds(t1 - t0) * (level - v0) / (v1 - v0) * _MICROSECONDS
+                # Rounded up: the period that starts there must see the threshold reached.
+                found.add(t0 + timedelta(microseconds=math.ceil(span_us)))
     return found
 
 

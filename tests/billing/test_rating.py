@@ -20,7 +20,7 @@ from billing.idle import charging_ended_at, register_wh
 from billing.rating import CompletedSession, charging_periods, rate
 from tariffs.engine import price_session
 from tariffs.money import round_money
-from tariffs.ocpi import parse_tariff
+from tariffs.ocpi import parse_tariff, tariff_to_ocpi
 
 START = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)  # 17:00 in Berlin (CET)
 
@@ -87,6 +87,19 @@ def test_energy_threshold_is_crossed_where_the_register_crosses_it() -> None:
         }
     )
     assert rate(session(), tiered, charging_end=None).total_cost.excl_vat == Decimal("7.50")
+    # 7 kWh of 19 is reached 41.63... min into 113: the period from there is priced at the tier above.
+    tiered_7 = parse_tariff(
+        {
+            **tariff_to_ocpi(tiered),
+            "elements": [
+                {**tariff_to_ocpi(tiered)["elements"][0], "restrictions": {"max_kwh": 7}},
+                tariff_to_ocpi(tiered)["elements"][1],
+            ],
+        }
+    )
+    awkward = session(minutes=113, energy_wh=19_000)
+    totals = rate(awkward, tiered_7, charging_end=None)
+    assert round_money(totals.total_cost.excl_vat, "EUR") == Decimal("6.50")  # 7 * 0.50 + 12 * 0.25
 
 
 def test_idle_time_starts_when_the_register_stops_moving_and_is_priced_as_parking() -> None:
