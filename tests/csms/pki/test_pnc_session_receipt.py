@@ -201,3 +201,82 @@ async def test_a_plug_and_charge_session_is_billed_to_the_contracts_driver(
     assert (shown["energy_kwh"], shown["total_incl_vat"], shown["currency"]) == ("20.000", "11.90", "EUR")
     movements = (await gateway.movements_by_session())[sessions[0]["session_id"]]
     assert [m["amount"] for m in movements] == [1190]
+
+
+async def test_an_offline_plug_and_charge_session_is_billed_once_on_reconnect(
+    server: Server, gateway: GatewayProcess
+) -> None:
+    """The station verified the contract itself while offline and queued the transaction; on
+    reconnect it sends the events, some twice: one session, one receipt, one capture."""
+    database = server.csms.database
+    emaid = "DE-FWT-C30000002-1"
+    await seed_driver(database, "otto")
+    await database.pool.execute(
+        "INSERT INTO driver_tokens (id_token, token_type, driver_id) VALUES ($1, 'eMAID', 'otto')", emaid
+    )
+    await server.csms.chargers.save(
+        ChargerRecord(charger_id="CS-OFF", connectors=(ConnectorSpec(1, 1, "CCS2", 50.0),))
+    )
+    await server.sessions.tariffs.publish(
+        {
+            "id": "pnc-offline",
+            "currency": "EUR",
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": 0.40, "vat": 19, "step_size": 1}]}
+            ],
+        },
+        cpo_id=None,
+        created_by=None,
+        now=datetime.now(UTC) - timedelta(hours=3),
+    )
+    await server.sessions.tariffs.assign("charger", "CS-OFF", "pnc-offline")
+
+    def offline_event(event_type: str, seq_no: int, minutes: int, energy_wh: float, **info: Any) -> Any:
+        at = now_text(timedelta(minutes=minutes - 120))
+        return call.TransactionEvent(
+            event_type=event_type,
+            timestamp=at,
+            trigger_reason="Authorized" if event_type == "Started" else "EVCommunicationLost",
+            seq_no=seq_no,
+            offline=True,
+            transaction_info={"transactionId": "TX-PNC-OFF", **info},
+            evse={"id": 1, "connectorId": 1},
+            id_token={"idToken": emaid, "type": "eMAID"},
+            meter_value=[
+                {
+                    "timestamp": at,
+                    "sampledValue": [{"value": energy_wh, "measurand": "Energy.Active.Import.Register"}],
+                }
+            ],
+        )
+
+    queued = [
+        offline_event("Started", 0, 0, 5_000.0),
+        offline_event("Ended", 1, 45, 15_000.0, stoppedReason="EVDisconnected"),
+    ]
+    url = f"ws://127.0.0.1:{server.port}/ocpp/CS-OFF"
+    async with connected(Charger201, url, "CS-OFF", "ocpp2.0.1") as station:
+        await station.call(
+            call.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"),
+            suppress=False,
+        )
+        for event in (*queued, *queued):  # resent: the station was not sure they arrived
+            await station.call(event, suppress=False)
+
+    async def captured() -> list[dict[str, Any]] | None:
+        async with server.http.get(server.url("/v1/sessions?driver=me"), headers=server.headers("otto")) as r:
+            sessions: list[dict[str, Any]] = (await r.json())["sessions"]
+        if len(sessions) != 1 or sessions[0]["state"] != "COMPLETED":
+            return None
+        async with server.http.get(
+            server.url(f"/v1/sessions/{sessions[0]['session_id']}/receipt"), headers=server.headers("otto")
+        ) as r:
+            shown: dict[str, Any] = await r.json()
+        done = r.status == 200 and shown["payment"] and shown["payment"][0]["state"] == "captured"
+        return [sessions[0], shown] if done else None
+
+    session, shown = await until(captured)
+    assert (session["origin"], session["energy_kwh"]) == ("plug_and_charge", 10.0)
+    # 10 kWh at 0.40 EUR + 19 % VAT, captured once.
+    assert (shown["total_incl_vat"], shown["currency"]) == ("4.76", "EUR")
+    assert [m["amount"] for m in (await gateway.movements_by_session())[session["session_id"]]] == [476]
