@@ -247,3 +247,43 @@ async def test_a_16_chargers_offline_transaction_is_completed_once_when_replayed
     ]
     assert sorted(completions) == sorted([done.session_id, last.session_id])
     assert sorted(sink.completed) == sorted(completions)
+
+
+class ReceiptsOf:
+    """A ReceiptProvider for the API layer: billing's own tests cover real receipts."""
+
+    def __init__(self, rated: str) -> None:
+        self.rated = rated
+
+    async def receipt_json(self, session_id: str) -> dict[str, Any] | None:
+        return {"session_id": session_id, "total": "1.20"} if session_id == self.rated else None
+
+    async def receipt_html(self, session_id: str) -> str | None:
+        return f"<p>{session_id}</p>" if session_id == self.rated else None
+
+
+async def test_receipts_come_from_billing_once_rated(api: RunningApi) -> None:
+    log = event_log(api)
+    await seed_driver(api, "sam", rfid="RFID-SAM")
+    await register_charger(api, "CP-S")
+    async with connected(Charger16, api.charger_url("CP-S"), "CP-S", "ocpp1.6") as charger:
+        await booted16(charger)
+        await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="RFID-SAM", meter_start=0, timestamp=now_text()),
+            suppress=False,
+        )
+        active = await log.wait_for(lambda e: e.kind == "state" and e.state is SessionState.ACTIVE)
+    url = f"{api.base_url}/v1/sessions/{active.session_id}/receipt"
+    async with api.http.get(url, headers=api.headers("sam")) as r:
+        assert r.status == 404
+        assert "billing is not installed" in (await r.json())["detail"]
+    api.sessions.receipts = ReceiptsOf("someone-else")
+    async with api.http.get(url, headers=api.headers("sam")) as r:
+        assert (r.status, "no receipt yet" in (await r.json())["detail"]) == (404, True)
+    api.sessions.receipts = ReceiptsOf(active.session_id)
+    async with api.http.get(url, headers=api.headers("sam")) as r:
+        assert (r.status, await r.json()) == (200, {"session_id": active.session_id, "total": "1.20"})
+    async with api.http.get(url, headers=api.headers("sam", Accept="text/html")) as r:
+        assert (r.status, r.content_type) == (200, "text/html")
+    async with api.http.get(url, headers=api.headers("nobody")) as r:
+        assert r.status == 404
