@@ -1,6 +1,7 @@
-"""``python -m benchmarks {acn,synthetic,micro,csms-load,nearby,pnc-authorize,dr-fanout}``: fairwatt against
-acnportal and the offline bound, the central system under the load of many simulated chargers, nearby search
-against PostGIS, and one demand-response event fanned out to every station's chargers."""
+"""``python -m benchmarks {acn,synthetic,micro,csms-load,billing,nearby,pnc-authorize,dr-fanout}``: fairwatt
+against acnportal and the offline bound, the central system under the load of many simulated chargers, rating
+and reconciling 100,000 sessions, nearby search against PostGIS, and one demand-response event fanned out to
+every station's chargers."""
 
 from __future__ import annotations
 
