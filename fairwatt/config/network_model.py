@@ -270,6 +270,9 @@ class Network:
             out[("tariff", t.tariff_id)] = t.body
         for lst in self.local_lists:
             out[("local_list", lst.list_id)] = lst.canonical()
-        if self.demand_response_json is not None:
-            out[("demand_response", "programs")] = json.loads(self.demand_response_json)
+        if self.demand_response_json is not None:  # one resource per programme, by its (unique) name
+            section = json.loads(self.demand_response_json)
+            programs = section.get("programs", []) if isinstance(section, dict) else section
+            for program in programs:
+                out[("demand_response", str(program["name"]))] = program
         return out

@@ -15,6 +15,23 @@ from tests.csms.chargers import connected
 from tests.operator.chargers import OperatedCharger16
 from tests.operator.conftest import CHARGER_PASSWORD, EXAMPLE, RunningOperatorApi, network_files
 
+BASE_OTHER = """\
+operator: other
+stations:
+  - id: elsewhere
+    time_zone: Europe/Paris
+    grid_limit_kw: 22
+    limits: {id: main, limit_a: 32, evses: [else-1]}
+    chargers:
+      - {id: else-1, connection: 3P, voltage_v: 230, max_current_a: 32}
+demand_response:
+  programs:
+    - name: other-peak
+      vtn_url: http://127.0.0.1:8081/OpenADR2/Simple/2.0b
+      ven_name: other
+      stations: [elsewhere]
+"""
+
 TABLES = (
     "SELECT station_id, cpo_id, name, time_zone FROM stations ORDER BY 1",
     "SELECT charger_id, station_id, cpo_id, model, password_hash IS NOT NULL AS pw FROM chargers ORDER BY 1",
@@ -45,7 +62,7 @@ async def test_diff_then_apply_then_apply_again_changes_nothing(operator: Runnin
         ("charger", "depot-2"),
         ("charger", "office-1"),
         ("local_list", "fleet-cards"),
-        ("demand_response", "programs"),
+        ("demand_response", "grid-peak"),
     }
     assert await system_state(operator) == [[], [], [], [], [], [], [(0,)]]  # diff changes nothing
 
@@ -166,8 +183,23 @@ async def test_operators_own_their_ids(operator: RunningOperatorApi) -> None:
     )
     assert status == 409
     assert "belongs to another operator" in problem["detail"]
+    # another operator's own network, with a programme and a station of its own, applies beside acme's
+    own = BASE_OTHER
+    status, applied = await operator.call(
+        "POST", "/v1/operator/network/apply", key=operator.other_key, json=network_files(own)
+    )
+    assert status == 200, applied
+    assert {(c["kind"], c["id"]) for c in applied["changes"]} == {
+        ("station", "elsewhere"),
+        ("charger", "else-1"),
+        ("demand_response", "other-peak"),
+    }
     status, audit = await operator.call("GET", "/v1/operator/audit", key=operator.other_key)
-    assert audit["entries"] == []
+    assert [e["resource_id"] for e in audit["entries"]] == [
+        "other-peak",
+        "else-1",
+        "elsewhere",
+    ]  # newest first
     status, audit = await operator.call("GET", "/v1/operator/audit?limit=2")
     assert len(audit["entries"]) == 2
 
