@@ -153,11 +153,26 @@ class PaymentSettler:
                 claim_token=token,
             )
             await self._checkpoint("claimed", claimed.session_id)
+            if not await self._renew(claimed):
+                continue  # the lease ran out while earlier rows of the batch were settled
             outcome = await self._settle(claimed)
             await self._checkpoint("settled", claimed.session_id)
             await self._record(claimed, outcome)
             await self._checkpoint("recorded", claimed.session_id)
         return len(rows)
+
+    async def _renew(self, c: Claimed) -> bool:
+        """Extend this row's lease before talking to the provider; False when it is no longer ours."""
+        renewed = await self._database.pool.fetchval(
+            """UPDATE billing_payments SET next_attempt_at = now() + $4 * interval '1 second'
+               WHERE session_id = $1 AND revision = $2 AND claim_token = $3 AND state = 'capture_pending'
+               RETURNING true""",
+            uuid.UUID(c.session_id),
+            c.revision,
+            c.claim_token,
+            self._policy.lease_s,
+        )
+        return bool(renewed)
 
     async def _settle(self, c: Claimed) -> Outcome:
         try:

@@ -7,8 +7,9 @@ Works against Stripe itself (``https://api.stripe.com``) and against the local t
 * 402 ``card_error`` and other 4xx (``invalid_request_error``: e.g. the hold was cancelled or
   expired): :class:`PaymentDeclinedError` - definitive, nothing moved;
 * 400 ``idempotency_error``: :class:`IdempotencyConflictError`;
-* 5xx, 429, a timeout or a broken connection: :class:`OutcomeUnknownError` - the request may have
-  taken effect; billing retries it under the same idempotency key.
+* 5xx, 429, 409 (the same key still in flight), a timeout or a broken connection:
+  :class:`OutcomeUnknownError` - the request may have taken effect; billing retries it under the
+  same idempotency key.
 
 Only provider tokens (``pm_...``) pass through here; no card data.
 """
@@ -66,7 +67,8 @@ class StripeGateway:
         error = body.get("error", {}) if isinstance(body, dict) else {}
         kind = str(error.get("type", ""))
         message = str(error.get("message", text[:200]))
-        if status >= 500 or status == 429 or not isinstance(body, dict):
+        if status >= 500 or status in (409, 429) or not isinstance(body, dict):
+            # 409: a request with this key is still being processed; its outcome is not known yet.
             raise OutcomeUnknownError(f"POST {path}: HTTP {status}: {message}")
         if kind == "idempotency_error":
             raise IdempotencyConflictError(f"POST {path} key {idempotency_key}: {message}")

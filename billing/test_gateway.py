@@ -12,7 +12,9 @@ It can be told to misbehave, per request (header ``X-Test-Fault: <fault>``) or f
 "create|capture|cancel|refund|*", "fault": ..., "count": 1, "delay_s": 5}``). Faults:
 ``decline`` (402 card_error, nothing done), ``fail_before`` (500, nothing done), ``fail_after``
 (done, then 500), ``timeout_before`` (waits ``delay_s``, then 504, nothing done),
-``timeout_after`` (done, then waits ``delay_s`` before answering). The payment methods
+``timeout_after`` (done, then waits ``delay_s`` before answering), ``slow`` (waits ``delay_s``
+while holding the key, then does it: a second request with that key meanwhile gets Stripe's 409
+"another in-progress request"). The payment methods
 ``pm_card_chargeDeclined`` and ``pm_card_chargeDeclinedInsufficientFunds`` always decline.
 ``GET /_control/state`` shows every intent, refund and money movement (a capture or an
 automatic charge), ``POST /_control/reset`` forgets everything. With ``--state`` the state is
@@ -38,7 +40,7 @@ from aiohttp import web
 
 logger = logging.getLogger(__name__)
 
-FAULTS = frozenset({"decline", "fail_before", "fail_after", "timeout_before", "timeout_after"})
+FAULTS = frozenset({"decline", "fail_before", "fail_after", "timeout_before", "timeout_after", "slow"})
 OPERATIONS = frozenset({"create", "capture", "cancel", "refund", "*"})
 DECLINING_METHODS = {
     "pm_card_chargeDeclined": "generic_decline",
@@ -128,7 +130,20 @@ class TestGateway:
         if kind == "timeout_before":
             await asyncio.sleep(float(fault["delay_s"]) if fault else 30.0)
             return web.json_response({"error": {"type": "api_error", "message": "timed out"}}, status=504)
+        if self._locks[key].locked():
+            return web.json_response(
+                {
+                    "error": {
+                        "type": "idempotency_error",
+                        "message": "There is currently another in-progress request using this "
+                        "Idempotent Key. Please try again later.",
+                    }
+                },
+                status=409,
+            )
         async with self._locks[key]:
+            if kind == "slow":
+                await asyncio.sleep(float(fault["delay_s"]) if fault else 30.0)
             stored = self.state.idempotency.get(key)
             if stored is not None:
                 if stored["fingerprint"] != fingerprint:

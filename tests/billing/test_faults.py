@@ -286,3 +286,21 @@ async def test_raters_on_several_nodes_rate_each_session_once(database: Database
     assert sum(counts) == 240
     assert await database.pool.fetchval("SELECT count(*) FROM billing_ledger WHERE kind = 'charge'") == 240
     assert (await reconcile(database)).balanced
+
+
+async def test_a_worker_whose_lease_was_taken_over_does_not_call_the_gateway(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+) -> None:
+    ids = await sessions_with_holds(database, stripe, [""])
+
+    async def another_node_takes_over(at: str, session_id: str) -> None:
+        if at == "claimed":
+            await database.pool.execute("UPDATE billing_payments SET claim_token = gen_random_uuid()")
+
+    await make_worker(database, stripe, checkpoint=another_node_takes_over).run_once()
+    assert (await gateway.state())["movements"] == []
+    assert await payment_states(database) == {ids[0]: "capture_pending"}
+    await database.pool.execute("UPDATE billing_payments SET next_attempt_at = now()")
+    await make_worker(database, stripe).run_once()
+    await assert_reconciled(database, gateway, ids)
+    assert await payment_states(database) == {ids[0]: "captured"}

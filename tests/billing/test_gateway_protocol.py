@@ -3,6 +3,7 @@ idempotency keys (same key and parameters: the first result; same key, other par
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -130,3 +131,38 @@ async def test_a_request_can_carry_its_own_fault_and_the_api_key_is_required(gat
             assert (await r.json())["error"]["type"] == "card_error"
         async with http.post(gateway.url + "/v1/payment_intents", data=form) as r:
             assert r.status == 401
+
+
+async def test_a_key_still_in_flight_is_an_unknown_outcome_not_a_decline(
+    stripe: StripeGateway, gateway: GatewayProcess
+) -> None:
+    await gateway.fault("create", "slow", delay_s=0.3)
+    slow = StripeGateway(gateway.url, "sk_test_x", timeout_s=5)
+    try:
+
+        async def charge(client: StripeGateway) -> object:
+            return await client.charge(
+                idempotency_key="charge:f",
+                payment_token="pm_card_visa",
+                amount_minor=100,
+                currency="EUR",
+                metadata=META,
+            )
+
+        first = asyncio.create_task(charge(slow))
+        await until_requests(gateway, 1)
+        with pytest.raises(OutcomeUnknownError, match="409"):
+            await charge(stripe)
+        await first
+    finally:
+        await slow.close()
+    assert len((await gateway.state())["movements"]) == 1
+
+
+async def until_requests(gateway: GatewayProcess, count: int) -> None:
+    """Wait until the gateway has seen ``count`` requests (bounded)."""
+    for _ in range(200):
+        if (await gateway.state())["requests"] >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the gateway never saw the request")
