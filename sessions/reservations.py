@@ -304,9 +304,13 @@ class Reservations:
         if not rows:
             return []
         await self._changed()
-        for row in rows:
-            if row["was"] in ("pending", "active"):
-                await self._cancel_at_charger(row["charger_id"], row["reservation_id"], status)
+        await asyncio.gather(
+            *(
+                self._cancel_at_charger(row["charger_id"], row["reservation_id"], status)
+                for row in rows
+                if row["was"] in ("pending", "active")
+            )
+        )
         return [_reservation(row) for row in rows]
 
     async def _cancel_at_charger(self, charger_id: str, reservation_id: int, why: str) -> None:
@@ -383,8 +387,7 @@ class Reservations:
                 RETURNING {", ".join("r." + c.strip() for c in _COLUMNS.split(","))}""",
             now,
         )
-        for row in rows:
-            await self._reserve_at_charger(_reservation(row))
+        await asyncio.gather(*(self._reserve_at_charger(_reservation(row)) for row in rows))
         if rows:
             await self._changed()
         return len(released) + len(rows)

@@ -207,3 +207,21 @@ async def test_the_session_port_sees_holds_and_claims_the_drivers_own(api: Runni
             call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"),
             suppress=False,
         )
+
+
+@pytest.mark.sessions_settings(reservation_check_interval_s=0.05)
+async def test_a_hold_that_ran_out_while_no_node_was_up_is_released_on_start(api: RunningApi) -> None:
+    await place_charger(api, "CP-R8", 50.0, 8.7)
+    past = datetime.now(UTC) - timedelta(minutes=20)
+    async with connected(Reserving16, api.charger_url("CP-R8"), "CP-R8", "ocpp1.6") as charger:
+        # what a node that died mid-hold left behind in PostgreSQL
+        reservation_id = await api.csms.database.pool.fetchval(
+            """INSERT INTO reservations (driver_id, charger_id, evse_id, id_token, status, starts_at,
+                   ends_at, expires_at)
+               VALUES ('kim', 'CP-R8', 1, 'RFID-KIM', 'active', $1, $2, $2) RETURNING reservation_id""",
+            past,
+            past + timedelta(minutes=15),
+        )
+        cancelled = await next_request(charger, "CancelReservation")
+        assert cancelled["reservation_id"] == reservation_id
+    assert (await reservation(api, "kim", reservation_id))[1]["status"] == "expired"
