@@ -31,6 +31,8 @@ from sessions.tariff_store import TariffStore
 
 KIND_ORDER = ("tariff", "station", "charger", "local_list", "demand_response")
 """Creates and updates run in this order, deletes in the reverse one."""
+GLOBAL_KINDS = ("tariff", "station", "charger")
+"""Ids unique across operators; local lists and demand-response programmes are named per operator."""
 
 
 class ApplyError(FairwattError):
@@ -158,10 +160,13 @@ class Applier:
         return ApplyOutcome(tuple(changes), versions)
 
     async def _check_owner(self, connection: Any, change: Change, cpo_id: str) -> None:
+        if change.kind not in GLOBAL_KINDS:
+            return  # named per operator
         owner = await connection.fetchval(
-            "SELECT cpo_id FROM network_resources WHERE kind = $1 AND resource_id = $2",
+            "SELECT cpo_id FROM network_resources WHERE kind = $1 AND resource_id = $2 AND cpo_id <> $3",
             change.kind,
             change.resource_id,
+            cpo_id,
         )
         if owner is None and change.kind in ("station", "charger"):
             table, column = (
@@ -181,7 +186,9 @@ class Applier:
     async def _record(self, connection: Any, change: Change, cpo_id: str, actor: str) -> int:
         if change.action == "delete":  # the version a replacement would have had (an emptied list's)
             version = await connection.fetchval(
-                "DELETE FROM network_resources WHERE kind = $1 AND resource_id = $2 RETURNING version + 1",
+                """DELETE FROM network_resources WHERE cpo_id = $1 AND kind = $2 AND resource_id = $3
+                   RETURNING version + 1""",
+                cpo_id,
                 change.kind,
                 change.resource_id,
             )
@@ -189,7 +196,7 @@ class Applier:
             version = await connection.fetchval(
                 """INSERT INTO network_resources (kind, resource_id, cpo_id, body, applied_by)
                    VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (kind, resource_id) DO UPDATE
+                   ON CONFLICT (cpo_id, kind, resource_id) DO UPDATE
                    SET body = excluded.body, version = network_resources.version + 1,
                        applied_at = now(), applied_by = excluded.applied_by
                    RETURNING version""",

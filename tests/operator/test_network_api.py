@@ -24,6 +24,8 @@ stations:
     limits: {id: main, limit_a: 32, evses: [else-1]}
     chargers:
       - {id: else-1, connection: 3P, voltage_v: 230, max_current_a: 32}
+local_lists:
+  - {id: fleet-cards, chargers: [else-1], entries: [{id_token: 0411}]}   # acme has one of that name too
 demand_response:
   programs:
     - name: other-peak
@@ -192,11 +194,13 @@ async def test_operators_own_their_ids(operator: RunningOperatorApi) -> None:
     assert {(c["kind"], c["id"]) for c in applied["changes"]} == {
         ("station", "elsewhere"),
         ("charger", "else-1"),
+        ("local_list", "fleet-cards"),
         ("demand_response", "other-peak"),
     }
     status, audit = await operator.call("GET", "/v1/operator/audit", key=operator.other_key)
     assert [e["resource_id"] for e in audit["entries"]] == [
         "other-peak",
+        "fleet-cards",
         "else-1",
         "elsewhere",
     ]  # newest first
