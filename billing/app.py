@@ -89,12 +89,14 @@ def install(
     chosen: PaymentGateway = gateway or StripeGateway(
         settings.gateway_url, settings.gateway_api_key, timeout_s=settings.gateway_timeout_s
     )
+    holds = GatewayHolds(database, chosen, amount=settings.hold_amount, currency=settings.hold_currency)
     worker = BillingWorker(
         Rater(database, sessions.tariffs, retry_s=settings.rating_retry_s),
         PaymentSettler(database, chosen, settings.policy, checkpoint=checkpoint),
         poll_interval_s=settings.poll_interval_s,
         rating_batch=settings.rating_batch,
         payment_batch=settings.payment_batch,
+        holds=holds,
     )
     runtime = BillingRuntime(
         settings=settings,
@@ -102,7 +104,7 @@ def install(
         gateway=chosen,
         worker=worker,
         receipts=ReceiptStore(database),
-        holds=GatewayHolds(database, chosen, amount=settings.hold_amount, currency=settings.hold_currency),
+        holds=holds,
     )
     app[BILLING] = runtime
     sessions.receipts = runtime.receipts

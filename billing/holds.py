@@ -85,3 +85,30 @@ class GatewayHolds:
             logger.info("session %s: no payment hold: %s", session_id, detail)
             return detail or "payment hold could not be placed"
         return None
+
+    async def release_abandoned(self, limit: int = 50) -> int:
+        """Release the holds of sessions that FAILED (the charger never started): the driver's funds
+        are not blocked until the hold lapses. Idempotent (``release:<session_id>``); the number released."""
+        rows = await self._database.pool.fetch(
+            """SELECT h.session_id::text AS session_id, h.intent_id FROM billing_holds h
+               JOIN charging_sessions cs ON cs.session_id = h.session_id
+               WHERE h.status = 'authorized' AND cs.state = 'FAILED' LIMIT $1""",
+            limit,
+        )
+        released = 0
+        for row in rows:
+            try:
+                await self._gateway.release(
+                    idempotency_key=f"release:{row['session_id']}", intent_id=row["intent_id"]
+                )
+            except OutcomeUnknownError as exc:
+                logger.warning("session %s: hold not released yet: %s", row["session_id"], exc)
+                continue
+            except PaymentDeclinedError as exc:  # already cancelled or lapsed at the provider
+                logger.info("session %s: hold already gone: %s", row["session_id"], exc)
+            await self._database.pool.execute(
+                "UPDATE billing_holds SET status = 'released', updated_at = now() WHERE session_id = $1",
+                uuid.UUID(row["session_id"]),
+            )
+            released += 1
+        return released

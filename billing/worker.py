@@ -13,6 +13,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from billing.holds import GatewayHolds
 from billing.payments import PaymentSettler
 from billing.rater import Rater
 
@@ -36,8 +37,10 @@ class BillingWorker:
         poll_interval_s: float = 5.0,
         rating_batch: int = 500,
         payment_batch: int = 50,
+        holds: GatewayHolds | None = None,
     ) -> None:
         self._rater = rater
+        self._holds = holds
         self._settler = settler
         self._poll_interval_s = poll_interval_s
         self._rating_batch = rating_batch
@@ -54,7 +57,8 @@ class BillingWorker:
         self.wake()
 
     async def run_once(self) -> Progress:
-        """Rate every completed session waiting, then settle one batch of due payments."""
+        """Rate every completed session waiting, settle one batch of due payments, and release the
+        holds of sessions that failed to start."""
         rated = 0
         while True:
             batch = await self._rater.rate_batch(self._rating_batch)
@@ -62,6 +66,8 @@ class BillingWorker:
             if batch < self._rating_batch:
                 break
         settled = await self._settler.settle_batch(self._payment_batch)
+        if self._holds is not None:
+            await self._holds.release_abandoned(self._payment_batch)
         return Progress(rated, settled)
 
     async def run(self) -> None:

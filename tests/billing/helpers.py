@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.gateway import PaymentGateway
+from billing.holds import GatewayHolds
 from billing.payments import Checkpoint, PaymentPolicy, PaymentSettler
 from billing.rater import Rater
 from billing.worker import BillingWorker
@@ -145,6 +146,7 @@ def make_worker(
         Rater(database, TariffStore(database)),
         PaymentSettler(database, gateway, policy, checkpoint=checkpoint),
         poll_interval_s=0.05,
+        holds=GatewayHolds(database, gateway, amount=Decimal("50.00"), currency="EUR"),
     )
 
 

@@ -115,3 +115,26 @@ async def test_a_session_without_a_tariff_waits_queued_with_its_error_until_one_
         assert await ReceiptStore(database).receipt_json(session_id) is not None
     finally:
         await stripe.close()
+
+
+async def test_the_hold_of_a_session_that_failed_to_start_is_released(
+    database: Database, gateway: GatewayProcess
+) -> None:
+    await seed_charger(database, "CP-FAIL")
+    await seed_driver(database, "max")
+    stripe = StripeGateway(gateway.url, "sk_test_x", timeout_s=2)
+    try:
+        session_id = str(uuid.uuid4())
+        holds = GatewayHolds(database, stripe, amount=Decimal("50.00"), currency="EUR")
+        assert await holds.authorize(session_id, "max", "pmid-max") is None
+        await completed_session(
+            database, session_id=session_id, charger_id="CP-FAIL", driver_id="max", state="FAILED"
+        )
+        await make_worker(database, stripe).run_once()
+        await make_worker(database, stripe).run_once()  # again: nothing more happens
+    finally:
+        await stripe.close()
+    intents = list((await gateway.state())["intents"].values())
+    assert [(i["status"], i["amount_received"]) for i in intents] == [("canceled", 0)]
+    assert await database.pool.fetchval("SELECT status FROM billing_holds") == "released"
+    assert await database.pool.fetchval("SELECT count(*) FROM billing_ratings") == 0
