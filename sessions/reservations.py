@@ -275,6 +275,16 @@ class Reservations:
         )
         return None if row is None else _reservation(row)
 
+    async def of_driver(self, driver_id: str, *, limit: int) -> list[Reservation]:
+        """The driver's reservations, newest first."""
+        rows = await self._database.pool.fetch(
+            f"""SELECT {_COLUMNS} FROM reservations WHERE driver_id = $1
+                ORDER BY created_at DESC, reservation_id DESC LIMIT $2""",
+            driver_id,
+            limit,
+        )
+        return [_reservation(row) for row in rows]
+
     async def cancel(self, reservation_id: int, driver_id: str) -> Reservation | None:
         """The driver cancels (``None`` if not theirs); cancelling an ended reservation changes nothing."""
         ended = await self._end(

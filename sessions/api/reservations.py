@@ -1,4 +1,4 @@
-"""``POST /v1/reservations``, ``GET``/``DELETE /v1/reservations/{reservation_id}`` for drivers.
+"""``POST``/``GET /v1/reservations``, ``GET``/``DELETE /v1/reservations/{reservation_id}`` for drivers.
 
 A driver reserves one connector (the ``connector_id`` nearby search shows) from ``start_at``
 (now when omitted, at most ``reservation_max_lead_s`` ahead) for ``duration_s`` (at most
@@ -37,6 +37,7 @@ _CHARGER_ID = re.compile(_CHARGER_ID_PATTERN)
 _MIN_DURATION_S = 60
 _MAX_CONNECTOR_ID = 1000
 _ID_MAX = 2**31 - 1
+_LIST_MAX = 100
 
 RESERVATION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -112,6 +113,19 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         location = f"{COLLECTION}/{made.reservation_id}"
         return json_response(made.as_json(), status=201, headers={"Location": location})
 
+    async def list_own(request: web.Request) -> web.StreamResponse:
+        driver = require_driver(request, runtime.issuer)
+        unknown = sorted(set(request.query) - {"limit"})
+        if unknown:
+            raise bad_request(f"unknown query parameter(s): {', '.join(unknown)}; accepted: limit")
+        raw = request.query.get("limit", "20")
+        if not raw.isdigit() or not 1 <= int(raw) <= _LIST_MAX:
+            raise bad_request(
+                f"query parameter 'limit' must be a whole number from 1 to {_LIST_MAX}, got {raw!r}"
+            )
+        found = await reservations.of_driver(driver.subject, limit=int(raw))
+        return json_response({"reservations": [r.as_json() for r in found]})
+
     async def read(request: web.Request) -> web.StreamResponse:
         driver = require_driver(request, runtime.issuer)
         reservation_id = _reservation_id(request)
@@ -162,6 +176,42 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
                     "404": problem("no such charger or connector"),
                     "409": problem("the connector is reserved for that time, or the charger refused"),
                     "415": problem("the body is not JSON"),
+                },
+            },
+        )
+    )
+    api.add(
+        Operation(
+            "GET",
+            COLLECTION,
+            list_own,
+            {
+                "operationId": "listReservations",
+                "summary": "The caller's reservations, newest first",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": _LIST_MAX, "default": 20},
+                    }
+                ],
+                "responses": {
+                    "200": json_content(
+                        {
+                            "type": "object",
+                            "required": ["reservations"],
+                            "properties": {
+                                "reservations": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Reservation"},
+                                }
+                            },
+                        },
+                        "the reservations",
+                    ),
+                    **common,
                 },
             },
         )

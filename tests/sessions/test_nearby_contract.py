@@ -88,6 +88,7 @@ def test_nearby_and_reservations_keep_their_contract(served: tuple[str, str]) ->
     assert sorted(checked) == [
         "DELETE /v1/reservations/{reservation_id}",
         "GET /v1/chargers/nearby",
+        "GET /v1/reservations",
         "GET /v1/reservations/{reservation_id}",
         "POST /v1/reservations",
     ]

@@ -61,6 +61,10 @@ async def test_reserve_now_reaches_the_charger_and_only_the_driver_sees_it(api: 
         )
         rid = made["reservation_id"]
         assert (await reservation(api, "ann", rid))[1]["status"] == "active"
+        async with api.http.get(f"{api.base_url}/v1/reservations", headers=api.headers("ann")) as response:
+            assert [r["reservation_id"] for r in (await response.json())["reservations"]] == [rid]
+        async with api.http.get(f"{api.base_url}/v1/reservations", headers=api.headers("bob")) as response:
+            assert (await response.json())["reservations"] == []
         assert (await reservation(api, "bob", rid))[0] == 404
         assert (await reservation(api, "bob", rid, "DELETE"))[0] == 404
         status, cancelled = await reservation(api, "ann", rid, "DELETE")
