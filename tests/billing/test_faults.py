@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -21,6 +22,7 @@ from csms.storage.database import Database
 from sessions.tariff_store import TariffStore
 from tests.billing.conftest import GatewayProcess
 from tests.billing.helpers import (
+    SIMPLE_TARIFF,
     START,
     completed_session,
     make_due,
@@ -304,3 +306,42 @@ async def test_a_worker_whose_lease_was_taken_over_does_not_call_the_gateway(
     await make_worker(database, stripe).run_once()
     await assert_reconciled(database, gateway, ids)
     assert await payment_states(database) == {ids[0]: "captured"}
+
+
+class CrashingTariffStore(TariffStore):
+    """Dies the second time a tariff is read: in the middle of a rating batch, before its commit."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.reads = 0
+
+    async def versions(self, tariff_id: str, *, fresh: bool = False) -> Any:
+        self.reads += 1
+        if self.reads == 2:
+            raise SimulatedCrashError("killed while rating")
+        return await super().versions(tariff_id, fresh=fresh)
+
+
+async def test_a_rater_killed_mid_batch_stores_nothing_and_a_successor_rates_all_once(
+    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+) -> None:
+    await seed_driver(database, "nina")
+    ids = []
+    for i, charger in enumerate(["CP-K1", "CP-K2", "CP-K1", "CP-K2"]):
+        tariff = {**SIMPLE_TARIFF, "id": f"T-{charger}"}
+        await seed_charger(database, charger, tariff=tariff)
+        ids.append(
+            await completed_session(
+                database, charger_id=charger, driver_id="nina", start=START + timedelta(hours=2 * i)
+            )
+        )
+    with pytest.raises(SimulatedCrashError):
+        await Rater(database, CrashingTariffStore(database)).rate_batch(10)
+    for table in ("billing_ratings", "billing_documents", "billing_ledger", "billing_payments"):
+        assert await database.pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    assert await database.pool.fetchval("SELECT count(*) FROM billing_rating_queue") == 4
+
+    worker = make_worker(database, stripe)
+    assert (await worker.run_once()).rated == 4
+    assert await payment_states(database) == dict.fromkeys(ids, "captured")
+    await assert_reconciled(database, gateway, ids)
