@@ -9,7 +9,7 @@ package's components after the database is open and stops them before it closes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,8 @@ class SessionsSettings:
     token_ttl_s: int = 900
     reservation_hold_s: int = 900
     """How long a reservation waits for its driver before it is released (CancelReservation)."""
+    reservation_hold_by_station_s: Mapping[str, int] = field(default_factory=dict)
+    """Stations' own holds (the network YAML's per-station ``reservation_hold_s``), by station id."""
     reservation_max_lead_s: int = 1800
     reservation_max_duration_s: int = 1800
     remote_start_timeout_s: float = 120.0
@@ -56,6 +58,8 @@ class SessionsSettings:
     def __post_init__(self) -> None:
         if self.reservation_hold_s <= 0 or self.remote_start_timeout_s <= 0:
             raise SessionsError("hold and timeout must be positive")
+        if any(hold_s <= 0 for hold_s in self.reservation_hold_by_station_s.values()):
+            raise SessionsError("every station's reservation hold must be positive")
         if self.session_create_per_minute <= 0:
             raise SessionsError("session_create_per_minute must be positive")
 

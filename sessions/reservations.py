@@ -1,7 +1,8 @@
 """Reservations of a connector by a driver: stored in PostgreSQL, sent to the charger, released.
 
 A reservation holds one EVSE (the 1.6 connectorId, the API's ``connector_id``) from
-``starts_at`` until ``expires_at`` = ``starts_at`` + min(duration, hold). Its states:
+``starts_at`` until ``expires_at`` = ``starts_at`` + min(duration, hold), the hold being the
+charger's station's own when it has one, else the default. Its states:
 
 ``scheduled`` (starts later; nothing sent yet) -> ``pending`` (ReserveNow under way) ->
 ``active`` (the charger accepted) -> ``used`` (a session started on it) | ``cancelled`` (the
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,12 +138,14 @@ class Reservations:
         commands: CommandBus,
         *,
         hold_s: float,
+        hold_by_station_s: Mapping[str, float] | None = None,
         check_interval_s: float = 1.0,
         on_change: Changed | None = None,
     ) -> None:
         self._database = database
         self._commands = commands
         self._hold = timedelta(seconds=hold_s)
+        self._hold_by_station = {k: timedelta(seconds=v) for k, v in (hold_by_station_s or {}).items()}
         self._check_interval_s = check_interval_s
         self._on_change = on_change
         self._wake = asyncio.Event()
@@ -162,10 +165,11 @@ class Reservations:
         when it starts now, send ReserveNow and wait for the charger's answer."""
         starts_at = max(starts_at, now)
         ends_at = starts_at + timedelta(seconds=duration_s)
-        expires_at = min(ends_at, starts_at + self._hold)
         send_now = starts_at - now <= _SEND_NOW_WITHIN
         async with self._database.pool.acquire() as connection, connection.transaction():
-            await self._check_connector(connection, charger_id, evse_id)
+            station_id = await self._check_connector(connection, charger_id, evse_id)
+            hold = self._hold_by_station.get(station_id, self._hold) if station_id else self._hold
+            expires_at = min(ends_at, starts_at + hold)
             await connection.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('reservation'), hashtext($1))",
                 f"{charger_id}:{evse_id}",
@@ -223,9 +227,11 @@ class Reservations:
             raise ChargerRefusedError(reservation.failure_reason or "the charger refused", reservation)
         return reservation
 
-    async def _check_connector(self, connection: Any, charger_id: str, evse_id: int) -> None:
+    async def _check_connector(self, connection: Any, charger_id: str, evse_id: int) -> str | None:
+        """The charger's station (:class:`UnknownConnectorError` without such a connector)."""
         rows = await connection.fetch(
-            """SELECT k.evse_id FROM chargers c LEFT JOIN connectors k ON k.charger_id = c.charger_id
+            """SELECT c.station_id, k.evse_id FROM chargers c
+               LEFT JOIN connectors k ON k.charger_id = c.charger_id
                WHERE c.charger_id = $1 AND c.registration_status <> 'Rejected'""",
             charger_id,
         )
@@ -234,6 +240,8 @@ class Reservations:
         known = {row["evse_id"] for row in rows if row["evse_id"] is not None}
         if known and evse_id not in known:
             raise UnknownConnectorError(f"charger {charger_id} has no connector {evse_id}")
+        station_id: str | None = rows[0]["station_id"]
+        return station_id
 
     async def _reserve_at_charger(self, reservation: Reservation) -> Reservation:
         """Send ReserveNow for a pending reservation; store what came of it."""

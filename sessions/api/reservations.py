@@ -79,6 +79,7 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         csms.database,
         csms.commands,
         hold_s=settings.reservation_hold_s,
+        hold_by_station_s=settings.reservation_hold_by_station_s,
         check_interval_s=settings.reservation_check_interval_s,
         on_change=feed.reservations_changed if feed is not None else None,
     )

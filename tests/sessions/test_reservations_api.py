@@ -11,6 +11,7 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
+from csms.storage.chargers import ChargerRecord, ConnectorSpec
 from tests.csms.chargers import connected
 from tests.sessions.conftest import RunningApi
 from tests.sessions.helpers import seed_driver
@@ -229,3 +230,23 @@ async def test_a_hold_that_ran_out_while_no_node_was_up_is_released_on_start(api
         cancelled = await next_request(charger, "CancelReservation")
         assert cancelled["reservation_id"] == reservation_id
     assert (await reservation(api, "kim", reservation_id))[1]["status"] == "expired"
+
+
+@pytest.mark.sessions_settings(reservation_hold_by_station_s={"ST-SHORT": 120})
+async def test_a_stations_own_hold_bounds_the_reservation(api: RunningApi) -> None:
+    await api.csms.database.pool.execute("INSERT INTO stations (station_id) VALUES ('ST-SHORT')")
+    await api.csms.chargers.save(
+        ChargerRecord("CP-R9", station_id="ST-SHORT", connectors=(ConnectorSpec(1, 1, "Type2", 22.0),))
+    )
+    await place_charger(api, "CP-R10", 50.0, 8.8)
+    async with (
+        connected(Reserving16, api.charger_url("CP-R9"), "CP-R9", "ocpp1.6"),
+        connected(Reserving16, api.charger_url("CP-R10"), "CP-R10", "ocpp1.6"),
+    ):
+        _, short = await reserve(api, "lou", charger_id="CP-R9", connector_id=1, duration_s=1800)
+        _, default = await reserve(api, "lou", charger_id="CP-R10", connector_id=1, duration_s=1800)
+    held = {
+        r["charger_id"]: datetime.fromisoformat(r["expires_at"]) - datetime.fromisoformat(r["starts_at"])
+        for r in (short, default)
+    }
+    assert held == {"CP-R9": timedelta(seconds=120), "CP-R10": timedelta(seconds=900)}
