@@ -115,4 +115,12 @@ def _problem_detail(error: urllib.error.HTTPError) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = {}
     detail = body.get("detail") if isinstance(body, dict) else None
-    return f"{error.code} {error.reason}: {detail}" if detail else f"{error.code} {error.reason}"
+    message = f"{error.code} {error.reason}: {detail}" if detail else f"{error.code} {error.reason}"
+    located = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(located, list):  # a file the server found errors in: one line per error, as validate
+        for item in located:
+            if isinstance(item, dict) and "message" in item:
+                where = ":".join(str(item[k]) for k in ("file", "line", "column") if item.get(k) is not None)
+                field = f" {item['field']}:" if item.get("field") else ""
+                message += f"\n{where}:{field} {item['message']}"
+    return message

@@ -227,3 +227,8 @@ def test_demand_response_programs_are_checked_by_their_package() -> None:
     broken = BASE + program.replace("ven_name: v1", "ven_nam: v1")
     [(line, message)] = errors_of(broken)
     assert line == line_of(broken, "ven_nam")
+
+
+def test_the_schema_is_printed_for_editors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "fairwatt network"

@@ -10,6 +10,7 @@ import pytest
 from ocpp.v16 import call as call16
 
 from csms.smart_charging import SMART_CHARGING
+from fairwatt.client import ClientError, OperatorClient
 from fairwatt.operator.local_lists import LocalListSync
 from tests.csms.chargers import connected
 from tests.operator.chargers import OperatedCharger16
@@ -267,3 +268,15 @@ async def test_a_charger_offline_at_apply_gets_its_local_list_when_it_boots(
         while not charger.received.empty():
             queued.append(charger.received.get_nowait()[0])
         assert [a for a in queued if a != "SetChargingProfile"] == ["GetLocalListVersion"]  # no SendLocalList
+
+
+@pytest.mark.asyncio
+async def test_the_client_prints_the_servers_located_errors(operator: RunningOperatorApi) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace("grid_limit_kw: 22", "grid_limt_kw: 22")
+    client = OperatorClient(operator.base_url, operator.acme_key)
+    with pytest.raises(ClientError) as caught:
+        await asyncio.to_thread(client.post, "/v1/operator/network/diff", network_files(text))
+    line = next(k + 1 for k, row in enumerate(text.splitlines()) if "grid_limt_kw" in row)
+    first, located = str(caught.value).splitlines()
+    assert first == "422 Unprocessable Entity: the network file has 1 error(s)"
+    assert located.startswith(f"network.yaml:{line}:5: stations[1].grid_limt_kw: unknown key (did you mean")
