@@ -198,6 +198,17 @@ async def test_diff_apply_and_charger_commands(operator: RunningOperatorApi, cli
 
 @pytest.mark.asyncio
 async def test_sessions_schedule_and_tariffs(operator: RunningOperatorApi, cli: Cli, tmp_path: Path) -> None:
+    unresolvable = tmp_path / "network.yaml"
+    unresolvable.write_text(
+        EXAMPLE.read_text(encoding="utf-8").replace("env:DEPOT_1_PASSWORD", "env:NOT_SET_HERE"),
+        encoding="utf-8",
+    )
+    code, _, err = await cli("apply", "-f", str(unresolvable))
+    assert code == 1
+    assert err.strip() == (
+        "fairwatt: error: 422 Unprocessable Entity: nothing was changed: charger depot-1: "
+        "secret env:NOT_SET_HERE: environment variable NOT_SET_HERE is not set"
+    )
     assert (await cli("apply", "-f", str(EXAMPLE)))[0] == 0
     url = operator.charger_url("depot-1")
     async with connected(OperatedCharger16, url, "depot-1", "ocpp1.6", password=CHARGER_PASSWORD) as depot:
