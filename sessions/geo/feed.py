@@ -276,6 +276,9 @@ class NearbyFeed:
                 except RedisError as exc:
                     logger.warning("nearby updates: Redis failed (%s), resubscribing", exc)
                     await asyncio.sleep(1.0)
+                    # statuses published meanwhile are lost: read them again from live state
+                    if self.loaded.is_set() and self._backfilling is None:
+                        self._tasks.start(self._backfill(), "nearby-status-backfill")
                     continue
                 if message is not None and message.get("type") == "message":
                     self._receive(message["data"])

@@ -42,16 +42,31 @@ async def _node(dsn: str, prefix: str, name: str) -> tuple[web.AppRunner, Sessio
     return runner, runtime, port
 
 
+class Cluster:
+    """Nodes on one database and one Redis prefix; :meth:`add` starts one more."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._prefix = f"test-nearby-{uuid.uuid4().hex[:8]}:"
+        self._runners: list[web.AppRunner] = []
+
+    async def add(self) -> tuple[SessionsRuntime, int]:
+        runner, runtime, port = await _node(self._dsn, self._prefix, f"node-{len(self._runners) + 1}")
+        self._runners.append(runner)
+        return runtime, port
+
+    async def close(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+
+
 @pytest_asyncio.fixture
-async def nodes(database_dsn: str) -> AsyncIterator[list[tuple[SessionsRuntime, int]]]:
-    prefix = f"test-nearby-{uuid.uuid4().hex[:8]}:"
-    first = await _node(database_dsn, prefix, "node-1")
-    second = await _node(database_dsn, prefix, "node-2")
+async def cluster(database_dsn: str) -> AsyncIterator[Cluster]:
+    nodes = Cluster(database_dsn)
     try:
-        yield [(first[1], first[2]), (second[1], second[2])]
+        yield nodes
     finally:
-        await second[0].cleanup()
-        await first[0].cleanup()
+        await nodes.close()
 
 
 async def _eventually(check: Callable[[], Any]) -> Any:
@@ -64,8 +79,9 @@ async def _eventually(check: Callable[[], Any]) -> Any:
         await asyncio.sleep(0.02)
 
 
-async def test_status_and_reservations_reach_the_other_node(nodes: list[tuple[SessionsRuntime, int]]) -> None:
-    (one, port1), (two, port2) = nodes
+async def test_status_and_reservations_reach_the_other_node(cluster: Cluster) -> None:
+    one, port1 = await cluster.add()
+    two, port2 = await cluster.add()
     await one.csms.chargers.save(
         ChargerRecord(
             "CP-2N", latitude_deg=52.0, longitude_deg=13.0, connectors=(ConnectorSpec(1, 1, "Type2", 22.0),)
@@ -98,6 +114,18 @@ async def test_status_and_reservations_reach_the_other_node(nodes: list[tuple[Se
                 return await status_on_node2() == "Available"
 
             assert await _eventually(available)
+            # a node started now reads the statuses already in Redis live state
+            three, port3 = await cluster.add()
+            assert three.nearby is not None
+            await three.nearby.loaded.wait()
+
+            async def backfilled() -> bool:
+                url = f"http://127.0.0.1:{port3}/v1/chargers/nearby?lat=52&lng=13&radius_km=1"
+                async with http.get(url, headers=headers) as response:
+                    body = await response.json()
+                return bool(body["chargers"][0]["connectors"][0]["status"] == "Available")
+
+            assert await _eventually(backfilled)
             async with http.post(
                 f"http://127.0.0.1:{port1}/v1/reservations",
                 json={"charger_id": "CP-2N", "connector_id": 1, "duration_s": 300},
