@@ -250,6 +250,11 @@ class Network:
         """Each station as the smart-charging loop plans it (what ``fairwatt serve --config`` loads)."""
         return tuple(s.station for s in self.stations)
 
+    @property
+    def reservation_holds_s(self) -> dict[str, int]:
+        """Each station's own reservation hold [s] (``SessionsSettings.reservation_hold_by_station_s``)."""
+        return {s.station_id: s.reservation_hold_s for s in self.stations if s.reservation_hold_s is not None}
+
     def station(self, station_id: str) -> NetworkStation:
         for station in self.stations:
             if station.station_id == station_id:

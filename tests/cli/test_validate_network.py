@@ -70,6 +70,8 @@ def test_the_base_and_the_example_are_valid() -> None:
     depot = example.station("depot-berlin")
     assert depot.station.place("depot-1-2").connector_id == 2
     assert depot.charging.tier_priority("fleet") == 2.0
+    assert (example.reservation_hold_s, example.reservation_holds_s) == (900, {"office-munich": 600})
+    assert [c.station_id for c in example.station_configs] == ["depot-berlin", "office-munich"]
 
 
 def test_unknown_key_with_did_you_mean() -> None:
