@@ -106,6 +106,8 @@ class SessionLifecycle:
         self._sinks = completion_sinks
         self._tasks = TaskOwner()
         self._pending: dict[tuple[str, str], _Reading] = {}
+        self._feeds: dict[int, asyncio.Queue[SessionEvent]] = {}
+        """One queue and worker per listener: each hears events in the order they were stored here."""
         self._relay: SessionEventRelay | None = None
         node = csms.redis_node
         if node is not None:
@@ -144,7 +146,11 @@ class SessionLifecycle:
     def _deliver_here(self, event: SessionEvent) -> None:
         self.hub.notify(event.session_id)
         for listener in self._listeners:
-            self._tasks.start(_call(listener, event), f"session-listener-{event.seq}")
+            feed = self._feeds.get(id(listener))
+            if feed is None:
+                feed = self._feeds[id(listener)] = asyncio.Queue()
+                self._tasks.start(_feed(listener, feed), f"session-listener-{len(self._feeds)}")
+            feed.put_nowait(event)
 
     async def _delivered_from_elsewhere(self, event: SessionEvent) -> None:
         self._deliver_here(event)
@@ -465,5 +471,12 @@ class SessionLifecycle:
         return session_snapshot(record, await self.cost(record, at), at)
 
 
-async def _call(listener: SessionListener, event: SessionEvent) -> None:
-    await listener(event)
+async def _feed(listener: SessionListener, events: asyncio.Queue[SessionEvent]) -> None:
+    """Hand ``events`` to ``listener`` one at a time, in order; a failing call is logged and skipped."""
+    while True:
+        event = await events.get()
+        try:
+            await listener(event)
+        except Exception:
+            # The outermost handler of another package's listener: log it and keep the feed going.
+            logger.exception("session %s: a listener failed on event %d", event.session_id, event.seq)

@@ -3,6 +3,7 @@ API's answers to bad input, limits and blocked drivers."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,11 +11,11 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from sessions.events import SessionOrigin, SessionState
+from sessions.events import SessionEvent, SessionOrigin, SessionState
 from tests.csms.chargers import Charger16, Charger201, connected
 from tests.sessions.conftest import RunningApi
 from tests.sessions.helpers import event_log, register_charger, seed_driver
-from tests.sessions.test_session_e2e import booted16, now_text, start
+from tests.sessions.test_session_e2e import booted16, meter_values_16, now_text, start
 
 pytestmark = pytest.mark.asyncio
 
@@ -287,3 +288,43 @@ async def test_receipts_come_from_billing_once_rated(api: RunningApi) -> None:
         assert (r.status, r.content_type) == (200, "text/html")
     async with api.http.get(url, headers=api.headers("nobody")) as r:
         assert r.status == 404
+
+
+async def test_a_slow_or_failing_listener_hears_every_event_in_order(
+    api: RunningApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard: list[int] = []
+    done = asyncio.Event()
+
+    async def slow_and_once_broken(event: SessionEvent) -> None:
+        if event.kind == "progress" and not any(seq > 0 for seq in heard):
+            await asyncio.sleep(0.2)  # the first progress event is slow: later ones must wait for it
+        if not heard:  # the first call (the ACTIVE event) fails
+            heard.append(-1)
+            raise RuntimeError("listener bug")
+        heard.append(event.seq)
+        if event.kind == "state" and event.state is SessionState.COMPLETED:
+            done.set()
+
+    api.sessions.session_listeners.append(slow_and_once_broken)
+    await seed_driver(api, "xena", rfid="RFID-XENA")
+    await register_charger(api, "CP-X")
+    async with connected(Charger16, api.charger_url("CP-X"), "CP-X", "ocpp1.6") as charger:
+        await booted16(charger)
+        started = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="RFID-XENA", meter_start=0, timestamp=now_text()),
+            suppress=False,
+        )
+        for wh in (100, 200, 300):
+            await charger.call(meter_values_16(started.transaction_id, wh, 1000), suppress=False)
+        await charger.call(
+            call16.StopTransaction(
+                meter_stop=400, timestamp=now_text(), transaction_id=started.transaction_id
+            ),
+            suppress=False,
+        )
+        await asyncio.wait_for(done.wait(), 10)
+    stored = await api.csms.database.pool.fetch("SELECT seq FROM session_events ORDER BY seq")
+    assert heard[0] == -1  # the ACTIVE event's call failed and was logged ...
+    assert heard[1:] == [row["seq"] for row in stored][1:]  # ... the rest came, in order
+    assert any("a listener failed" in r.getMessage() for r in caplog.records)
