@@ -6,11 +6,12 @@ grows monotonically with the great-circle distance, so a ball or nearest-neighbo
 is exact on the sphere: no special cases at the antimeridian or the poles. Distances returned
 are haversine distances from the stored latitude and longitude.
 
-Data is columnar (numpy arrays, charger ids in a list) so 500,000 chargers cost tens of MB,
-not one Python object each. The registry changes little: a changed charger is tombstoned in
-its block and re-added to a small second block (rebuilt on every change); when that block
-grows past a share of the first, :meth:`NearbyIndex.compacted` merges both. Live connector
-status and reservations are small mutable arrays beside the geometry.
+Data is columnar (:mod:`sessions.geo.blocks`: numpy arrays, charger ids in a list, an id map of
+plain ints) so 500,000 chargers cost about 136 MB and give the garbage collector almost nothing
+to walk. The registry changes little: a changed charger is tombstoned in its block and re-added
+to a small second block (rebuilt on every change); when that block grows past a share of the
+first, :meth:`NearbyIndex.compacted_columns` and :meth:`NearbyIndex.load` merge both. Live
+connector status and reservations are small mutable arrays beside the geometry.
 """
 
 from __future__ import annotations
@@ -21,18 +22,36 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.spatial import cKDTree
 
+from sessions.geo.blocks import (
+    EARTH_RADIUS_KM,
+    Block,
+    Codes,
+    FloatArray,
+    IntArray,
+    SiteColumns,
+    carry,
+    haversine_km,
+    unit_vectors,
+)
 from sessions.geo.vocabulary import Availability
 
-EARTH_RADIUS_KM = 6371.0088
-"""Mean Earth radius (IUGG) [km]."""
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "ChargerSite",
+    "ConnectorSite",
+    "ConnectorView",
+    "NearbyCharger",
+    "NearbyIndex",
+    "NearbyQuery",
+    "Prepared",
+    "SiteColumns",
+    "brute_force",
+    "haversine_km",
+    "unit_vectors",
+]
 
 _AVAILABILITY = tuple(Availability)
-_UNKNOWN, _AVAILABLE, _OCCUPIED, _RESERVED, _UNAVAILABLE, _FAULTED = (np.int8(a) for a in Availability)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.intp]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,147 +120,11 @@ class NearbyCharger:
         return max(powers) if powers else None
 
 
-def unit_vectors(latitude_deg: FloatArray, longitude_deg: FloatArray) -> FloatArray:
-    """``(n, 3)`` unit vectors of points given in degrees."""
-    lat = np.radians(latitude_deg)
-    lng = np.radians(longitude_deg)
-    cos_lat = np.cos(lat)
-    return np.column_stack((cos_lat * np.cos(lng), cos_lat * np.sin(lng), np.sin(lat)))
-
-
-def haversine_km(lat_deg: float, lng_deg: float, lats_deg: FloatArray, lngs_deg: FloatArray) -> FloatArray:
-    """Great-circle distances [km] from one point to many (haversine formula)."""
-    lat1 = math.radians(lat_deg)
-    lat2 = np.radians(lats_deg)
-    dlat = lat2 - lat1
-    dlng = np.radians(lngs_deg) - math.radians(lng_deg)
-    a = np.sin(dlat / 2) ** 2 + math.cos(lat1) * np.cos(lat2) * np.sin(dlng / 2) ** 2
-    distances: FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-    return distances
-
-
-class _Codes:
-    """Small integer codes for repeated strings (connector types, tariffs, zones); 0 is None."""
-
-    def __init__(self) -> None:
-        self.names: list[str | None] = [None]
-        self.codes: dict[str, int] = {}
-
-    def code(self, name: str | None) -> int:
-        if name is None:
-            return 0
-        found = self.codes.get(name)
-        if found is None:
-            found = self.codes[name] = len(self.names)
-            self.names.append(name)
-        return found
-
-
-class SiteColumns:
-    """Chargers collected column by column before a block is built (the loader fills it)."""
-
-    def __init__(self) -> None:
-        self.charger_ids: list[str] = []
-        self.latitude_deg: list[float] = []
-        self.longitude_deg: list[float] = []
-        self.station: list[int] = []
-        self.tariff: list[int] = []
-        self.zone: list[int] = []
-        self.connector_counts: list[int] = []
-        self.evse_ids: list[int] = []
-        self.connector_ids: list[int] = []
-        self.types: list[int] = []
-        self.powers_kw: list[float] = []
-
-    def __len__(self) -> int:
-        return len(self.charger_ids)
-
-
-@dataclass
-class _Block:
-    """Chargers in columns with a k-d tree over their unit vectors."""
-
-    charger_ids: list[str]
-    latitude_deg: FloatArray
-    longitude_deg: FloatArray
-    tree: cKDTree | None
-    alive: npt.NDArray[np.bool_]
-    station: npt.NDArray[np.int32]
-    tariff: npt.NDArray[np.int32]
-    zone: npt.NDArray[np.int32]
-    charger_status: npt.NDArray[np.int8]
-    conn_start: npt.NDArray[np.int64]
-    evse_ids: npt.NDArray[np.int32]
-    connector_ids: npt.NDArray[np.int32]
-    types: npt.NDArray[np.int32]
-    powers_kw: FloatArray
-    conn_status: npt.NDArray[np.int8]
-    conn_reserved: npt.NDArray[np.bool_]
-    dead: int = 0
-
-    @classmethod
-    def of(cls, columns: SiteColumns) -> _Block:
-        lat = np.asarray(columns.latitude_deg, dtype=np.float64)
-        lng = np.asarray(columns.longitude_deg, dtype=np.float64)
-        n = len(columns)
-        counts = np.asarray(columns.connector_counts, dtype=np.int64)
-        start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=start[1:])
-        m = int(start[-1])
-        return cls(
-            charger_ids=list(columns.charger_ids),
-            latitude_deg=lat,
-            longitude_deg=lng,
-            tree=cKDTree(unit_vectors(lat, lng)) if n else None,
-            alive=np.ones(n, dtype=np.bool_),
-            station=np.asarray(columns.station, dtype=np.int32),
-            tariff=np.asarray(columns.tariff, dtype=np.int32),
-            zone=np.asarray(columns.zone, dtype=np.int32),
-            charger_status=np.zeros(n, dtype=np.int8),
-            conn_start=start,
-            evse_ids=np.asarray(columns.evse_ids, dtype=np.int32),
-            connector_ids=np.asarray(columns.connector_ids, dtype=np.int32),
-            types=np.asarray(columns.types, dtype=np.int32),
-            powers_kw=np.asarray(columns.powers_kw, dtype=np.float64),
-            conn_status=np.zeros(m, dtype=np.int8),
-            conn_reserved=np.zeros(m, dtype=np.bool_),
-        )
-
-    def __len__(self) -> int:
-        return len(self.charger_ids)
-
-    def connector_rows(self, slots: IntArray) -> tuple[IntArray, IntArray]:
-        """``(owner position in slots, connector row)`` of every connector of ``slots``."""
-        starts = self.conn_start[slots]
-        counts = self.conn_start[slots + 1] - starts
-        owners = np.repeat(np.arange(len(slots)), counts)
-        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        return owners, (np.repeat(starts, counts) + offsets).astype(np.intp)
-
-    def availability(self, rows: IntArray, owners_slots: IntArray) -> npt.NDArray[np.int8]:
-        """Effective availability of connector ``rows`` whose chargers are ``owners_slots``."""
-        status = self.conn_status[rows]
-        free = (status == _UNKNOWN) | (status == _AVAILABLE)
-        status = np.where(self.conn_reserved[rows] & free, _RESERVED, status)
-        whole = self.charger_status[owners_slots]
-        down = (whole == _UNAVAILABLE) | (whole == _FAULTED)
-        result: npt.NDArray[np.int8] = np.where(down, whole, status)
-        return result
-
-    def find_connector(self, slot: int, evse_id: int, connector_id: int | None) -> IntArray:
-        rows = np.arange(self.conn_start[slot], self.conn_start[slot + 1], dtype=np.intp)
-        match = self.evse_ids[rows] == evse_id
-        if connector_id is not None:
-            match &= self.connector_ids[rows] == connector_id
-        found: IntArray = rows[match]
-        return found
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A block built off the event loop, ready for :meth:`NearbyIndex.install`."""
 
-    block: _Block
+    block: Block
 
 
 class NearbyIndex:
@@ -251,12 +134,12 @@ class NearbyIndex:
     """
 
     def __init__(self) -> None:
-        self._types = _Codes()
-        self._tariffs = _Codes()
-        self._zones = _Codes()
-        self._stations = _Codes()
-        self._base = _Block.of(SiteColumns())
-        self._extra = _Block.of(SiteColumns())
+        self._types = Codes()
+        self._tariffs = Codes()
+        self._zones = Codes()
+        self._stations = Codes()
+        self._base = Block.of(SiteColumns())
+        self._extra = Block.of(SiteColumns())
         self._extra_sites: dict[str, ChargerSite] = {}
         self._where: dict[str, int] = {}
         """Charger id -> slot in the base block (>= 0) or ``-1 - slot`` in the small block: plain
@@ -326,22 +209,22 @@ class NearbyIndex:
     @staticmethod
     def prepare(columns: SiteColumns) -> Prepared:
         """Build the arrays and tree of ``columns`` (touches no index state: may run in a thread)."""
-        return Prepared(_Block.of(columns))
+        return Prepared(Block.of(columns))
 
     def install(self, prepared: Prepared) -> None:
         """Make a block built by :meth:`prepare` the whole index (live statuses carried over)."""
         previous = self._finder()
         self._where = {}
         self._base = prepared.block
-        self._extra = _Block.of(SiteColumns())
+        self._extra = Block.of(SiteColumns())
         self._extra_sites = {}
         self._adopt(prepared.block, previous, in_base=True)
 
-    def _finder(self) -> Callable[[str], tuple[_Block, int] | None]:
+    def _finder(self) -> Callable[[str], tuple[Block, int] | None]:
         """Where a charger is now (for carrying its statuses after the blocks change)."""
         where, base, extra = self._where, self._base, self._extra
 
-        def find(charger_id: str) -> tuple[_Block, int] | None:
+        def find(charger_id: str) -> tuple[Block, int] | None:
             code = where.get(charger_id)
             if code is None:
                 return None
@@ -349,18 +232,18 @@ class NearbyIndex:
 
         return find
 
-    def _find(self, charger_id: str) -> tuple[_Block, int] | None:
+    def _find(self, charger_id: str) -> tuple[Block, int] | None:
         code = self._where.get(charger_id)
         if code is None:
             return None
         return (self._base, code) if code >= 0 else (self._extra, -1 - code)
 
     def _adopt(
-        self, block: _Block, find_old: Callable[[str], tuple[_Block, int] | None], *, in_base: bool
+        self, block: Block, find_old: Callable[[str], tuple[Block, int] | None], *, in_base: bool
     ) -> None:
         """Index ``block``'s chargers by id, carrying statuses over from where they were."""
         positions = {charger_id: slot for slot, charger_id in enumerate(block.charger_ids)}
-        moves: dict[int, tuple[_Block, list[int], list[int]]] = {}
+        moves: dict[int, tuple[Block, list[int], list[int]]] = {}
         for charger_id, slot in positions.items():
             old = find_old(charger_id)
             if old is not None:
@@ -369,7 +252,7 @@ class NearbyIndex:
                 entry[2].append(slot)
             self._where[charger_id] = slot if in_base else -1 - slot
         for old_block, old_slots, new_slots in moves.values():
-            _carry(old_block, np.array(old_slots, dtype=np.intp), block, np.array(new_slots, dtype=np.intp))
+            carry(old_block, np.array(old_slots, dtype=np.intp), block, np.array(new_slots, dtype=np.intp))
         for key in [key for key in self._status if key[0] in positions]:
             charger_id, evse_id, connector_id = key
             self.set_status(charger_id, evse_id, connector_id, self._status.pop(key))
@@ -391,13 +274,13 @@ class NearbyIndex:
         if code is not None and code >= 0:
             self._tombstone(self._base, code)
 
-    def _tombstone(self, block: _Block, slot: int) -> None:
+    def _tombstone(self, block: Block, slot: int) -> None:
         if block.alive[slot]:
             block.alive[slot] = False
             block.dead += 1
 
     def _rebuild_extra(self, changed: str) -> None:
-        previous: dict[str, tuple[_Block, int]] = {}
+        previous: dict[str, tuple[Block, int]] = {}
         for charger_id in (*self._extra.charger_ids, changed):
             found = self._find(charger_id)
             if found is not None:
@@ -408,13 +291,13 @@ class NearbyIndex:
         for charger_id in self._extra.charger_ids:
             self._where.pop(charger_id, None)
         self._where.pop(changed, None)
-        block = _Block.of(self.columns(self._extra_sites.values()))
+        block = Block.of(self.columns(self._extra_sites.values()))
         self._extra = block
         self._adopt(block, previous.get, in_base=False)
 
     @property
     def pending_changes(self) -> int:
-        """Chargers in the small block; compact when this grows (see :meth:`compacted`)."""
+        """Chargers in the small block; compact when this grows (see :meth:`compacted_columns`)."""
         return len(self._extra_sites)
 
     def compacted_columns(self) -> SiteColumns:
@@ -495,7 +378,7 @@ class NearbyIndex:
                 return []
         lat, lng = math.radians(query.latitude_deg), math.radians(query.longitude_deg)
         point = np.array((math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat)))
-        found: list[tuple[_Block, IntArray, FloatArray]] = []
+        found: list[tuple[Block, IntArray, FloatArray]] = []
         for block in (self._base, self._extra):
             if block.tree is None:
                 continue
@@ -522,9 +405,7 @@ class NearbyIndex:
                     views[(position, slot)] = view
         return [views[(position, slot)] for _, _, slot, position in chosen]
 
-    def _candidates(
-        self, block: _Block, point: FloatArray, query: NearbyQuery
-    ) -> tuple[IntArray, FloatArray]:
+    def _candidates(self, block: Block, point: FloatArray, query: NearbyQuery) -> tuple[IntArray, FloatArray]:
         """Alive chargers of ``block`` within the radius (the nearest ``limit`` when unfiltered)."""
         assert block.tree is not None
         angle = min(query.radius_km / EARTH_RADIUS_KM, math.pi)
@@ -551,7 +432,7 @@ class NearbyIndex:
         return slots, distances
 
     def _matching(
-        self, block: _Block, slots: IntArray, query: NearbyQuery, type_code: int
+        self, block: Block, slots: IntArray, query: NearbyQuery, type_code: int
     ) -> npt.NDArray[np.bool_]:
         """Which ``slots`` have a connector passing every filter."""
         owners, rows = block.connector_rows(slots)
@@ -564,7 +445,7 @@ class NearbyIndex:
             ok &= block.availability(rows, slots[owners]) == Availability.AVAILABLE
         return np.bincount(owners[ok], minlength=len(slots)) > 0
 
-    def _views(self, block: _Block, picked: Sequence[tuple[int, float]]) -> list[NearbyCharger]:
+    def _views(self, block: Block, picked: Sequence[tuple[int, float]]) -> list[NearbyCharger]:
         """The chargers at ``picked`` (slot, distance) of ``block``, read in one pass."""
         slots = np.array([slot for slot, _ in picked], dtype=np.intp)
         owners, rows = block.connector_rows(slots)
@@ -604,24 +485,6 @@ class NearbyIndex:
             )
             for k, (slot, distance) in enumerate(picked)
         ]
-
-
-def _carry(old: _Block, old_slots: IntArray, new: _Block, new_slots: IntArray) -> None:
-    """Copy statuses of chargers from ``old_slots`` to ``new_slots``, connector by connector."""
-    new.charger_status[new_slots] = old.charger_status[old_slots]
-    old_counts = old.conn_start[old_slots + 1] - old.conn_start[old_slots]
-    new_counts = new.conn_start[new_slots + 1] - new.conn_start[new_slots]
-    same = old_counts == new_counts
-    _, old_rows = old.connector_rows(old_slots[same])
-    _, new_rows = new.connector_rows(new_slots[same])
-    equal = (old.evse_ids[old_rows] == new.evse_ids[new_rows]) & (
-        old.connector_ids[old_rows] == new.connector_ids[new_rows]
-    )
-    new.conn_status[new_rows[equal]] = old.conn_status[old_rows[equal]]
-    for old_slot, new_slot in zip(old_slots[~same], new_slots[~same], strict=True):
-        for row in range(int(old.conn_start[old_slot]), int(old.conn_start[old_slot + 1])):
-            rows = new.find_connector(int(new_slot), int(old.evse_ids[row]), int(old.connector_ids[row]))
-            new.conn_status[rows] = old.conn_status[row]
 
 
 def brute_force(sites: Sequence[ChargerSite], lat_deg: float, lng_deg: float, radius_km: float) -> list[str]:
