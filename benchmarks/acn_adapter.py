@@ -22,15 +22,22 @@ from acnportal import acnsim
 from acnportal.algorithms import BaseAlgorithm
 
 from benchmarks.caltech_site import (
+    AB,
+    AV_POD,
+    BC,
+    CA,
+    CC_POD,
     EPOCH,
     MAX_PILOT_A,
     PERIOD_MIN,
+    STATION_IDS,
     TIME_ZONE,
     VOLTAGE_V,
     SessionRow,
     caltech_evses,
     caltech_site,
 )
+from optimizer.forecast import PastSession, expected_sessions
 from optimizer.network import Network
 from optimizer.offline import solve_offline
 from optimizer.solver import solve
@@ -126,6 +133,31 @@ class CallStats:
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
 
+_GROUPS: dict[str, tuple[str, ...]] = {
+    "expected-AB": tuple(e for e in AB if e not in AV_POD and e not in CC_POD),
+    "expected-BC": BC,
+    "expected-CA": CA,
+    "expected-cc-pod": CC_POD,
+    "expected-av-pod": AV_POD,
+}
+GROUP_OF: dict[str, str] = {e: group for group, ids in _GROUPS.items() for e in ids}
+
+
+def caltech_with_groups(transformer_kw: float, evses: Sequence[Evse]) -> tuple[Site, tuple[Evse, ...]]:
+    """The site and EVSEs plus one virtual EVSE per group wired alike (for expected sessions).
+
+    Each group EVSE sits where its group's first EVSE does (same lines, same pod) and may carry
+    the expected sessions of the whole group; it is never sent a profile.
+    """
+    by_id = {e.evse_id: e for e in evses}
+    mapping: dict[str, tuple[str, ...]] = {e: (e,) for e in STATION_IDS}
+    extra: list[Evse] = []
+    for group, ids in _GROUPS.items():
+        mapping[ids[0]] = (ids[0], group)
+        extra.append(replace(by_id[ids[0]], evse_id=group, max_current_a=MAX_PILOT_A * len(ids)))
+    return caltech_site(transformer_kw, virtual=mapping), (*evses, *extra)
+
+
 class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
     """fairwatt's online solver as an ACN-Sim scheduler, re-solved every period."""
 
@@ -137,12 +169,19 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         min_current_a: float = 0.0,
         step_a: float = 0.1,
         use_prices: bool = True,
+        forecast_weight: float = 0.0,
+        history: Sequence[PastSession] = (),
     ) -> None:
         super().__init__()
         self.max_recompute = 1
         self.policy = policy if policy is not None else Policy()
+        # sessions expected later today (learned from earlier days) weigh this much (0: none)
+        self.forecast_weight = forecast_weight
+        self._history: dict[str, PastSession] = {f"history-{k}": s for k, s in enumerate(history)}
         self.site = caltech_site(transformer_kw)
         self.evses = caltech_evses(min_current_a, step_a)
+        if forecast_weight > 0:
+            self.site, self.evses = caltech_with_groups(transformer_kw, self.evses)
         self.network = Network.build(self.site, self.evses)
         self.use_prices = use_prices
         self.step_a = step_a
@@ -181,6 +220,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         if self.use_prices:
             prices = self._prices.get(self.interface, now_period, self.policy.horizon_periods)
             site = replace(site, prices=price_periods(prices, now_period))
+        self._remember(active_sessions)
         sessions = tuple(
             ActiveSession(
                 session_id=s.session_id,
@@ -194,14 +234,18 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
             )
             for s in active_sessions
         )
-        snapshot = StationSnapshot(
-            "caltech", period_datetime(now_period), site, self.evses, sessions, self.policy
-        )
+        now = period_datetime(now_period)
+        expected: tuple[ActiveSession, ...] = ()
+        if self.forecast_weight > 0:
+            expected = expected_sessions(
+                self._history.values(), now, TIME_ZONE, GROUP_OF, weight=self.forecast_weight
+            )
+        snapshot = StationSnapshot("caltech", now, site, self.evses, sessions + expected, self.policy)
         solve_began = time.perf_counter()
         schedule = solve(snapshot, network=self.network)
         self.stats.solve_s.append(time.perf_counter() - solve_began)
         self.stats.count(schedule)
-        out = {
+        out = {  # the expected sessions' rows come after the real ones and are not sent
             s.evse_id: [float(np.clip(schedule.current_a[i, 0], 0.0, MAX_PILOT_A))]
             for i, s in enumerate(sessions)
         }
@@ -210,6 +254,18 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         self.stats.sessions.append(len(sessions))
         self.stats.schedule_s.append(time.perf_counter() - began)
         return out
+
+    def _remember(self, active_sessions: list[Any]) -> None:
+        """Keep what each session told on arrival: the history later days' forecasts learn from."""
+        for s in active_sessions:
+            if s.session_id not in self._history:
+                self._history[s.session_id] = PastSession(
+                    evse_id=s.station_id,
+                    arrival=period_datetime(s.arrival),
+                    departure=period_datetime(s.estimated_departure),
+                    energy_kwh=float(s.requested_energy),
+                    max_current_a=self._car_limit_a(s.session_id) or MAX_PILOT_A,
+                )
 
 
 def virtual_evses(evses: Sequence[Evse], sessions: Sequence[ActiveSession]) -> dict[str, tuple[str, ...]]:

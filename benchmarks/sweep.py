@@ -7,7 +7,7 @@ import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.acn_run import ALGORITHMS, OURS_AMP, RunFigures, run
+from benchmarks.acn_run import ALGORITHMS, EXTRA_ALGORITHMS, OURS_AMP, OURS_NO_FORECAST, RunFigures, run
 from benchmarks.caltech_site import SessionRow, read_sessions
 from benchmarks.report import (
     RESULTS_DIR,
@@ -23,7 +23,16 @@ DEFAULT_CAPS: tuple[float, ...] = (10, 20, 30, 40, 50, 60, 80, 100, 125)
 FULL_CAPS: tuple[float, ...] = tuple(float(c) for c in range(10, 126, 5))  # notebook 2.1's sweep
 DEFAULT_AMP_CAPS: tuple[float, ...] = (10, 20, 40, 60)
 # rough cost order, so the slow runs start first and the pool stays busy
-_COST = {"fairwatt": 0, OURS_AMP: 1, "llf": 2, "edf": 3, "round-robin": 4, "offline": 5, "uncontrolled": 6}
+_COST = {
+    "fairwatt": 0,
+    OURS_NO_FORECAST: 0,
+    OURS_AMP: 1,
+    "llf": 2,
+    "edf": 3,
+    "round-robin": 4,
+    "offline": 5,
+    "uncontrolled": 6,
+}
 
 Job = tuple[str, float, tuple[SessionRow, ...]]
 
@@ -65,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--algorithms",
         type=lambda s: tuple(a.strip() for a in s.split(",")),
         default=ALGORITHMS,
-        help=f"comma list from {', '.join(ALGORITHMS)}",
+        help=f"comma list from {', '.join(ALGORITHMS + EXTRA_ALGORITHMS)}",
     )
     parser.add_argument(
         "--amp-caps",

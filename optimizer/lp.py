@@ -67,6 +67,7 @@ class LpModel:
     var_session: IntArray
     var_block: IntArray
     energy_coef: FloatArray  # kWh per A of each variable
+    value_coef: FloatArray  # what the energy stage maximises per A: energy_coef, less for expected sessions
     col_level: int  # the fairness level column
     col_peak: int
     cols_even: IntArray  # per first-block variable and segment, its share of the usable rate
@@ -170,13 +171,15 @@ def build(problem: Problem) -> LpModel:
             lazy.bound[kept],
             kept.size,
         )
-    # total energy (bounded from below after stage 1)
+    # total energy, expected sessions weighted (bounded from below after stage 1)
+    value_coef = energy_coef * problem.energy_weight[var_session]
     row_total = row
-    add(np.zeros(n_var, dtype=np.int64), var_index, energy_coef, np.array([-_INF]), np.array([_INF]), 1)
+    add(np.zeros(n_var, dtype=np.int64), var_index, value_coef, np.array([-_INF]), np.array([_INF]), 1)
     # fairness on the share of each whole request (delivered so far + planned), so a car that
     # has had nothing yet ranks lowest: delivered_i + served_i >= level * weight_i * request_i
     rows_fair = np.arange(row, row + n, dtype=np.int64)
     weight = problem.priority / problem.priority.max() if n else problem.priority
+    weight = weight * ~problem.expected  # expected sessions take no part in fairness
     request = problem.need_kwh + problem.delivered_kwh
     add(var_session, var_index, energy_coef, -problem.delivered_kwh, np.full(n, _INF), 0)
     add(
@@ -273,6 +276,7 @@ def build(problem: Problem) -> LpModel:
         var_session=var_session.astype(np.int64),
         var_block=var_block.astype(np.int64),
         energy_coef=energy_coef,
+        value_coef=value_coef,
         col_level=col_level,
         col_peak=col_peak,
         cols_even=col_even + np.arange(n_even, dtype=np.int64),
@@ -408,18 +412,24 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     zero = np.zeros(n_col)
     # 1. energy, earlier preferred by a margin far below one unit of energy
     cost = zero.copy()
-    cost[:n_var] = -model.energy_coef * (1.0 - 1e-3 * model.early_coef)
+    cost[:n_var] = -model.value_coef * (1.0 - 1e-3 * model.early_coef)
     if not run(cost, "energy"):
         return None
     assert solution is not None
-    best_energy = float(model.energy_coef @ solution[:n_var])
-    h.changeRowBounds(model.row_total, best_energy * (1 - _HOLD_SLACK) - 1e-6, _INF)
+    best_value = float(model.value_coef @ solution[:n_var])
+    h.changeRowBounds(model.row_total, best_value * (1 - _HOLD_SLACK) - 1e-6, _INF)
+    real = ~problem.expected[model.var_session]
+    best_energy = float(model.energy_coef[real] @ solution[:n_var][real])
+    if not real.all():  # the energy of the cars present is held on its own too
+        cols_real = np.nonzero(real)[0].astype(np.int32)
+        coef_real = model.energy_coef[cols_real]
+        h.addRow(best_energy * (1 - _HOLD_SLACK) - 1e-6, _INF, cols_real.size, cols_real, coef_real)
     scarce = not problem.arrivals_known and _scarce(model, solution)
     if scarce:
         _hold_early_energy(h, model, problem, solution)
     h.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
     # 2. fairness (nothing to share out when every need is met)
-    all_served = best_energy >= float(problem.need_kwh.sum()) * (1 - 1e-6) - 1e-9
+    all_served = best_energy >= float(problem.need_kwh[~problem.expected].sum()) * (1 - 1e-6) - 1e-9
     if policy.fairness == "max-min" and problem.sessions > 1 and not all_served:
         h.changeColBounds(model.col_level, 0.0, 1.0)
         cost = zero.copy()

@@ -42,6 +42,8 @@ class Problem:
     arrival: IntArray  # first period the session may charge (0 online; later in the offline bound)
     arrivals_known: bool  # the offline bound: every arrival of the horizon is in the problem
     priority: FloatArray
+    energy_weight: FloatArray  # what a kWh of each session is worth in the energy stage (1; less if expected)
+    expected: npt.NDArray[np.bool_]  # sessions forecast, not plugged in
     offered_a: FloatArray  # (sessions, hold periods): the limits each charger holds (NaN: unknown)
     site_limit_kw: FloatArray  # (T,) after caps and base load
     price_per_kwh: FloatArray  # (T,)
@@ -87,15 +89,19 @@ def prepare(
     departure = np.zeros(n, dtype=np.int64)
     arrival = np.zeros(n, dtype=np.int64)
     priority = np.ones(n)
+    energy_weight = np.ones(n)
+    expected = np.zeros(n, dtype=np.bool_)
     hold = min(policy.hold_periods, horizon)
     offered = np.full((n, hold), np.nan)
     seen: set[str] = set()
     for i, s in enumerate(snapshot.sessions):
         if s.evse_id not in lookup:
             raise SnapshotError(f"session {s.session_id}: unknown EVSE {s.evse_id}")
-        if s.evse_id in seen and not future_arrivals:
+        forecast = s.forecast_weight is not None
+        if s.evse_id in seen and not future_arrivals and not forecast:
             raise SnapshotError(f"two active sessions on EVSE {s.evse_id}")
-        seen.add(s.evse_id)
+        if not forecast:
+            seen.add(s.evse_id)
         evse = evses[s.evse_id]
         cols[i] = lookup[s.evse_id]
         cap = evse.max_current_a
@@ -118,9 +124,14 @@ def prepare(
         delivered[i] = min(s.energy_delivered_kwh, wanted)
         leaves = s.departure if s.departure is not None else s.arrival + policy.default_stay
         departure[i] = min(max(math.ceil((leaves - snapshot.now) / period - 1e-9), 1), horizon)
-        if future_arrivals:
-            arrival[i] = min(max(math.ceil((s.arrival - snapshot.now) / period - 1e-9), 0), horizon)
+        if future_arrivals or forecast:
+            # an expected session is not here now: it charges from the period after its arrival
+            earliest = 1 if forecast and not future_arrivals else 0
+            arrival[i] = min(max(math.ceil((s.arrival - snapshot.now) / period - 1e-9), earliest), horizon)
             departure[i] = max(departure[i], arrival[i])
+        if forecast:
+            energy_weight[i] = min(max(float(s.forecast_weight or 0.0), 0.0), 1.0)
+            expected[i] = True
         priority[i] = max(s.priority, 1e-6)
         if s.offered_current_a is not None:
             offered[i, :] = s.offered_current_a
@@ -145,6 +156,8 @@ def prepare(
         arrival=arrival,
         arrivals_known=future_arrivals,
         priority=priority,
+        energy_weight=energy_weight,
+        expected=expected,
         offered_a=offered,
         site_limit_kw=power_limit_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
         price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),

@@ -175,6 +175,13 @@ class ActiveSession:
     (a car drawing less than offered frees capacity for others). ``offered_current_a`` is
     the limit in force at the charger, ``held_current_a`` the profile it holds (one limit per
     period from ``now``): among equally good schedules the solver keeps them.
+
+    ``forecast_weight`` marks a session that is *expected*, not plugged in (learned from earlier
+    days, e.g. ``optimizer.forecast``): it charges only from its ``arrival`` (which may be after
+    ``now``), its energy counts ``forecast_weight`` (0..1) times a real session's in the energy
+    stage and not at all in fairness, so among plans delivering the same energy to the cars
+    present the solver prefers one that leaves capacity to the cars expected later. Several
+    expected sessions may share one (virtual) EVSE; the caller ignores their rows.
     """
 
     session_id: str
@@ -187,6 +194,7 @@ class ActiveSession:
     priority: float = 1.0
     offered_current_a: float | None = None  # the limit the charger holds now (changing it costs a profile)
     held_current_a: tuple[float, ...] = ()  # the limits it holds for the next periods, when known
+    forecast_weight: float | None = None  # expected, not plugged in: its energy's worth (0..1)
 
 
 class Algorithm(enum.Enum):
