@@ -1,36 +1,113 @@
 """The one place that wires the whole system into one aiohttp application.
 
-``fairwatt serve`` and ``fairwatt demo`` build their app here: the OCPP central system with the
-smart-charging loop for the configured stations, kept current with their time-of-use rules.
-Packages never import each other's wiring; this module knows every package and nothing imports
-it but the CLI.
+``fairwatt serve`` and ``fairwatt demo`` build their app here, in this order: the OCPP central
+system with the smart-charging loop for the configured stations (kept current with their
+time-of-use rules), demand response over those stations, the driver API with the operator,
+demand-response and billing operations in its one OpenAPI document, billing, Plug & Charge,
+and ``/metrics``. Packages never import each other's wiring; this module knows every package and
+nothing imports it but the CLI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import ssl
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
+import billing.api
+import demand_response.api
+from billing.app import BillingSettings
+from billing.app import install as install_billing
+from csms.pki.app import install as install_pki
+from csms.pki.settings import PkiSettings
 from csms.server import create_app
 from csms.settings import CsmsSettings
 from csms.smart_charging import StationSetup
+from demand_response.app import install as install_demand_response
+from demand_response.config import Program
 from fairwatt.commands.stations import keep_current_in
 from fairwatt.config import StationConfig
+from fairwatt.errors import FairwattError
+from fairwatt.operator import OperatorSettings, install_observability, operator_api
+from sessions.app import ApiModule, SessionsSettings
+from sessions.app import install as install_sessions
 
 logger = logging.getLogger(__name__)
 
+TOKEN_SECRET_ENV = "FAIRWATT_TOKEN_SECRET"
+
+
+class AssemblyError(FairwattError):
+    """The system cannot be assembled as configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSettings:
+    """Everything one node runs, as typed settings (the CLI builds them from flags, env and YAML)."""
+
+    csms: CsmsSettings
+    sessions: SessionsSettings
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
+    billing: BillingSettings | None = None
+    """None: sessions are not rated or charged (no payment gateway configured)."""
+    pki: PkiSettings | None = None
+    """None: no Plug & Charge (Authorize ignores certificates)."""
+    demand_response: tuple[Program, ...] = ()
+    """OpenADR programs; manual events work for every planned station without any."""
+
 
 def build_app(
-    settings: CsmsSettings, configs: Sequence[StationConfig], stations: Sequence[StationSetup]
+    system: SystemSettings, configs: Sequence[StationConfig], stations: Sequence[StationSetup]
 ) -> web.Application:
-    """The application of one node: OCPP endpoint and smart charging of ``stations`` (from ``configs``)."""
-    app = create_app(settings, stations=stations)
-    keep_current_in(app, configs)
+    """The application of one node: every package installed over ``stations`` (from ``configs``)."""
+    app = create_app(system.csms, stations=stations)
+    extra: list[ApiModule] = [operator_api(system.operator)]
+    if stations:
+        dr = install_demand_response(app, system.demand_response, stations=stations)
+        keep_current_in(app, configs, refreshed=dr.enforcer.rebase)
+        extra.append(demand_response.api.register)
+    elif system.demand_response:
+        raise AssemblyError("demand-response programs need stations planned by the smart-charging loop")
+    if system.billing is not None:
+        extra.append(billing.api.register)
+    install_sessions(app, system.sessions, extra_api=extra)
+    if system.billing is not None:
+        install_billing(app, system.billing)
+    if system.pki is not None:
+        install_pki(app, system.pki)
+    install_observability(app)
     return app
+
+
+def token_secret(environ: dict[str, str] | None, state_dir: Path) -> tuple[str, Path | None]:
+    """The platform's token secret: ``FAIRWATT_TOKEN_SECRET``, else one kept in ``state_dir``.
+
+    Returns the secret and the file it lives in (``None`` when it came from the environment), so
+    the operator can mint tokens with ``--secret-file``. Several nodes need the same secret: set
+    the variable on each.
+    """
+    given = (environ or {}).get(TOKEN_SECRET_ENV)
+    if given:
+        if len(given.encode("utf-8")) < 32:
+            raise AssemblyError(f"{TOKEN_SECRET_ENV} must be at least 32 bytes")
+        return given, None
+    path = state_dir / "token-secret"
+    try:
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip(), path
+        state_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(secret + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise AssemblyError(f"{path}: {exc.strerror}") from None
+    return secret, path
 
 
 async def serve_app(

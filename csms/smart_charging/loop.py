@@ -439,6 +439,12 @@ class SmartChargingLoop:
         return lower, higher
 
     async def _send_defaults(self, station: _Station, defaults: Sequence[tuple[str, float]]) -> None:
+        reachable = []
+        for evse_id, limit_a in defaults:
+            charger = await self._live_state.get(station.state.evses[evse_id].binding.charger_id)
+            if charger is not None and charger.connected:
+                reachable.append((evse_id, limit_a))  # a silent charger keeps what it holds
+        defaults = reachable
         if defaults:
             logger.info(
                 "station %s: idle defaults %s",
@@ -446,7 +452,10 @@ class SmartChargingLoop:
                 ", ".join(f"{evse_id} {limit_a:.1f} A" for evse_id, limit_a in defaults),
             )
         await asyncio.gather(
-            *(self._failsafes.send_limit(station.state, e, limit_a, retry=False) for e, limit_a in defaults)
+            *(
+                self._failsafes.send_limit(station.state, e, limit_a, retry=False, idle=True)
+                for e, limit_a in defaults
+            )
         )
 
     async def _send_tx(

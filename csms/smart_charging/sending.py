@@ -74,7 +74,7 @@ class Failsafes:
         return failsafe_currents_a(site, evses) if evses else {}
 
     async def send_limit(
-        self, state: StationState, evse_id: str, limit_a: float, *, retry: bool = True
+        self, state: StationState, evse_id: str, limit_a: float, *, retry: bool = True, idle: bool = False
     ) -> None:
         """Send one EVSE a default profile of ``limit_a`` (its failsafe, or the room an idle EVSE has)."""
         evse = state.evses[evse_id]
@@ -100,6 +100,10 @@ class Failsafes:
             log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "re-sending once")
             await asyncio.sleep(self._settings.retry_backoff_s)
             await self.send_limit(state, evse_id, limit_a, retry=False)
+            return
+        if idle:
+            # an idle EVSE's room, not its failsafe: it keeps the default it holds; the next solve retries
+            log_refusal(result, binding.ocpp_evse_id, "idle default", "keeping the one it holds")
             return
         log_refusal(result, binding.ocpp_evse_id, "failsafe profile", "counting it at its maximum")
         evse.failsafe_refused = True

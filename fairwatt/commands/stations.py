@@ -68,6 +68,7 @@ async def keep_sites_current(
     *,
     clock: Clock = _utc_now,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    refreshed: Callable[[str], None] | None = None,
 ) -> None:
     """Refresh each station's time-of-use rules once a horizon has passed, until cancelled."""
     if not configs:
@@ -79,14 +80,21 @@ async def keep_sites_current(
         for config in configs:
             if now >= due[config.station_id]:
                 refresh_site(loop, config, now)
+                if refreshed is not None:
+                    refreshed(config.station_id)  # e.g. demand response lays its caps over again
                 due[config.station_id] = now + horizon(config)
 
 
-def keep_current_in(app: web.Application, configs: Sequence[StationConfig]) -> None:
-    """Run :func:`keep_sites_current` as a task of the app (``csms.server.run``'s ``configure``)."""
+def keep_current_in(
+    app: web.Application,
+    configs: Sequence[StationConfig],
+    refreshed: Callable[[str], None] | None = None,
+) -> None:
+    """Run :func:`keep_sites_current` as a task of the app; ``refreshed(station_id)`` after each refresh."""
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        task = app[CSMS].tasks.start(keep_sites_current(app[SMART_CHARGING], configs), "station-sites")
+        work = keep_sites_current(app[SMART_CHARGING], configs, refreshed=refreshed)
+        task = app[CSMS].tasks.start(work, "station-sites")
         try:
             yield
         finally:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call
 from ocpp.v16 import call_result as result
 from ocpp.v16.enums import Action
@@ -68,6 +68,9 @@ class DemoCharger(ChargePoint):  # type: ignore[misc]
         self.current_a = 0.0
         self.register_wh = 0.0
         self.pending_remote_tag: str | None = None
+        self.transactions_started = 0
+        self.local_list: dict[str, dict[str, Any]] = {}
+        self.local_list_version = 0
 
     # -- the driver ---------------------------------------------------------------------------
     async def boot(self) -> None:
@@ -79,10 +82,15 @@ class DemoCharger(ChargePoint):  # type: ignore[misc]
             raise ConnectionError(f"{self.id}: boot {answer.status}")
         await self._status("Available")
 
-    async def plug_in(self, car: Car, *, authorize: bool = True) -> bool:
-        """The car arrives; with ``authorize`` the driver taps their card. True when charging starts."""
+    async def plug_in(self, car: Car, *, authorize: bool = True, start: bool = True) -> bool:
+        """The car arrives; with ``authorize`` the driver taps their card. True when charging starts.
+
+        With ``start=False`` the car waits plugged in for a start from the app (RemoteStartTransaction).
+        """
         self.car = car
         await self._status("Preparing")
+        if not start:
+            return False
         if authorize:
             verdict = await self.call(call.Authorize(id_tag=car.id_tag), suppress=False)
             if verdict.id_tag_info["status"] != "Accepted":
@@ -90,8 +98,9 @@ class DemoCharger(ChargePoint):  # type: ignore[misc]
                 return False
         return await self._start(car.id_tag)
 
-    async def unplug(self) -> None:
-        """The car leaves: the transaction ends with the meter reading."""
+    async def unplug(self) -> bool:
+        """The car leaves: the transaction ends with the meter reading. True when one was running."""
+        stopped = self.transaction_id is not None
         if self.transaction_id is not None:
             await self.call(
                 call.StopTransaction(
@@ -107,6 +116,7 @@ class DemoCharger(ChargePoint):  # type: ignore[misc]
         self.current_a = 0.0
         self.profiles.drop_transaction()
         await self._status("Available")
+        return stopped
 
     async def tick(self, dt_s: float) -> None:
         """Charge for ``dt_s`` seconds at what the profiles and the car allow, then report it."""
@@ -159,6 +169,7 @@ class DemoCharger(ChargePoint):  # type: ignore[misc]
         if started.id_tag_info["status"] != "Accepted":
             return False
         self.transaction_id = int(started.transaction_id)
+        self.transactions_started += 1
         await self._status("Charging")
         return True
 
@@ -188,6 +199,13 @@ class DemoCharger(ChargePoint):  # type: ignore[misc]
         self.pending_remote_tag = id_tag
         return result.RemoteStartTransaction(status="Accepted")
 
+    @after(Action.remote_start_transaction)  # type: ignore[untyped-decorator]
+    async def after_remote_start(self, id_tag: str, **request: Any) -> None:
+        """The driver started from the app: the car is plugged in, so the transaction starts now."""
+        if self.car is not None and self.transaction_id is None and self.pending_remote_tag == id_tag:
+            self.pending_remote_tag = None
+            await self._start(id_tag)
+
     @on(Action.remote_stop_transaction)  # type: ignore[untyped-decorator]
     async def on_remote_stop(self, transaction_id: int) -> Any:
         accepted = transaction_id == self.transaction_id
@@ -208,6 +226,24 @@ class DemoCharger(ChargePoint):  # type: ignore[misc]
     @on(Action.cancel_reservation)  # type: ignore[untyped-decorator]
     async def on_cancel_reservation(self, **request: Any) -> Any:
         return result.CancelReservation(status="Accepted")
+
+    @on(Action.send_local_list)  # type: ignore[untyped-decorator]
+    async def on_send_local_list(self, list_version: int, update_type: str, **request: Any) -> Any:
+        entries = request.get("local_authorization_list") or []
+        if update_type == "Full":
+            self.local_list = {e["id_tag"]: e.get("id_tag_info", {}) for e in entries}
+        else:
+            for entry in entries:
+                if entry.get("id_tag_info") is None:
+                    self.local_list.pop(entry["id_tag"], None)
+                else:
+                    self.local_list[entry["id_tag"]] = entry["id_tag_info"]
+        self.local_list_version = list_version
+        return result.SendLocalList(status="Accepted")
+
+    @on(Action.get_local_list_version)  # type: ignore[untyped-decorator]
+    async def on_get_local_list_version(self, **request: Any) -> Any:
+        return result.GetLocalListVersion(list_version=self.local_list_version)
 
     @on(Action.trigger_message)  # type: ignore[untyped-decorator]
     async def on_trigger_message(self, **request: Any) -> Any:

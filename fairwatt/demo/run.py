@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 PEAK_NOTICE_S = 8.0
 """How long before its start the demo's peak event is announced."""
+AppStart = Callable[[Arrival], Awaitable[str]]
+"""Starts a session from the driver app (POST /v1/sessions); returns what the API answered."""
 PeakEvent = Callable[[datetime, datetime, float], Awaitable[None]]
 """Declares a peak event: (start, end, fraction of the grid limit)."""
 
@@ -70,6 +72,7 @@ async def run_story(
     duration_s: float,
     declare_peak_event: PeakEvent,
     *,
+    start_from_app: AppStart | None = None,
     out: TextIO,
     tick_s: float = 2.0,
     summary_every_s: float = 5.0,
@@ -107,13 +110,11 @@ async def run_story(
             while (elapsed := loop.time() - begin) < duration_s:
                 while pending and pending[0].at_s <= elapsed:
                     arrival = pending.pop(0)
-                    if await _arrive(chargers[arrival.charger_id], arrival):
-                        record.started += 1
-                        departures[arrival.charger_id] = elapsed + arrival.stay_s
+                    await _arrive(chargers[arrival.charger_id], arrival, start_from_app, out)
+                    departures[arrival.charger_id] = elapsed + arrival.stay_s
                 for charger_id, leave_at in list(departures.items()):
                     if elapsed >= leave_at:
-                        await chargers[charger_id].unplug()
-                        record.finished += 1
+                        record.finished += await chargers[charger_id].unplug()
                         del departures[charger_id]
                 if not peak_declared and elapsed >= scenario.peak_event_at_s - PEAK_NOTICE_S:
                     # utilities announce an event ahead of its start; the station plans for it
@@ -143,8 +144,8 @@ async def run_story(
                     next_summary = elapsed + summary_every_s
                 await asyncio.sleep(max(0.0, tick_s - (loop.time() - begin - elapsed)))
             for charger_id in list(departures):
-                await chargers[charger_id].unplug()
-                record.finished += 1
+                record.finished += await chargers[charger_id].unplug()
+            record.started = sum(c.transactions_started for c in chargers.values())
         finally:
             for websocket in sockets:
                 await websocket.close()
@@ -156,9 +157,16 @@ async def run_story(
     return record
 
 
-async def _arrive(charger: DemoCharger, arrival: Arrival) -> bool:
+async def _arrive(
+    charger: DemoCharger, arrival: Arrival, start_from_app: AppStart | None, out: TextIO
+) -> None:
     car = Car(arrival.id_tag, arrival.need_wh, arrival.max_current_a)
-    return await charger.plug_in(car)
+    if arrival.via_app and start_from_app is not None:
+        await charger.plug_in(car, start=False)
+        state = await start_from_app(arrival)
+        print(f"demo: {arrival.id_tag}'s driver starts {charger.id} from the app: session {state}", file=out)
+        return
+    await charger.plug_in(car)
 
 
 def _summary_line(

@@ -19,6 +19,8 @@ class Arrival:
     need_wh: float
     max_current_a: float
     stay_s: float
+    via_app: bool = False
+    """The driver starts from the app (POST /v1/sessions) instead of tapping a card."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ def build_scenario(charger_ids: list[str], duration_s: float, *, seed: int = 7) 
                 need_wh=need_wh,
                 max_current_a=rng.choice((16.0, 24.0, 32.0)),
                 stay_s=duration_s * rng.uniform(0.55, 0.9),
+                via_app=k % 4 == 1,
             )
         )
     return Scenario(tuple(arrivals), peak_event_at_s=duration_s / 2.0, peak_event_fraction=0.6)

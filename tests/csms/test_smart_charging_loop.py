@@ -258,6 +258,7 @@ async def test_an_idle_evse_keeps_only_the_room_the_plan_leaves(running: Running
     """A car arriving at an idle EVSE draws its default until its Tx profile comes: that default is the
     room the others leave, lowered before anyone is raised, and raised again when the room returns."""
     for charger_id in ("CP-A", "CP-B"):
+        await running.live_state.set_connected(charger_id, True, datetime.now(UTC))
         await running.live_state.set_registration(charger_id, RegistrationStatus.ACCEPTED)
         await running.loop.on_event(
             ChargerBooted(charger_id, "Acme", "X", None, None, "PowerUp", datetime.now(UTC))
