@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -94,8 +95,9 @@ class NearbyQuery:
         return self.connector_type is not None or self.min_power_kw is not None or self.available_only
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectorView:
+class ConnectorView(NamedTuple):
+    """A connector in a search result (named tuples: built by the dozen per query, cheaply)."""
+
     evse_id: int
     connector_id: int
     connector_type: str | None
@@ -103,8 +105,7 @@ class ConnectorView:
     availability: Availability
 
 
-@dataclass(frozen=True, slots=True)
-class NearbyCharger:
+class NearbyCharger(NamedTuple):
     charger_id: str
     latitude_deg: float
     longitude_deg: float
@@ -379,17 +380,23 @@ class NearbyIndex:
         lat, lng = math.radians(query.latitude_deg), math.radians(query.longitude_deg)
         point = np.array((math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat)))
         found: list[tuple[Block, IntArray, FloatArray]] = []
+        ordered = True
         for block in (self._base, self._extra):
             if block.tree is None:
                 continue
-            slots, distances = self._candidates(block, point, query)
+            slots, distances, nearest_first = self._candidates(block, point, query)
             if query.filtered and len(slots):
                 keep = self._matching(block, slots, query, type_code)
                 slots, distances = slots[keep], distances[keep]
                 if len(slots) > query.limit:
                     nearest = np.argpartition(distances, query.limit - 1)[: query.limit]
                     slots, distances = slots[nearest], distances[nearest]
-            found.append((block, slots, distances))
+            if len(slots):
+                found.append((block, slots, distances))
+                ordered = ordered and nearest_first
+        if len(found) == 1 and ordered:  # the usual case: one block, k nearest already in order
+            block, slots, distances = found[0]
+            return self._views(block, list(zip(slots.tolist(), distances.tolist(), strict=True)))
         ranked = [
             (distance, block.charger_ids[slot], slot, position)
             for position, (block, slots, distances) in enumerate(found)
@@ -405,8 +412,11 @@ class NearbyIndex:
                     views[(position, slot)] = view
         return [views[(position, slot)] for _, _, slot, position in chosen]
 
-    def _candidates(self, block: Block, point: FloatArray, query: NearbyQuery) -> tuple[IntArray, FloatArray]:
-        """Alive chargers of ``block`` within the radius (the nearest ``limit`` when unfiltered)."""
+    def _candidates(
+        self, block: Block, point: FloatArray, query: NearbyQuery
+    ) -> tuple[IntArray, FloatArray, bool]:
+        """Alive chargers of ``block`` within the radius (the nearest ``limit`` when unfiltered),
+        their distances, and whether they come nearest first."""
         assert block.tree is not None
         angle = min(query.radius_km / EARTH_RADIUS_KM, math.pi)
         chord = 2 * math.sin(angle / 2) * (1 + 1e-9) + 1e-12
@@ -415,9 +425,12 @@ class NearbyIndex:
             chords, neighbours = block.tree.query(point, k=query.limit, distance_upper_bound=chord)
             inside = np.isfinite(chords)
             neighbours = np.asarray(neighbours, dtype=np.intp)[inside]
-            alive = neighbours[block.alive[neighbours]]
-            if len(alive) == len(neighbours) or not inside.all():
-                slots = alive
+            keep = block.alive[neighbours]
+            if keep.all() or not inside.all():
+                # the great-circle distance from the chord between unit vectors, nearest first
+                distances = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(chords[inside][keep] / 2, 1.0))
+                within = distances <= query.radius_km
+                return neighbours[keep][within], distances[within], True
         if slots is None:
             slots = np.asarray(block.tree.query_ball_point(point, chord), dtype=np.intp)
             slots = slots[block.alive[slots]]
@@ -429,7 +442,7 @@ class NearbyIndex:
         if len(slots) > query.limit and not query.filtered:
             nearest = np.argpartition(distances, query.limit - 1)[: query.limit]
             slots, distances = slots[nearest], distances[nearest]
-        return slots, distances
+        return slots, distances, False
 
     def _matching(
         self, block: Block, slots: IntArray, query: NearbyQuery, type_code: int
@@ -456,34 +469,41 @@ class NearbyIndex:
         powers = block.powers_kw[rows].tolist()
         connectors: list[list[ConnectorView]] = [[] for _ in picked]
         type_names = self._types.names
-        for k, owner in enumerate(owners.tolist()):
-            power = powers[k]
-            connectors[owner].append(
+        nan = math.isnan
+        for owner, evse_id, connector_id, kind, power, status in zip(
+            owners.tolist(), evse_ids, connector_ids, types, powers, availability, strict=True
+        ):
+            connectors[owner].append(  # positional: the named tuple's fast path
                 ConnectorView(
-                    evse_id=evse_ids[k],
-                    connector_id=connector_ids[k],
-                    connector_type=type_names[types[k]],
-                    max_power_kw=None if math.isnan(power) else power,
-                    availability=_AVAILABILITY[availability[k]],
+                    evse_id,
+                    connector_id,
+                    type_names[kind],
+                    None if nan(power) else power,
+                    _AVAILABILITY[status],
                 )
             )
-        latitudes = block.latitude_deg[slots].tolist()
-        longitudes = block.longitude_deg[slots].tolist()
-        stations = block.station[slots].tolist()
-        tariffs = block.tariff[slots].tolist()
-        zones = block.zone[slots].tolist()
+        stations, tariffs, zones = self._stations.names, self._tariffs.names, self._zones.names
         return [
             NearbyCharger(
-                charger_id=block.charger_ids[slot],
-                latitude_deg=latitudes[k],
-                longitude_deg=longitudes[k],
-                distance_km=distance,
-                station_id=self._stations.names[stations[k]],
-                tariff_id=self._tariffs.names[tariffs[k]],
-                time_zone=self._zones.names[zones[k]] or "UTC",
-                connectors=tuple(connectors[k]),
+                block.charger_ids[slot],
+                latitude,
+                longitude,
+                distance,
+                stations[station],
+                tariffs[tariff],
+                zones[zone] or "UTC",
+                tuple(found),
             )
-            for k, (slot, distance) in enumerate(picked)
+            for (slot, distance), latitude, longitude, station, tariff, zone, found in zip(
+                picked,
+                block.latitude_deg[slots].tolist(),
+                block.longitude_deg[slots].tolist(),
+                block.station[slots].tolist(),
+                block.tariff[slots].tolist(),
+                block.zone[slots].tolist(),
+                connectors,
+                strict=True,
+            )
         ]
 
 
