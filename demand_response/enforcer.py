@@ -261,20 +261,43 @@ class Enforcer:
         edges += [p.end for prices in mapped.prices.values() for p in prices]
         return min((e for e in edges if e > now), default=None)
 
-    async def run(self, *, purge_every: timedelta = timedelta(hours=1)) -> None:
-        """Re-apply at every window edge (a cap leaves the loop as it ends), until cancelled."""
-        purged = self._clock()
+    async def sync(self) -> int:
+        """Take newer versions other nodes stored (an operator's event declared there); how many."""
+        stored = await self._store.current(self._clock())
+        async with self._lock:
+            newer = [
+                e
+                for e in stored
+                if (known := self._events.get(e.key)) is None
+                or known.modification_number < e.modification_number
+                or (known.status is not e.status and e.status is EventStatus.CANCELLED)
+            ]
+            for event in newer:
+                self._events[event.key] = event
+            if newer:
+                logger.info("demand response: %d events taken from the store", len(newer))
+                self._apply()
+        return len(newer)
+
+    async def run(self, *, sync_every_s: float = 5.0, purge_every: timedelta = timedelta(hours=1)) -> None:
+        """Re-apply at every window edge (a cap leaves the loop as it ends) and take other nodes'
+        events from the store every ``sync_every_s``, until cancelled."""
+        purged = synced = self._clock()
         while True:
             self._wake.clear()
             now = self._clock()
             edge = self._next_edge(now)
-            timeout_s = None if edge is None else max((edge - now).total_seconds(), 0.0) + 0.001
+            until_sync_s = sync_every_s - (now - synced).total_seconds()
+            timeout_s = until_sync_s if edge is None else min((edge - now).total_seconds(), until_sync_s)
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout(max(timeout_s, 0.0) + 0.001):
                     await self._wake.wait()
                 continue
             except TimeoutError:
                 pass
+            if (self._clock() - synced).total_seconds() >= sync_every_s:
+                synced = self._clock()
+                await self.sync()
             async with self._lock:
                 self._apply()
                 now = self._clock()
