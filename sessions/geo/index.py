@@ -422,9 +422,10 @@ class NearbyIndex:
         chord = 2 * math.sin(angle / 2) * (1 + 1e-9) + 1e-12
         slots: IntArray | None = None
         if not query.filtered and query.limit < len(block):
-            chords, neighbours = block.tree.query(point, k=query.limit, distance_upper_bound=chord)
+            found_chords, found = block.tree.query(point, k=query.limit, distance_upper_bound=chord)
+            chords = np.atleast_1d(found_chords)  # k=1 answers scalars
             inside = np.isfinite(chords)
-            neighbours = np.asarray(neighbours, dtype=np.intp)[inside]
+            neighbours = np.atleast_1d(np.asarray(found, dtype=np.intp))[inside]
             keep = block.alive[neighbours]
             if keep.all() or not inside.all():
                 # the great-circle distance from the chord between unit vectors, nearest first

@@ -81,6 +81,7 @@ def test_radius_queries_match_brute_force(
             expected = brute_force(sites, lat, lng, radius_km)
             assert _ids(index, lat, lng, radius_km) == expected
             assert _ids(index, lat, lng, radius_km, limit=5) == expected[:5]
+            assert _ids(index, lat, lng, radius_km, limit=1) == expected[:1]
     assert any(brute_force(sites, lat, lng, 300.0) for lat, lng in points)
 
 
