@@ -71,7 +71,6 @@ class Enforcer:
         self._clock = clock
         self._events: dict[tuple[str, str], DrEvent] = {}
         self._base_prices: dict[str, tuple[PricePeriod, ...]] = {}
-        self._applied_caps: dict[str, tuple[CapWindow, ...]] = {}
         self._applied_prices: dict[str, tuple[PricePeriod, ...]] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -227,28 +226,30 @@ class Enforcer:
         return plan(self._events.values(), self._limits(), self._audiences)
 
     def rebase(self, station_id: str) -> None:
-        """Take the station's current prices as its own again (after its file's prices were refreshed)."""
-        self._base_prices.pop(station_id, None)
-        self._applied_prices.pop(station_id, None)
-        self._applied_caps.pop(station_id, None)
+        """Lay the DR caps and prices over the station's own again now (after its file's were refreshed).
+
+        Not required: the enforcer notices by itself at its next tick (``sync_every_s``) that the
+        loop's caps or prices are not what it left there, and takes the new ones as the station's own.
+        """
         self._apply()
 
     def _apply(self) -> None:
+        """Make each station's caps and prices in the loop its own plus ours (a no-op when they are)."""
         now = self._clock()
         mapped = self.current_plan()
         for station in self._stations:
-            own = tuple(c for c in self._view.caps(station) if not c.source.startswith(DR_SOURCE))
-            ours = tuple(c for c in mapped.caps.get(station, ()) if c.end > now)
-            caps = own + ours
-            if caps != self._applied_caps.get(station, own):
+            current_caps = self._view.caps(station)
+            own = tuple(c for c in current_caps if not c.source.startswith(DR_SOURCE))
+            caps = own + tuple(c for c in mapped.caps.get(station, ()) if c.end > now)
+            if caps != current_caps:
                 self._sink.set_caps(station, caps)
                 self.applied_at[station] = self._clock()
-            self._applied_caps[station] = caps
+            current_prices = self._view.prices(station)
+            if station not in self._base_prices or current_prices != self._applied_prices.get(station):
+                self._base_prices[station] = current_prices  # first look, or replaced by someone else
             changes = tuple(p for p in mapped.prices.get(station, ()) if p.end > now)
-            if station not in self._base_prices:
-                self._base_prices[station] = self._view.prices(station)
             prices = overlay_prices(self._base_prices[station], changes)
-            if prices != self._applied_prices.get(station, self._base_prices[station]):
+            if prices != current_prices:
                 self._sink.set_prices(station, prices)
             self._applied_prices[station] = prices
         self._wake.set()
