@@ -131,7 +131,12 @@ class Ven:
             client = self.build_client()
             self.client = client
             try:
-                await client.run()
+                try:
+                    await client.run()
+                except Exception:
+                    # Outermost handler of this VEN's registration (the library raises what it
+                    # likes, e.g. on an unreadable certificate): log it, keep enforcing, retry.
+                    logger.exception("demand response %s: the OpenADR client failed", self.program.name)
                 if client.registration_id is not None:
                     self._enforcer.set_ven_id(self.program.name, client.ven_id)
                     logger.info(
@@ -158,5 +163,6 @@ async def _stop(client: OpenADRClient) -> None:
         client.scheduler.shutdown(wait=False)
     if client.report_queue_task is not None:
         client.report_queue_task.cancel()
+        await asyncio.gather(client.report_queue_task, return_exceptions=True)
     if client.client_session is not None and not client.client_session.closed:
         await client.client_session.close()
