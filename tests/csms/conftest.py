@@ -45,6 +45,12 @@ def database_dsn() -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+SERVER_LOGGERS = frozenset(
+    {"csms", "sessions", "billing", "demand_response", "fairwatt", "optimizer", "tariffs"}
+    | {"aiohttp", "asyncio"}
+)
+
+
 @pytest.fixture(autouse=True)
 def fail_on_error_logs(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fail a test whose server log shows an ERROR it did not ask for (a swallowed exception)."""
@@ -56,7 +62,7 @@ def fail_on_error_logs(request: pytest.FixtureRequest, caplog: pytest.LogCapture
     errors = [
         r
         for r in caplog.get_records("call")
-        if r.levelno >= logging.ERROR and r.name.split(".")[0] in {"csms", "aiohttp", "asyncio"}
+        if r.levelno >= logging.ERROR and r.name.split(".")[0] in SERVER_LOGGERS
     ]
     if errors:
         pytest.fail("unexpected error log: " + "; ".join(f"{r.name}: {r.getMessage()}" for r in errors))

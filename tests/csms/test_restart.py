@@ -258,6 +258,26 @@ async def boot(link16: Link, link201: Link) -> None:
     assert booted16.status == booted201.status == "Accepted"
 
 
+async def _register_tokens(database_dsn: str, suffix: str, *id_tokens: str) -> None:
+    """Give the tokens a driver where the server authorises against drivers (``fairwatt serve``)."""
+    connection = await asyncpg.connect(database_dsn)
+    try:
+        if await connection.fetchval("SELECT to_regclass('driver_tokens')") is None:
+            return  # the bare central system accepts every token
+        driver_id = f"rst-driver-{suffix}"
+        await connection.execute(
+            "INSERT INTO drivers (driver_id) VALUES ($1) ON CONFLICT DO NOTHING", driver_id
+        )
+        for id_token in id_tokens:
+            await connection.execute(
+                "INSERT INTO driver_tokens (id_token, driver_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                id_token,
+                driver_id,
+            )
+    finally:
+        await connection.close()
+
+
 async def run_restart(server: RestartableServer, database_dsn: str) -> None:
     suffix = uuid.uuid4().hex[:8]
     expected16 = Expected(f"RST16-{suffix}")
@@ -266,6 +286,7 @@ async def run_restart(server: RestartableServer, database_dsn: str) -> None:
     in_flight201 = event201("Updated", 3, 3, 2300.0)
 
     await server.start()
+    await _register_tokens(database_dsn, suffix, "TAG-16", "T")
     async with (
         online(Charger16, server.port, expected16.charger_id, "ocpp1.6") as link16,
         online(Charger201, server.port, expected201.charger_id, "ocpp2.0.1") as link201,
