@@ -101,6 +101,13 @@ class Block:
     powers_kw: FloatArray
     conn_status: npt.NDArray[np.int8]
     conn_reserved: npt.NDArray[np.bool_]
+    position: FloatArray
+    """``(n, 2)`` latitude and longitude; ``latitude_deg``/``longitude_deg`` are its columns."""
+    codes: npt.NDArray[np.int32]
+    """``(n, 3)`` station, tariff and zone codes (``station``/``tariff``/``zone`` are its columns)."""
+    conn_static: npt.NDArray[np.int32]
+    """``(m, 3)`` EVSE, connector and type code (``evse_ids``/``connector_ids``/``types``): one
+    gather reads a result's connectors."""
     dead: int = 0
 
     @classmethod
@@ -112,23 +119,41 @@ class Block:
         start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=start[1:])
         m = int(start[-1])
+        position = np.column_stack((lat, lng)).reshape(n, 2)
+        codes = np.column_stack(
+            (
+                np.asarray(columns.station, dtype=np.int32),
+                np.asarray(columns.tariff, dtype=np.int32),
+                np.asarray(columns.zone, dtype=np.int32),
+            )
+        ).reshape(n, 3)
+        static = np.column_stack(
+            (
+                np.asarray(columns.evse_ids, dtype=np.int32),
+                np.asarray(columns.connector_ids, dtype=np.int32),
+                np.asarray(columns.types, dtype=np.int32),
+            )
+        ).reshape(m, 3)
         return cls(
             charger_ids=list(columns.charger_ids),
-            latitude_deg=lat,
-            longitude_deg=lng,
+            latitude_deg=position[:, 0],
+            longitude_deg=position[:, 1],
             tree=cKDTree(unit_vectors(lat, lng)) if n else None,
             alive=np.ones(n, dtype=np.bool_),
-            station=np.asarray(columns.station, dtype=np.int32),
-            tariff=np.asarray(columns.tariff, dtype=np.int32),
-            zone=np.asarray(columns.zone, dtype=np.int32),
+            station=codes[:, 0],
+            tariff=codes[:, 1],
+            zone=codes[:, 2],
             charger_status=np.zeros(n, dtype=np.int8),
             conn_start=start,
-            evse_ids=np.asarray(columns.evse_ids, dtype=np.int32),
-            connector_ids=np.asarray(columns.connector_ids, dtype=np.int32),
-            types=np.asarray(columns.types, dtype=np.int32),
+            evse_ids=static[:, 0],
+            connector_ids=static[:, 1],
+            types=static[:, 2],
             powers_kw=np.asarray(columns.powers_kw, dtype=np.float64),
             conn_status=np.zeros(m, dtype=np.int8),
             conn_reserved=np.zeros(m, dtype=np.bool_),
+            position=position,
+            codes=codes,
+            conn_static=static,
         )
 
     def __len__(self) -> int:

@@ -53,6 +53,13 @@ __all__ = [
 ]
 
 _AVAILABILITY = tuple(Availability)
+_AVAILABLE_CODE = int(Availability.AVAILABLE)
+_RESERVED_CODE = int(Availability.RESERVED)
+_UNAVAILABLE_CODE = int(Availability.UNAVAILABLE)
+assert _AVAILABILITY[-2:] == (
+    Availability.UNAVAILABLE,
+    Availability.FAULTED,
+)  # codes >= 4: whole charger down
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,52 +467,57 @@ class NearbyIndex:
         return np.bincount(owners[ok], minlength=len(slots)) > 0
 
     def _views(self, block: Block, picked: Sequence[tuple[int, float]]) -> list[NearbyCharger]:
-        """The chargers at ``picked`` (slot, distance) of ``block``, read in one pass."""
-        slots = np.array([slot for slot, _ in picked], dtype=np.intp)
-        owners, rows = block.connector_rows(slots)
-        availability = block.availability(rows, slots[owners]).tolist()
-        evse_ids = block.evse_ids[rows].tolist()
-        connector_ids = block.connector_ids[rows].tolist()
-        types = block.types[rows].tolist()
+        """The chargers at ``picked`` (slot, distance) of ``block``: a few gathers, then plain Python
+        (a result is 1-100 chargers, where numpy's per-call cost would dominate)."""
+        slots = [slot for slot, _ in picked]
+        bounds = block.conn_start[np.add.outer(slots, (0, 1))].tolist()
+        rows = [row for first, end in bounds for row in range(first, end)]
+        static = block.conn_static[rows].tolist()
         powers = block.powers_kw[rows].tolist()
-        connectors: list[list[ConnectorView]] = [[] for _ in picked]
+        statuses = block.conn_status[rows].tolist()
+        reserved = block.conn_reserved[rows].tolist()
+        wholes = block.charger_status[slots].tolist()
+        codes = block.codes[slots].tolist()
+        positions = block.position[slots].tolist()
         type_names = self._types.names
-        nan = math.isnan
-        for owner, evse_id, connector_id, kind, power, status in zip(
-            owners.tolist(), evse_ids, connector_ids, types, powers, availability, strict=True
+        stations, tariffs, zones = self._stations.names, self._tariffs.names, self._zones.names
+        views: list[NearbyCharger] = []
+        k = 0
+        for (slot, distance), (first, end), whole, (station, tariff, zone), (latitude, longitude) in zip(
+            picked, bounds, wholes, codes, positions, strict=True
         ):
-            connectors[owner].append(  # positional: the named tuple's fast path
-                ConnectorView(
-                    evse_id,
-                    connector_id,
-                    type_names[kind],
-                    None if nan(power) else power,
-                    _AVAILABILITY[status],
+            connectors = []
+            for _ in range(end - first):
+                evse_id, connector_id, kind = static[k]
+                status = statuses[k]
+                if whole >= _UNAVAILABLE_CODE:  # the whole charger Unavailable or Faulted
+                    status = whole
+                elif reserved[k] and status <= _AVAILABLE_CODE:
+                    status = _RESERVED_CODE
+                power = powers[k]
+                connectors.append(  # positional: the named tuple's fast path
+                    ConnectorView(
+                        evse_id,
+                        connector_id,
+                        type_names[kind],
+                        None if power != power else power,  # nan: unknown
+                        _AVAILABILITY[status],
+                    )
+                )
+                k += 1
+            views.append(
+                NearbyCharger(
+                    block.charger_ids[slot],
+                    latitude,
+                    longitude,
+                    distance,
+                    stations[station],
+                    tariffs[tariff],
+                    zones[zone] or "UTC",
+                    tuple(connectors),
                 )
             )
-        stations, tariffs, zones = self._stations.names, self._tariffs.names, self._zones.names
-        return [
-            NearbyCharger(
-                block.charger_ids[slot],
-                latitude,
-                longitude,
-                distance,
-                stations[station],
-                tariffs[tariff],
-                zones[zone] or "UTC",
-                tuple(found),
-            )
-            for (slot, distance), latitude, longitude, station, tariff, zone, found in zip(
-                picked,
-                block.latitude_deg[slots].tolist(),
-                block.longitude_deg[slots].tolist(),
-                block.station[slots].tolist(),
-                block.tariff[slots].tolist(),
-                block.zone[slots].tolist(),
-                connectors,
-                strict=True,
-            )
-        ]
+        return views
 
 
 def brute_force(sites: Sequence[ChargerSite], lat_deg: float, lng_deg: float, radius_km: float) -> list[str]:
