@@ -11,7 +11,7 @@ operator declares a peak event (demand response) and the station keeps under it;
 each session and captures its payment. It prints a live summary and writes a plot of the
 station's power per charger against its limit and the event's cap.
 
-With ``--duration`` it exits after that many seconds; without, the story runs for three minutes
+With ``--duration`` it exits after that many seconds; without, the story runs for 90 seconds
 and the server stays up, printing how to point the CLI at it, until Ctrl-C.
 """
 
@@ -51,7 +51,7 @@ from sessions.drivers import NewDriver, create_driver
 logger = logging.getLogger(__name__)
 
 DEMO_NETWORK = Path(__file__).resolve().parents[1] / "data" / "demo-network.yaml"
-STORY_S = 180.0
+STORY_S = 90.0
 PEAK_CUT_PERCENT = 40.0
 
 
@@ -274,8 +274,6 @@ def _hints(base: str, api_key: str, secret_file: Path | None) -> None:
         "  fairwatt stations schedule demo-depot --plot schedule.png",
     ]
     if secret_file is not None:
-        lines.append(
-            f"  fairwatt drivers token --id driver-01 --secret-file {secret_file}   # a driver's token"
-        )
+        lines.append(f"  fairwatt drivers token driver-01 --secret-file {secret_file}   # a driver's token")
     lines.append("stop it with Ctrl-C")
     print("\n".join(lines), flush=True)
