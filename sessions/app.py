@@ -103,7 +103,7 @@ ApiModule = Callable[[Api, SessionsRuntime], None]
 
 def api_modules() -> list[ApiModule]:
     """The modules that declare API operations, each as ``register(api, runtime)``."""
-    from sessions.api import chargers, meta, reservations, session_live, sessions
+    from sessions.api import chargers, meta, reservations, session_live, session_tokens, sessions
 
     return [
         meta.register,
@@ -111,6 +111,7 @@ def api_modules() -> list[ApiModule]:
         reservations.register,
         sessions.register,
         session_live.register,
+        session_tokens.register,
     ]
 
 

@@ -18,9 +18,18 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from csms.domain.events import ConnectorStatus
+from sessions.api.session_tokens import expired_with_session
 from sessions.auth import Principal, Role, principal_of, require_driver
 from sessions.authorizer import DriverAuthorizer
-from sessions.errors import ProblemError, bad_request, conflict, forbidden, not_found, too_many_requests
+from sessions.errors import (
+    ProblemError,
+    bad_request,
+    conflict,
+    forbidden,
+    not_found,
+    too_many_requests,
+    unauthorized,
+)
 from sessions.events import SessionOrigin, SessionState
 from sessions.http import json_object, json_response
 from sessions.lifecycle import SessionLifecycle, new_app_token
@@ -167,6 +176,10 @@ async def visible_session(request: web.Request, runtime: SessionsRuntime) -> tup
     )
     if record is None or not mine:
         raise not_found(f"no session {session_id}")
+    if principal.role is Role.SESSION and record.state.final:
+        ended_at = record.ended_at or record.created_at  # a FAILED start has no end
+        if expired_with_session(ended_at, datetime.now(UTC)):
+            raise unauthorized("the session token expired with its session")
     return principal, record
 
 
