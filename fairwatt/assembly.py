@@ -60,6 +60,9 @@ class SystemSettings:
     """None: no Plug & Charge (Authorize ignores certificates)."""
     demand_response: tuple[Program, ...] = ()
     """OpenADR programs; manual events work for every planned station without any."""
+    run_vens: bool = True
+    """Whether this node talks to the utilities' VTNs (with several nodes: exactly one does; every
+    node enforces the events all of them store)."""
 
 
 def build_app(
@@ -69,7 +72,9 @@ def build_app(
     app = create_app(system.csms, stations=stations)
     extra: list[ApiModule] = [operator_api(system.operator)]
     if stations:
-        dr = install_demand_response(app, system.demand_response, stations=stations)
+        dr = install_demand_response(
+            app, system.demand_response, stations=stations, start_vens=system.run_vens
+        )
         keep_current_in(app, configs, refreshed=dr.enforcer.rebase)
         extra.append(demand_response.api.register)
     elif system.demand_response:

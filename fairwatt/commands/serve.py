@@ -111,6 +111,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="STATION_YAML",
         help="a station file whose chargers to plan (repeat for more stations)",
     )
+    parser.add_argument(
+        "--no-vens",
+        action="store_true",
+        help="do not run the OpenADR VENs on this node (with several nodes, run them on one)",
+    )
     parser.add_argument("--pki-dir", type=Path, metavar="DIR", help="Plug & Charge certificates and CA keys")
     parser.add_argument("--pki-organization", metavar="NAME", help="the CPO name chargers' CSRs must carry")
     parser.set_defaults(handler=run)
@@ -260,6 +265,7 @@ def system_settings(
         billing=billing_settings(environ),
         pki=pki_settings(args),
         demand_response=plan.programs,
+        run_vens=not args.no_vens,
     )
     return system, secret_file
 
