@@ -28,6 +28,8 @@ are recomputed and re-sent.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,12 +58,13 @@ from csms.tasks import TaskOwner
 from optimizer import solve
 from optimizer.network import Network
 from optimizer.profiles import limit_from_current
-from optimizer.triggers import Coalescer, Trigger, TriggerKind
+from optimizer.triggers import URGENT, Coalescer, Trigger, TriggerKind
 from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+_MAX_REFINING = 4  # LP refinements in flight at once: enough to keep the worker threads busy
 
 
 @dataclass(slots=True)
@@ -73,6 +76,8 @@ class _Station:
     schedule: Schedule | None = None
     retrying: set[str] = field(default_factory=set)  # EVSEs waiting for the re-send of a Tx profile
     cycling: bool = False  # a solve-and-send of this station is under way
+    refine_at: datetime | None = None  # a quick first answer went out: re-plan with the LP from then
+    timer: datetime | None = None  # when the run loop looks at it again (unless something happens first)
 
 
 class SmartChargingLoop:
@@ -95,6 +100,7 @@ class SmartChargingLoop:
         self._clock = clock
         self._stations: dict[str, _Station] = {}
         self._where: dict[tuple[str, int], tuple[str, str]] = {}  # (charger, OCPP EVSE) -> (station, EVSE)
+        self._by_charger: dict[str, list[tuple[str, str]]] = {}  # charger -> its (station, EVSE)s
         for setup in stations:
             if setup.station_id in self._stations:
                 raise SettingsError(f"station {setup.station_id} configured twice")
@@ -107,11 +113,22 @@ class SmartChargingLoop:
                 if (b.charger_id, b.ocpp_evse_id) in self._where:
                     raise SettingsError(f"charger {b.charger_id} EVSE {b.ocpp_evse_id} is in two stations")
                 self._where[(b.charger_id, b.ocpp_evse_id)] = (setup.station_id, b.evse_id)
+                self._by_charger.setdefault(b.charger_id, []).append((setup.station_id, b.evse_id))
         self._solved: list[Callable[[str, Schedule], None]] = []
         self._failsafes = Failsafes(commands, self._settings, self._failsafe_refused)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._busy = 0  # solves, sends and retries under way
+        self._urgent = 0  # quick first answers under way: refinements wait for them
+        self._refining = 0  # LP refinements under way (a few at a time: they queue for the GIL)
+        self._refine: dict[str, _Station] = {}  # stations whose quick answer awaits its LP refinement
+        # The run loop looks only at stations that changed (a trigger, a cycle's end) or whose
+        # timer fell due: with a thousand stations a scan of all of them per wake-up costs more
+        # than the cycles it starts.
+        self._dirty: set[str] = set(self._stations)
+        self._pending: set[str] = set()  # stations with triggers in their coalescer
+        self._timers: list[tuple[datetime, int, str]] = []  # heap of (when, order, station)
+        self._timer_order = itertools.count()
         self._refresh_idle()
 
     # -- public interface --------------------------------------------------------------------------
@@ -163,6 +180,9 @@ class SmartChargingLoop:
         state.site = old.state.site
         coalescer = Coalescer(self._settings.quiet_s, self._settings.max_delay_s)
         self._stations[station_id] = _Station(state, coalescer, old.network)
+        self._refine.pop(station_id, None)
+        self._pending.discard(station_id)
+        self._dirty.add(station_id)
         self._refresh_idle()
 
     def set_driver_needs(
@@ -219,15 +239,20 @@ class SmartChargingLoop:
         while True:
             self._wake.clear()
             now = self._clock()
-            for station in self._stations.values():
+            self._take_timers(now)
+            dirty, self._dirty = self._dirty, set()
+            for station_id in dirty:
+                station = self._stations[station_id]
                 if station.cycling:
-                    continue  # its cycle wakes us when it ends
+                    continue  # its cycle marks it again when it ends
                 self._add_periodic(station, now)
                 triggers = station.coalescer.take(now)
                 if triggers:
-                    station.cycling = True
-                    name = f"smart-charging-{station.state.station_id}"
-                    self._spawn(self._cycle(station, triggers, now), name)
+                    self._pending.discard(station_id)
+                    self._start_cycle(station, triggers, now)
+                else:
+                    self._set_timer(station)
+            self._start_refinements(now)
             self._refresh_idle()
             due = self._next_due()
             timeout_s = None if due is None else max((due - self._clock()).total_seconds(), 0.0)
@@ -268,7 +293,7 @@ class SmartChargingLoop:
         charger = await self._live_state.get(event.charger_id)
         if charger is None or charger.registration is not RegistrationStatus.ACCEPTED:
             return
-        evses = [(s, e) for (c, _), (s, e) in self._where.items() if c == event.charger_id]
+        evses = self._by_charger.get(event.charger_id, [])
         for station_id, evse_id in evses:
             station = self._stations[station_id]
             state = station.state.evses[evse_id]
@@ -295,6 +320,8 @@ class SmartChargingLoop:
         logger.debug("station %s: %s (%s)", trigger.station_id, trigger.kind.value, trigger.detail)
         # coalesce on our clock: a charger's clock (event times) may be off by hours
         station.coalescer.add(replace(trigger, at=self._clock()))
+        self._pending.add(trigger.station_id)
+        self._dirty.add(trigger.station_id)
         self._idle.clear()
         self._wake.set()
 
@@ -302,6 +329,22 @@ class SmartChargingLoop:
         due = self._periodic_due(station)
         if due is not None and now >= due and not station.coalescer.pending:
             station.coalescer.add(Trigger(TriggerKind.PERIODIC, now, station.state.station_id))
+            self._pending.add(station.state.station_id)
+
+    def _set_timer(self, station: _Station) -> None:
+        """Look at the station again when its pending triggers or its periodic solve fall due."""
+        due = station.coalescer.due_at() or self._periodic_due(station)
+        if due is not None and due != station.timer:
+            station.timer = due
+            heapq.heappush(self._timers, (due, next(self._timer_order), station.state.station_id))
+
+    def _take_timers(self, now: datetime) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            due, _, station_id = heapq.heappop(self._timers)
+            station = self._stations[station_id]
+            if station.timer == due:  # else a later look replaced this one
+                station.timer = None
+                self._dirty.add(station_id)
 
     def _periodic_due(self, station: _Station) -> datetime | None:
         if station.last_solved_at is None or not any(s.session for s in station.state.evses.values()):
@@ -309,13 +352,15 @@ class SmartChargingLoop:
         return station.last_solved_at + timedelta(seconds=station.state.setup.policy.period_s)
 
     def _next_due(self) -> datetime | None:
-        # pending triggers come first: a periodic solve is only added when nothing is pending
-        stations = [s for s in self._stations.values() if not s.cycling]
-        times = [s.coalescer.due_at() or self._periodic_due(s) for s in stations]
-        return min((t for t in times if t is not None), default=None)
+        times = [self._timers[0][0]] if self._timers else []
+        if self._may_refine():  # otherwise the quick answer or refinement under way wakes us
+            first = next(iter(self._refine.values()))  # refine_at grows in the dict's order
+            if first.refine_at is not None:
+                times.append(first.refine_at)
+        return min(times, default=None)
 
     def _refresh_idle(self) -> None:
-        if self._busy == 0 and not any(s.coalescer.pending for s in self._stations.values()):
+        if self._busy == 0 and not self._refine and not self._pending:
             self._idle.set()
         else:
             self._idle.clear()
@@ -332,11 +377,61 @@ class SmartChargingLoop:
 
     # -- solve and send ----------------------------------------------------------------------------
 
-    async def _cycle(self, station: _Station, triggers: tuple[Trigger, ...], now: datetime) -> None:
+    def _start_cycle(self, station: _Station, triggers: tuple[Trigger, ...], now: datetime) -> None:
+        """Start the station's cycle: a quick exact-safe answer first when a trigger is urgent."""
+        station.cycling = True
+        quick = any(t.kind in URGENT for t in triggers)
+        if quick:
+            self._urgent += 1
+        else:
+            self._refine.pop(station.state.station_id, None)  # the full solve refines it
+            station.refine_at = None
+        self._spawn(
+            self._cycle(station, triggers, now, quick=quick), f"smart-charging-{station.state.station_id}"
+        )
+
+    def _may_refine(self) -> bool:
+        return self._urgent == 0 and self._refining < _MAX_REFINING and bool(self._refine)
+
+    def _start_refinements(self, now: datetime) -> None:
+        """Re-plan with the LP the stations that got a quick answer, once no quick answer is due or under way.
+
+        Quick answers come first everywhere: a cap on a thousand stations reaches every charger
+        before the first refinement takes the GIL from them.
+        """
+        if not self._may_refine() or any(
+            t.kind in URGENT for s in self._pending for t in self._stations[s].coalescer.pending
+        ):
+            return
+        ready: list[tuple[str, _Station]] = []
+        for station_id, station in self._refine.items():
+            if len(ready) + self._refining >= _MAX_REFINING:
+                break
+            if station.refine_at is not None and station.refine_at > now:
+                break  # the later ones are later still
+            if not station.cycling:
+                ready.append((station_id, station))
+        for station_id, station in ready:
+            del self._refine[station_id]
+            station.refine_at = None
+            station.cycling = True
+            self._refining += 1
+            refine = (Trigger(TriggerKind.PERIODIC, now, station_id, "refining a quick answer"),)
+            self._spawn(self._cycle(station, refine, now, refining=True), f"smart-charging-{station_id}")
+
+    async def _cycle(
+        self,
+        station: _Station,
+        triggers: tuple[Trigger, ...],
+        now: datetime,
+        *,
+        quick: bool = False,
+        refining: bool = False,
+    ) -> None:
         station_id = station.state.station_id
         try:
             kinds = ",".join(sorted({t.kind.value for t in triggers}))
-            schedule = await self._solve(station, now.replace(microsecond=0))
+            schedule = await self._solve(station, now.replace(microsecond=0), quick=quick)
             if schedule is not None:
                 logger.info(
                     "station %s: solved for %s: %d sessions, %s in %.3f s",
@@ -350,14 +445,29 @@ class SmartChargingLoop:
             else:
                 lower, higher = self._idle_defaults(station, None, now)
                 await self._send_defaults(station, lower + higher)
+            if quick and schedule is not None and self._stations.get(station_id) is station:
+                # the LP refines the quick answer once this station and every urgent one are served
+                station.refine_at = self._clock() + timedelta(seconds=self._settings.quiet_s)
+                self._refine.pop(station_id, None)  # to the end: the dict stays in refine_at order
+                self._refine[station_id] = station
         except Exception:
             # Outermost handler of one station's cycle: a bug must not stop the other stations.
             logger.exception("station %s: smart-charging cycle failed", station_id)
         finally:
             station.cycling = False
+            self._dirty.add(station_id)
+            if quick:
+                self._urgent -= 1
+            if refining:
+                self._refining -= 1
             self._wake.set()
 
-    async def _solve(self, station: _Station, now: datetime) -> Schedule | None:
+    async def _solve(self, station: _Station, now: datetime, *, quick: bool = False) -> Schedule | None:
+        """Solve the station: the LP in a worker thread, or (``quick``) the exact-safe equal share inline.
+
+        The equal share takes about a millisecond: a thread hop would cost more than it saves,
+        and with the GIL a thread would not run it any sooner.
+        """
         station.last_solved_at = now
         snapshot = station.state.snapshot(now)
         if not snapshot.sessions:
@@ -366,7 +476,10 @@ class SmartChargingLoop:
         setup = station.state.setup
         same_tree = snapshot.site.root is setup.site.root and snapshot.evses == setup.solver_evses
         network = station.network if same_tree else None  # planned around an EVSE: a smaller tree
-        schedule = await asyncio.to_thread(solve, snapshot, Algorithm.FAIRWATT, network)
+        if quick:
+            schedule = solve(snapshot, Algorithm.FAIRWATT, network, force_fallback=True)
+        else:
+            schedule = await asyncio.to_thread(solve, snapshot, Algorithm.FAIRWATT, network)
         station.schedule = schedule
         for callback in self._solved:
             callback(station.state.station_id, schedule)
@@ -409,6 +522,8 @@ class SmartChargingLoop:
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """The idle EVSEs whose default must go down, and those whose default may go up (see ``idle``)."""
         state = station.state
+        if all(evse.session is not None for evse in state.evses.values()):
+            return [], []  # no idle EVSE: nothing to share
         static_a = self._failsafes.static_limits_a(state)
         window_s = self._settings.compare_periods * state.setup.policy.period_s
         busy_a: dict[str, float] = {}

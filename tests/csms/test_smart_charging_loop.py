@@ -23,7 +23,7 @@ from csms.live_state import InProcessLiveState
 from csms.protocol.versions import OcppVersion
 from csms.smart_charging import EvseBinding, SmartChargingLoop, SmartChargingSettings, StationSetup
 from csms.tasks import TaskOwner
-from optimizer.types import CapWindow, Connection, Evse, FeederNode, Policy, Site
+from optimizer.types import CapWindow, Connection, Evse, FeederNode, Policy, Schedule, Site, SolveStatus
 
 pytestmark = pytest.mark.asyncio
 
@@ -278,3 +278,79 @@ async def test_an_idle_evse_keeps_only_the_room_the_plan_leaves(running: Running
     await running.settle()
     assert running.sender.sent[-1].charger_id == "CP-B"
     assert (running.sender.sent[-1].purpose, running.sender.sent[-1].limit) == ("TxDefaultProfile", 8.0)
+
+
+async def test_a_cap_gets_a_quick_safe_answer_then_the_lp_refines_it(running: Running) -> None:
+    solved: list[tuple[SolveStatus, str, int]] = []  # (status, message, Tx profiles sent before it)
+    running.loop.on_solved(
+        lambda _station, schedule: solved.append(
+            (schedule.status, schedule.message, len(running.sender.tx()))
+        )
+    )
+    await running.start("CP-A", "tx-a")
+    await running.start("CP-B", "tx-b")
+    assert [status for status, _, _ in solved] == [SolveStatus.OPTIMAL, SolveStatus.OPTIMAL]
+    before = len(running.sender.tx())
+    now = datetime.now(UTC)
+    cap = CapWindow(now - timedelta(minutes=1), now + timedelta(hours=1), limit_kw=6.9)  # 10 A in all
+    running.loop.set_caps("ST", (cap,))
+    await running.settle()  # idle only once the refinement is done too
+    assert [(status, message) for status, message, _ in solved[2:]] == [
+        (SolveStatus.FALLBACK, "fallback forced"),
+        (SolveStatus.OPTIMAL, solved[3][1]),
+    ]
+    quick = running.sender.tx()[before : solved[3][2]]  # what went out before the LP ran
+    assert quick
+    held = {"CP-A": 8.0, "CP-B": 8.0} | {s.charger_id: s.limit for s in quick}
+    assert sum(held.values()) <= 10.0  # the cap holds from the quick answer on
+    schedule = running.loop.schedule("ST")
+    assert schedule is not None
+    assert schedule.status is SolveStatus.OPTIMAL
+    assert float(schedule.current_a[:, 0].sum()) <= 10.0
+
+
+async def test_refinements_wait_until_every_quick_answer_is_out() -> None:
+    """The LP takes the GIL: no station refines while another's quick answer is still on its way."""
+    release = asyncio.Event()
+    sender = ScriptedSender(hold={})
+    tasks = TaskOwner()
+    stations = [
+        StationSetup("SX", SETUP.site, (EvseBinding(A, "CP-X"), EvseBinding(B, "CP-X2"))),
+        StationSetup("SY", SETUP.site, (EvseBinding(A, "CP-Y"), EvseBinding(B, "CP-Y2"))),
+    ]
+    settings = SmartChargingSettings(quiet_s=0.0, max_delay_s=0.0)
+    loop = SmartChargingLoop(
+        stations, commands=sender, live_state=InProcessLiveState(), tasks=tasks, settings=settings
+    )
+    refined: list[tuple[str, bool]] = []  # (station, whether CP-X had answered its quick profile)
+
+    def solved(station_id: str, schedule: Schedule) -> None:
+        if schedule.status is SolveStatus.OPTIMAL and len(sender.tx()) > 2:
+            refined.append((station_id, release.is_set()))
+
+    loop.on_solved(solved)
+    tasks.start(loop.run(), "smart-charging")
+    try:
+        for charger_id in ("CP-X", "CP-Y"):
+            started = TransactionStarted(
+                charger_id, 1, 1, f"tx-{charger_id}", None, 0.0, datetime.now(UTC), "m"
+            )
+            await loop.on_event(started)
+        async with asyncio.timeout(60):  # guards against a hang only
+            await loop.wait_idle()
+            assert len(sender.tx()) == 2
+            sender.hold["CP-X"] = release
+            now = datetime.now(UTC)
+            cap = (CapWindow(now - timedelta(minutes=1), now + timedelta(hours=1), limit_kw=6.9),)
+            loop.set_caps("SX", cap)
+            loop.set_caps("SY", cap)
+            while not any(s.charger_id == "CP-Y" for s in sender.tx()[2:]):
+                await sender.arrived.get()  # SY's quick answer is out; SX's waits for CP-X
+            for _ in range(20):  # time in which SY would refine, were it not held back
+                await asyncio.sleep(0.01)
+            assert refined == []
+            release.set()
+            await loop.wait_idle()
+        assert sorted(refined) == [("SX", True), ("SY", True)]
+    finally:
+        await tasks.cancel_all()
