@@ -212,11 +212,16 @@ class RoutedCommandBus(CommandBus):
         return None if node is None else _text(node)
 
     async def _deliver(
-        self, charger_id: str, build: Callable[[OcppVersion], Built], timeout_s: float | None
+        self,
+        charger_id: str,
+        build: Callable[[OcppVersion], Built],
+        timeout_s: float | None,
+        validate: bool = True,
     ) -> CommandResult:
         session = self._connected.get(charger_id)
         if session is not None and not session.closed:
-            return await super()._deliver(charger_id, build, timeout_s)
+            return await super()._deliver(charger_id, build, timeout_s, validate)
+        # the node holding the socket validates what it sends
         return await self._send_remote(charger_id, build, timeout_s or self._default_timeout_s)
 
     async def _send_remote(

@@ -137,8 +137,11 @@ def merged_periods(row_a: FloatArray, *, period_s: int, evse: Evse) -> list[Peri
     if currents.ndim != 1 or currents.size == 0:
         raise ProfileError(f"EVSE {evse.evse_id}: a schedule row needs at least one period")
     periods: list[Period] = []
+    limits: dict[float, float] = {}  # a row repeats few currents: convert each once
     for t, current_a in enumerate(currents.tolist()):
-        limit = limit_from_current(current_a, evse)
+        limit = limits.get(current_a)
+        if limit is None:
+            limit = limits[current_a] = limit_from_current(current_a, evse)
         if not periods or periods[-1][1] != limit:
             periods.append((t * period_s, limit))
     return periods

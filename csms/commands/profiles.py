@@ -46,6 +46,10 @@ class ChargingProfile:
 
     v16: Mapping[str, Any] | None = None
     v201: Mapping[str, Any] | None = None
+    checked: bool = False
+    """Built here by :mod:`optimizer.profiles`, whose tests validate its output against both
+    versions' schemas (``optimizer.profile_schema``): the session sends it without validating
+    it again. Wrapped dicts keep ``False`` and are validated."""
 
     def __post_init__(self) -> None:
         if self.v16 is None and self.v201 is None:
@@ -54,7 +58,7 @@ class ChargingProfile:
     def for_version(self, version: OcppVersion) -> dict[str, Any] | None:
         """A fresh copy of the form for ``version`` (``None``: the profile has no such form)."""
         form = self.v16 if version is OcppVersion.V16 else self.v201
-        return None if form is None else copy.deepcopy(dict(form))
+        return None if form is None else _copy_json(form)
 
     @classmethod
     def tx(
@@ -88,7 +92,7 @@ class ChargingProfile:
         )
         if v16 is None and v201 is None:
             raise CommandError(f"transaction id {transaction_id!r} fits neither OCPP version")
-        return cls(v16, v201)
+        return cls(v16, v201, checked=True)
 
     @classmethod
     def failsafe(cls, evse: Evse, *, limit_a: float, profile_id: int) -> ChargingProfile:
@@ -96,6 +100,7 @@ class ChargingProfile:
         return cls(
             builders.failsafe_profile_v16(evse, limit_a=limit_a, profile_id=profile_id),
             builders.failsafe_profile_v201(evse, limit_a=limit_a, profile_id=profile_id),
+            checked=True,
         )
 
     @classmethod
@@ -118,7 +123,24 @@ class ChargingProfile:
                 profile_id=profile_id,
                 stack_level=stack_level,
             ),
+            checked=True,
         )
+
+
+def _copy_json(form: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON-shaped dict: several times faster than ``copy.deepcopy`` for one."""
+    return {k: _copy_value(v) for k, v in form.items()}
+
+
+def _copy_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k: _copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_value(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def _v16_transaction_id(transaction_id: str) -> int | None:
