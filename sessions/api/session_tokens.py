@@ -38,7 +38,7 @@ TOKEN_SCHEMA = {
 
 
 def register(api: Api, runtime: SessionsRuntime) -> None:
-    from sessions.api.sessions import session_id_of
+    from sessions.api.sessions import SESSION_ID_PARAMETER, session_id_of
 
     api.schema("SessionToken", TOKEN_SCHEMA)
 
@@ -68,9 +68,7 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
                 "summary": "A bearer token that may only watch this session, expiring with it",
                 "operationId": "mintSessionToken",
                 "security": [{"bearer": []}],
-                "parameters": [
-                    {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [SESSION_ID_PARAMETER],
                 "responses": {
                     "201": json_content({"$ref": "#/components/schemas/SessionToken"}, "the token"),
                     "401": problem("no valid bearer token"),

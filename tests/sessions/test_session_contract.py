@@ -91,4 +91,5 @@ def test_session_operations_keep_their_contract(served_api: ServedApi) -> None:
         "GET /v1/sessions/{session_id}",
         "GET /v1/sessions/{session_id}/receipt",
         "POST /v1/sessions",
+        "POST /v1/sessions/{session_id}/token",
     ]

@@ -27,15 +27,16 @@ async def _session(api: RunningApi, driver_id: str, state: str = "ACTIVE") -> st
 
 
 async def test_a_session_token_reads_its_session_only_and_expires_with_it(api: RunningApi) -> None:
-    await seed_driver(api, "alice")
-    await seed_driver(api, "bob")
-    mine = await _session(api, "alice")
-    other = await _session(api, "bob")
+    alice, bob = f"alice-{uuid.uuid4().hex[:8]}", f"bob-{uuid.uuid4().hex[:8]}"  # one database per run
+    await seed_driver(api, alice)
+    await seed_driver(api, bob)
+    mine = await _session(api, alice)
+    other = await _session(api, bob)
     base = f"{api.base_url}/v1/sessions"
 
-    async with api.http.post(f"{base}/{mine}/token", headers=api.headers("bob")) as response:
+    async with api.http.post(f"{base}/{mine}/token", headers=api.headers(bob)) as response:
         assert response.status == 404  # not bob's session
-    async with api.http.post(f"{base}/{mine}/token", headers=api.headers("alice")) as response:
+    async with api.http.post(f"{base}/{mine}/token", headers=api.headers(alice)) as response:
         assert response.status == 201
         minted = await response.json()
     assert minted["session_id"] == mine
@@ -61,5 +62,5 @@ async def test_a_session_token_reads_its_session_only_and_expires_with_it(api: R
     async with api.http.get(f"{base}/{mine}", headers=scoped) as response:
         assert response.status == 401
         assert "expired with its session" in (await response.json())["detail"]
-    async with api.http.post(f"{base}/{mine}/token", headers=api.headers("alice")) as response:
+    async with api.http.post(f"{base}/{mine}/token", headers=api.headers(alice)) as response:
         assert response.status == 409
