@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from csms.commands import CommandBus
+from csms.domain.events import ChargerConnectionChanged
 from csms.domain.service import AcceptAllAuthorizer, Authorizer, ChargingService
 from csms.errors import ConnectionClosedError
 from csms.gc_pacing import pace_collections
@@ -325,7 +326,7 @@ async def _serve(
         runtime.tasks.start(
             previous.close(CLOSE_POLICY_VIOLATION, "replaced by a new connection"), f"close-{charger_id}"
         )
-    await runtime.live_state.set_connected(charger_id, True, utc_now())
+    await runtime.service.connection_changed(ChargerConnectionChanged(charger_id, True, utc_now()))
     logger.info("charger %s: connected with OCPP %s", charger_id, version.value)
     try:
         await session.run()
@@ -334,7 +335,7 @@ async def _serve(
         logger.exception("charger %s: session failed", charger_id)
     finally:
         if runtime.connected.unregister(session):
-            await runtime.live_state.set_connected(charger_id, False, utc_now())
+            await runtime.service.connection_changed(ChargerConnectionChanged(charger_id, False, utc_now()))
         await websocket.close()
         logger.info("charger %s: disconnected", charger_id)
 

@@ -62,6 +62,15 @@ class ChargerBooted:
 
 
 @dataclass(frozen=True, slots=True)
+class ChargerConnectionChanged:
+    """The charger's WebSocket opened (``connected``) or closed: drivers see it offline at once."""
+
+    charger_id: str
+    connected: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectorStatusChanged:
     charger_id: str
     evse_id: int
@@ -181,6 +190,7 @@ class DataTransferReceived:
 
 DomainEvent = (
     ChargerBooted
+    | ChargerConnectionChanged
     | ConnectorStatusChanged
     | MeterSample
     | TransactionStarted

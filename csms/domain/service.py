@@ -16,6 +16,7 @@ from typing import Protocol
 from csms.domain.events import (
     AuthorizationStatus,
     ChargerBooted,
+    ChargerConnectionChanged,
     ChargingNeeds,
     ConnectorStatusChanged,
     DataTransferReceived,
@@ -112,6 +113,11 @@ class ChargingService:
             else self._pending_retry_interval_s
         )
         return BootDecision(status, interval_s)
+
+    async def connection_changed(self, change: ChargerConnectionChanged) -> None:
+        """The charger's WebSocket opened or closed on this node."""
+        await self.live_state.set_connected(change.charger_id, change.connected, change.at)
+        await self._publish(change)
 
     async def heartbeat(self, charger_id: str, at: datetime) -> None:
         """Note that the charger is alive."""

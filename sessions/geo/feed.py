@@ -23,7 +23,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from csms.domain.events import ConnectorStatusChanged, DomainEvent
+from csms.domain.events import ChargerConnectionChanged, ConnectorStatusChanged, DomainEvent
 from csms.redis_state import RedisKeys, parse_state
 from csms.storage.database import Database
 from csms.tasks import TaskOwner
@@ -240,6 +240,17 @@ class NearbyFeed:
 
     async def on_event(self, event: DomainEvent) -> None:
         """Subscribed to the charging service: apply a status here and pass it to other nodes."""
+        if isinstance(event, ChargerConnectionChanged):
+            self.index.set_online(event.charger_id, event.connected)
+            await self._publish(
+                {
+                    "kind": "online",
+                    "node": self._node_id,
+                    "charger_id": event.charger_id,
+                    "online": event.connected,
+                }
+            )
+            return
         if not isinstance(event, ConnectorStatusChanged):
             return
         availability = Availability[event.status.name]
@@ -292,6 +303,8 @@ class NearbyFeed:
                 return
             if message["kind"] == "reservations":
                 self._reservations_changed.set()
+            elif message["kind"] == "online":
+                self.index.set_online(str(message["charger_id"]), bool(message["online"]))
             elif message["kind"] == "status":
                 self._apply(
                     str(message["charger_id"]),
@@ -330,3 +343,5 @@ class NearbyFeed:
                 if (charger_id, evse_id, connector_id) not in self._backfilling:
                     availability = Availability[connector.status.name]
                     self.index.set_status(charger_id, evse_id, connector_id, availability)
+            if not state.connected:
+                self.index.set_online(charger_id, False)

@@ -155,6 +155,7 @@ class NearbyIndex:
         self._status: dict[tuple[str, int, int], Availability] = {}
         """Statuses heard for chargers not (yet) in the index, applied when they appear."""
         self._reserved: dict[tuple[str, int], int] = {}
+        self._offline: dict[str, Availability] = {}  # charger -> its whole status before it dropped
 
     # -- building -------------------------------------------------------------------------------
 
@@ -355,6 +356,21 @@ class NearbyIndex:
         if not len(rows):  # a 1.6 status names the EVSE only: apply it to its connectors
             rows = block.find_connector(slot, evse_id, None)
         block.conn_status[rows] = status
+
+    def set_online(self, charger_id: str, online: bool) -> None:
+        """A charger whose connection dropped shows as Unavailable until it is back (then as before)."""
+        found = self._find(charger_id)
+        if found is None:
+            return
+        block, slot = found
+        if not online:
+            if charger_id not in self._offline:
+                self._offline[charger_id] = Availability(int(block.charger_status[slot]))
+            block.charger_status[slot] = Availability.UNAVAILABLE
+            return
+        before = self._offline.pop(charger_id, None)
+        if before is not None:
+            block.charger_status[slot] = before
 
     def set_reserved(self, charger_id: str, evse_id: int, reserved: bool) -> None:
         """Count one reservation of an EVSE more (``True``) or less; shown as Reserved while > 0."""

@@ -195,3 +195,28 @@ async def test_a_node_still_loading_its_index_answers_503(api: RunningApi) -> No
     finally:
         feed.loaded.set()
     assert (await nearby(api, lat=1, lng=1))[0] == 200
+
+
+async def test_a_charger_that_drops_its_connection_shows_unavailable_until_it_is_back(
+    api: RunningApi,
+) -> None:
+    await place_charger(api, "CP-DROP", 47.0, 3.0, connectors=((1, "Type2", 22.0),))
+
+    async def statuses() -> list[str]:
+        _, body = await nearby(api, lat=47.0, lng=3.0, radius_km=1)
+        return [c["status"] for c in body["chargers"][0]["connectors"]]
+
+    for _ in range(2):  # connected, dropped, connected again, dropped again
+        async with connected(Reserving16, api.charger_url("CP-DROP"), "CP-DROP", "ocpp1.6") as charger:
+            await charger.call(
+                call16.BootNotification(charge_point_model="M", charge_point_vendor="V"), suppress=False
+            )
+            await report_status(charger, 1, "Available")
+            assert await statuses() == ["Available"]
+        for _ in range(200):  # the server notices the closed socket
+            if await statuses() == ["Unavailable"]:
+                break
+            await asyncio.sleep(0.05)
+        assert await statuses() == ["Unavailable"]
+        _, available = await nearby(api, lat=47.0, lng=3.0, radius_km=1, available_only=True)
+        assert available["count"] == 0
