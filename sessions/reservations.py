@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 
 from csms.commands import CommandBus
-from csms.domain.events import DomainEvent, IdToken, TransactionStarted
+from csms.domain.events import DomainEvent, IdToken, ReservationStatusChanged, TransactionStarted
 from csms.storage.database import Database
 from sessions.errors import SessionsError
 
@@ -345,6 +345,21 @@ class Reservations:
         if self._on_change is not None:
             await self._on_change()
 
+    async def _ended_by_charger(self, event: ReservationStatusChanged) -> None:
+        status = "expired" if event.status == "Expired" else "cancelled"
+        row = await self._database.pool.fetchval(
+            """UPDATE reservations SET status = $3, updated_at = now()
+               WHERE reservation_id = $1 AND charger_id = $2 AND status = ANY($4::text[])
+               RETURNING reservation_id""",
+            event.reservation_id,
+            event.charger_id,
+            status,
+            list(HOLDING),
+        )
+        if row is not None:
+            logger.info("charger %s: reservation %d %s at the charger", event.charger_id, row, status)
+            await self._changed()
+
     # -- the sessions' port (ReservationClaims) ---------------------------------------------------
 
     async def held_by_other(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> bool:
@@ -375,7 +390,11 @@ class Reservations:
         return used[0].reservation_id if used else None
 
     async def on_event(self, event: DomainEvent) -> None:
-        """Subscribed to the charging service: a transaction started on a reservation uses it."""
+        """Subscribed to the charging service: a transaction started on a reservation uses it; a
+        charger that ended one itself (2.0.1 ReservationStatusUpdate) frees the connector."""
+        if isinstance(event, ReservationStatusChanged):
+            await self._ended_by_charger(event)
+            return
         if not isinstance(event, TransactionStarted) or event.reservation_id is None:
             return
         row = await self._database.pool.fetchval(

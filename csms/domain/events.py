@@ -155,6 +155,16 @@ class ChargingNeeds:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationStatusChanged:
+    """A 2.0.1 charger ended a reservation itself: ``status`` is ``Expired`` or ``Removed``."""
+
+    charger_id: str
+    reservation_id: int
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FirmwareStatusChanged:
     charger_id: str
     status: str
@@ -197,6 +207,7 @@ DomainEvent = (
     | TransactionEnded
     | TransactionEventReceived
     | ChargingNeeds
+    | ReservationStatusChanged
     | FirmwareStatusChanged
     | DiagnosticsStatusChanged
     | SecurityEventReported

@@ -26,6 +26,7 @@ from csms.domain.events import (
     IdToken,
     MeterSample,
     RegistrationStatus,
+    ReservationStatusChanged,
     SecurityEventReported,
     TransactionEnded,
     TransactionEventReceived,
@@ -205,6 +206,13 @@ class ChargingService:
         """Keep what the EV needs (energy, departure) for the solver."""
         await self.live_state.set_charging_needs(needs)
         await self._publish(needs)
+
+    async def reservation_status(self, change: ReservationStatusChanged) -> None:
+        """The charger ended a reservation (expired or removed): the reservations' owner hears it."""
+        logger.info(
+            "charger %s: reservation %d %s", change.charger_id, change.reservation_id, change.status.lower()
+        )
+        await self._publish(change)
 
     async def firmware_status(self, change: FirmwareStatusChanged) -> None:
         await self.live_state.set_firmware_status(change.charger_id, change.status)

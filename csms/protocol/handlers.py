@@ -10,6 +10,7 @@ from csms.protocol.authorization import AuthorizationV16, AuthorizationV201
 from csms.protocol.certificates import CertificatesV16, CertificatesV201
 from csms.protocol.maintenance import MaintenanceV16, MaintenanceV201
 from csms.protocol.provisioning import BootGate, ProvisioningV16, ProvisioningV201
+from csms.protocol.reservations import ReservationsV201
 from csms.protocol.router import Router
 from csms.protocol.smart_charging import SmartChargingV201
 from csms.protocol.transactions import TransactionsV16, TransactionsV201
@@ -46,6 +47,7 @@ def build_router(
             TransactionsV201(service),
             SmartChargingV201(service),
             MaintenanceV201(service),
+            ReservationsV201(service),
         ]
         if pki is not None:
             groups.append(CertificatesV201(pki))

@@ -250,3 +250,22 @@ async def test_a_stations_own_hold_bounds_the_reservation(api: RunningApi) -> No
         for r in (short, default)
     }
     assert held == {"CP-R9": timedelta(seconds=120), "CP-R10": timedelta(seconds=900)}
+
+
+async def test_a_201_charger_ending_a_reservation_frees_the_connector(api: RunningApi) -> None:
+    await place_charger(api, "CS-R9", 50.2, 8.6)
+    async with connected(Reserving201, api.charger_url("CS-R9"), "CS-R9", "ocpp2.0.1") as charger:
+        status, made = await reserve(api, "ivy", charger_id="CS-R9", connector_id=1, duration_s=300)
+        assert status == 201
+        await next_request(charger, "ReserveNow")
+        assert await eventually_status(api, "ivy", made["reservation_id"], "active")
+        await charger.call(
+            call201.ReservationStatusUpdate(
+                reservation_id=made["reservation_id"], reservation_update_status="Expired"
+            ),
+            suppress=False,
+        )
+        assert (await reservation(api, "ivy", made["reservation_id"]))[1]["status"] == "expired"
+        # the connector is free again: another driver may hold it now
+        status, _ = await reserve(api, "jon", charger_id="CS-R9", connector_id=1, duration_s=300)
+        assert status == 201
