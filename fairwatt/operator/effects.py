@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from csms.commands import CommandBus
+from csms.commands import CommandBus, CommandOutcome, CommandResult
 from csms.commands.bus import LocalListEntry
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.smart_charging import SMART_CHARGING, StationSetup
@@ -89,8 +89,42 @@ def _same_plant(running: StationSetup, config: StationConfig, now: datetime) -> 
     )
 
 
+def _entries(body: dict[str, Any] | None) -> dict[tuple[str, str], str]:
+    """A list body's entries as ``(id_token, type) -> status``."""
+    return {(e["id_token"], e["type"]): e["status"] for e in (body or {}).get("entries", [])}
+
+
+def differential(before: dict[str, Any], after: dict[str, Any]) -> list[LocalListEntry]:
+    """What a charger holding ``before`` needs to hold ``after``: changed or new entries, and removals
+    (an entry without a status removes it, OCPP's differential SendLocalList)."""
+    old, new = _entries(before), _entries(after)
+    changed = [
+        LocalListEntry(IdToken(token, kind), AuthorizationStatus(status))
+        for (token, kind), status in sorted(new.items())
+        if old.get((token, kind)) != status
+    ]
+    removed = [LocalListEntry(IdToken(token, kind), None) for token, kind in sorted(old.keys() - new.keys())]
+    return changed + removed
+
+
+async def _send_list(
+    commands: CommandBus,
+    charger_id: str,
+    version: int,
+    full: list[LocalListEntry],
+    diff: list[LocalListEntry] | None,
+) -> tuple[CommandResult, str]:
+    """A differential update where the charger held the previous version, else (or when it refuses
+    the differential, e.g. VersionMismatch) the full list; the result and which was sent."""
+    if diff is not None:
+        result = await commands.send_local_list(charger_id, version, diff, full=False)
+        if result.accepted or result.outcome is CommandOutcome.NOT_CONNECTED:
+            return result, "Differential"
+    return await commands.send_local_list(charger_id, version, full, full=True), "Full"
+
+
 async def _local_lists(commands: CommandBus, outcome: ApplyOutcome) -> list[dict[str, Any]]:
-    sends: list[tuple[str, str, int, list[LocalListEntry]]] = []
+    sends: list[tuple[str, str, int, list[LocalListEntry], list[LocalListEntry] | None]] = []
     for change in outcome.changes:
         if change.kind != "local_list":
             continue
@@ -109,14 +143,17 @@ async def _local_lists(commands: CommandBus, outcome: ApplyOutcome) -> list[dict
             chargers |= set(change.before.get("chargers", []))  # a charger taken off the list is emptied
         for charger_id in sorted(chargers):
             listed = change.after is not None and charger_id in change.after.get("chargers", [])
-            sends.append((change.resource_id, charger_id, version, entries if listed else []))
+            held_before = change.before is not None and charger_id in change.before.get("chargers", [])
+            diff = (
+                differential(change.before or {}, change.after or {})
+                if listed and held_before and change.before is not None
+                else None
+            )
+            sends.append((change.resource_id, charger_id, version, entries if listed else [], diff))
     results = await asyncio.gather(
-        *(
-            commands.send_local_list(charger, version, entries, full=True)
-            for _, charger, version, entries in sends
-        )
+        *(_send_list(commands, charger, version, full, diff) for _, charger, version, full, diff in sends)
     )
     return [
-        {"list": list_id, "version": version, **result_json(result)}
-        for (list_id, _, version, _), result in zip(sends, results, strict=True)
+        {"list": list_id, "version": version, "update": update, **result_json(result)}
+        for (list_id, _, version, _, _), (result, update) in zip(sends, results, strict=True)
     ]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest_asyncio
 from aiohttp import web
 
@@ -93,10 +94,13 @@ async def operator(database_dsn: str) -> AsyncIterator[RunningOperatorApi]:
         async with aiohttp.ClientSession() as http:
             yield RunningOperatorApi(app[CSMS], app[SESSIONS], port, http, app, acme_key, other_key)
     finally:
-        async with app[CSMS].database.pool.acquire() as connection:
+        await runner.cleanup()  # first: the app's background work must not hold locks TRUNCATE needs
+        connection = await asyncpg.connect(database_dsn)
+        try:
             await connection.execute(
                 """TRUNCATE network_resources, operator_audit_log, operator_key_revocations, stations,
                    tariffs, tariff_assignments, chargers, connectors, transactions, transaction_events,
                    ocpp_messages, charging_sessions, session_events CASCADE"""
             )
-        await runner.cleanup()
+        finally:
+            await connection.close()

@@ -280,3 +280,43 @@ async def test_the_client_prints_the_servers_located_errors(operator: RunningOpe
     first, located = str(caught.value).splitlines()
     assert first == "422 Unprocessable Entity: the network file has 1 error(s)"
     assert located.startswith(f"network.yaml:{line}:5: stations[1].grid_limt_kw: unknown key (did you mean")
+
+
+@pytest.mark.asyncio
+async def test_a_changed_list_reaches_a_charger_holding_the_last_one_as_a_differential_update(
+    operator: RunningOperatorApi,
+) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    await operator.call("POST", "/v1/operator/network/apply", json=network_files(text))
+    url = operator.charger_url("depot-1")
+    async with connected(OperatedCharger16, url, "depot-1", "ocpp1.6", password=CHARGER_PASSWORD) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="Alfen", charge_point_model="Eve"))
+        while (received := await asyncio.wait_for(charger.received.get(), timeout=5))[0] != "SendLocalList":
+            pass
+        assert (received[1]["list_version"], received[1]["update_type"]) == (1, "Full")
+        # one card blocked, one taken off the list, one added
+        changed = (
+            text.replace("{id_token: 04A1B2C3D4, type: ISO14443}", "{id_token: 04A1B2C3D4, status: Blocked}")
+            .replace("      - {id_token: 04E5F6A7B8, type: ISO14443}\n", "")
+            .replace(
+                "{id_token: 04DEADBEEF, status: Blocked}",
+                "{id_token: 04DEADBEEF, status: Blocked}\n      - {id_token: 04NEW00001}",
+            )
+        )
+        _, applied = await operator.call("POST", "/v1/operator/network/apply", json=network_files(changed))
+        depot_1 = [p for p in applied["effects"]["local_lists"] if p["charger_id"] == "depot-1"]
+        assert [(p["update"], p["outcome"], p["version"]) for p in depot_1] == [
+            ("Differential", "accepted", 2)
+        ]
+        sent = []
+        while not charger.received.empty():
+            action, request = charger.received.get_nowait()
+            if action == "SendLocalList":
+                sent.append(request)
+        assert (sent[-1]["list_version"], sent[-1]["update_type"]) == (2, "Differential")
+        entries = sent[-1]["local_authorization_list"]
+        assert {(e["id_tag"], (e.get("id_tag_info") or {}).get("status")) for e in entries} == {
+            ("04A1B2C3D4", "Blocked"),
+            ("04NEW00001", "Accepted"),
+            ("04E5F6A7B8", None),  # removed
+        }
