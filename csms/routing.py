@@ -45,7 +45,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from csms.commands.bus import Built, CommandBus
-from csms.commands.results import CommandOutcome, CommandResult
+from csms.commands.results import CommandOutcome, CommandResult, result_document
 from csms.errors import CommandError, CsmsError, SettingsError
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.versions import OcppVersion
@@ -310,7 +310,7 @@ class RoutedCommandBus(CommandBus):
         except CommandError as exc:
             reply["error"] = str(exc)
         else:
-            reply["result"] = result_to_document(result)
+            reply["result"] = result_document(result)
         try:
             await self._redis.publish(request.reply_to, json.dumps(reply))
         except RedisError as exc:
@@ -361,21 +361,8 @@ def _build_document(build: Callable[[OcppVersion], Built], version: OcppVersion)
     return None if built is None else {"action": built[0], "payload": built[1]}
 
 
-def result_to_document(result: CommandResult) -> dict[str, Any]:
-    """A :class:`CommandResult` as JSON-ready data."""
-    return {
-        "charger_id": result.charger_id,
-        "action": result.action,
-        "outcome": result.outcome.value,
-        "status": result.status,
-        "payload": result.payload,
-        "error_code": result.error_code,
-        "error_description": result.error_description,
-    }
-
-
 def result_from_document(document: dict[str, Any]) -> CommandResult:
-    """The :class:`CommandResult` written by :func:`result_to_document`."""
+    """The :class:`CommandResult` written by :func:`result_document`."""
     return CommandResult(
         charger_id=document["charger_id"],
         action=document["action"],

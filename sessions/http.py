@@ -126,3 +126,17 @@ def query_bool(request: web.Request, name: str, *, default: bool = False) -> boo
     if lowered in {"false", "0", "no"}:
         return False
     raise bad_request(f"query parameter {name!r} must be true or false, got {raw!r}")
+
+
+def query_int(request: web.Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """Query parameter ``name`` as a whole number in ``[minimum, maximum]`` (400 otherwise)."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"query parameter {name!r} must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise bad_request(f"query parameter {name!r} must be between {minimum} and {maximum}, got {raw!r}")
+    return value

@@ -56,3 +56,16 @@ def outcome_of(action: str, payload: dict[str, Any]) -> tuple[CommandOutcome, st
     status_text = str(status)
     accepted = status_text in ACCEPTING_STATUSES
     return (CommandOutcome.ACCEPTED if accepted else CommandOutcome.REJECTED), status_text
+
+
+def result_document(result: CommandResult) -> dict[str, Any]:
+    """A :class:`CommandResult` as JSON-ready data (the command channel between nodes, the operator API)."""
+    return {
+        "charger_id": result.charger_id,
+        "action": result.action,
+        "outcome": result.outcome.value,
+        "status": result.status,
+        "payload": result.payload,
+        "error_code": result.error_code,
+        "error_description": result.error_description,
+    }

@@ -26,12 +26,11 @@ from fairwatt.operator.common import (
     command_answer,
     path_param,
     query_datetime,
-    query_int,
     query_param,
     spec,
 )
 from sessions.errors import bad_request, conflict
-from sessions.http import Handler, json_object, json_response
+from sessions.http import Handler, json_object, json_response, query_int
 from sessions.openapi import Api, Operation
 
 CHARGER = path_param("charger_id")

@@ -14,11 +14,11 @@ from aiohttp import web
 
 from fairwatt.config.network import NetworkConfigError, parse_network
 from fairwatt.config.network_model import Network
-from fairwatt.operator.common import PREFIX, OperatorContext, query_int, query_param, spec
+from fairwatt.operator.common import PREFIX, OperatorContext, query_param, spec
 from fairwatt.operator.effects import after_apply
 from fairwatt.operator.engine import Applier, ApplyError, plan
 from sessions.errors import ProblemError, bad_request
-from sessions.http import json_object, json_response
+from sessions.http import json_object, json_response, query_int
 from sessions.openapi import Api, Operation, problem
 
 MAX_FILES = 200

@@ -19,12 +19,11 @@ from fairwatt.operator.common import (
     OperatorContext,
     command_answer,
     path_param,
-    query_int,
     query_param,
     spec,
 )
 from sessions.errors import bad_request, conflict, not_found
-from sessions.http import json_object, json_response
+from sessions.http import json_object, json_response, query_int
 from sessions.openapi import Api, Operation
 from tariffs.errors import TariffError
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from csms.commands import CommandResult
-from csms.commands.results import CommandOutcome
+from csms.commands.results import CommandOutcome, result_document
 from fairwatt.operator.keys import OperatorAuth
 from sessions.app import SessionsRuntime
 from sessions.auth import Principal
@@ -82,25 +82,13 @@ class OperatorContext:
         )
 
 
-def result_json(result: CommandResult) -> dict[str, Any]:
-    return {
-        "charger_id": result.charger_id,
-        "action": result.action,
-        "outcome": result.outcome.value,
-        "status": result.status,
-        "payload": result.payload,
-        "error_code": result.error_code,
-        "error_description": result.error_description,
-    }
-
-
 def command_answer(result: CommandResult) -> web.Response:
     """200 with the charger's answer; 409 when it is not connected, 504 when it did not answer."""
     if result.outcome is CommandOutcome.NOT_CONNECTED:
         raise conflict(f"charger {result.charger_id} is not connected")
     if result.outcome is CommandOutcome.TIMEOUT:
         raise ProblemError(504, f"charger {result.charger_id} did not answer {result.action} in time")
-    return json_response(result_json(result))
+    return json_response(result_document(result))
 
 
 def body_int(
@@ -133,19 +121,6 @@ def query_datetime(request: web.Request, name: str) -> datetime | None:
         raise bad_request(f"query parameter {name!r} must be an ISO 8601 time, got {raw!r}") from None
     if value.tzinfo is None:
         raise bad_request(f"query parameter {name!r} must name its time zone (e.g. 2024-05-01T08:00:00Z)")
-    return value
-
-
-def query_int(request: web.Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"query parameter {name!r} must be a whole number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise bad_request(f"query parameter {name!r} must be between {minimum} and {maximum}, got {raw!r}")
     return value
 
 

@@ -21,13 +21,13 @@ from aiohttp import web
 
 from csms.commands import CommandBus, CommandOutcome, CommandResult
 from csms.commands.bus import LocalListEntry
+from csms.commands.results import result_document
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.smart_charging import SMART_CHARGING, StationSetup
 from demand_response.app import DEMAND_RESPONSE
 from fairwatt.commands.stations import refresh_site, station_setup
 from fairwatt.config.model import StationConfig
 from fairwatt.config.network_model import Network
-from fairwatt.operator.common import result_json
 from fairwatt.operator.engine import ApplyOutcome, Change
 from sessions.tariff_store import TariffStore
 
@@ -154,6 +154,6 @@ async def _local_lists(commands: CommandBus, outcome: ApplyOutcome) -> list[dict
         *(_send_list(commands, charger, version, full, diff) for _, charger, version, full, diff in sends)
     )
     return [
-        {"list": list_id, "version": version, "update": update, **result_json(result)}
+        {"list": list_id, "version": version, "update": update, **result_document(result)}
         for (list_id, _, version, _, _), (result, update) in zip(sends, results, strict=True)
     ]

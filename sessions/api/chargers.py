@@ -23,7 +23,7 @@ from sessions.errors import bad_request, unavailable
 from sessions.geo.feed import NearbyFeed
 from sessions.geo.index import NearbyCharger, NearbyIndex, NearbyQuery
 from sessions.geo.vocabulary import OCPI_CONNECTOR_TYPES, Availability, query_connector_type
-from sessions.http import json_response, query_bool, query_float
+from sessions.http import json_response, query_bool, query_float, query_int
 from sessions.openapi import Api, Operation, json_content, problem
 from tariffs.errors import TariffError
 from tariffs.model import DimensionType
@@ -182,7 +182,7 @@ def parse_query(request: web.Request, *, max_radius_km: float, max_results: int)
     min_power_kw: float | None = None
     if request.query.get("min_power_kw"):
         min_power_kw = query_float(request, "min_power_kw", minimum=0.0, maximum=MAX_POWER_KW)
-    limit = _query_int(
+    limit = query_int(
         request, "limit", minimum=1, maximum=max_results, default=min(DEFAULT_LIMIT, max_results)
     )
     return NearbyQuery(
@@ -194,19 +194,6 @@ def parse_query(request: web.Request, *, max_radius_km: float, max_results: int)
         min_power_kw=min_power_kw,
         available_only=query_bool(request, "available_only"),
     )
-
-
-def _query_int(request: web.Request, name: str, *, minimum: int, maximum: int, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"query parameter {name!r} must be a whole number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise bad_request(f"query parameter {name!r} must be between {minimum} and {maximum}, got {raw!r}")
-    return value
 
 
 def render(hit: NearbyCharger, price: dict[str, Any] | None) -> dict[str, Any]:
