@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import json
 import os
 import resource
@@ -48,6 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="chargers linked in process to the protocol layer (default; no file descriptors) or over"
         " real WebSockets on 127.0.0.1 (two descriptors per charger: 10,000 need more than 20,000)",
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() the heap built while chargers connected, before the event (what a server"
+        " can do once its chargers are connected): collections then skip it",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        default=None,
+        help="write cProfile stats of the event loop's thread during the fan-out to PATH",
+    )
 
 
 @dataclass
@@ -66,12 +80,30 @@ class FanoutReport:
     """From the message's arrival until the VEN has handed every station its caps (parse included)."""
     capped_limits_a: list[float] = field(default_factory=list)
     """Each charger's first limit in the profile the event caused [A]."""
+    worst_station_share: float = 0.0
+    """The highest station's sum of those first limits over its capped limit (<= 1: the cap holds)."""
+    gc_pauses_ms: list[tuple[int, float]] = field(default_factory=list)
+    """The garbage collector's pauses until the last charger had its profile: (generation, ms)."""
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class GcPauses:
+    """Times the garbage collector's pauses while installed (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((info["generation"], (time.perf_counter() - self._started) * 1000))
 
 
 class Charger:
@@ -345,6 +377,14 @@ async def run(args: argparse.Namespace) -> FanoutReport:
             before = {c.charger_id: len(c.tx_profiles) for c in chargers}
             xml = _distribution(program.ven_name, datetime.now(UTC).replace(microsecond=0))
             ven = dr.vens["bench"]
+            if getattr(args, "gc_freeze", False):
+                gc.collect()
+                gc.freeze()
+            profiler = cProfile.Profile() if getattr(args, "profile", None) else None
+            if profiler is not None:
+                profiler.enable()
+            pauses = GcPauses()
+            gc.callbacks.append(pauses)
             arrived = time.perf_counter()
             message_type, payload = parse_message(xml)
             await ven.after_parse(message_type, payload)
@@ -354,21 +394,35 @@ async def run(args: argparse.Namespace) -> FanoutReport:
             def received() -> int:
                 return sum(1 for c in chargers if len(c.tx_profiles) > before[c.charger_id])
 
-            async with asyncio.timeout(args.timeout_s):
-                while received() < len(chargers):  # noqa: ASYNC110 - many sockets, no single event
-                    await asyncio.sleep(0.005)
-                await loop.wait_idle()
+            try:
+                async with asyncio.timeout(args.timeout_s):
+                    while received() < len(chargers):  # noqa: ASYNC110 - many sockets, no single event
+                        await asyncio.sleep(0.005)
+                    report.gc_pauses_ms = list(pauses.pauses_ms)
+                    await loop.wait_idle()  # the LP's refinements too
+            finally:
+                gc.callbacks.remove(pauses)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
             report.profiles_received = received()
             latencies = [(c.tx_profiles[before[c.charger_id]][0] - arrived) * 1000 for c in chargers]
             report.latencies_ms = latencies
             report.total_ms = max(latencies, default=0.0)
             report.capped_limits_a = [c.tx_profiles[before[c.charger_id]][1] for c in chargers]
+            by_station: dict[str, float] = {}
+            for c, limit_a in zip(chargers, report.capped_limits_a, strict=True):
+                station_id = c.charger_id.rsplit("-", 1)[0]
+                by_station[station_id] = by_station.get(station_id, 0.0) + limit_a
+            capped_a = 0.8 * MAX_A * args.evses  # SIMPLE level 1 = a 20 % cut of the grid limit
+            report.worst_station_share = max(by_station.values(), default=0.0) / capped_a
             _progress(
                 f"first limits after the event: {statistics.mean(report.capped_limits_a):.1f} A on average"
             )
             for close in closers:
                 await close()
     finally:
+        gc.unfreeze()
         await runner.cleanup()
         await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
     return report
@@ -383,6 +437,10 @@ def render(report: FanoutReport) -> str:
         f"  latency p99            {report.percentile(0.99):.0f} ms",
         f"  total (last charger)   {report.total_ms:.0f} ms   target <= 2000 ms",
         f"  caps handed to loop    {report.enforced_ms:.0f} ms   (parse, decide, store, set_caps)",
+        f"  cap honoured           worst station at {report.worst_station_share:.1%} of its cap"
+        " with its first profiles",
+        f"  GC pauses in it        {sum(ms for _, ms in report.gc_pauses_ms):.0f} ms"
+        f"   ({len(report.gc_pauses_ms)} collections, {sum(g == 2 for g, _ in report.gc_pauses_ms)} full)",
         f"  anchor: one solve      {report.one_solve_ms:.1f} ms"
         f"  (x {report.stations} stations = {report.one_solve_ms * report.stations:.0f} ms of solving)",
         f"  set-up                 {report.setup_s:.1f} s",

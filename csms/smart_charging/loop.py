@@ -496,7 +496,7 @@ class SmartChargingLoop:
                 continue  # the session ended while solving; its trigger is pending
             if evse_id in station.retrying or not state.needs_profile(evse_id, schedule):
                 continue
-            first_a = state.wire_limits(evse_id, schedule)[0] / per_ampere(evse.evse)
+            first_a = limit_from_current(float(schedule.row(evse_id)[0]), evse.evse) / per_ampere(evse.evse)
             lower = first_a < evse.limit_in_force_a(now) - 1e-9
             (decreases if lower else increases).append((evse_id, transaction_id))
         idle_lower, idle_higher = self._idle_defaults(station, schedule, now)

@@ -287,7 +287,12 @@ class StationState:
     def wire_limits(self, evse_id: str, schedule: Schedule) -> list[float]:
         evse = self.evses[evse_id].evse
         count = min(self.settings.compare_periods, schedule.periods)
-        return [builders.limit_from_current(float(a), evse) for a in schedule.row(evse_id)[:count]]
+        row: list[float] = schedule.row(evse_id)[:count].tolist()
+        limits: dict[float, float] = {}  # plans repeat currents: convert each once
+        for current_a in row:
+            if current_a not in limits:
+                limits[current_a] = builders.limit_from_current(current_a, evse)
+        return [limits[a] for a in row]
 
     def needs_profile(self, evse_id: str, schedule: Schedule) -> bool:
         """Whether the EVSE must get a new Tx profile for ``schedule`` (the "changed profiles only" rule).

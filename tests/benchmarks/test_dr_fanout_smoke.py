@@ -25,5 +25,6 @@ def test_dr_fanout_benchmark_times_every_charger(transport: str) -> None:
     assert len(report.latencies_ms) == 6
     assert all(0 < ms <= report.total_ms for ms in report.latencies_ms)
     assert sum(report.capped_limits_a) <= 0.8 * MAX_A * 6 + 1e-6  # the 20 % cut, shared
+    assert 0.0 < report.worst_station_share <= 1.0 + 1e-9
     lines = render(report).splitlines()
     assert lines[1].split()[-3:] == ["6", "of", "6"]
