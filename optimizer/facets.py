@@ -7,11 +7,12 @@ and ``add_violated`` adds the others a solution breaks, before the stage is solv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from optimizer.types import FloatArray
 
@@ -33,15 +34,19 @@ class LazyRows:
     value: FloatArray
     bound: FloatArray
     added: npt.NDArray[np.bool_]  # candidate rows in the model as built
+    variables: int  # LP session variables (the columns ``index`` refers to)
+    matrix: sp.csr_matrix = field(init=False)  # the same rows, for products (about 10x faster)
+
+    def __post_init__(self) -> None:
+        shape = (int(self.bound.size), self.variables)
+        object.__setattr__(self, "matrix", sp.csr_matrix((self.value, self.index, self.start), shape=shape))
 
     @property
     def rows(self) -> int:
         return int(self.bound.size)
 
     def lhs(self, values: FloatArray) -> FloatArray:
-        row_of = np.repeat(np.arange(self.rows), np.diff(self.start))
-        lhs = np.bincount(row_of, weights=self.value * values[self.index], minlength=self.rows)
-        return np.asarray(lhs, dtype=np.float64)
+        return np.asarray(self.matrix @ values[: self.variables], dtype=np.float64)
 
     def violated(self, values: FloatArray, added: npt.NDArray[np.bool_], tol: float = 1e-7) -> IntArray:
         bad = (self.lhs(values) > self.bound + tol * np.maximum(1.0, self.bound)) & ~added

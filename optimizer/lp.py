@@ -312,7 +312,9 @@ def _network_rows(
     source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
     row_angle = np.concatenate([linear.angle, np.zeros(power_rows)])
     none = np.zeros(0, dtype=np.int64)
-    empty = LazyRows(np.zeros(1, dtype=np.int64), none, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.bool_))
+    empty = LazyRows(
+        np.zeros(1, dtype=np.int64), none, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.bool_), n_var
+    )
     if n_var == 0:
         return empty
     block_end = blocks.start + blocks.length
@@ -360,7 +362,12 @@ def _network_rows(
     start = np.zeros(cand_row.size + 1, dtype=np.int64)
     np.cumsum(np.bincount(cand[nz], minlength=cand_row.size), out=start[1:])
     return LazyRows(
-        start=start, index=var[nz], value=value[nz], bound=bound[cand_row, cand_block], added=added
+        start=start,
+        index=var[nz],
+        value=value[nz],
+        bound=bound[cand_row, cand_block],
+        added=added,
+        variables=n_var,
     )
 
 
