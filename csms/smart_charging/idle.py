@@ -8,18 +8,21 @@ above its static failsafe), and raised again when room returns. When the central
 silent the defaults stay as last sent, each within the room of the last plan: still safe.
 
 Pure: numbers in, numbers out; :mod:`csms.smart_charging.loop` sends what changed.
+:func:`idle_changes_a` reads a station's live state for :func:`idle_defaults_a`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
+from csms.smart_charging.state import StationState, per_ampere
 from optimizer.network import Network
-from optimizer.types import Evse, Site
+from optimizer.profiles import limit_from_current
+from optimizer.types import Evse, Schedule, Site
 
 _EPS = 1e-9
 FloatArray = npt.NDArray[np.float64]
@@ -103,3 +106,47 @@ def site_limit_kw_between(site: Site, start: datetime, end: datetime) -> float:
         if cap.start < end and cap.end > start:
             limit = min(limit, cap.cap_kw(site.grid_limit_kw))
     return limit
+
+
+def idle_changes_a(
+    state: StationState,
+    network: Network,
+    static_a: Mapping[str, float],
+    schedule: Schedule | None,
+    now: datetime,
+    *,
+    compare_periods: int,
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The idle EVSEs whose default must go down, and those whose default may go up: (EVSE, A) each.
+
+    ``static_a`` is every EVSE's static failsafe (those that refused theirs left out: they may
+    draw their maximum); an EVSE with a car may draw the higher of what it is allowed and what
+    ``schedule`` plans for it over the next ``compare_periods`` periods.
+    """
+    window_s = compare_periods * state.setup.policy.period_s
+    busy_a: dict[str, float] = {}
+    for evse_id, evse in state.evses.items():
+        if evse_id not in static_a:
+            busy_a[evse_id] = evse.evse.max_current_a  # refused its failsafe: may draw its maximum
+        elif evse.session is not None:
+            drawn = evse.evse.max_current_a if evse.session.uncontrollable else evse.allowed_a(now)
+            if schedule is not None and evse_id in schedule.evse_ids:
+                periods = max(1, min(compare_periods, schedule.periods))
+                drawn = max(drawn, float(schedule.row(evse_id)[:periods].max()))
+            busy_a[evse_id] = drawn
+    if not any(evse.failsafe_a is not None for e, evse in state.evses.items() if e not in busy_a):
+        return [], []  # no idle EVSE holds a default yet (chargers not booted)
+    site_limit_kw = site_limit_kw_between(state.site, now, now + timedelta(seconds=window_s))
+    shares = idle_defaults_a(network, state.setup.solver_evses, busy_a, static_a, site_limit_kw)
+    lower: list[tuple[str, float]] = []
+    higher: list[tuple[str, float]] = []
+    for evse_id, share_a in shares.items():
+        evse = state.evses[evse_id]
+        if evse.failsafe_a is None:
+            continue  # its charger has not booted: it gets its failsafe then
+        held_a = evse.failsafe_a
+        wire_share = limit_from_current(share_a, evse.evse) / per_ampere(evse.evse)
+        if abs(wire_share - held_a) <= 0.5 * evse.evse.step_a:
+            continue
+        (lower if wire_share < held_a else higher).append((evse_id, share_a))
+    return lower, higher

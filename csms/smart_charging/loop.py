@@ -28,15 +28,12 @@ are recomputed and re-sent.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from csms.commands import ChargingProfile, CommandResult
 from csms.domain.events import (
     ChargerBooted,
     ChargingNeeds,
@@ -50,8 +47,9 @@ from csms.domain.events import (
 from csms.errors import SettingsError
 from csms.live_state import LiveState
 from csms.protocol.session import utc_now
-from csms.smart_charging.idle import idle_defaults_a, site_limit_kw_between
-from csms.smart_charging.sending import Failsafes, ProfileSender, log_refusal
+from csms.smart_charging.agenda import Agenda
+from csms.smart_charging.idle import idle_changes_a
+from csms.smart_charging.sending import Failsafes, ProfileSender, log_refusal, resend_tx, send_tx
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
 from csms.smart_charging.state import StationState, per_ampere
 from csms.tasks import TaskOwner
@@ -76,8 +74,6 @@ class _Station:
     schedule: Schedule | None = None
     retrying: set[str] = field(default_factory=set)  # EVSEs waiting for the re-send of a Tx profile
     cycling: bool = False  # a solve-and-send of this station is under way
-    refine_at: datetime | None = None  # a quick first answer went out: re-plan with the LP from then
-    timer: datetime | None = None  # when the run loop looks at it again (unless something happens first)
 
 
 class SmartChargingLoop:
@@ -119,16 +115,7 @@ class SmartChargingLoop:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._busy = 0  # solves, sends and retries under way
-        self._urgent = 0  # quick first answers under way: refinements wait for them
-        self._refining = 0  # LP refinements under way (a few at a time: they queue for the GIL)
-        self._refine: dict[str, _Station] = {}  # stations whose quick answer awaits its LP refinement
-        # The run loop looks only at stations that changed (a trigger, a cycle's end) or whose
-        # timer fell due: with a thousand stations a scan of all of them per wake-up costs more
-        # than the cycles it starts.
-        self._dirty: set[str] = set(self._stations)
-        self._pending: set[str] = set()  # stations with triggers in their coalescer
-        self._timers: list[tuple[datetime, int, str]] = []  # heap of (when, order, station)
-        self._timer_order = itertools.count()
+        self._agenda = Agenda(self._stations, max_refining=_MAX_REFINING)
         self._refresh_idle()
 
     # -- public interface --------------------------------------------------------------------------
@@ -180,9 +167,7 @@ class SmartChargingLoop:
         state.site = old.state.site
         coalescer = Coalescer(self._settings.quiet_s, self._settings.max_delay_s)
         self._stations[station_id] = _Station(state, coalescer, old.network)
-        self._refine.pop(station_id, None)
-        self._pending.discard(station_id)
-        self._dirty.add(station_id)
+        self._agenda.forget(station_id)
         self._refresh_idle()
 
     def set_driver_needs(
@@ -239,22 +224,22 @@ class SmartChargingLoop:
         while True:
             self._wake.clear()
             now = self._clock()
-            self._take_timers(now)
-            dirty, self._dirty = self._dirty, set()
-            for station_id in dirty:
+            for station_id in self._agenda.take(now):
                 station = self._stations[station_id]
                 if station.cycling:
-                    continue  # its cycle marks it again when it ends
+                    continue  # its cycle touches it again when it ends
                 self._add_periodic(station, now)
                 triggers = station.coalescer.take(now)
                 if triggers:
-                    self._pending.discard(station_id)
+                    self._agenda.taken(station_id)
                     self._start_cycle(station, triggers, now)
-                else:
-                    self._set_timer(station)
+                else:  # look again when its triggers or its periodic solve fall due
+                    self._agenda.set_timer(
+                        station_id, station.coalescer.due_at() or self._periodic_due(station)
+                    )
             self._start_refinements(now)
             self._refresh_idle()
-            due = self._next_due()
+            due = self._agenda.next_due()
             timeout_s = None if due is None else max((due - self._clock()).total_seconds(), 0.0)
             try:
                 async with asyncio.timeout(timeout_s):
@@ -320,8 +305,7 @@ class SmartChargingLoop:
         logger.debug("station %s: %s (%s)", trigger.station_id, trigger.kind.value, trigger.detail)
         # coalesce on our clock: a charger's clock (event times) may be off by hours
         station.coalescer.add(replace(trigger, at=self._clock()))
-        self._pending.add(trigger.station_id)
-        self._dirty.add(trigger.station_id)
+        self._agenda.triggered(trigger.station_id)
         self._idle.clear()
         self._wake.set()
 
@@ -329,38 +313,15 @@ class SmartChargingLoop:
         due = self._periodic_due(station)
         if due is not None and now >= due and not station.coalescer.pending:
             station.coalescer.add(Trigger(TriggerKind.PERIODIC, now, station.state.station_id))
-            self._pending.add(station.state.station_id)
-
-    def _set_timer(self, station: _Station) -> None:
-        """Look at the station again when its pending triggers or its periodic solve fall due."""
-        due = station.coalescer.due_at() or self._periodic_due(station)
-        if due is not None and due != station.timer:
-            station.timer = due
-            heapq.heappush(self._timers, (due, next(self._timer_order), station.state.station_id))
-
-    def _take_timers(self, now: datetime) -> None:
-        while self._timers and self._timers[0][0] <= now:
-            due, _, station_id = heapq.heappop(self._timers)
-            station = self._stations[station_id]
-            if station.timer == due:  # else a later look replaced this one
-                station.timer = None
-                self._dirty.add(station_id)
+            self._agenda.triggered(station.state.station_id)
 
     def _periodic_due(self, station: _Station) -> datetime | None:
         if station.last_solved_at is None or not any(s.session for s in station.state.evses.values()):
             return None
         return station.last_solved_at + timedelta(seconds=station.state.setup.policy.period_s)
 
-    def _next_due(self) -> datetime | None:
-        times = [self._timers[0][0]] if self._timers else []
-        if self._may_refine():  # otherwise the quick answer or refinement under way wakes us
-            first = next(iter(self._refine.values()))  # refine_at grows in the dict's order
-            if first.refine_at is not None:
-                times.append(first.refine_at)
-        return min(times, default=None)
-
     def _refresh_idle(self) -> None:
-        if self._busy == 0 and not self._refine and not self._pending:
+        if self._busy == 0 and self._agenda.idle:
             self._idle.set()
         else:
             self._idle.clear()
@@ -382,16 +343,12 @@ class SmartChargingLoop:
         station.cycling = True
         quick = any(t.kind in URGENT for t in triggers)
         if quick:
-            self._urgent += 1
+            self._agenda.urgent += 1
         else:
-            self._refine.pop(station.state.station_id, None)  # the full solve refines it
-            station.refine_at = None
+            self._agenda.drop_refinement(station.state.station_id)  # the full solve refines it
         self._spawn(
             self._cycle(station, triggers, now, quick=quick), f"smart-charging-{station.state.station_id}"
         )
-
-    def _may_refine(self) -> bool:
-        return self._urgent == 0 and self._refining < _MAX_REFINING and bool(self._refine)
 
     def _start_refinements(self, now: datetime) -> None:
         """Re-plan with the LP the stations that got a quick answer, once no quick answer is due or under way.
@@ -399,23 +356,15 @@ class SmartChargingLoop:
         Quick answers come first everywhere: a cap on a thousand stations reaches every charger
         before the first refinement takes the GIL from them.
         """
-        if not self._may_refine() or any(
-            t.kind in URGENT for s in self._pending for t in self._stations[s].coalescer.pending
-        ):
-            return
-        ready: list[tuple[str, _Station]] = []
-        for station_id, station in self._refine.items():
-            if len(ready) + self._refining >= _MAX_REFINING:
-                break
-            if station.refine_at is not None and station.refine_at > now:
-                break  # the later ones are later still
-            if not station.cycling:
-                ready.append((station_id, station))
-        for station_id, station in ready:
-            del self._refine[station_id]
-            station.refine_at = None
+        ready = self._agenda.refinements_due(
+            now,
+            cycling=lambda s: self._stations[s].cycling,
+            urgent_pending=lambda s: any(t.kind in URGENT for t in self._stations[s].coalescer.pending),
+        )
+        for station_id in ready:
+            station = self._stations[station_id]
             station.cycling = True
-            self._refining += 1
+            self._agenda.refining += 1
             refine = (Trigger(TriggerKind.PERIODIC, now, station_id, "refining a quick answer"),)
             self._spawn(self._cycle(station, refine, now, refining=True), f"smart-charging-{station_id}")
 
@@ -447,19 +396,18 @@ class SmartChargingLoop:
                 await self._send_defaults(station, lower + higher)
             if quick and schedule is not None and self._stations.get(station_id) is station:
                 # the LP refines the quick answer once this station and every urgent one are served
-                station.refine_at = self._clock() + timedelta(seconds=self._settings.quiet_s)
-                self._refine.pop(station_id, None)  # to the end: the dict stays in refine_at order
-                self._refine[station_id] = station
+                at = self._clock() + timedelta(seconds=self._settings.quiet_s)
+                self._agenda.refine_later(station_id, at)
         except Exception:
             # Outermost handler of one station's cycle: a bug must not stop the other stations.
             logger.exception("station %s: smart-charging cycle failed", station_id)
         finally:
             station.cycling = False
-            self._dirty.add(station_id)
+            self._agenda.touch(station_id)
             if quick:
-                self._urgent -= 1
+                self._agenda.urgent -= 1
             if refining:
-                self._refining -= 1
+                self._agenda.refining -= 1
             self._wake.set()
 
     async def _solve(self, station: _Station, now: datetime, *, quick: bool = False) -> Schedule | None:
@@ -525,33 +473,9 @@ class SmartChargingLoop:
         if all(evse.session is not None for evse in state.evses.values()):
             return [], []  # no idle EVSE: nothing to share
         static_a = self._failsafes.static_limits_a(state)
-        window_s = self._settings.compare_periods * state.setup.policy.period_s
-        busy_a: dict[str, float] = {}
-        for evse_id, evse in state.evses.items():
-            if evse_id not in static_a:
-                busy_a[evse_id] = evse.evse.max_current_a  # refused its failsafe: may draw its maximum
-            elif evse.session is not None:
-                drawn = evse.evse.max_current_a if evse.session.uncontrollable else evse.allowed_a(now)
-                if schedule is not None and evse_id in schedule.evse_ids:
-                    periods = max(1, min(self._settings.compare_periods, schedule.periods))
-                    drawn = max(drawn, float(schedule.row(evse_id)[:periods].max()))
-                busy_a[evse_id] = drawn
-        if not any(evse.failsafe_a is not None for e, evse in state.evses.items() if e not in busy_a):
-            return [], []  # no idle EVSE holds a default yet (chargers not booted)
-        site_limit_kw = site_limit_kw_between(state.site, now, now + timedelta(seconds=window_s))
-        shares = idle_defaults_a(station.network, state.setup.solver_evses, busy_a, static_a, site_limit_kw)
-        lower: list[tuple[str, float]] = []
-        higher: list[tuple[str, float]] = []
-        for evse_id, share_a in shares.items():
-            evse = state.evses[evse_id]
-            if evse.failsafe_a is None:
-                continue  # its charger has not booted: it gets its failsafe then
-            held_a = evse.failsafe_a
-            wire_share = limit_from_current(share_a, evse.evse) / per_ampere(evse.evse)
-            if abs(wire_share - held_a) <= 0.5 * evse.evse.step_a:
-                continue
-            (lower if wire_share < held_a else higher).append((evse_id, share_a))
-        return lower, higher
+        return idle_changes_a(
+            state, station.network, static_a, schedule, now, compare_periods=self._settings.compare_periods
+        )
 
     async def _send_defaults(self, station: _Station, defaults: Sequence[tuple[str, float]]) -> None:
         reachable = []
@@ -577,7 +501,9 @@ class SmartChargingLoop:
         self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str
     ) -> bool:
         binding = station.state.evses[evse_id].binding
-        result = await self._set_tx(station, schedule, evse_id, transaction_id)
+        result = await send_tx(
+            self._commands, self._settings, station.state, schedule, evse_id, transaction_id
+        )
         if result.accepted:
             station.state.hold(evse_id, schedule, transaction_id, self._clock())
             logger.debug(
@@ -608,41 +534,8 @@ class SmartChargingLoop:
             return None
         if schedule is None or evse_id not in schedule.evse_ids:
             return None
-        return self._resend_tx_now(station, schedule, evse_id, transaction_id)
-
-    async def _resend_tx_now(
-        self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str
-    ) -> str:
-        evse = station.state.evses[evse_id]
-        binding = evse.binding
-        result = await self._set_tx(station, schedule, evse_id, transaction_id)
-        if result.accepted:
-            station.state.hold(evse_id, schedule, transaction_id, self._clock())
-            logger.info(
-                "charger %s: Tx profile for EVSE %d accepted on re-send",
-                binding.charger_id,
-                binding.ocpp_evse_id,
-            )
-            return f"{evse_id} accepted on re-send"
-        log_refusal(result, binding.ocpp_evse_id, "Tx profile", "planning it at its maximum")
-        station.state.give_up(evse_id, transaction_id)
-        return f"{evse_id} uncontrollable"
-
-    async def _set_tx(
-        self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str
-    ) -> CommandResult:
-        evse = station.state.evses[evse_id]
-        binding = evse.binding
-        profile = ChargingProfile.tx(
-            schedule,
-            evse.evse,
-            transaction_id=transaction_id,
-            profile_id=self._settings.tx_profile_id_base + binding.ocpp_evse_id,
-            max_periods=self._settings.max_profile_periods,
-        )
-        return await self._commands.set_charging_profile(
-            binding.charger_id, binding.ocpp_evse_id, profile, timeout_s=self._settings.profile_timeout_s
-        )
+        at = self._clock()
+        return resend_tx(self._commands, self._settings, station.state, schedule, evse_id, transaction_id, at)
 
 
 def _log_drawing(sample: MeterSample, trigger: Trigger) -> None:

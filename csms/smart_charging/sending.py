@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from csms.commands import ChargingProfile, CommandResult
@@ -19,6 +20,7 @@ from csms.smart_charging.setup import SmartChargingSettings
 from csms.smart_charging.state import StationState, per_ampere
 from optimizer.failsafe import failsafe_currents_a
 from optimizer.profiles import limit_from_current
+from optimizer.types import Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,52 @@ def log_refusal(result: CommandResult, ocpp_evse_id: int, what: str, then: str) 
         reason,
         then,
     )
+
+
+async def send_tx(
+    commands: ProfileSender,
+    settings: SmartChargingSettings,
+    state: StationState,
+    schedule: Schedule,
+    evse_id: str,
+    transaction_id: str,
+) -> CommandResult:
+    """Send the EVSE the Tx profile following its row of ``schedule`` for ``transaction_id``."""
+    evse = state.evses[evse_id]
+    binding = evse.binding
+    profile = ChargingProfile.tx(
+        schedule,
+        evse.evse,
+        transaction_id=transaction_id,
+        profile_id=settings.tx_profile_id_base + binding.ocpp_evse_id,
+        max_periods=settings.max_profile_periods,
+    )
+    return await commands.set_charging_profile(
+        binding.charger_id, binding.ocpp_evse_id, profile, timeout_s=settings.profile_timeout_s
+    )
+
+
+async def resend_tx(
+    commands: ProfileSender,
+    settings: SmartChargingSettings,
+    state: StationState,
+    schedule: Schedule,
+    evse_id: str,
+    transaction_id: str,
+    at: datetime,
+) -> str:
+    """The one re-send of a Tx profile: held if accepted, else the EVSE is given up; what happened."""
+    binding = state.evses[evse_id].binding
+    result = await send_tx(commands, settings, state, schedule, evse_id, transaction_id)
+    if result.accepted:
+        state.hold(evse_id, schedule, transaction_id, at)
+        logger.info(
+            "charger %s: Tx profile for EVSE %d accepted on re-send", binding.charger_id, binding.ocpp_evse_id
+        )
+        return f"{evse_id} accepted on re-send"
+    log_refusal(result, binding.ocpp_evse_id, "Tx profile", "planning it at its maximum")
+    state.give_up(evse_id, transaction_id)
+    return f"{evse_id} uncontrollable"
 
 
 class Failsafes:
