@@ -132,6 +132,19 @@ async def test_a_certificate_from_sign_certificate_connects_and_revocation_close
             answer = await charger.call(call.SignCertificate(csr=request), suppress=False)
             assert answer.status == "Accepted"
             signed = await asyncio.wait_for(charger.signed.get(), 5)
+            # stay connected until the central system has the charger's Accepted (it supersedes the
+            # factory certificate then); leaving earlier would make it revoke the unanswered one
+            factory_serial = format(factory_certificate.serial_number, "x")
+
+            async def factory_superseded() -> bool:
+                issued = await runtime.inventory.issued_to(identity)
+                return any(c.serial_number == factory_serial and c.superseded_at for c in issued)
+
+            for _ in range(500):
+                if await factory_superseded():
+                    break
+                await asyncio.sleep(0.02)
+            assert await factory_superseded()
         issued = client_context(pki, tmp_path, "issued", signed["certificate_chain"], new_key)
         async with tls_charger(port, identity, issued) as charger:
             assert await boots(charger) == "Accepted"
