@@ -21,6 +21,8 @@ class IssuedCertificate:
     not_after: datetime
     revoked_at: datetime | None
     superseded_at: datetime | None = None
+    installed_at: datetime | None = None
+    """When the charger accepted it (CertificateSigned answered Accepted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +61,19 @@ class CertificateInventory:
 
     async def installed(self, charger_id: str, certificate_type: str, certificate: x509.Certificate) -> None:
         """The charger accepted ``certificate``: its other certificates of the type are superseded."""
-        async with self._database.pool.acquire() as connection:
+        async with self._database.pool.acquire() as connection, connection.transaction():
             await connection.execute(
                 "UPDATE pki_issued_certificates SET superseded_at = now()"
                 " WHERE charger_id = $1 AND certificate_type = $2 AND superseded_at IS NULL"
                 " AND NOT (issuer = $3 AND serial_number = $4)",
                 charger_id,
                 certificate_type,
+                certificate.issuer.rfc4514_string(),
+                serial_hex(certificate.serial_number),
+            )
+            await connection.execute(
+                "UPDATE pki_issued_certificates SET installed_at = now()"
+                " WHERE issuer = $1 AND serial_number = $2 AND installed_at IS NULL",
                 certificate.issuer.rfc4514_string(),
                 serial_hex(certificate.serial_number),
             )
@@ -86,7 +94,8 @@ class CertificateInventory:
         async with self._database.pool.acquire() as connection:
             rows = await connection.fetch(
                 "SELECT issuer, serial_number, charger_id, certificate_type, not_after, revoked_at,"
-                " superseded_at FROM pki_issued_certificates WHERE charger_id = $1 ORDER BY issued_at DESC",
+                " superseded_at, installed_at FROM pki_issued_certificates"
+                " WHERE charger_id = $1 ORDER BY issued_at DESC",
                 charger_id,
             )
         return [IssuedCertificate(**dict(row)) for row in rows]

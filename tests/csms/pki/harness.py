@@ -100,6 +100,23 @@ class PncCharger(Charger201):
         return call_result.DeleteCertificate(status="NotFound")
 
 
+async def wait_installed(pki: PkiRuntime, charger_id: str, serial_number: int | None = None) -> None:
+    """Until the central system has the charger's Accepted for its newest certificate (or the one
+    of ``serial_number``): a test charger that left earlier would lose the answer with its socket."""
+
+    async def installed() -> bool:
+        issued = await pki.inventory.issued_to(charger_id)
+        if serial_number is not None:
+            issued = [c for c in issued if c.serial_number == format(serial_number, "x")]
+        return bool(issued) and issued[0].installed_at is not None
+
+    for _ in range(500):
+        if await installed():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"charger {charger_id}: no certificate installed")
+
+
 @dataclass
 class PncCsms:
     csms: CsmsRuntime

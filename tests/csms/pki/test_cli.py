@@ -15,7 +15,14 @@ from fairwatt.commands import pki as pki_command
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
 from tests.csms.pki.factory import Pki, csr
-from tests.csms.pki.harness import ContractAuthorizer, PncCharger, PncCsms, pki_settings, running_pnc_csms
+from tests.csms.pki.harness import (
+    ContractAuthorizer,
+    PncCharger,
+    PncCsms,
+    pki_settings,
+    running_pnc_csms,
+    wait_installed,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -67,6 +74,7 @@ async def test_revoke_charger_and_list_its_certificates(
             await charger.call(call.SignCertificate(csr=csr("CP-CLI-2")[0]), suppress=False)
         ).status == "Accepted"
         await asyncio.wait_for(charger.signed.get(), 5)
+        await wait_installed(pnc.pki, "CP-CLI-2")
     capsys.readouterr()
     assert await cli("pki", "revoke-charger", "CP-CLI-2", "--database-url", database_dsn) == 0
     assert "1 issued certificate(s)" in capsys.readouterr().out

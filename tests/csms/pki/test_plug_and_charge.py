@@ -30,7 +30,14 @@ from csms.pki.errors import ContractProviderError
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
 from tests.csms.pki.factory import NOW, Pki, contract, csr, key, pem, root, sub_ca
-from tests.csms.pki.harness import ContractAuthorizer, PncCharger, PncCsms, pki_settings, running_pnc_csms
+from tests.csms.pki.harness import (
+    ContractAuthorizer,
+    PncCharger,
+    PncCsms,
+    pki_settings,
+    running_pnc_csms,
+    wait_installed,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -214,6 +221,7 @@ async def test_sign_certificate_issues_a_v2g_certificate_for_this_charger(pnc: P
         )
         assert answer.status == "Accepted"
         signed = await asyncio.wait_for(charger.signed.get(), 5)
+        await wait_installed(pnc.pki, identity)
     assert signed["certificate_type"] == "V2GCertificate"
     chain = load_chain(signed["certificate_chain"])
     assert common_name(chain[0].subject) == identity
@@ -254,6 +262,7 @@ async def test_renewal_is_triggered_before_the_certificate_expires(database_dsn:
         answer = await charger.call(call.SignCertificate(csr=request), suppress=False)
         assert answer.status == "Accepted"
         await asyncio.wait_for(charger.signed.get(), 5)
+        await wait_installed(running.pki, identity)
         started = await running.pki.renewal.run_once()
         assert [r.charger_id for r in started] == [identity]
         assert await asyncio.wait_for(charger.triggers.get(), 5) == "SignChargingStationCertificate"
@@ -261,6 +270,7 @@ async def test_renewal_is_triggered_before_the_certificate_expires(database_dsn:
         # The charger answers the trigger with a new CSR; the new certificate supersedes the old.
         answer = await charger.call(call.SignCertificate(csr=csr(identity)[0]), suppress=False)
         renewed = load_chain((await asyncio.wait_for(charger.signed.get(), 5))["certificate_chain"])[0]
+        await wait_installed(running.pki, identity, renewed.serial_number)
         issued = await running.pki.inventory.issued_to(identity)
         assert issued[0].serial_number == format(renewed.serial_number, "x")
         assert len(issued) == 2

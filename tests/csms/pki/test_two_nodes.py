@@ -22,7 +22,13 @@ from csms.server import CSMS, CsmsRuntime, create_app
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
 from tests.csms.pki.factory import Pki, csr, pem
-from tests.csms.pki.harness import ContractAuthorizer, PncCharger, install_test_pki, pki_settings
+from tests.csms.pki.harness import (
+    ContractAuthorizer,
+    PncCharger,
+    install_test_pki,
+    pki_settings,
+    wait_installed,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -92,6 +98,7 @@ async def test_revocation_renewal_and_roots_from_the_other_node(nodes: tuple[Nod
             await charger.call(call.SignCertificate(csr=csr(charger_id)[0]), suppress=False)
         ).status == "Accepted"
         await asyncio.wait_for(charger.signed.get(), 5)
+        await wait_installed(node2.pki, charger_id)
         renewed = await node2.pki.renewal.run_once()  # node 2 claims it, the trigger goes through Redis
         assert charger_id in [r.charger_id for r in renewed]
         assert await asyncio.wait_for(charger.triggers.get(), 5) == "SignChargingStationCertificate"

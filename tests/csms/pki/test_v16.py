@@ -23,7 +23,7 @@ from csms.pki.certs import common_name, load_chain
 from tests.csms.chargers import Charger16, connected
 from tests.csms.conftest import make_settings
 from tests.csms.pki.factory import Pki, csr, pem
-from tests.csms.pki.harness import ContractAuthorizer, pki_settings, running_pnc_csms
+from tests.csms.pki.harness import ContractAuthorizer, pki_settings, running_pnc_csms, wait_installed
 
 pytestmark = pytest.mark.asyncio
 
@@ -86,6 +86,7 @@ async def test_a_16_charge_point_gets_its_certificate_and_is_asked_to_renew_it(
         leaf = load_chain(signed["certificate_chain"])[0]
         assert common_name(leaf.subject) == "CP16-SEC"
         leaf.verify_directly_issued_by(pki.station_sub.certificate)
+        await wait_installed(running.pki, "CP16-SEC")
         started = await running.pki.renewal.run_once()
         assert [r.charger_id for r in started] == ["CP16-SEC"]
         assert await asyncio.wait_for(charger.triggers.get(), 5) == "SignChargePointCertificate"
