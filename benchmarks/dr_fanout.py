@@ -80,6 +80,8 @@ class FanoutReport:
     """From the message's arrival until the VEN has handed every station its caps (parse included)."""
     capped_limits_a: list[float] = field(default_factory=list)
     """Each charger's first limit in the profile the event caused [A]."""
+    refined_ms: float = 0.0
+    """From the message's arrival until the loop is idle again: the LP has refined every quick answer."""
     worst_station_share: float = 0.0
     """The highest station's sum of those first limits over its capped limit (<= 1: the cap holds)."""
     gc_pauses_ms: list[tuple[int, float]] = field(default_factory=list)
@@ -400,6 +402,7 @@ async def run(args: argparse.Namespace) -> FanoutReport:
                         await asyncio.sleep(0.005)
                     report.gc_pauses_ms = list(pauses.pauses_ms)
                     await loop.wait_idle()  # the LP's refinements too
+                    report.refined_ms = (time.perf_counter() - arrived) * 1000
             finally:
                 gc.callbacks.remove(pauses)
             if profiler is not None:
@@ -437,6 +440,7 @@ def render(report: FanoutReport) -> str:
         f"  latency p99            {report.percentile(0.99):.0f} ms",
         f"  total (last charger)   {report.total_ms:.0f} ms   target <= 2000 ms",
         f"  caps handed to loop    {report.enforced_ms:.0f} ms   (parse, decide, store, set_caps)",
+        f"  loop idle again        {report.refined_ms:.0f} ms   (the LP has refined every quick answer)",
         f"  cap honoured           worst station at {report.worst_station_share:.1%} of its cap"
         " with its first profiles",
         f"  GC pauses in it        {sum(ms for _, ms in report.gc_pauses_ms):.0f} ms"
