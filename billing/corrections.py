@@ -18,9 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 from billing.documents import Document, LedgerEntry, book, document_id, insert_documents, stored_items
+from billing.electrical import NO_SAMPLES
 from billing.errors import BillingError
 from billing.idle import charging_ended_at
-from billing.rater import SESSION_BY_ID, completed_session, receipt_of, register_readings
+from billing.rater import SESSION_BY_ID, completed_session, electrical_readings, receipt_of, register_readings
 from billing.rating import rate
 from billing.receipts import Station, document_body
 from sessions.tariff_store import TariffStore
@@ -76,7 +77,8 @@ async def correct_session(
             ended_at=session.ended_at,
             meter_stop_wh=session.meter_stop_wh,
         )
-        totals = rate(session, tariff, charging_end=charging_end, samples=samples)
+        electrical = (await electrical_readings(connection, [row])).get(session_id, NO_SAMPLES)
+        totals = rate(session, tariff, charging_end=charging_end, samples=samples, electrical=electrical)
         revision = current["revision"] + 1
         station = Station(
             row["charger_id"], row["evse_id"], row["station_id"], row["station_name"], row["station_address"]

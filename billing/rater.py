@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.documents import Document, LedgerEntry, book, document_id, insert_documents
+from billing.electrical import CURRENT_MEASURAND, NO_SAMPLES, POWER_MEASURAND, Electrical, electrical_of
 from billing.errors import RatingError
 from billing.idle import charging_ended_at, register_wh
 from billing.rating import CompletedSession, idle_seconds, rate
@@ -153,13 +154,22 @@ class Rater:
                 rows = [row for row in rows if row["session_id"] not in rated_elsewhere]
                 await _dequeue(connection, rated_elsewhere)
             samples = await register_readings(connection, rows)
+            electrical = await electrical_readings(connection, rows)
             cache: dict[str, tuple[TariffVersions, str] | None] = {}
             rated: list[Rated] = []
             failures: list[tuple[str, str]] = []
             now = datetime.now(UTC)
             for row in rows:
                 try:
-                    rated.append(await self._rate_row(row, samples.get(row["session_id"], []), cache, now))
+                    rated.append(
+                        await self._rate_row(
+                            row,
+                            samples.get(row["session_id"], []),
+                            electrical.get(row["session_id"], NO_SAMPLES),
+                            cache,
+                            now,
+                        )
+                    )
                 except (RatingError, TariffError) as exc:
                     failures.append((row["session_id"], str(exc)))
             await _store(connection, rated)
@@ -194,6 +204,7 @@ class Rater:
         self,
         row: Any,
         samples: Sequence[tuple[datetime, float]],
+        electrical: Electrical,
         cache: dict[str, tuple[TariffVersions, str] | None],
         now: datetime,
     ) -> Rated:
@@ -208,7 +219,7 @@ class Rater:
             ended_at=session.ended_at,
             meter_stop_wh=session.meter_stop_wh,
         )
-        totals = rate(session, tariff, charging_end=charging_end, samples=samples)
+        totals = rate(session, tariff, charging_end=charging_end, samples=samples, electrical=electrical)
         station = Station(
             row["charger_id"], row["evse_id"], row["station_id"], row["station_name"], row["station_address"]
         )
@@ -251,6 +262,37 @@ async def register_readings(connection: Any, rows: Sequence[Any]) -> dict[str, l
                 reading = float(row["meter_start_wh"]) + float(energy_kwh) * 1000.0
                 found.setdefault(event["session_id"], []).append((event["at"], reading))
     return found
+
+
+async def electrical_readings(connection: Any, rows: Sequence[Any]) -> dict[str, Electrical]:
+    """Power and current samples per session (its EVSE and transaction; see billing.electrical)."""
+    keys = {
+        (row["charger_id"], row["evse_id"], row["transaction_id"]): row["session_id"]
+        for row in rows
+        if row["transaction_id"]
+    }
+    if not keys:
+        return {}
+    samples = await connection.fetch(
+        """SELECT m.charger_id, m.evse_id, m.transaction_id, m.sampled_at, m.measurand, m.phase, m.value,
+                  m.unit
+           FROM meter_samples m
+           JOIN unnest($1::text[], $2::int[], $3::text[]) AS k(charger_id, evse_id, transaction_id)
+             ON m.charger_id = k.charger_id AND m.evse_id = k.evse_id
+            AND m.transaction_id = k.transaction_id
+           WHERE m.measurand = ANY($4::text[]) AND m.location IN ('', 'Outlet', 'Inlet')""",
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+        [key[2] for key in keys],
+        [POWER_MEASURAND, CURRENT_MEASURAND],
+    )
+    by_session: dict[str, list[tuple[datetime, str, str, float, str]]] = {}
+    for s in samples:
+        session_id = keys[(s["charger_id"], s["evse_id"], s["transaction_id"])]
+        by_session.setdefault(session_id, []).append(
+            (s["sampled_at"], s["measurand"], s["phase"], s["value"], s["unit"])
+        )
+    return {session_id: electrical_of(found) for session_id, found in by_session.items()}
 
 
 async def _store(connection: Any, rated: Sequence[Rated]) -> None:

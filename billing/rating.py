@@ -6,9 +6,11 @@ spread over the session. The session becomes OCPI charging periods:
 
 * charging from ``started_at`` to when charging ended (:mod:`billing.idle`), split at every
   instant the tariff's price may change (local times of day, midnight, duration thresholds,
-  energy thresholds), each period carrying the energy the register moved in it (linear between
-  samples, and between start and stop without samples), quantised to 1 mWh so the periods add
-  up exactly to ``meter_stop_wh - meter_start_wh``;
+  energy thresholds, and where power or current crosses a threshold: :mod:`billing.electrical`),
+  each period carrying the energy the register moved in it (linear between samples, and between
+  start and stop without samples), quantised to 1 mWh so the periods add up exactly to
+  ``meter_stop_wh - meter_start_wh``, and its ``MIN_/MAX_POWER`` and ``MIN_/MAX_CURRENT`` when
+  the charger sampled them;
 * idle (``PARKING_TIME``) from when charging ended to ``ended_at``, split the same way.
 
 The engine prices each period at its start (``tariffs.engine``), so splitting at every possible
@@ -27,6 +29,7 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from billing.electrical import NO_SAMPLES, Electrical
 from billing.errors import RatingError
 from tariffs.cdr import CdrDimension, CdrTotals, ChargingPeriod, Session, seconds
 from tariffs.engine import price_session
@@ -162,6 +165,7 @@ def charging_periods(
     *,
     charging_end: datetime | None,
     samples: Sequence[tuple[datetime, float]] = (),
+    electrical: Electrical = NO_SAMPLES,
     extra_splits: Sequence[datetime] = (),
 ) -> Session:
     """The session as OCPI charging periods (see the module docstring).
@@ -182,6 +186,7 @@ def charging_periods(
     register = Register.of(session, idle_from, samples)
     splits = price_change_instants(tariff, start, end, session.zone())
     splits |= _energy_threshold_instants(tariff, register)
+    splits |= electrical.splits(tariff, start, idle_from)
     splits |= {at for at in extra_splits if start < at < end}
     if start < idle_from < end:
         splits.add(idle_from)
@@ -194,6 +199,7 @@ def charging_periods(
         if begin < idle_from:
             energy_kwh = (register.at(finish) - register.at(begin)) / _WH_PER_KWH
             dimensions = {CdrDimension.ENERGY: energy_kwh, CdrDimension.TIME: hours}
+            dimensions |= electrical.dimensions(begin, finish)
         else:
             dimensions = {CdrDimension.PARKING_TIME: hours}
         periods.append(ChargingPeriod(begin, dimensions, tariff_id=tariff.tariff_id))
@@ -206,9 +212,12 @@ def rate(
     *,
     charging_end: datetime | None,
     samples: Sequence[tuple[datetime, float]] = (),
+    electrical: Electrical = NO_SAMPLES,
 ) -> CdrTotals:
     """The exact CDR totals of a completed session under ``tariff`` (the version in force at start)."""
-    periods = charging_periods(session, tariff, charging_end=charging_end, samples=samples)
+    periods = charging_periods(
+        session, tariff, charging_end=charging_end, samples=samples, electrical=electrical
+    )
     return price_session(tariff, periods, session.zone())
 
 
