@@ -21,7 +21,15 @@ from billing.documents import Document, LedgerEntry, book, document_id, insert_d
 from billing.electrical import NO_SAMPLES
 from billing.errors import BillingError
 from billing.idle import charging_ended_at
-from billing.rater import SESSION_BY_ID, completed_session, electrical_readings, receipt_of, register_readings
+from billing.promotions import eligibility
+from billing.rater import (
+    SESSION_BY_ID,
+    completed_session,
+    discount_for,
+    electrical_readings,
+    receipt_of,
+    register_readings,
+)
 from billing.rating import rate
 from billing.receipts import Station, document_body
 from sessions.tariff_store import TariffStore
@@ -91,6 +99,7 @@ async def correct_session(
             issued_at=issued_at,
             reason=reason,
             replaces=current["document_id"],
+            discounted=discount_for(row, session, totals, await eligibility(connection, [row])),
         )
         credit_items = tuple(
             item.negated() for item in await stored_items(connection, current["document_id"])

@@ -25,13 +25,15 @@ from billing.documents import Document, LedgerEntry, book, document_id, insert_d
 from billing.electrical import CURRENT_MEASURAND, NO_SAMPLES, POWER_MEASURAND, Electrical, electrical_of
 from billing.errors import RatingError
 from billing.idle import charging_ended_at, register_wh
+from billing.promotions import Eligibility, eligibility
 from billing.rating import CompletedSession, idle_seconds, rate
-from billing.receipts import Station, document_body, line_items, payable
+from billing.receipts import Station, document_body, line_items
 from sessions.tariff_store import TariffStore
 from tariffs.cdr import CdrTotals
 from tariffs.errors import TariffError
 from tariffs.model import Tariff, TariffVersions
 from tariffs.ocpi import cdr_totals_to_ocpi
+from tariffs.promotions import DiscountedTotal, apply_best_promotion
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +46,11 @@ SELECT cs.session_id::text AS session_id, cs.driver_id, cs.charger_id, cs.evse_i
        coalesce(cs.payment_method_id,
                 (SELECT pm.payment_method_id FROM payment_methods pm
                  WHERE pm.driver_id = cs.driver_id AND pm.is_default LIMIT 1)) AS payment_method_id,
-       c.station_id, s.name AS station_name, s.address AS station_address
+       c.station_id, c.cpo_id, s.name AS station_name, s.address AS station_address,
+       d.tier AS driver_tier
 FROM charging_sessions cs
 LEFT JOIN chargers c ON c.charger_id = cs.charger_id
+LEFT JOIN drivers d ON d.driver_id = cs.driver_id
 LEFT JOIN stations s ON s.station_id = c.station_id
 """
 _CLAIM = (
@@ -71,6 +75,7 @@ class Rated:
     totals: CdrTotals
     receipt: Document
     payment_method_id: str | None
+    discounted: DiscountedTotal | None = None
 
 
 def completed_session(row: Any) -> CompletedSession:
@@ -102,9 +107,20 @@ def receipt_of(
     issued_at: datetime,
     reason: str | None = None,
     replaces: str | None = None,
+    discounted: DiscountedTotal | None = None,
 ) -> Document:
-    """The receipt document of rated ``totals``."""
-    items = tuple(line_items(totals))
+    """The receipt document of rated ``totals`` (less the promotion in ``discounted``, if any)."""
+    items = tuple(line_items(totals, discounted))
+    promotion = None if discounted is None else discounted.promotion
+    applied = None
+    if promotion is not None and any(item.kind == "discount" for item in items):
+        applied = {
+            "promotion_id": promotion.promotion_id,
+            "kind": promotion.kind.value,
+            "amount": str(promotion.amount),
+            "tier": promotion.tier,
+            "code": promotion.code,
+        }
     doc_id = document_id("receipt", session.session_id, revision)
     body = document_body(
         document_id=doc_id,
@@ -124,6 +140,7 @@ def receipt_of(
         tariff_id=session.tariff_id,
         reason=reason,
         replaces=replaces,
+        promotion=applied,
     )
     return Document(doc_id, session.session_id, revision, "receipt", totals.currency, items, body, reason)
 
@@ -155,6 +172,7 @@ class Rater:
                 await _dequeue(connection, rated_elsewhere)
             samples = await register_readings(connection, rows)
             electrical = await electrical_readings(connection, rows)
+            promotions = await eligibility(connection, rows)
             cache: dict[str, tuple[TariffVersions, str] | None] = {}
             rated: list[Rated] = []
             failures: list[tuple[str, str]] = []
@@ -166,6 +184,7 @@ class Rater:
                             row,
                             samples.get(row["session_id"], []),
                             electrical.get(row["session_id"], NO_SAMPLES),
+                            promotions,
                             cache,
                             now,
                         )
@@ -205,6 +224,7 @@ class Rater:
         row: Any,
         samples: Sequence[tuple[datetime, float]],
         electrical: Electrical,
+        promotions: Eligibility,
         cache: dict[str, tuple[TariffVersions, str] | None],
         now: datetime,
     ) -> Rated:
@@ -223,8 +243,21 @@ class Rater:
         station = Station(
             row["charger_id"], row["evse_id"], row["station_id"], row["station_name"], row["station_address"]
         )
-        receipt = receipt_of(session, totals, station, revision=1, issued_at=now)
-        return Rated(session, tariff, totals, receipt, row["payment_method_id"])
+        discounted = discount_for(row, session, totals, promotions)
+        receipt = receipt_of(session, totals, station, revision=1, issued_at=now, discounted=discounted)
+        return Rated(session, tariff, totals, receipt, row["payment_method_id"], discounted)
+
+
+def discount_for(
+    row: Any, session: CompletedSession, totals: CdrTotals, promotions: Eligibility
+) -> DiscountedTotal | None:
+    """The best promotion for the session's driver (tier, codes) on its CPO's chargers; None: none."""
+    offered = promotions.promotions_for(row["cpo_id"])
+    if not offered:
+        return None
+    customer = promotions.customer(session.driver_id, row["driver_tier"], session.started_at)
+    discounted = apply_best_promotion(totals, offered, customer, session.zone())
+    return discounted if discounted.promotion is not None else None
 
 
 async def register_readings(connection: Any, rows: Sequence[Any]) -> dict[str, list[tuple[datetime, float]]]:
@@ -301,8 +334,8 @@ async def _store(connection: Any, rated: Sequence[Rated]) -> None:
         return
     await connection.executemany(
         """INSERT INTO billing_ratings (session_id, driver_id, charger_id, tariff_id, currency, energy_wh,
-               duration_s, idle_s, total_excl_vat, total_incl_vat, cdr)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+               duration_s, idle_s, total_excl_vat, total_incl_vat, cdr, promotion_id, discount_incl_vat)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
         [
             (
                 uuid.UUID(r.session.session_id),
@@ -313,8 +346,10 @@ async def _store(connection: Any, rated: Sequence[Rated]) -> None:
                 r.session.energy_wh,
                 Decimal((r.session.ended_at - r.session.started_at).total_seconds()),
                 idle_seconds(r.totals),
-                *payable(r.totals),
+                r.receipt.total_excl_vat,
+                r.receipt.total_incl_vat,
                 _jsonable(cdr_totals_to_ocpi(r.totals)),
+                *_applied(r.receipt),
             )
             for r in rated
         ],
@@ -352,6 +387,13 @@ async def _store(connection: Any, rated: Sequence[Rated]) -> None:
         ],
     )
     await _dequeue(connection, [r.session.session_id for r in rated])
+
+
+def _applied(receipt: Document) -> tuple[str | None, Decimal]:
+    """The promotion a receipt applied and what it took off incl. VAT (positive)."""
+    promotion = receipt.body.get("promotion")
+    discount = sum((i.amount_incl_vat for i in receipt.items if i.kind == "discount"), Decimal(0))
+    return (None if promotion is None else promotion["promotion_id"]), -discount
 
 
 async def _dequeue(connection: Any, session_ids: Iterable[str]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from tariffs.cdr import CdrTotals
 from tariffs.model import DimensionType
 from tariffs.money import round_money, round_quantity
+from tariffs.promotions import DiscountedTotal, DiscountKind
 
 _SECONDS_PER_HOUR = Decimal(3600)
 _DESCRIPTIONS = {
@@ -72,9 +73,10 @@ class LineItem:
         }
 
 
-def line_items(totals: CdrTotals) -> list[LineItem]:
+def line_items(totals: CdrTotals, discounted: DiscountedTotal | None = None) -> list[LineItem]:
     """The priced lines of ``totals`` grouped by dimension, unit price and VAT, plus an adjustment
-    line when the tariff's min/max price or rounding makes the lines differ from the total."""
+    line when the tariff's min/max price or rounding makes the lines differ from the total, and a
+    ``discount`` line (negative) for the promotion in ``discounted``, if one took anything off."""
     currency = totals.currency
     groups: dict[tuple[DimensionType, Decimal, Decimal | None, bool], list[Decimal]] = {}
     for line in totals.lines:
@@ -120,15 +122,45 @@ def line_items(totals: CdrTotals) -> list[LineItem]:
         items.append(
             LineItem("adjustment", description, Decimal(1), "session", None, None, adjust_excl, adjust_incl)
         )
+    discount = _discount_line(totals, discounted)
+    if discount is not None:
+        items.append(discount)
     return items
 
 
-def payable(totals: CdrTotals) -> tuple[Decimal, Decimal]:
-    """The session's total excl. and incl. VAT, rounded to the currency's minor unit."""
-    return (
-        round_money(totals.total_cost.excl_vat, totals.currency),
-        round_money(totals.total_cost.incl_vat, totals.currency),
+def _discount_line(totals: CdrTotals, discounted: DiscountedTotal | None) -> LineItem | None:
+    """The promotion as its own line: the rounded discounted total minus the rounded full total."""
+    if discounted is None or discounted.promotion is None:
+        return None
+    full_excl, full_incl = payable(totals)
+    after_excl, after_incl = payable(totals, discounted)
+    if (after_excl, after_incl) == (full_excl, full_incl):
+        return None
+    promotion = discounted.promotion
+    if promotion.kind is DiscountKind.PERCENT:
+        what = f"{promotion.amount.normalize():f} %"
+    else:
+        what = f"{promotion.amount} {promotion.currency or totals.currency}"
+    holder = f", code {promotion.code}" if promotion.code else ""
+    holder += f", {promotion.tier} members" if promotion.tier else ""
+    rates = {line.component.vat_percent for line in totals.lines}
+    return LineItem(
+        "discount",
+        f"Promotion {promotion.promotion_id} ({what}{holder})",
+        Decimal(1),
+        "session",
+        None,
+        rates.pop() if len(rates) == 1 else None,  # the discount carries the session's VAT mix
+        after_excl - full_excl,
+        after_incl - full_incl,
     )
+
+
+def payable(totals: CdrTotals, discounted: DiscountedTotal | None = None) -> tuple[Decimal, Decimal]:
+    """The session's total excl. and incl. VAT (after the promotion, if given), rounded to the
+    currency's minor unit."""
+    total = totals.total_cost if discounted is None else discounted.after
+    return round_money(total.excl_vat, totals.currency), round_money(total.incl_vat, totals.currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +197,7 @@ def document_body(
     tariff_id: str | None,
     reason: str | None = None,
     replaces: str | None = None,
+    promotion: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON of a receipt (``kind='receipt'``) or credit note, as stored and served."""
     excl = sum((i.amount_excl_vat for i in items), Decimal(0))
@@ -201,6 +234,8 @@ def document_body(
         body["reason"] = reason
     if replaces is not None:
         body["replaces"] = replaces
+    if promotion is not None:
+        body["promotion"] = dict(promotion)
     return body
 
 

@@ -36,6 +36,7 @@ async def _admin(sql: str) -> None:
 
 
 _TABLES = (
+    "billing_redeemed_codes, billing_promotions, "
     "billing_notifications, billing_ledger, billing_payments, billing_holds, billing_line_items, "
     "billing_documents, billing_rating_queue, billing_ratings, session_events, charging_sessions, "
     "meter_samples, payment_methods, driver_tokens, drivers, tariff_assignments, tariffs, chargers, stations"
