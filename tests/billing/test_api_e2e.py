@@ -214,3 +214,54 @@ async def test_operators_see_debts_and_drivers_do_not(billed: BilledApi, gateway
     assert result["balanced"] is True
     assert (result["outstanding"], result["debt"]) == ({"EUR": "4.17"}, {"EUR": "4.17"})
     assert Decimal(result["rated"]["EUR"]) == Decimal("4.17")
+
+
+async def test_operators_add_promotions_and_drivers_enter_codes_that_discount_their_receipts(
+    billed: BilledApi,
+) -> None:
+    database = billed.sessions.csms.database
+    await seed_charger(database, "CP-P")
+    await seed_driver(database, "ines")
+    url = f"{billed.base_url}/v1/operator/billing/promotions"
+    operator = billed.headers("op", Role.OPERATOR)
+    body = {"promotion_id": "spring", "kind": "PERCENT", "amount": "20", "code": "spring26"}
+    async with billed.http.post(url, json=body, headers=operator) as r:
+        assert r.status == 201
+        assert (await r.json())["cpo_id"] == "CPO1"
+    async with billed.http.post(url, json=body, headers=operator) as r:
+        assert (r.status, r.content_type) == (409, "application/problem+json")
+    async with billed.http.post(url, json={"kind": "FIXED", "amount": 2}, headers=operator) as r:
+        assert r.status == 400
+        assert "needs a currency" in (await r.json())["detail"]
+    async with billed.http.post(url, json=body, headers=billed.headers("ines")) as r:
+        assert r.status == 403
+    async with billed.http.get(url, headers=operator) as r:
+        assert [p["promotion_id"] for p in (await r.json())["promotions"]] == ["spring"]
+
+    codes = f"{billed.base_url}/v1/billing/promotion-codes"
+    async with billed.http.post(codes, json={"code": "winter"}, headers=billed.headers("ines")) as r:
+        assert r.status == 404
+    async with billed.http.post(codes, json={}, headers=billed.headers("ines")) as r:
+        assert r.status == 400
+    async with billed.http.post(codes, json={"code": "Spring26"}, headers=billed.headers("ines")) as r:
+        assert r.status == 201
+        assert (await r.json())["promotion_id"] == "spring"
+
+    # A session started after the code was entered: 10 kWh, 60 min, no idle: 0.50 + 3.00 = 3.50
+    # excl. VAT, 4.165 incl.; 20 % off: 2.80 excl., 3.332 incl. -> 3.33.
+    session_id = await completed_session(
+        database, charger_id="CP-P", driver_id="ines", energy_wh=10_000, start=datetime.now(UTC)
+    )
+    for sink in billed.sessions.completion_sinks:
+        await sink.session_completed(session_id)
+
+    async def receipt() -> Any:
+        async with billed.http.get(
+            f"{billed.base_url}/v1/sessions/{session_id}/receipt", headers=billed.headers("ines")
+        ) as r:
+            return await r.json() if r.status == 200 else None
+
+    found = await until(receipt)
+    assert found["total_incl_vat"] == "3.33"
+    assert [line["kind"] for line in found["lines"]] == ["flat", "energy", "discount"]
+    assert found["promotion"]["code"] == "SPRING26"
