@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from billing.electrical import NO_SAMPLES, electrical_of
 from billing.rater import Rater
@@ -132,3 +134,35 @@ async def test_the_rater_reads_power_samples_of_the_sessions_evse_and_transactio
         "SELECT total_excl_vat, cdr FROM billing_ratings WHERE session_id = $1::uuid", session_id
     )
     assert row["total_excl_vat"] == Decimal("13.70")  # 10 kWh at 0.59 + 20 kWh at 0.39
+
+
+@given(
+    watts=st.lists(st.integers(min_value=0, max_value=150_000), min_size=1, max_size=12),
+    thresholds_kw=st.lists(st.integers(min_value=1, max_value=150), min_size=1, max_size=3),
+    idle_minutes=st.integers(min_value=0, max_value=59),
+)
+def test_every_period_lies_on_one_side_of_every_threshold_and_energy_is_counted_once(
+    watts: list[int], thresholds_kw: list[int], idle_minutes: int
+) -> None:
+    elements: list[dict[str, Any]] = [
+        {
+            "price_components": [{"type": "ENERGY", "price": 0.1 * (i + 2), "step_size": 1}],
+            "restrictions": {"min_power": kw},
+        }
+        for i, kw in enumerate(thresholds_kw)
+    ]
+    elements.append({"price_components": [{"type": "ENERGY", "price": 0.10, "step_size": 1}]})
+    tariff = parse_tariff({"id": "P", "currency": "EUR", "elements": elements})
+    electrical = electrical_of([power(5 * i + 1, w) for i, w in enumerate(watts)])
+    charged = session(minutes=60, energy_wh=25_000)
+    end = START + timedelta(minutes=60 - idle_minutes)
+    periods = charging_periods(charged, tariff, charging_end=end, electrical=electrical).charging_periods
+    assert sum((p.dimensions.get(CdrDimension.ENERGY, Decimal(0)) for p in periods), Decimal(0)) == Decimal(
+        25
+    )
+    for period in periods:
+        if period.start_utc >= end:
+            assert CdrDimension.MIN_POWER not in period.dimensions
+            continue
+        low, high = period.dimensions[CdrDimension.MIN_POWER], period.dimensions[CdrDimension.MAX_POWER]
+        assert all((low >= kw) == (high >= kw) for kw in thresholds_kw)
