@@ -136,15 +136,24 @@ def merged_periods(row_a: FloatArray, *, period_s: int, evse: Evse) -> list[Peri
     currents = np.asarray(row_a, dtype=np.float64)
     if currents.ndim != 1 or currents.size == 0:
         raise ProfileError(f"EVSE {evse.evse_id}: a schedule row needs at least one period")
-    periods: list[Period] = []
-    limits: dict[float, float] = {}  # a row repeats few currents: convert each once
-    for t, current_a in enumerate(currents.tolist()):
-        limit = limits.get(current_a)
-        if limit is None:
-            limit = limits[current_a] = limit_from_current(current_a, evse)
-        if not periods or periods[-1][1] != limit:
-            periods.append((t * period_s, limit))
-    return periods
+    limits = limits_from_currents(currents, evse)
+    starts = np.flatnonzero(np.concatenate(([True], limits[1:] != limits[:-1])))
+    return [(int(t) * period_s, float(limits[t])) for t in starts.tolist()]
+
+
+def limits_from_currents(current_a: FloatArray, evse: Evse) -> FloatArray:
+    """:func:`limit_from_current` of every current of ``current_a`` at once (the same floats)."""
+    _check_evse(evse)
+    if not np.isfinite(current_a).all():
+        raise ProfileError(f"EVSE {evse.evse_id}: currents must be finite")
+    per_a = _per_ampere(evse)
+    clipped = np.minimum(np.maximum(current_a, 0.0), evse.max_current_a)
+    value = np.floor(clipped * per_a / evse.step + _SNAP_STEPS) * evse.step
+    value = np.round(np.floor(value / _WIRE_STEP + _SNAP_STEPS) * _WIRE_STEP, 1)
+    min_value = evse.min_current_a * per_a
+    value = np.where((value > 0.0) & (value < min_value * (1.0 - _SNAP_STEPS)), 0.0, value)
+    out: FloatArray = np.maximum(value, 0.0)
+    return out
 
 
 def bounded_periods(periods: list[Period], *, duration_s: int, max_periods: int) -> tuple[list[Period], int]:

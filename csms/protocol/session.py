@@ -8,8 +8,9 @@ the loop continues, so a misbehaving charger only ever affects its own connectio
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import uuid
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,6 +113,11 @@ class OcppSession:
         self._message_log: MessageLog = message_log or NullMessageLog()
         self._clock = clock
         self._call_lock = asyncio.Lock()
+        # our CALLs' message ids: unique within the connection (all OCPP-J asks), a random prefix so
+        # a reconnecting charger never confuses two connections' ids; cheaper than a uuid4 per call,
+        # which read the OS's randomness each time (0.76 s of 10,000 profiles sent at once)
+        self._id_prefix = secrets.token_hex(6)
+        self._id_counter = itertools.count(1)
         self._send_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[CallResult | CallError]]] = {}
         self._closed = asyncio.Event()
@@ -157,7 +163,7 @@ class OcppSession:
         schema check for payloads whose builders' tests validate them (charging profiles: a
         demand-response event sends thousands at once).
         """
-        unique_id = str(uuid.uuid4())
+        unique_id = f"{self._id_prefix}-{next(self._id_counter)}"
         if validate:
             validate_payload(self.version, CALL, action, payload, unique_id)
         if self.closed:

@@ -341,7 +341,9 @@ async def test_refinements_wait_until_every_quick_answer_is_out() -> None:
             assert len(sender.tx()) == 2
             sender.hold["CP-X"] = release
             now = datetime.now(UTC)
-            cap = (CapWindow(now - timedelta(minutes=1), now + timedelta(hours=1), limit_kw=6.9),)
+            # 4.6 kW is 6.6 A on three phases: below the 8.5 A each car holds, so each quick answer
+            # is a decrease that must go out (CP-X holds SX's until released)
+            cap = (CapWindow(now - timedelta(minutes=1), now + timedelta(hours=1), limit_kw=4.6),)
             loop.set_caps("SX", cap)
             loop.set_caps("SY", cap)
             while not any(s.charger_id == "CP-Y" for s in sender.tx()[2:]):
