@@ -11,7 +11,7 @@ charger speaks. A form may be missing: a 1.6 ``TxProfile`` needs an integer tran
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -50,15 +50,20 @@ class ChargingProfile:
     """Built here by :mod:`optimizer.profiles`, whose tests validate its output against both
     versions' schemas (``optimizer.profile_schema``): the session sends it without validating
     it again. Wrapped dicts keep ``False`` and are validated."""
+    build: Callable[[OcppVersion], dict[str, Any] | None] | None = None
+    """Builds a version's form when it is asked for (:meth:`tx`): a charger speaks one version,
+    so a profile sent to it needs one form (a demand-response event sends thousands at once)."""
 
     def __post_init__(self) -> None:
-        if self.v16 is None and self.v201 is None:
+        if self.v16 is None and self.v201 is None and self.build is None:
             raise CommandError("a charging profile needs a 1.6 or a 2.0.1 form")
 
     def for_version(self, version: OcppVersion) -> dict[str, Any] | None:
         """A fresh copy of the form for ``version`` (``None``: the profile has no such form)."""
         form = self.v16 if version is OcppVersion.V16 else self.v201
-        return None if form is None else _copy_json(form)
+        if form is not None:
+            return _copy_json(form)
+        return None if self.build is None else self.build(version)
 
     @classmethod
     def tx(
@@ -76,23 +81,24 @@ class ChargingProfile:
         fits 2.0.1's 36 characters.
         """
         v16_id = _v16_transaction_id(transaction_id)
-        v16 = (
-            None
-            if v16_id is None
-            else builders.tx_profile_v16(
-                schedule, evse, transaction_id=v16_id, profile_id=profile_id, max_periods=max_periods
-            )
-        )
-        v201 = (
-            builders.tx_profile_v201(
+        fits_v201 = 0 < len(transaction_id) <= builders.V201_TRANSACTION_ID_MAX_LENGTH
+        if v16_id is None and not fits_v201:
+            raise CommandError(f"transaction id {transaction_id!r} fits neither OCPP version")
+
+        def build(version: OcppVersion) -> dict[str, Any] | None:
+            if version is OcppVersion.V16:
+                if v16_id is None:
+                    return None
+                return builders.tx_profile_v16(
+                    schedule, evse, transaction_id=v16_id, profile_id=profile_id, max_periods=max_periods
+                )
+            if not fits_v201:
+                return None
+            return builders.tx_profile_v201(
                 schedule, evse, transaction_id=transaction_id, profile_id=profile_id, max_periods=max_periods
             )
-            if 0 < len(transaction_id) <= builders.V201_TRANSACTION_ID_MAX_LENGTH
-            else None
-        )
-        if v16 is None and v201 is None:
-            raise CommandError(f"transaction id {transaction_id!r} fits neither OCPP version")
-        return cls(v16, v201, checked=True)
+
+        return cls(checked=True, build=build)
 
     @classmethod
     def failsafe(cls, evse: Evse, *, limit_a: float, profile_id: int) -> ChargingProfile:

@@ -28,6 +28,7 @@ are recomputed and re-sent.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
@@ -112,6 +113,7 @@ class SmartChargingLoop:
                 self._where[(b.charger_id, b.ocpp_evse_id)] = (setup.station_id, b.evse_id)
                 self._by_charger.setdefault(b.charger_id, []).append((setup.station_id, b.evse_id))
         self._solved: list[Callable[[str, Schedule], None]] = []
+        self._gc_paused = False  # we disabled the collector for a burst of urgent answers
         self._failsafes = Failsafes(commands, self._settings, self._failsafe_refused)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -344,6 +346,9 @@ class SmartChargingLoop:
         station.cycling = True
         quick = any(t.kind in URGENT for t in triggers)
         if quick:
+            if self._agenda.urgent == 0 and self._settings.pause_gc_while_urgent and gc.isenabled():
+                gc.disable()  # a cap reaching many stations: no collection pauses until all are served
+                self._gc_paused = True
             self._agenda.urgent += 1
         else:
             self._agenda.drop_refinement(station.state.station_id)  # the full solve refines it
@@ -408,6 +413,9 @@ class SmartChargingLoop:
             self._agenda.touch(station_id)
             if quick:
                 self._agenda.urgent -= 1
+                if self._agenda.urgent == 0 and self._gc_paused:
+                    self._gc_paused = False
+                    gc.enable()
             if refining:
                 self._agenda.refining -= 1
             self._wake.set()

@@ -356,3 +356,37 @@ async def test_refinements_wait_until_every_quick_answer_is_out() -> None:
         assert sorted(refined) == [("SX", True), ("SY", True)]
     finally:
         await tasks.cancel_all()
+
+
+async def test_the_collector_waits_while_a_cap_is_being_answered() -> None:
+    import gc
+
+    release = asyncio.Event()
+    sender = ScriptedSender(hold={})
+    tasks = TaskOwner()
+    settings = SmartChargingSettings(quiet_s=0.0, max_delay_s=0.0)
+    loop = SmartChargingLoop(
+        [SETUP], commands=sender, live_state=InProcessLiveState(), tasks=tasks, settings=settings
+    )
+    tasks.start(loop.run(), "smart-charging")
+    assert gc.isenabled()
+    try:
+        await loop.on_event(TransactionStarted("CP-A", 1, 1, "tx-a", None, 0.0, datetime.now(UTC), "m"))
+        async with asyncio.timeout(60):  # guards against a hang only
+            await loop.wait_idle()
+            sender.hold["CP-A"] = release
+            now = datetime.now(UTC)
+            loop.set_caps(
+                "ST", (CapWindow(now - timedelta(minutes=1), now + timedelta(hours=1), limit_kw=4.6),)
+            )
+            for _ in range(500):  # until the quick answer starts
+                if not gc.isenabled():
+                    break
+                await asyncio.sleep(0.01)
+            assert not gc.isenabled()  # its profile is on its way to CP-A
+            release.set()
+            await loop.wait_idle()
+        assert gc.isenabled()
+    finally:
+        await tasks.cancel_all()
+        gc.enable()

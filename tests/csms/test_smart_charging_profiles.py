@@ -67,9 +67,13 @@ def test_every_send_gets_its_own_copy_of_the_form() -> None:
     first["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 99.0
     again = profile.for_version(OcppVersion.V16)
     assert again is not None
-    assert profile.v16 is not None
-    assert again == profile.v16
+    assert again == profile.for_version(OcppVersion.V16)
     assert again["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 12.8
+    wrapped = ChargingProfile(v16=again)  # a wrapped form is copied for each send too
+    copy = wrapped.for_version(OcppVersion.V16)
+    assert copy is not None
+    copy["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 99.0
+    assert wrapped.for_version(OcppVersion.V16) == again
 
 
 @pytest.mark.asyncio
@@ -84,12 +88,13 @@ async def test_a_built_profile_goes_out_and_a_wrapped_invalid_one_is_still_refus
         profile = built_profiles()[0]
         pending = asyncio.create_task(bus.set_charging_profile("CP", 1, profile))
         sent = json.loads(await connection.outgoing.get())
-        assert sent[2:] == ["SetChargingProfile", {"connectorId": 1, "csChargingProfiles": profile.v16}]
+        form = profile.for_version(OcppVersion.V16)
+        assert sent[2:] == ["SetChargingProfile", {"connectorId": 1, "csChargingProfiles": form}]
         await connection.incoming.put(json.dumps([3, sent[1], {"status": "Accepted"}]))
         assert (await pending).outcome is CommandOutcome.ACCEPTED
 
-        assert profile.v16 is not None
-        broken = dict(profile.v16, chargingProfilePurpose="NoSuchPurpose")
+        assert form is not None
+        broken = dict(form, chargingProfilePurpose="NoSuchPurpose")
         with pytest.raises(CommandError, match="SetChargingProfile"):
             await bus.set_charging_profile("CP", 1, ChargingProfile(v16=broken))
         assert connection.outgoing.empty()
