@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairwatt.config.errors import ConfigError
-from fairwatt.config.model import EvsePlace, LimitNode, PriceSchedule, StationConfig
+from fairwatt.config.model import EvsePlace, LimitNode, StationConfig
 from fairwatt.config.network_collect import _at, _Collected, lenient_mapping
 from fairwatt.config.network_model import (
     ChargerConfig,
@@ -21,11 +21,9 @@ from fairwatt.config.station import (
     CONNECTIONS,
     POLICY_KEYS,
     RATE_UNITS,
-    _base_load,
     _limit_tree,
-    _peak_event,
-    _prices,
     policy_from,
+    site_rules,
 )
 from fairwatt.config.yamljson import cursor_at
 from optimizer.types import Connection, Evse, Policy, RateUnit
@@ -131,14 +129,7 @@ def _station(entry: Cursor, out: _Collected) -> None:
         grid_limit_kw=grid_limit_kw,
         limits=limits,
         evses=tuple(evses),
-        prices=_prices(fields["prices"]) if "prices" in fields else PriceSchedule(),
-        peak_events=tuple(_peak_event(c) for c in fields["peak_events"].sequence())
-        if "peak_events" in fields
-        else (),
-        base_load_kw=_base_load(fields["base_load_kw"]) if "base_load_kw" in fields else (),
-        demand_charge_per_kw=fields["demand_charge_per_kw"].number(minimum=0.0)
-        if "demand_charge_per_kw" in fields
-        else 0.0,
+        **site_rules(fields),
         policy=policy,
         resolve_every_periods=resolve_every,
         source=entry.source,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairwatt.config.model import (
@@ -114,19 +115,27 @@ def _station_from(root: Cursor) -> StationConfig:
         grid_limit_kw=fields["grid_limit_kw"].number("kW", positive=True),
         limits=limits,
         evses=evses,
-        prices=_prices(fields["prices"]) if "prices" in fields else PriceSchedule(),
-        peak_events=tuple(_peak_event(c) for c in fields["peak_events"].sequence())
-        if "peak_events" in fields
-        else (),
-        base_load_kw=_base_load(fields["base_load_kw"]) if "base_load_kw" in fields else (),
-        demand_charge_per_kw=fields["demand_charge_per_kw"].number(minimum=0.0)
-        if "demand_charge_per_kw" in fields
-        else 0.0,
+        **site_rules(fields),
         policy=policy,
         resolve_every_periods=resolve_every,
         source=root.source,
         places=places,
     )
+
+
+def site_rules(fields: dict[str, Cursor]) -> dict[str, Any]:
+    """A station's optional rules over time as ``StationConfig`` fields: prices, peak events,
+    base load and demand charge (the station file and the network file read them alike)."""
+    return {
+        "prices": _prices(fields["prices"]) if "prices" in fields else PriceSchedule(),
+        "peak_events": tuple(_peak_event(c) for c in fields["peak_events"].sequence())
+        if "peak_events" in fields
+        else (),
+        "base_load_kw": _base_load(fields["base_load_kw"]) if "base_load_kw" in fields else (),
+        "demand_charge_per_kw": fields["demand_charge_per_kw"].number(minimum=0.0)
+        if "demand_charge_per_kw" in fields
+        else 0.0,
+    }
 
 
 # -- EVSEs ------------------------------------------------------------------------------------
