@@ -31,6 +31,7 @@ from csms.settings import CsmsSettings
 from csms.smart_charging import StationSetup
 from demand_response.app import install as install_demand_response
 from demand_response.config import Program
+from fairwatt.commands.direct import TOKEN_SECRET_ENV
 from fairwatt.commands.stations import keep_current_in
 from fairwatt.config import StationConfig
 from fairwatt.errors import FairwattError
@@ -39,8 +40,6 @@ from sessions.app import ApiModule, SessionsSettings
 from sessions.app import install as install_sessions
 
 logger = logging.getLogger(__name__)
-
-TOKEN_SECRET_ENV = "FAIRWATT_TOKEN_SECRET"
 
 
 class AssemblyError(FairwattError):

@@ -18,11 +18,11 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 from csms.storage.database import Database
+from fairwatt.commands.direct import server_token_secret, with_database
 from fairwatt.errors import FairwattError
 from sessions.app import SESSIONS_MIGRATIONS
 from sessions.auth import Role, TokenIssuer
@@ -73,19 +73,6 @@ def _dsn(args: argparse.Namespace, *, required: bool) -> str | None:
     return dsn
 
 
-async def _with_database(dsn: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    database = Database(dsn, max_connections=1)
-    database.add_migrations(SESSIONS_MIGRATIONS)
-    try:
-        await database.open()
-    except OSError as exc:
-        raise DriversError(f"cannot reach the database: {exc}") from None
-    try:
-        return await work(database)
-    finally:
-        await database.close()
-
-
 def _create(args: argparse.Namespace) -> int:
     dsn = _dsn(args, required=True)
     assert dsn is not None
@@ -105,7 +92,7 @@ def _create(args: argparse.Namespace) -> int:
         await create_driver(database, driver)
 
     try:
-        asyncio.run(_with_database(dsn, work))
+        asyncio.run(with_database(dsn, (SESSIONS_MIGRATIONS,), work, DriversError))
     except SessionsError as exc:
         raise DriversError(str(exc)) from None
     summary = {
@@ -121,23 +108,11 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _secret(args: argparse.Namespace) -> str:
-    if args.secret_file is not None:
-        try:
-            return str(args.secret_file.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise DriversError(f"{args.secret_file}: {exc.strerror}") from None
-    secret = os.environ.get("FAIRWATT_TOKEN_SECRET")
-    if not secret:
-        raise DriversError("give the server's token secret: --secret-file FILE or FAIRWATT_TOKEN_SECRET")
-    return secret
-
-
 def _token(args: argparse.Namespace) -> int:
     if args.ttl_s <= 0 or args.ttl_s > 86_400:
         raise DriversError("--ttl-s must be between 1 and 86400 seconds (driver tokens are short-lived)")
     try:
-        issuer = TokenIssuer(_secret(args))
+        issuer = TokenIssuer(server_token_secret(args.secret_file, DriversError))
     except SessionsError as exc:
         raise DriversError(str(exc)) from None
     dsn = _dsn(args, required=False)
@@ -146,7 +121,7 @@ def _token(args: argparse.Namespace) -> int:
         async def work(database: Database) -> bool:
             return await driver_exists(database, args.driver_id)
 
-        if not asyncio.run(_with_database(dsn, work)):
+        if not asyncio.run(with_database(dsn, (SESSIONS_MIGRATIONS,), work, DriversError)):
             raise DriversError(f"no driver {args.driver_id}; create it first with: fairwatt drivers create")
     print(issuer.mint(args.driver_id, Role.DRIVER, ttl_s=args.ttl_s))
     return 0

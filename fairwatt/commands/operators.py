@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from csms.storage.database import Database
+from fairwatt.commands.direct import server_token_secret, with_database
 from fairwatt.errors import FairwattError
 from fairwatt.operator.app import FAIRWATT_MIGRATIONS
 from fairwatt.operator.keys import mint_key, revoke_key
@@ -53,21 +54,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     revoke.set_defaults(handler=_revoke)
 
 
-def _secret(args: argparse.Namespace) -> str:
-    if args.secret_file is not None:
-        try:
-            return str(args.secret_file.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise OperatorsError(f"{args.secret_file}: {exc.strerror}") from None
-    secret = os.environ.get("FAIRWATT_TOKEN_SECRET")
-    if not secret:
-        raise OperatorsError("give the server's token secret: --secret-file FILE or FAIRWATT_TOKEN_SECRET")
-    return secret
-
-
 def _create(args: argparse.Namespace) -> int:
     try:
-        key_id, key = mint_key(TokenIssuer(_secret(args)), args.cpo, args.name)
+        key_id, key = mint_key(
+            TokenIssuer(server_token_secret(args.secret_file, OperatorsError)), args.cpo, args.name
+        )
     except (ValueError, SessionsError) as exc:
         raise OperatorsError(str(exc)) from None
     if args.json:
@@ -84,16 +75,10 @@ def _revoke(args: argparse.Namespace) -> int:
     if not dsn:
         raise OperatorsError("revoke-key needs the server's database: set DATABASE_URL")
 
-    async def revoke() -> bool:
-        database = Database(dsn, max_connections=1)
-        database.add_migrations(SESSIONS_MIGRATIONS)
-        database.add_migrations(FAIRWATT_MIGRATIONS)
-        await database.open()
-        try:
-            return await revoke_key(database, args.key_id)
-        finally:
-            await database.close()
+    async def revoke(database: Database) -> bool:
+        return await revoke_key(database, args.key_id)
 
-    fresh = asyncio.run(revoke())
+    migrations = (SESSIONS_MIGRATIONS, FAIRWATT_MIGRATIONS)
+    fresh = asyncio.run(with_database(dsn, migrations, revoke, OperatorsError))
     print(f"key {args.key_id} {'revoked' if fresh else 'was already revoked'}")
     return 0
