@@ -102,9 +102,13 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     shortfall_kwh = np.maximum(problem.need_kwh - planned_kwh, 0.0)
     exact = min(problem.snapshot.policy.exact_periods, problem.periods)
     order = list(np.argsort(problem.laxity_h(), kind="stable"))
+    steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)
     for t in range(exact):
         live = (problem.departure > t) & (problem.arrival <= t)
+        # what is still short, up to the next step: the pilot that finishes a car's need may round
+        # up (the car stops when it is full), else the last few watt-hours are never delivered
         room = shortfall_kwh / (problem.kw_per_a * problem.period_h)
+        room = np.where(room > 1e-9, np.ceil(room / steps - 1e-6) * steps, 0.0)
         upper = np.where(live, np.minimum(problem.pilot_upper_a, out[:, t] + room), 0.0)
         if not np.any(upper > out[:, t] + 1e-9):
             continue

@@ -322,3 +322,20 @@ def test_the_minimum_current_program_only_runs_where_a_car_sits_below_its_minimu
     assert switched[1] >= 6.0  # switched on at its minimum ...
     assert switched.sum() <= 20.0 + 1e-6  # ... with the other giving way
     assert switched[0] >= 6.0
+
+
+def test_the_pilot_that_finishes_a_need_rounds_up_to_the_step() -> None:
+    # 15 minutes left, 0.5 kWh to go at 230 V: 8.696 A. Rounded down to the 1 A step (8 A) the car
+    # would leave 40 Wh short; the last pilot goes up to 9 A instead (the car stops when full).
+    e = evse("e1", max_current_a=16.0, step=1.0)
+    result = solve(snapshot(site_of(("e1",)), (e,), (session("s1", "e1", 0.25, 0.5),)))
+    assert result.current_a[0, 0] == pytest.approx(9.0)
+    assert used_kwh(result.current_a, 0.23, 900) >= 0.5
+
+
+def test_rounding_up_to_finish_a_need_stays_within_the_limit() -> None:
+    # the same two cars under a 17 A feeder: 9 A each would break it, so one gets 8 A
+    evses = (evse("e1", max_current_a=16.0, step=1.0), evse("e2", max_current_a=16.0, step=1.0))
+    sessions = (session("s1", "e1", 0.25, 0.5), session("s2", "e2", 0.25, 0.5))
+    result = solve(snapshot(site_of(("e1", "e2"), limit_a=17.0), evses, sessions))
+    assert sorted(result.current_a[:, 0]) == pytest.approx([8.0, 9.0])
