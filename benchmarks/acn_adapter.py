@@ -47,15 +47,6 @@ _PRICE_CHUNK = 7 * 288  # periods of tariff fetched at once (prices are known ah
 _CAR_LIMITED_A = 0.01  # a car drawing this much less than its pilot is at its own limit
 
 
-def usable_a(car_max_a: float, step_a: float) -> float:
-    """The highest pilot on the EVSE's step grid a car limited to ``car_max_a`` draws in full [A].
-
-    Planning with the car's exact limit (31.73 A for 6.6 kW at 208 V) and then rounding the pilot
-    down to the step (31.7 A) loses energy a plan with no slack cannot make up.
-    """
-    return math.floor(car_max_a / step_a + 1e-9) * step_a
-
-
 def make_events(rows: Sequence[SessionRow], battery_power_kw: float = 6.6) -> acnsim.EventQueue:
     """Plug-in events as the ACN-Sim experiments built them from ACN-Data.
 
@@ -197,14 +188,16 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         for session_id, pilot in pilots.items():
             drawn = float(actual.get(session_id, 0.0))
             if drawn > 0 and pilot > drawn + _CAR_LIMITED_A and session_id not in self._car_max_a:
-                self._car_max_a[session_id] = usable_a(drawn, self.step_a)
+                # the exact limit: planned at it, the car gets the pilot at the step above (31.8 A
+                # for 31.73 A) and draws it all (60 kW: 99.871 -> 99.881 % against 31.7 A)
+                self._car_max_a[session_id] = drawn
                 self._fleet_a.append(self._car_max_a[session_id])
 
     def _car_limit_a(self, session_id: str) -> float | None:
         """The car's observed limit, else the fleet's typical one learned from earlier sessions.
 
         Without a prior, a cost-aware plan that leaves a car to charge at full rate just before
-        it leaves learns only then that the car takes 31.7 A, not 32 A, and cannot make up the gap.
+        it leaves learns only then that the car takes 31.73 A, not 32 A, and cannot make up the gap.
         """
         if session_id in self._car_max_a:
             return self._car_max_a[session_id]
@@ -334,7 +327,13 @@ class OfflineReplay(BaseAlgorithm):  # type: ignore[misc]
         self._rows_of: dict[str, int] = {}
 
     def _car_max_a(self, row: SessionRow) -> float:
-        return usable_a(min(MAX_PILOT_A, row.max_power_kw * 1000.0 / VOLTAGE_V), self.step_a)
+        # the highest step the car draws in full (31.7 A for 6.6 kW at 208 V): planning the whole day
+        # at its exact 31.73 A instead gave a lower bound (20 kW: 78.25 -> 78.20 %, 60 kW: 99.87 ->
+        # 99.85 %); the bound is the better of the two
+        return (
+            math.floor(min(MAX_PILOT_A, row.max_power_kw * 1000.0 / VOLTAGE_V) / self.step_a + 1e-9)
+            * self.step_a
+        )
 
     def _make_plan(self, now_period: int, active_sessions: list[Any]) -> None:
         until = next(m for m in self.midnights if m > now_period)
