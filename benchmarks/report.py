@@ -26,6 +26,9 @@ PUBLISHED_PCT = {
     "RR": 92.29,
 }
 PUBLISHED_FOR = {OURS: 95.06, OFFLINE: 95.26, "llf": 93.21, "edf": 93.10, "round-robin": 92.29}
+# The 27 caps behind those means: the notebook's sweep 10, 15, ..., 125 kW plus 130, 140 and 150 kW,
+# which it loaded from an earlier run's saved results (its table counts 27 runs per algorithm)
+PUBLISHED_CAPS: tuple[float, ...] = (*(float(c) for c in range(10, 126, 5)), 130.0, 140.0, 150.0)
 
 
 class Progress:
@@ -129,10 +132,19 @@ def targets(figures: Sequence[RunFigures]) -> dict[str, Any]:
     gaps = [by[(OFFLINE, c)].energy_pct - by[(OURS, c)].energy_pct for c in caps]
     ours = [by[(OURS, c)].energy_pct for c in caps]
     limited = [f for f in figures if f.algorithm in (OURS, OURS_AMP, OFFLINE)]
+    # the published means are over the 27 caps: a mean over other caps does not compare with them
+    like_published = set(PUBLISHED_CAPS) <= set(caps)
+    published_caps = [c for c in caps if c in PUBLISHED_CAPS]
+    ours_27 = [by[(OURS, c)].energy_pct for c in published_caps]
+    offline_27 = [by[(OFFLINE, c)].energy_pct for c in published_caps]
     return {
         "caps_compared": caps,
         "ours_mean_pct": sum(ours) / len(ours) if ours else None,
-        "ours_mean_at_least_published_mpc": (sum(ours) / len(ours) >= 95.06) if ours else None,
+        "ours_mean_27_caps_pct": sum(ours_27) / len(ours_27) if like_published else None,
+        "offline_mean_27_caps_pct": sum(offline_27) / len(offline_27) if like_published else None,
+        "ours_mean_at_least_published_mpc": (sum(ours_27) / len(ours_27) >= PUBLISHED_FOR[OURS])
+        if like_published
+        else None,
         "worst_gap_to_offline_points": max(gaps) if gaps else None,
         "within_0_3_points_of_offline_at_every_cap": all(g <= 0.3 for g in gaps) if gaps else None,
         "violations_drawn_ours_offline": sum(f.violations_drawn for f in limited),
