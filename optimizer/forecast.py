@@ -13,11 +13,11 @@ energy below the real cars' (``ActiveSession.forecast_weight``), so they only br
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 
-from optimizer.types import ActiveSession
+from optimizer.types import ActiveSession, Evse, FeederNode, Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +110,38 @@ def expected_sessions(
             )
         )
     return tuple(out)
+
+
+def with_group_evses(
+    site: Site, evses: Sequence[Evse], prefix: str = "expected"
+) -> tuple[Site, tuple[Evse, ...], dict[str, str]]:
+    """The site plus one virtual EVSE per group of EVSEs wired alike, to carry expected sessions.
+
+    EVSEs are alike when they hang from the same node of the limit tree with the same connection,
+    voltage and rate unit: every limit treats their currents the same way. Each group's virtual
+    EVSE sits in that node, may draw what the whole group can (so expected sessions on it are held
+    by the same limits), has no minimum current, and is never sent a profile. Returns the site,
+    the EVSEs (the real ones first) and each real EVSE's group EVSE id (for ``expected_sessions``).
+    """
+    by_id = {e.evse_id: e for e in evses}
+    group_of: dict[str, str] = {}
+    extra: list[Evse] = []
+
+    def visit(node: FeederNode) -> FeederNode:
+        groups: dict[tuple[object, ...], list[Evse]] = {}
+        for evse_id in node.evse_ids:
+            evse = by_id[evse_id]
+            groups.setdefault((evse.connection, evse.voltage_v, evse.rate_unit), []).append(evse)
+        added: list[str] = []
+        for k, members in enumerate(groups.values()):
+            group_id = f"{prefix}:{node.node_id}:{k}"
+            total_a = sum(e.max_current_a for e in members)
+            extra.append(replace(members[0], evse_id=group_id, max_current_a=total_a, min_current_a=0.0))
+            added.append(group_id)
+            group_of.update((e.evse_id, group_id) for e in members)
+        return replace(
+            node, evse_ids=(*node.evse_ids, *added), children=tuple(visit(c) for c in node.children)
+        )
+
+    root = visit(site.root)
+    return replace(site, root=root), (*evses, *extra), group_of

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from optimizer import ActiveSession, Evse, FeederNode, Policy, Site, SnapshotError, StationSnapshot, solve
-from optimizer.forecast import PastSession, expected_sessions
+from optimizer.forecast import PastSession, expected_sessions, with_group_evses
+from optimizer.network import Network
 from optimizer.types import Connection
 
 # Tuesday 2026-03-03 10:00 UTC (the zone of these tests is UTC)
@@ -94,3 +95,47 @@ def test_expected_sessions_may_share_an_evse_but_cars_present_may_not() -> None:
     other = ActiveSession("B", "a", NOW, NOW + timedelta(hours=3), 1.0)
     with pytest.raises(SnapshotError):
         solve(StationSnapshot("st", NOW, SITE, EVSES, (car, other), POLICY))
+
+
+def test_group_evses_sit_where_their_members_do_and_change_no_limit() -> None:
+    evses = (
+        Evse("a1", Connection.L1, 230.0, 16.0, min_current_a=6.0),
+        Evse("a2", Connection.L1, 230.0, 32.0),
+        Evse("b1", Connection.L2, 230.0, 32.0),
+        Evse("p1", Connection.L1, 230.0, 32.0),
+    )
+    pod = FeederNode("pod", limit_a=40.0, evse_ids=("p1",))
+    site = Site(
+        grid_limit_kw=50.0,
+        root=FeederNode("main", limit_a=63.0, evse_ids=("a1", "a2", "b1"), children=(pod,)),
+    )
+    grouped, all_evses, group_of = with_group_evses(site, evses)
+    assert group_of == {
+        "a1": "expected:main:0",
+        "a2": "expected:main:0",
+        "b1": "expected:main:1",
+        "p1": "expected:pod:0",
+    }
+    assert grouped.root.evse_ids == ("a1", "a2", "b1", "expected:main:0", "expected:main:1")
+    assert grouped.root.children[0].evse_ids == ("p1", "expected:pod:0")
+    extra = {e.evse_id: e for e in all_evses[len(evses) :]}
+    assert all_evses[: len(evses)] == evses
+    assert extra["expected:main:0"].max_current_a == 48.0
+    assert extra["expected:main:0"].min_current_a == 0.0
+    assert extra["expected:pod:0"].connection is Connection.L1
+    # the real EVSEs' currents meet the same limits (virtual ones at 0)
+    real, with_groups = Network.build(site, evses), Network.build(grouped, all_evses)
+    current = np.array([[16.0], [30.0], [20.0], [32.0]])
+    padded = np.zeros((len(with_groups.evse_ids), 1))
+    for i, evse_id in enumerate(("a1", "a2", "b1", "p1")):
+        padded[with_groups.evse_ids.index(evse_id)] = current[i]
+    ordered = np.array([current[("a1", "a2", "b1", "p1").index(e)] for e in real.evse_ids])
+    limit = np.array([50.0])
+    assert np.allclose(
+        np.sort(real.utilisation(ordered, limit).ravel()),
+        np.sort(with_groups.utilisation(padded, limit).ravel()),
+    )
+    # a group EVSE's current counts where its members' does: 40 A on the pod's fills its 40 A limit
+    padded[:] = 0.0
+    padded[with_groups.evse_ids.index("expected:pod:0")] = 40.0
+    assert with_groups.utilisation(padded, limit).max() == pytest.approx(1.0)
