@@ -45,6 +45,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="start of period 0 for period-based CSVs (ISO 8601, station time if no offset)",
     )
     parser.add_argument(
+        "--forecast",
+        nargs="?",
+        type=float,
+        const=0.5,
+        default=0.0,
+        metavar="WEIGHT",
+        help="fairwatt: also plan around the sessions earlier simulated days saw arrive later in the "
+        "day, their energy weighted by WEIGHT (default 0.5)",
+    )
+    parser.add_argument(
         "--progress", action="store_true", help="show a progress bar (default: when a terminal)"
     )
     parser.set_defaults(handler=run)
@@ -107,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     progress = None
     if args.progress or sys.stderr.isatty():
         progress = ProgressBar(sys.stderr, label=f"{args.algorithm} {days[0]}..{days[-1]}")
-    result = simulate(config, records, days, args.algorithm, progress)
+    result = simulate(config, records, days, args.algorithm, progress, forecast_weight=args.forecast)
     rows = day_metrics(result)
     overall = overall_metrics(result)
     if args.plot:
@@ -117,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {
         "station": config.station_id,
         "algorithm": args.algorithm,
+        "forecast_weight": args.forecast if args.algorithm == "fairwatt" else 0.0,
         "grid_limit_kw": config.grid_limit_kw,
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),

@@ -27,6 +27,7 @@ from fairwatt.config.timeofuse import local_to_utc
 from fairwatt.simulation.errors import SimulationError
 from fairwatt.simulation.sessions import SessionRecord
 from optimizer.errors import OptimizerError
+from optimizer.forecast import PastSession, expected_sessions, with_group_evses
 from optimizer.limits import power_limit_kw
 from optimizer.network import Network
 from optimizer.offline import solve_offline
@@ -154,13 +155,21 @@ def simulate(
     days: Sequence[date],
     algorithm: str = "fairwatt",
     progress: ProgressCallback | None = None,
+    forecast_weight: float = 0.0,
 ) -> SimulationResult:
-    """Run the sessions arriving on ``days`` (local dates, consecutive) through ``algorithm``."""
+    """Run the sessions arriving on ``days`` (local dates, consecutive) through ``algorithm``.
+
+    ``forecast_weight`` > 0 (fairwatt only): each solve also sees the sessions earlier simulated
+    days of the same kind saw arrive later in the day (``optimizer.forecast``), their energy
+    weighted by it; never a session of the day being simulated.
+    """
     if algorithm not in ALGORITHMS:
         raise SimulationError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
     if not days:
         raise SimulationError("no days to simulate")
-    return _Run(config, records, sorted(days), algorithm, progress).run()
+    if forecast_weight < 0:
+        raise SimulationError(f"the forecast weight must be 0 or more, got {forecast_weight:g}")
+    return _Run(config, records, sorted(days), algorithm, progress, forecast_weight).run()
 
 
 class _Run:
@@ -171,6 +180,7 @@ class _Run:
         days: list[date],
         algorithm: str,
         progress: ProgressCallback | None,
+        forecast_weight: float = 0.0,
     ) -> None:
         self.config = config
         self.algorithm = algorithm
@@ -200,6 +210,15 @@ class _Run:
         self.site = config.site(self.start, self.periods)
         self.price_starts = [p.start for p in self.site.prices]
         self.network = Network.build(self.site, config.evses)  # compiled once, reused by every solve
+        # what the online solves see: the site, plus a group EVSE per set of EVSEs wired alike
+        # when sessions expected from earlier days are planned around
+        self.forecast_weight = forecast_weight if algorithm == "fairwatt" else 0.0
+        self.plan_root, self.plan_evses, self.plan_network = self.site.root, config.evses, self.network
+        self.group_of: dict[str, str] = {}
+        if self.forecast_weight > 0:
+            grouped, self.plan_evses, self.group_of = with_group_evses(self.site, config.evses)
+            self.plan_root = grouped.root
+            self.plan_network = Network.build(grouped, self.plan_evses)
         self.solves = 0
         self.solve_time_s = 0.0
 
@@ -296,7 +315,7 @@ class _Run:
         last = bisect.bisect_left(self.price_starts, end)
         return Site(
             grid_limit_kw=self.site.grid_limit_kw,
-            root=self.site.root,
+            root=self.plan_root,
             caps=tuple(c for c in self.site.caps if c.start < end and c.end > now),
             prices=self.site.prices[first:last],
             base_load_kw=self.site.base_load_kw,
@@ -329,16 +348,37 @@ class _Run:
             )
             for live in active.values()
         )
+        if self.forecast_weight > 0:
+            sessions += self._expected(t, now)
         snapshot = StationSnapshot(
             station_id=self.config.station_id,
             now=now,
             site=self._site(t, self.config.policy.horizon_periods),
-            evses=self.config.evses,
+            evses=self.plan_evses,
             sessions=sessions,
             policy=self.config.policy,
         )
-        schedule = self._timed(lambda: solve(snapshot, Algorithm(self.algorithm), self.network))
+        schedule = self._timed(lambda: solve(snapshot, Algorithm(self.algorithm), self.plan_network))
         return _Plan.of(schedule, t)
+
+    def _expected(self, t: int, now: datetime) -> tuple[ActiveSession, ...]:
+        """Sessions expected later today, from what the sessions that arrived so far told on arrival."""
+        history = (
+            PastSession(
+                evse_id=live.record.evse_id,
+                arrival=live.record.arrival,
+                departure=live.record.estimated_departure,
+                energy_kwh=live.record.requested_energy_kwh,
+                max_current_a=live.car_max_a,
+            )
+            for live in self.lives
+            if live.arrival_t <= t
+            and live.record.requested_energy_kwh is not None
+            and live.record.estimated_departure is not None
+        )
+        return expected_sessions(
+            history, now, self.config.time_zone, self.group_of, weight=self.forecast_weight
+        )
 
     def _plan_offline(
         self, t: int, active: dict[str, _Live], arrivals: dict[int, list[_Live]]

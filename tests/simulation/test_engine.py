@@ -180,3 +180,67 @@ def test_a_spring_forward_day_has_23_hours() -> None:
     assert result.periods == 23 * 4
     (day,) = day_metrics(result)
     assert day.delivered_kwh == pytest.approx(19.2, abs=0.05)
+
+
+# -- sessions expected from earlier days ----------------------------------------------------------
+
+TWO_DAYS = """\
+session_id,evse_id,arrival,departure,estimated_departure,requested_energy_kwh
+d1-early,A,2019-03-04T08:00,2019-03-04T12:00,2019-03-04T12:00,6
+d1-late,B,2019-03-04T11:00,2019-03-04T12:00,2019-03-04T12:00,7
+d2-early,A,2019-03-05T08:00,2019-03-05T12:00,2019-03-05T12:00,6
+d2-late,B,2019-03-05T11:00,2019-03-05T12:00,2019-03-05T12:00,7
+"""
+
+
+PEAK_MORNING = STATION.replace(
+    "prices: {default_per_kwh: 0.10}",
+    "prices:\n    default_per_kwh: 0.10\n    windows:\n"
+    '      - {name: peak, start: "08:00", end: "11:00", price_per_kwh: 0.30}',
+)
+
+
+def test_the_forecast_learns_from_earlier_days_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 7.2 kW shared; each day a car at A 08:00-12:00 wants 6 kWh and one at B 11:00-12:00 wants
+    # 7 kWh. Cost-aware and blind to the 11:00 car, the plan leaves part of A's energy for the cheap
+    # hour 11-12, where the two then compete for 7.2 kWh (97 % served on 5 March, as on 4 March).
+    # Knowing from 4 March that a car comes at 11:00, 5 March charges A in the morning: all served.
+    station = parse_station(PEAK_MORNING, "peak.yaml")
+    seen: list[StationSnapshot] = []
+    from optimizer.solver import solve as real_solve
+
+    def recording_solve(snapshot: StationSnapshot, algorithm: Algorithm, network: object) -> Schedule:
+        seen.append(snapshot)
+        return real_solve(snapshot, algorithm, network)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "solve", recording_solve)
+    records = parse_sessions(TWO_DAYS, "s.csv", station.time_zone, known_evse_ids=station.evse_ids)
+    days = [DAY, date(2019, 3, 5)]
+    blind = day_metrics(simulate(station, records, days, "fairwatt"))
+    seen.clear()
+    result = simulate(station, records, days, "fairwatt", forecast_weight=0.5)
+    informed = day_metrics(result)
+    expected = [
+        (snapshot.now, s) for snapshot in seen for s in snapshot.sessions if s.forecast_weight is not None
+    ]
+    # 4 March has no earlier day: nothing expected; on 5 March, 4 March's late car is expected
+    # (on the group EVSE of A and B) until it would have arrived, never a car of 5 March itself
+    assert expected
+    for now, session in expected:
+        assert now.date() == date(2019, 3, 5)
+        assert now < datetime(2019, 3, 5, 11, tzinfo=UTC)
+        assert session.evse_id == "expected:main:0"
+        assert session.energy_needed_kwh == pytest.approx(7.0)
+        assert session.arrival == datetime(2019, 3, 5, 11, tzinfo=UTC)
+    assert informed[0].energy_delivered_pct == pytest.approx(blind[0].energy_delivered_pct)
+    blind_pct = blind[1].energy_delivered_pct
+    assert blind_pct is not None
+    assert blind_pct < 99.0
+    assert informed[1].energy_delivered_pct == pytest.approx(100.0, abs=1e-6)
+    assert overall_metrics(result).worst_utilisation <= 1.0 + 1e-9
+
+
+def test_a_negative_forecast_weight_is_refused(station: StationConfig) -> None:
+    records = parse_sessions(SESSIONS, "s.csv", station.time_zone, known_evse_ids=station.evse_ids)
+    with pytest.raises(SimulationError, match="forecast weight"):
+        simulate(station, records, [DAY], "fairwatt", forecast_weight=-0.1)
