@@ -48,6 +48,76 @@ class _Bucket:
     current_a: float = 0.0
 
 
+def _earlier_days(
+    history: Iterable[PastSession], today: date, zone: tzinfo, group_of: Mapping[str, str], max_days: int
+) -> dict[date, list[PastSession]]:
+    """The ``max_days`` latest days before ``today`` of its kind, with their sessions on grouped EVSEs."""
+    by_day: dict[date, list[PastSession]] = {}
+    for s in history:
+        day = s.arrival.astimezone(zone).date()
+        if day < today and _weekend(day) == _weekend(today) and s.evse_id in group_of:
+            by_day.setdefault(day, []).append(s)
+    return {day: by_day[day] for day in sorted(by_day)[-max_days:]}
+
+
+def _buckets(
+    days: Mapping[date, Sequence[PastSession]],
+    now_s: float,
+    zone: tzinfo,
+    group_of: Mapping[str, str],
+    arrival_bucket: timedelta,
+    stay_bucket: timedelta,
+) -> dict[tuple[str, int, int], _Bucket]:
+    """The sessions of ``days`` that arrived later in their day than ``now_s``, summed per bucket."""
+    buckets: dict[tuple[str, int, int], _Bucket] = {}
+    for day, sessions in days.items():
+        start = local_midnight(day, zone)
+        for s in sessions:
+            arrival_s = (s.arrival - start).total_seconds()
+            stay_s = (s.departure - s.arrival).total_seconds()
+            if arrival_s <= now_s or stay_s <= 0 or s.energy_kwh <= 0:
+                continue
+            key = (
+                group_of[s.evse_id],
+                int(arrival_s // arrival_bucket.total_seconds()),
+                int(stay_s // stay_bucket.total_seconds()),
+            )
+            b = buckets.setdefault(key, _Bucket())
+            b.count += 1
+            b.energy_kwh += s.energy_kwh
+            b.arrival_s += arrival_s
+            b.stay_s += stay_s
+            b.current_a += s.max_current_a
+    return buckets
+
+
+def _sessions(
+    buckets: Mapping[tuple[str, int, int], _Bucket],
+    midnight: datetime,
+    per_days: int,
+    weight: float,
+    scenario: int | None = None,
+) -> list[ActiveSession]:
+    """One expected session per bucket: its energy and cars' rate per day, at its mean times."""
+    out: list[ActiveSession] = []
+    tag = "" if scenario is None else f"s{scenario}-"
+    for (group, hour, stay), b in sorted(buckets.items()):
+        arrival = midnight + timedelta(seconds=b.arrival_s / b.count)
+        out.append(
+            ActiveSession(
+                session_id=f"{tag}{group}-{hour}-{stay}",
+                evse_id=group,
+                arrival=arrival,
+                departure=arrival + timedelta(seconds=b.stay_s / b.count),
+                energy_needed_kwh=b.energy_kwh / per_days,
+                vehicle_max_current_a=b.current_a / per_days,
+                forecast_weight=weight,
+                scenario=scenario,
+            )
+        )
+    return out
+
+
 def expected_sessions(
     history: Iterable[PastSession],
     now: datetime,
@@ -66,49 +136,41 @@ def expected_sessions(
     count (the ``max_days`` latest of them). Empty when no such day is known.
     """
     today = now.astimezone(zone).date()
-    by_day: dict[date, list[PastSession]] = {}
-    for s in history:
-        day = s.arrival.astimezone(zone).date()
-        if day < today and _weekend(day) == _weekend(today) and s.evse_id in group_of:
-            by_day.setdefault(day, []).append(s)
-    days = sorted(by_day)[-max_days:]
+    days = _earlier_days(history, today, zone, group_of, max_days)
     if not days:
         return ()
     midnight = local_midnight(today, zone)
     now_s = (now - midnight).total_seconds()
-    buckets: dict[tuple[str, int, int], _Bucket] = {}
-    for day in days:
-        start = local_midnight(day, zone)
-        for s in by_day[day]:
-            arrival_s = (s.arrival - start).total_seconds()
-            stay_s = (s.departure - s.arrival).total_seconds()
-            if arrival_s <= now_s or stay_s <= 0 or s.energy_kwh <= 0:
-                continue
-            key = (
-                group_of[s.evse_id],
-                int(arrival_s // arrival_bucket.total_seconds()),
-                int(stay_s // stay_bucket.total_seconds()),
-            )
-            b = buckets.setdefault(key, _Bucket())
-            b.count += 1
-            b.energy_kwh += s.energy_kwh
-            b.arrival_s += arrival_s
-            b.stay_s += stay_s
-            b.current_a += s.max_current_a
+    buckets = _buckets(days, now_s, zone, group_of, arrival_bucket, stay_bucket)
+    return tuple(_sessions(buckets, midnight, len(days), weight))
+
+
+def scenario_sessions(
+    history: Iterable[PastSession],
+    now: datetime,
+    zone: tzinfo,
+    group_of: Mapping[str, str],
+    *,
+    weight: float,
+    max_days: int = 14,
+    arrival_bucket: timedelta = timedelta(hours=1),
+    stay_bucket: timedelta = timedelta(hours=2),
+) -> tuple[ActiveSession, ...]:
+    """As ``expected_sessions``, but each earlier day is its own scenario (``ActiveSession.scenario``).
+
+    The mean of the days spreads every day's load over every line; as scenarios, the solver
+    holds each day's later arrivals to the limits on their own, so a plan must leave room on
+    whichever line that day loaded. A scenario's energy counts ``weight`` / days: the days
+    together weigh what the mean does.
+    """
+    today = now.astimezone(zone).date()
+    days = _earlier_days(history, today, zone, group_of, max_days)
+    midnight = local_midnight(today, zone)
+    now_s = (now - midnight).total_seconds()
     out: list[ActiveSession] = []
-    for (group, hour, stay), b in sorted(buckets.items()):
-        arrival = midnight + timedelta(seconds=b.arrival_s / b.count)
-        out.append(
-            ActiveSession(
-                session_id=f"{group}-{hour}-{stay}",
-                evse_id=group,
-                arrival=arrival,
-                departure=arrival + timedelta(seconds=b.stay_s / b.count),
-                energy_needed_kwh=b.energy_kwh / len(days),
-                vehicle_max_current_a=b.current_a / len(days),
-                forecast_weight=weight,
-            )
-        )
+    for k, (day, sessions) in enumerate(sorted(days.items())):
+        buckets = _buckets({day: sessions}, now_s, zone, group_of, arrival_bucket, stay_bucket)
+        out.extend(_sessions(buckets, midnight, 1, weight / len(days), scenario=k))
     return tuple(out)
 
 

@@ -44,6 +44,7 @@ class Problem:
     priority: FloatArray
     energy_weight: FloatArray  # what a kWh of each session is worth in the energy stage (1; less if expected)
     expected: npt.NDArray[np.bool_]  # sessions forecast, not plugged in
+    scenario: IntArray  # per session: the possible future an expected session belongs to; -1 for the rest
     offered_a: FloatArray  # (sessions, hold periods): the limits each charger holds (NaN: unknown)
     site_limit_kw: FloatArray  # (T,) after caps and base load
     price_per_kwh: FloatArray  # (T,)
@@ -52,6 +53,11 @@ class Problem:
     @property
     def sessions(self) -> int:
         return int(self.cols.size)
+
+    @property
+    def scenarios(self) -> int:
+        """How many possible futures the expected sessions are split into (0: no split)."""
+        return int(self.scenario.max(initial=-1)) + 1
 
     def laxity_h(self) -> FloatArray:
         """Hours to departure minus hours needed at full rate (least laxity first)."""
@@ -91,6 +97,7 @@ def prepare(
     priority = np.ones(n)
     energy_weight = np.ones(n)
     expected = np.zeros(n, dtype=np.bool_)
+    scenario = np.full(n, -1, dtype=np.int64)
     hold = min(policy.hold_periods, horizon)
     offered = np.full((n, hold), np.nan)
     seen: set[str] = set()
@@ -132,6 +139,10 @@ def prepare(
         if forecast:
             energy_weight[i] = min(max(float(s.forecast_weight or 0.0), 0.0), 1.0)
             expected[i] = True
+            if s.scenario is not None:
+                if s.scenario < 0:
+                    raise SnapshotError(f"session {s.session_id}: scenario must be 0 or more")
+                scenario[i] = s.scenario
         priority[i] = max(s.priority, 1e-6)
         if s.offered_current_a is not None:
             offered[i, :] = s.offered_current_a
@@ -158,6 +169,7 @@ def prepare(
         priority=priority,
         energy_weight=energy_weight,
         expected=expected,
+        scenario=scenario,
         offered_a=offered,
         site_limit_kw=power_limit_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
         price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),

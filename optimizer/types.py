@@ -182,6 +182,11 @@ class ActiveSession:
     stage and not at all in fairness, so among plans delivering the same energy to the cars
     present the solver prefers one that leaves capacity to the cars expected later. Several
     expected sessions may share one (virtual) EVSE; the caller ignores their rows.
+
+    ``scenario`` puts an expected session in one of several possible futures (e.g. what each
+    earlier day saw arrive later): the limits then hold for the cars present plus each
+    scenario's sessions in turn, not for all scenarios at once, and on the cars present alone.
+    Expected sessions without one form a single future together.
     """
 
     session_id: str
@@ -195,6 +200,7 @@ class ActiveSession:
     offered_current_a: float | None = None  # the limit the charger holds now (changing it costs a profile)
     held_current_a: tuple[float, ...] = ()  # the limits it holds for the next periods, when known
     forecast_weight: float | None = None  # expected, not plugged in: its energy's worth (0..1)
+    scenario: int | None = None  # expected: which possible future it belongs to (0, 1, ...)
 
 
 class Algorithm(enum.Enum):
