@@ -37,7 +37,7 @@ from benchmarks.caltech_site import (
     caltech_evses,
     caltech_site,
 )
-from optimizer.forecast import PastSession, expected_sessions
+from optimizer.forecast import PastSession, expected_sessions, scenario_sessions
 from optimizer.network import Network
 from optimizer.offline import solve_offline
 from optimizer.solver import solve
@@ -162,12 +162,15 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         use_prices: bool = True,
         forecast_weight: float = 0.0,
         history: Sequence[PastSession] = (),
+        scenarios: bool = True,
     ) -> None:
         super().__init__()
         self.max_recompute = 1
         self.policy = policy if policy is not None else Policy()
         # sessions expected later today (learned from earlier days) weigh this much (0: none)
         self.forecast_weight = forecast_weight
+        # each earlier day a scenario of its own (``scenario_sessions``), else their mean
+        self.scenarios = scenarios
         self._history: dict[str, PastSession] = {f"history-{k}": s for k, s in enumerate(history)}
         self.site = caltech_site(transformer_kw)
         self.evses = caltech_evses(min_current_a, step_a)
@@ -230,9 +233,8 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         now = period_datetime(now_period)
         expected: tuple[ActiveSession, ...] = ()
         if self.forecast_weight > 0:
-            expected = expected_sessions(
-                self._history.values(), now, TIME_ZONE, GROUP_OF, weight=self.forecast_weight
-            )
+            forecast = scenario_sessions if self.scenarios else expected_sessions
+            expected = forecast(self._history.values(), now, TIME_ZONE, GROUP_OF, weight=self.forecast_weight)
         snapshot = StationSnapshot("caltech", now, site, self.evses, sessions + expected, self.policy)
         solve_began = time.perf_counter()
         schedule = solve(snapshot, network=self.network)

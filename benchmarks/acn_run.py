@@ -29,16 +29,18 @@ VIOLATION_TOLERANCE = 1e-6  # relative: a constraint over limit * (1 + this) is 
 OURS = "fairwatt"
 OURS_AMP = "fairwatt-1A-6A"  # whole-amp pilots, 6 A minimum
 OURS_NO_FORECAST = "fairwatt-no-forecast"  # without the sessions expected from earlier days
+OURS_MEAN_FORECAST = "fairwatt-mean-forecast"  # earlier days' mean, not each day a scenario
 # what a kWh of a session expected from earlier days is worth against a car present's: measured on
 # 4 weekdays at 20 and 30 kW, 0.2 / 0.5 / 0.9 gave 74.33 / 74.45 / 74.50 % and 93.37 / 93.33 / 93.27 %
 FORECAST_WEIGHT = 0.5
 OFFLINE = "offline"
 ALGORITHMS: tuple[str, ...] = (OURS, OURS_AMP, "uncontrolled", "round-robin", "edf", "llf", OFFLINE)
-EXTRA_ALGORITHMS: tuple[str, ...] = (OURS_NO_FORECAST,)  # on request only
+EXTRA_ALGORITHMS: tuple[str, ...] = (OURS_NO_FORECAST, OURS_MEAN_FORECAST)  # on request only
 LABELS = {
     OURS: "fairwatt (ours)",
     OURS_AMP: "fairwatt 1 A steps, 6 A min",
     OURS_NO_FORECAST: "fairwatt without forecast",
+    OURS_MEAN_FORECAST: "fairwatt, mean forecast",
     "uncontrolled": "acnportal Uncontrolled",
     "round-robin": "acnportal RoundRobin",
     "edf": "acnportal EDF",
@@ -82,6 +84,8 @@ def make_algorithm(name: str, cap_kw: float, rows: Sequence[SessionRow]) -> Any:
         return FairwattAlgorithm(cap_kw, forecast_weight=FORECAST_WEIGHT)
     if name == OURS_NO_FORECAST:
         return FairwattAlgorithm(cap_kw)
+    if name == OURS_MEAN_FORECAST:
+        return FairwattAlgorithm(cap_kw, forecast_weight=FORECAST_WEIGHT, scenarios=False)
     if name == OURS_AMP:
         return FairwattAlgorithm(cap_kw, min_current_a=6.0, step_a=1.0, forecast_weight=FORECAST_WEIGHT)
     if name == OFFLINE:

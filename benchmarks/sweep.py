@@ -7,7 +7,15 @@ import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.acn_run import ALGORITHMS, EXTRA_ALGORITHMS, OURS_AMP, OURS_NO_FORECAST, RunFigures, run
+from benchmarks.acn_run import (
+    ALGORITHMS,
+    EXTRA_ALGORITHMS,
+    OURS_AMP,
+    OURS_MEAN_FORECAST,
+    OURS_NO_FORECAST,
+    RunFigures,
+    run,
+)
 from benchmarks.caltech_site import SessionRow, read_sessions
 from benchmarks.report import (
     PUBLISHED_CAPS,
@@ -27,6 +35,7 @@ DEFAULT_AMP_CAPS: tuple[float, ...] = (10, 20, 40, 60)
 _COST = {
     "fairwatt": 0,
     OURS_NO_FORECAST: 0,
+    OURS_MEAN_FORECAST: 0,
     OURS_AMP: 1,
     "llf": 2,
     "edf": 3,

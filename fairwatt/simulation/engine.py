@@ -27,7 +27,7 @@ from fairwatt.config.timeofuse import local_to_utc
 from fairwatt.simulation.errors import SimulationError
 from fairwatt.simulation.sessions import SessionRecord
 from optimizer.errors import OptimizerError
-from optimizer.forecast import PastSession, expected_sessions, with_group_evses
+from optimizer.forecast import PastSession, scenario_sessions, with_group_evses
 from optimizer.limits import power_limit_kw
 from optimizer.network import Network
 from optimizer.offline import solve_offline
@@ -160,8 +160,8 @@ def simulate(
     """Run the sessions arriving on ``days`` (local dates, consecutive) through ``algorithm``.
 
     ``forecast_weight`` > 0 (fairwatt only): each solve also sees the sessions earlier simulated
-    days of the same kind saw arrive later in the day (``optimizer.forecast``), their energy
-    weighted by it; never a session of the day being simulated.
+    days of the same kind saw arrive later in the day (``optimizer.forecast``), each day a
+    scenario of its own, their energy weighted by it; never a session of the day being simulated.
     """
     if algorithm not in ALGORITHMS:
         raise SimulationError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
@@ -376,7 +376,9 @@ class _Run:
             and live.record.requested_energy_kwh is not None
             and live.record.estimated_departure is not None
         )
-        return expected_sessions(
+        # each earlier day a scenario of its own: the limits must leave room for that day's
+        # later arrivals on the lines they loaded (the days' mean spreads them over every line)
+        return scenario_sessions(
             history, now, self.config.time_zone, self.group_of, weight=self.forecast_weight
         )
 
