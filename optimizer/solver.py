@@ -62,10 +62,7 @@ def solve(
         if result is None:
             message = "LP did not reach an optimum in time"
         else:
-            # a scenario's sessions are one possible future among several: only the cars present
-            # and a single future's sessions are held to the limits together, so none is kept
-            planned = np.where((problem.scenario >= 0)[:, None], 0.0, result.current_a)
-            current = finish(problem, planned)
+            current = finish(problem, result.current_a)
             message = "stages: " + ",".join(result.stages_done)
             violation = _worst_violation(problem, current)
             if violation > 1e-6:
@@ -84,8 +81,13 @@ def solve(
 
 
 def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
-    """Round to steps and minimum currents, then top up the exact periods with what rounding freed."""
-    clipped = np.clip(current_a, 0.0, problem.upper_a[:, None])
+    """Round to steps and minimum currents, then top up the exact periods with what rounding freed.
+
+    A scenario's sessions get nothing: each is one possible future among several, and the LP
+    held only the cars present with a single future's sessions to the limits together.
+    """
+    in_scenario = problem.scenario >= 0
+    clipped = np.clip(np.where(in_scenario[:, None], 0.0, current_a), 0.0, problem.upper_a[:, None])
     # a session planned at its car's own maximum gets the pilot at the step above it
     at_car_max = (clipped >= problem.upper_a[:, None] - 1e-6) & (clipped > 0)
     lifted = np.where(at_car_max, problem.pilot_upper_a[:, None], clipped)
@@ -102,7 +104,7 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     if over.size:
         out[:, over] = round_to_step(clipped[:, over], problem.step_a, problem.min_a)
     planned_kwh = out.sum(axis=1) * problem.kw_per_a * problem.period_h
-    shortfall_kwh = np.maximum(problem.need_kwh - planned_kwh, 0.0)
+    shortfall_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - planned_kwh, 0.0))
     exact = min(problem.snapshot.policy.exact_periods, problem.periods)
     order = list(np.argsort(problem.laxity_h(), kind="stable"))
     steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -24,6 +25,7 @@ from optimizer import (
 from optimizer.failsafe import failsafe_currents_a
 from optimizer.limits import power_limit_kw
 from optimizer.offline import solve_offline
+from optimizer.types import SolveStatus
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 CONNECTIONS = list(Connection)
@@ -123,6 +125,37 @@ def test_no_schedule_breaks_a_limit(snap: StationSnapshot, algorithm: Algorithm)
         planned = drawn.sum() * e.kw_per_a * snap.policy.period_s / 3600
         slack = max(e.step_a, e.min_current_a) * e.kw_per_a * snap.policy.period_s / 3600
         assert planned <= (s.energy_needed_kwh or 0.0) + slack + 1e-6
+
+
+@st.composite
+def stations_with_scenarios(draw: st.DrawFn) -> tuple[StationSnapshot, int]:
+    """A station and, on any EVSEs, sessions expected later in up to 4 scenarios; and how many are real."""
+    snap = draw(stations())
+    ids = [e.evse_id for e in snap.evses]
+    expected = tuple(
+        ActiveSession(
+            f"x{j}",
+            draw(st.sampled_from(ids)),
+            NOW + timedelta(minutes=draw(st.integers(1, 300))),
+            NOW + timedelta(minutes=draw(st.integers(301, 700))),
+            draw(st.floats(0.5, 40.0)),
+            vehicle_max_current_a=draw(st.floats(6.0, 32.0)),
+            forecast_weight=0.5,
+            scenario=draw(st.integers(0, 3)),
+        )
+        for j in range(draw(st.integers(1, 8)))
+    )
+    return replace(snap, sessions=(*snap.sessions, *expected)), len(snap.sessions)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stations_with_scenarios())
+def test_scenarios_never_make_the_cars_present_break_a_limit(case: tuple[StationSnapshot, int]) -> None:
+    snap, real = case
+    result = solve(snap)
+    assert result.status is SolveStatus.OPTIMAL  # the cars present alone are held to every limit
+    assert not result.current_a[real:].any()  # no current for a scenario's session
+    check_schedule(replace(snap, sessions=snap.sessions[:real]), result.current_a[:real])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
