@@ -3,6 +3,8 @@
 Each current limit is an inner polygon (``Network.linearise``); a block of the LP starts
 with the ``FIRST_FACETS`` facets nearest the direction its phasor sum is expected to take,
 and ``add_violated`` adds the others a solution breaks, before the stage is solved again.
+``network_rows`` finds, per block of the LP (per group, when expected sessions come as
+scenarios), the rows that can bind and the facets that start in the model.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from optimizer.problem import Problem
 from optimizer.types import FloatArray
 
 IntArray = npt.NDArray[np.int64]
@@ -87,3 +90,117 @@ def add_violated(h: highspy.Highs, lazy: LazyRows, added: npt.NDArray[np.bool_],
         lazy.value[at],
     )
     return True
+
+
+def _groups(problem: Problem, var_session: IntArray, var_block: IntArray) -> tuple[IntArray, IntArray, int]:
+    """Which variables each group of network rows holds: (variable, group) pairs, and groups per block.
+
+    Without scenarios a group is a block (``width`` 1). With them, a block holds one group of
+    the sessions present alone and one per scenario with sessions in it (the sessions present
+    plus that scenario's): group ``block * width + k``, ``k`` 0 for the sessions present alone,
+    ``scenario + 1`` for a scenario. Pairs are sorted by group, then variable.
+    """
+    width = problem.scenarios + 1
+    if width == 1:
+        by_block = np.argsort(var_block, kind="stable").astype(np.int64)
+        return by_block, var_block[by_block].astype(np.int64), 1
+    scen = problem.scenario[var_session]
+    own = np.nonzero(scen >= 0)[0]
+    present = np.nonzero(scen < 0)[0]
+    n_blocks = int(var_block.max(initial=-1)) + 1
+    slots = np.zeros((n_blocks, width), dtype=np.bool_)
+    slots[:, 0] = True
+    slots[var_block[own], scen[own] + 1] = True
+    slot_block, slot = np.nonzero(slots)  # block-major
+    first_slot = np.searchsorted(slot_block, np.arange(n_blocks))
+    count = slots.sum(axis=1)[var_block[present]]
+    var = np.repeat(present, count)
+    offset = np.arange(var.size) - np.repeat(np.cumsum(count) - count, count)
+    group = var_block[var] * width + slot[first_slot[var_block[var]] + offset]
+    var = np.concatenate([var, own])
+    group = np.concatenate([group, var_block[own] * width + scen[own] + 1])
+    order = np.lexsort((var, group))
+    return var[order].astype(np.int64), group[order].astype(np.int64), width
+
+
+def network_rows(
+    problem: Problem,
+    block_start: IntArray,
+    block_length: IntArray,
+    var_session: IntArray,
+    var_block: IntArray,
+    limit_block: FloatArray,
+) -> LazyRows:
+    """Per block (per group, with scenarios), the network rows that can bind, and which start in the model.
+
+    A row can bind in a block when its members at full rate would break it: power rows, and
+    the facets of each current limit's polygon; of a limit's facets, the ``FIRST_FACETS``
+    nearest the direction its phasor sum takes with every member at full rate start in the
+    model, the others wait until a solution breaks them. Computed for all blocks at once;
+    candidate rows come group by group, in network-row order within a group.
+    """
+    network = problem.network
+    n_var = var_session.size
+    linear = network.linear_rows(problem.snapshot.policy.phasor_tolerance)
+    coef_all = np.vstack([linear.matrix, network.power_coef])
+    power_rows = network.power_coef.shape[0]
+    source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
+    row_angle = np.concatenate([linear.angle, np.zeros(power_rows)])
+    none = np.zeros(0, dtype=np.int64)
+    empty = LazyRows(
+        np.zeros(1, dtype=np.int64), none, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.bool_), n_var
+    )
+    if n_var == 0:
+        return empty
+    block_end = block_start + block_length
+    member, group, width = _groups(problem, var_session, var_block)  # sorted by group
+    sess = var_session[member]
+    block = var_block[member]
+    coef = coef_all[:, problem.cols[sess]]  # (rows, members)
+    # a member that leaves (or arrives) inside its block must not relieve a row: the row has to
+    # hold both before and after, so its negative projections are dropped
+    partial = (problem.departure[sess] < block_end[block]) | (problem.arrival[sess] > block_start[block])
+    coef[:, partial] = np.clip(coef[:, partial], 0.0, None)
+    used, starts = np.unique(group, return_index=True)  # groups with members, ascending
+    upper = problem.upper_a[sess]
+    worst = np.add.reduceat(np.clip(coef, 0.0, None) * upper, starts, axis=1)
+    bound = np.vstack(
+        [
+            np.repeat(linear.bound[:, None], used.size, axis=1),
+            network.power_limits(limit_block[used // width]),
+        ]
+    )
+    binding = worst > bound + 1e-9  # (rows, used groups)
+    # the direction each current limit's phasor sum takes with every member at full rate
+    phasors = network.current_coef[:, problem.cols[sess]] * upper
+    full_sum = np.add.reduceat(phasors, starts, axis=1)
+    angle_sum = np.angle(full_sum)  # (current limits, used groups)
+    cand_group, cand_row = np.nonzero(binding.T)  # group-major: group by group, rows ascending
+    if cand_row.size == 0:
+        return empty
+    linear_row = cand_row < linear.source.size
+    expected = np.zeros(cand_row.size)
+    expected[linear_row] = angle_sum[linear.source[cand_row[linear_row]], cand_group[linear_row]]
+    # facets are ranked per (group, current limit): one key for both
+    key = cand_group * (int(linear.source.max(initial=0)) + power_rows + 2) + (source[cand_row] + power_rows)
+    first = first_facets(key.astype(np.int64), row_angle[cand_row], expected, FIRST_FACETS)
+    added = np.zeros(cand_row.size, dtype=np.bool_)
+    added[first] = True
+    # each candidate row over the members of its group
+    size = np.diff(np.append(starts, member.size))
+    per_cand = size[cand_group]
+    cand = np.repeat(np.arange(cand_row.size), per_cand)
+    within = np.arange(cand.size) - np.repeat(np.cumsum(per_cand) - per_cand, per_cand)
+    at = starts[cand_group][cand] + within
+    value = coef[cand_row[cand], at]
+    nz = value != 0
+    start = np.zeros(cand_row.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cand[nz], minlength=cand_row.size), out=start[1:])
+    return LazyRows(
+        start=start,
+        index=member[at][nz],
+        value=value[nz],
+        bound=bound[cand_row, cand_group],
+        added=added,
+        variables=n_var,
+    )

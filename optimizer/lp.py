@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from optimizer.facets import FIRST_FACETS, LazyRows, add_violated, first_facets
+from optimizer.facets import LazyRows, add_violated, network_rows
 from optimizer.problem import Problem
 from optimizer.types import FloatArray
 
@@ -159,7 +159,7 @@ def build(problem: Problem) -> LpModel:
     add(var_session, var_index, energy_coef, np.full(n, -_INF), problem.need_kwh.copy(), n)
     # network rows per block: those that can bind; the first facets of each current limit
     # start in the model, the others are added when a solution breaks them
-    lazy = _network_rows(problem, blocks, var_session, var_block, limit_block)
+    lazy = network_rows(problem, blocks.start, blocks.length, var_session, var_block, limit_block)
     kept = np.nonzero(lazy.added)[0]
     if kept.size:
         first, at = lazy.entries(kept)
@@ -292,115 +292,6 @@ def build(problem: Problem) -> LpModel:
         early_coef=mid,
         need_kwh=problem.need_kwh,
         lazy=lazy,
-    )
-
-
-def _groups(problem: Problem, var_session: IntArray, var_block: IntArray) -> tuple[IntArray, IntArray, int]:
-    """Which variables each group of network rows holds: (variable, group) pairs, and groups per block.
-
-    Without scenarios a group is a block (``width`` 1). With them, a block holds one group of
-    the sessions present alone and one per scenario with sessions in it (the sessions present
-    plus that scenario's): group ``block * width + k``, ``k`` 0 for the sessions present alone,
-    ``scenario + 1`` for a scenario. Pairs are sorted by group, then variable.
-    """
-    width = problem.scenarios + 1
-    if width == 1:
-        by_block = np.argsort(var_block, kind="stable").astype(np.int64)
-        return by_block, var_block[by_block].astype(np.int64), 1
-    scen = problem.scenario[var_session]
-    own = np.nonzero(scen >= 0)[0]
-    present = np.nonzero(scen < 0)[0]
-    n_blocks = int(var_block.max(initial=-1)) + 1
-    slots = np.zeros((n_blocks, width), dtype=np.bool_)
-    slots[:, 0] = True
-    slots[var_block[own], scen[own] + 1] = True
-    slot_block, slot = np.nonzero(slots)  # block-major
-    first_slot = np.searchsorted(slot_block, np.arange(n_blocks))
-    count = slots.sum(axis=1)[var_block[present]]
-    var = np.repeat(present, count)
-    offset = np.arange(var.size) - np.repeat(np.cumsum(count) - count, count)
-    group = var_block[var] * width + slot[first_slot[var_block[var]] + offset]
-    var = np.concatenate([var, own])
-    group = np.concatenate([group, var_block[own] * width + scen[own] + 1])
-    order = np.lexsort((var, group))
-    return var[order].astype(np.int64), group[order].astype(np.int64), width
-
-
-def _network_rows(
-    problem: Problem, blocks: Blocks, var_session: IntArray, var_block: IntArray, limit_block: FloatArray
-) -> LazyRows:
-    """Per block (per group, with scenarios), the network rows that can bind, and which start in the model.
-
-    A row can bind in a block when its members at full rate would break it: power rows, and
-    the facets of each current limit's polygon; of a limit's facets, the ``FIRST_FACETS``
-    nearest the direction its phasor sum takes with every member at full rate start in the
-    model, the others wait until a solution breaks them. Computed for all blocks at once;
-    candidate rows come group by group, in network-row order within a group.
-    """
-    network = problem.network
-    n_var = var_session.size
-    linear = network.linear_rows(problem.snapshot.policy.phasor_tolerance)
-    coef_all = np.vstack([linear.matrix, network.power_coef])
-    power_rows = network.power_coef.shape[0]
-    source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
-    row_angle = np.concatenate([linear.angle, np.zeros(power_rows)])
-    none = np.zeros(0, dtype=np.int64)
-    empty = LazyRows(
-        np.zeros(1, dtype=np.int64), none, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.bool_), n_var
-    )
-    if n_var == 0:
-        return empty
-    block_end = blocks.start + blocks.length
-    member, group, width = _groups(problem, var_session, var_block)  # sorted by group
-    sess = var_session[member]
-    block = var_block[member]
-    coef = coef_all[:, problem.cols[sess]]  # (rows, members)
-    # a member that leaves (or arrives) inside its block must not relieve a row: the row has to
-    # hold both before and after, so its negative projections are dropped
-    partial = (problem.departure[sess] < block_end[block]) | (problem.arrival[sess] > blocks.start[block])
-    coef[:, partial] = np.clip(coef[:, partial], 0.0, None)
-    used, starts = np.unique(group, return_index=True)  # groups with members, ascending
-    upper = problem.upper_a[sess]
-    worst = np.add.reduceat(np.clip(coef, 0.0, None) * upper, starts, axis=1)
-    bound = np.vstack(
-        [
-            np.repeat(linear.bound[:, None], used.size, axis=1),
-            network.power_limits(limit_block[used // width]),
-        ]
-    )
-    binding = worst > bound + 1e-9  # (rows, used groups)
-    # the direction each current limit's phasor sum takes with every member at full rate
-    phasors = network.current_coef[:, problem.cols[sess]] * upper
-    full_sum = np.add.reduceat(phasors, starts, axis=1)
-    angle_sum = np.angle(full_sum)  # (current limits, used groups)
-    cand_group, cand_row = np.nonzero(binding.T)  # group-major: group by group, rows ascending
-    if cand_row.size == 0:
-        return empty
-    linear_row = cand_row < linear.source.size
-    expected = np.zeros(cand_row.size)
-    expected[linear_row] = angle_sum[linear.source[cand_row[linear_row]], cand_group[linear_row]]
-    # facets are ranked per (group, current limit): one key for both
-    key = cand_group * (int(linear.source.max(initial=0)) + power_rows + 2) + (source[cand_row] + power_rows)
-    first = first_facets(key.astype(np.int64), row_angle[cand_row], expected, FIRST_FACETS)
-    added = np.zeros(cand_row.size, dtype=np.bool_)
-    added[first] = True
-    # each candidate row over the members of its group
-    size = np.diff(np.append(starts, member.size))
-    per_cand = size[cand_group]
-    cand = np.repeat(np.arange(cand_row.size), per_cand)
-    within = np.arange(cand.size) - np.repeat(np.cumsum(per_cand) - per_cand, per_cand)
-    at = starts[cand_group][cand] + within
-    value = coef[cand_row[cand], at]
-    nz = value != 0
-    start = np.zeros(cand_row.size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cand[nz], minlength=cand_row.size), out=start[1:])
-    return LazyRows(
-        start=start,
-        index=member[at][nz],
-        value=value[nz],
-        bound=bound[cand_row, cand_group],
-        added=added,
-        variables=n_var,
     )
 
 
