@@ -37,7 +37,7 @@ from benchmarks.caltech_site import (
     caltech_evses,
     caltech_site,
 )
-from optimizer.forecast import PastSession, expected_sessions, scenario_sessions
+from optimizer.forecast import PastSession, expected_sessions
 from optimizer.network import Network
 from optimizer.offline import solve_offline
 from optimizer.solver import solve
@@ -169,7 +169,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         self.policy = policy if policy is not None else Policy()
         # sessions expected later today (learned from earlier days) weigh this much (0: none)
         self.forecast_weight = forecast_weight
-        # each earlier day a scenario of its own (``scenario_sessions``), else their mean
+        # each earlier day a scenario of its own (``expected_sessions(scenarios=True)``), else their mean
         self.scenarios = scenarios
         self._history: dict[str, PastSession] = {f"history-{k}": s for k, s in enumerate(history)}
         self.site = caltech_site(transformer_kw)
@@ -233,8 +233,14 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         now = period_datetime(now_period)
         expected: tuple[ActiveSession, ...] = ()
         if self.forecast_weight > 0:
-            forecast = scenario_sessions if self.scenarios else expected_sessions
-            expected = forecast(self._history.values(), now, TIME_ZONE, GROUP_OF, weight=self.forecast_weight)
+            expected = expected_sessions(
+                self._history.values(),
+                now,
+                TIME_ZONE,
+                GROUP_OF,
+                weight=self.forecast_weight,
+                scenarios=self.scenarios,
+            )
         snapshot = StationSnapshot("caltech", now, site, self.evses, sessions + expected, self.policy)
         solve_began = time.perf_counter()
         schedule = solve(snapshot, network=self.network)

@@ -125,6 +125,7 @@ def expected_sessions(
     group_of: Mapping[str, str],
     *,
     weight: float,
+    scenarios: bool = False,
     max_days: int = 14,
     arrival_bucket: timedelta = timedelta(hours=1),
     stay_bucket: timedelta = timedelta(hours=2),
@@ -134,6 +135,12 @@ def expected_sessions(
     ``group_of`` maps an EVSE id to the (virtual) EVSE that stands for its group; sessions on
     EVSEs it does not name are left out. Only days before ``now``'s local date and of its kind
     count (the ``max_days`` latest of them). Empty when no such day is known.
+
+    By default the days' mean is one future. With ``scenarios`` each earlier day is its own
+    (``ActiveSession.scenario``): the mean spreads every day's load over every line, while as
+    scenarios the solver holds each day's later arrivals to the limits on their own, so a plan
+    must leave room on whichever line that day loaded. A scenario's energy then counts
+    ``weight`` / days: the days together weigh what the mean does.
     """
     today = now.astimezone(zone).date()
     days = _earlier_days(history, today, zone, group_of, max_days)
@@ -141,32 +148,9 @@ def expected_sessions(
         return ()
     midnight = local_midnight(today, zone)
     now_s = (now - midnight).total_seconds()
-    buckets = _buckets(days, now_s, zone, group_of, arrival_bucket, stay_bucket)
-    return tuple(_sessions(buckets, midnight, len(days), weight))
-
-
-def scenario_sessions(
-    history: Iterable[PastSession],
-    now: datetime,
-    zone: tzinfo,
-    group_of: Mapping[str, str],
-    *,
-    weight: float,
-    max_days: int = 14,
-    arrival_bucket: timedelta = timedelta(hours=1),
-    stay_bucket: timedelta = timedelta(hours=2),
-) -> tuple[ActiveSession, ...]:
-    """As ``expected_sessions``, but each earlier day is its own scenario (``ActiveSession.scenario``).
-
-    The mean of the days spreads every day's load over every line; as scenarios, the solver
-    holds each day's later arrivals to the limits on their own, so a plan must leave room on
-    whichever line that day loaded. A scenario's energy counts ``weight`` / days: the days
-    together weigh what the mean does.
-    """
-    today = now.astimezone(zone).date()
-    days = _earlier_days(history, today, zone, group_of, max_days)
-    midnight = local_midnight(today, zone)
-    now_s = (now - midnight).total_seconds()
+    if not scenarios:
+        buckets = _buckets(days, now_s, zone, group_of, arrival_bucket, stay_bucket)
+        return tuple(_sessions(buckets, midnight, len(days), weight))
     out: list[ActiveSession] = []
     for k, (day, sessions) in enumerate(sorted(days.items())):
         buckets = _buckets({day: sessions}, now_s, zone, group_of, arrival_bucket, stay_bucket)

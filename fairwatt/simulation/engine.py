@@ -27,7 +27,7 @@ from fairwatt.config.timeofuse import local_to_utc
 from fairwatt.simulation.errors import SimulationError
 from fairwatt.simulation.sessions import SessionRecord
 from optimizer.errors import OptimizerError
-from optimizer.forecast import PastSession, scenario_sessions, with_group_evses
+from optimizer.forecast import PastSession, expected_sessions, with_group_evses
 from optimizer.limits import power_limit_kw
 from optimizer.network import Network
 from optimizer.offline import solve_offline
@@ -378,8 +378,8 @@ class _Run:
         )
         # each earlier day a scenario of its own: the limits must leave room for that day's
         # later arrivals on the lines they loaded (the days' mean spreads them over every line)
-        return scenario_sessions(
-            history, now, self.config.time_zone, self.group_of, weight=self.forecast_weight
+        return expected_sessions(
+            history, now, self.config.time_zone, self.group_of, weight=self.forecast_weight, scenarios=True
         )
 
     def _plan_offline(

@@ -9,7 +9,7 @@ import pytest
 
 from optimizer import ActiveSession, Evse, FeederNode, Policy, Site, StationSnapshot, solve
 from optimizer import lp as lp_model
-from optimizer.forecast import PastSession, expected_sessions, scenario_sessions
+from optimizer.forecast import PastSession, expected_sessions
 from optimizer.problem import prepare
 from optimizer.types import CapWindow, Connection, SolveStatus
 
@@ -33,7 +33,7 @@ def test_each_earlier_day_is_its_own_scenario_at_its_own_size() -> None:
         past("a", 1, 12.0, 1.0, 50.0),  # Sunday: another kind of day
         past("a", 3, 12.0, 1.0, 50.0),  # today: never used
     ]
-    out = scenario_sessions(history, NOW, UTC, GROUPS, weight=0.5)
+    out = expected_sessions(history, NOW, UTC, GROUPS, weight=0.5, scenarios=True)
     by_scenario: dict[int | None, dict[str, ActiveSession]] = {}
     for s in out:
         by_scenario.setdefault(s.scenario, {})[s.evse_id] = s
@@ -53,7 +53,9 @@ def test_each_earlier_day_is_its_own_scenario_at_its_own_size() -> None:
 
 
 def test_no_earlier_day_no_scenarios() -> None:
-    assert scenario_sessions([past("a", 3, 12.0, 1.0, 5.0)], NOW, UTC, GROUPS, weight=0.5) == ()
+    assert (
+        expected_sessions([past("a", 3, 12.0, 1.0, 5.0)], NOW, UTC, GROUPS, weight=0.5, scenarios=True) == ()
+    )
 
 
 # Two 16 A feeders (230 V, L1) under a grid connection capped at 16 A' worth (3.68 kW) for the
