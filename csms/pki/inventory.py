@@ -60,12 +60,17 @@ class CertificateInventory:
             )
 
     async def installed(self, charger_id: str, certificate_type: str, certificate: x509.Certificate) -> None:
-        """The charger accepted ``certificate``: its other certificates of the type are superseded."""
+        """The charger accepted ``certificate``: the certificates of the type issued before it are
+        superseded. Not the newer ones: CertificateSigned outcomes are recorded by server tasks, so a
+        late record for an older certificate must not supersede one issued (and not yet answered)
+        after it."""
         async with self._database.pool.acquire() as connection, connection.transaction():
             await connection.execute(
-                "UPDATE pki_issued_certificates SET superseded_at = now()"
-                " WHERE charger_id = $1 AND certificate_type = $2 AND superseded_at IS NULL"
-                " AND NOT (issuer = $3 AND serial_number = $4)",
+                "UPDATE pki_issued_certificates AS older SET superseded_at = now()"
+                " FROM pki_issued_certificates AS new"
+                " WHERE new.issuer = $3 AND new.serial_number = $4"
+                " AND older.charger_id = $1 AND older.certificate_type = $2"
+                " AND older.superseded_at IS NULL AND older.issued_at < new.issued_at",
                 charger_id,
                 certificate_type,
                 certificate.issuer.rfc4514_string(),
