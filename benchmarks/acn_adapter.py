@@ -22,22 +22,16 @@ from acnportal import acnsim
 from acnportal.algorithms import BaseAlgorithm
 
 from benchmarks.caltech_site import (
-    AB,
-    AV_POD,
-    BC,
-    CA,
-    CC_POD,
     EPOCH,
     MAX_PILOT_A,
     PERIOD_MIN,
-    STATION_IDS,
     TIME_ZONE,
     VOLTAGE_V,
     SessionRow,
     caltech_evses,
     caltech_site,
 )
-from optimizer.forecast import PastSession, expected_sessions
+from optimizer.forecast import PastSession, expected_sessions, with_group_evses
 from optimizer.network import Network
 from optimizer.offline import solve_offline
 from optimizer.solver import solve
@@ -124,29 +118,9 @@ class CallStats:
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
 
-_GROUPS: dict[str, tuple[str, ...]] = {
-    "expected-AB": tuple(e for e in AB if e not in AV_POD and e not in CC_POD),
-    "expected-BC": BC,
-    "expected-CA": CA,
-    "expected-cc-pod": CC_POD,
-    "expected-av-pod": AV_POD,
-}
-GROUP_OF: dict[str, str] = {e: group for group, ids in _GROUPS.items() for e in ids}
-
-
-def caltech_with_groups(transformer_kw: float, evses: Sequence[Evse]) -> tuple[Site, tuple[Evse, ...]]:
-    """The site and EVSEs plus one virtual EVSE per group wired alike (for expected sessions).
-
-    Each group EVSE sits where its group's first EVSE does (same lines, same pod) and may carry
-    the expected sessions of the whole group; it is never sent a profile.
-    """
-    by_id = {e.evse_id: e for e in evses}
-    mapping: dict[str, tuple[str, ...]] = {e: (e,) for e in STATION_IDS}
-    extra: list[Evse] = []
-    for group, ids in _GROUPS.items():
-        mapping[ids[0]] = (ids[0], group)
-        extra.append(replace(by_id[ids[0]], evse_id=group, max_current_a=MAX_PILOT_A * len(ids)))
-    return caltech_site(transformer_kw, virtual=mapping), (*evses, *extra)
+# each EVSE's group of EVSEs wired alike (``with_group_evses``): its virtual EVSE carries the group's
+# expected sessions and is never sent a profile
+GROUP_OF: dict[str, str] = with_group_evses(caltech_site(), caltech_evses())[2]
 
 
 class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
@@ -175,7 +149,7 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         self.site = caltech_site(transformer_kw)
         self.evses = caltech_evses(min_current_a, step_a)
         if forecast_weight > 0:
-            self.site, self.evses = caltech_with_groups(transformer_kw, self.evses)
+            self.site, self.evses, _ = with_group_evses(self.site, self.evses)
         self.network = Network.build(self.site, self.evses)
         self.use_prices = use_prices
         self.step_a = step_a
