@@ -4,8 +4,12 @@
    at a congested cap (60 kW) and an uncongested one (150 kW); seeded random sessions, one
    warm-up call, then ``--calls`` calls each on a fresh snapshot; p50 / p95 / max [ms]. The
    machine is shared and noisy, so two anchors are timed in the same run on the same snapshots:
-   our equal-share fallback, and one ``scipy.optimize.linprog`` (HiGHS) of the same size (energy
-   only, per-period line limits); ratios to them travel better than milliseconds.
+   our equal-share fallback, one ``scipy.optimize.linprog`` (HiGHS) of the same size (energy
+   only, per-period line limits), and on the first ``--convex-calls`` snapshots a convex model of
+   adacharge's kind (``benchmarks.convex_anchor``: CVXPY, exact phasor cones, Clarabel), the
+   scheduler issue 2 names; ratios to them travel better than milliseconds. The convex model's
+   planned energy is also set beside ours (our LP holds each cone by an inner polygon and plans
+   the far future in long blocks, so it may plan a little less).
 2. Cost: the same sessions with a time-of-use price, ``objective=("energy", "cost", "peak")``
    against the cost-blind ``("energy",)``: energy planned [kWh] and its cost for both.
 3. Fairness: ``--jain-sessions`` identical sessions (same arrival, departure, need, priority)
@@ -27,6 +31,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 
+from benchmarks import convex_anchor
 from benchmarks.caltech_site import AB, AV_POD, BC, CA, CC_POD, STATION_IDS, caltech_evses, caltech_site
 from benchmarks.report import write_json
 from optimizer import ActiveSession, Network, Policy, PricePeriod, StationSnapshot, solve
@@ -100,7 +105,7 @@ def anchor_lp_s(snapshot: StationSnapshot, network: Network) -> float:
     data = np.concatenate([line_data, energy_data])
     ri = np.concatenate([line_row, horizon * n_rows + i_e])
     ci = np.concatenate([line_col, i_e * horizon + t_e])
-    need = [s.energy_needed_kwh or 0.0 for s in snapshot.sessions]
+    need = [max((s.energy_needed_kwh or 0.0) - s.energy_delivered_kwh, 0.0) for s in snapshot.sessions]
     a_ub = csr_matrix((data, (ri, ci)), shape=(horizon * n_rows + n, n * horizon))
     b_ub = np.concatenate([np.tile(rows.bound, horizon), need])
     upper = np.full(n * horizon, 32.0)
@@ -119,7 +124,7 @@ def _stats_ms(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def timing(horizon: int, cap_kw: float, calls: int, seed: int) -> dict[str, Any]:
+def timing(horizon: int, cap_kw: float, calls: int, seed: int, convex_calls: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     network = Network.build(caltech_site(cap_kw), caltech_evses())
     solve(random_snapshot(rng, 50, horizon, cap_kw), network=network)  # warm-up
@@ -127,8 +132,11 @@ def timing(horizon: int, cap_kw: float, calls: int, seed: int) -> dict[str, Any]
     ours_cpu: list[float] = []
     fallback: list[float] = []
     anchor: list[float] = []
+    convex: list[float] = []
+    energy_ratio: list[float] = []  # ours / convex model's planned energy, same snapshot
     statuses: dict[str, int] = {}
-    for _ in range(calls):
+    convex_calls = min(convex_calls, calls) if convex_anchor.available() else 0
+    for call in range(calls):
         snap = random_snapshot(rng, 50, horizon, cap_kw)
         began, began_cpu = time.perf_counter(), time.process_time()
         schedule = solve(snap, network=network)
@@ -139,6 +147,12 @@ def timing(horizon: int, cap_kw: float, calls: int, seed: int) -> dict[str, Any]
         solve(snap, network=network, force_fallback=True)
         fallback.append(time.perf_counter() - began)
         anchor.append(anchor_lp_s(snap, network))
+        if call < convex_calls:
+            result = convex_anchor.solve_convex(snap, network)
+            convex.append(result.seconds)
+            kw_per_a = network.kw_per_a[network.index([s.evse_id for s in snap.sessions])]
+            convex_kwh = float((result.current_a * kw_per_a[:, None]).sum()) * PERIOD_S / 3600
+            energy_ratio.append(float(schedule.power_kw.sum()) * PERIOD_S / 3600 / convex_kwh)
     out: dict[str, Any] = {"horizon_periods": horizon, "cap_kw": cap_kw, "calls": calls, "statuses": statuses}
     out["ours"] = _stats_ms(ours)
     # CPU time of this process: what one core spends on a call, whatever else the machine runs
@@ -147,6 +161,13 @@ def timing(horizon: int, cap_kw: float, calls: int, seed: int) -> dict[str, Any]
     out["scipy_linprog_energy_only"] = _stats_ms(anchor)
     out["ratio_p95_ours_to_linprog"] = out["ours"]["p95_ms"] / out["scipy_linprog_energy_only"]["p95_ms"]
     out["ratio_p95_ours_to_fallback"] = out["ours"]["p95_ms"] / out["equal_share_fallback"]["p95_ms"]
+    if convex:
+        out["convex_adacharge_kind"] = _stats_ms(convex)
+        out["convex_calls"] = len(convex)
+        # p50 against p50: the convex model is timed on fewer snapshots than ours
+        out["ratio_p50_ours_to_convex"] = out["ours"]["p50_ms"] / out["convex_adacharge_kind"]["p50_ms"]
+        out["energy_ours_over_convex_min"] = min(energy_ratio)
+        out["energy_ours_over_convex_mean"] = float(np.mean(energy_ratio))
     return out
 
 
@@ -212,15 +233,41 @@ def fairness(n_sessions: int, cap_kw: float, stations: Sequence[str] = STATION_I
     }
 
 
+def _print_convex(runs: Sequence[dict[str, Any]]) -> None:
+    convex = [r for r in runs if "convex_adacharge_kind" in r]
+    if not convex:
+        print("\n(convex anchor left out: `pip install -e '.[bench]'` installs cvxpy)")
+        return
+    print("\nAgainst a convex model of adacharge's kind (CVXPY + Clarabel, exact cones), same snapshots")
+    print("(issue 2 quotes adacharge at 0.8-0.9 s for 50 EVs x 288 periods on its authors' machine)\n")
+    print(
+        "periods | cap kW | calls | convex p50 ms | max | ours p50 ms | ours/convex p50 | energy ours/convex"
+    )
+    print("--- | --- | --- | --- | --- | --- | --- | ---")
+    for r in convex:
+        c = r["convex_adacharge_kind"]
+        print(
+            f"{r['horizon_periods']} | {r['cap_kw']:g} | {r['convex_calls']}"
+            f" | {c['p50_ms']:.0f} | {c['max_ms']:.0f}"
+            f" | {r['ours']['p50_ms']:.1f} | {r['ratio_p50_ours_to_convex']:.3f}"
+            f" | {r['energy_ours_over_convex_mean']:.4f} (min {r['energy_ours_over_convex_min']:.4f})"
+        )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--convex-calls", type=int, default=5, help="snapshots also solved by the convex anchor (needs cvxpy)"
+    )
     parser.add_argument("--jain-sessions", type=int, default=45)
     parser.add_argument("--name", default="micro")
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    runs = [timing(h, cap, args.calls, args.seed) for h in (96, 288) for cap in (60.0, 150.0)]
+    runs = [
+        timing(h, cap, args.calls, args.seed, args.convex_calls) for h in (96, 288) for cap in (60.0, 150.0)
+    ]
     print("Per-call solve time, 50 active EVs, Caltech site (ms; ratio = ours p95 / anchor p95)")
     print("wall time, and CPU time of this process (one core's work, whatever else the machine runs)\n")
     print(
@@ -237,6 +284,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             f" | {r['scipy_linprog_energy_only']['p95_ms']:.1f} | {r['ratio_p95_ours_to_linprog']:.2f}"
             f" | {r['statuses']}"
         )
+    _print_convex(runs)
     costs = [cost_comparison(cap, range(args.seed, args.seed + 10)) for cap in (60.0, 150.0)]
     print("\nCost-aware vs cost-blind plans (10 snapshots of 50 EVs x 288 periods, TOU price)\n")
     print("cap kW | energy aware kWh | energy blind kWh | cost aware $ | cost blind $ | saving %")
