@@ -31,7 +31,7 @@ def test_the_convex_plan_keeps_the_limits_and_plans_at_least_our_energy(cap_kw: 
     current_a[cols] = result.current_a
     assert network.utilisation(current_a, cap_kw).max() <= 1.0 + 1e-5
     kwh = result.current_a.sum(axis=1) * network.kw_per_a[cols] * PERIOD_S / 3600
-    remaining = np.array([s.energy_needed_kwh - s.energy_delivered_kwh for s in snapshot.sessions])
+    remaining = np.array([(s.energy_needed_kwh or 0.0) - s.energy_delivered_kwh for s in snapshot.sessions])
     assert np.all(kwh <= remaining + 1e-4)
     ours_kwh = float(solve(snapshot, network=network).power_kw.sum()) * PERIOD_S / 3600
     assert ours_kwh <= kwh.sum() + 1e-3
