@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from optimizer import Network, StationSnapshot
+from optimizer.limits import power_limit_kw, price_per_kwh
 from optimizer.types import FloatArray
 
 
@@ -51,15 +52,6 @@ def available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _prices(snapshot: StationSnapshot, horizon: int, period_s: int) -> FloatArray:
-    """The energy price of each period [$/kWh] (the one in force at its start; 0 before the first)."""
-    starts = [snapshot.now.timestamp() + k * period_s for k in range(horizon)]
-    out = np.zeros(horizon)
-    for p in sorted(snapshot.site.prices, key=lambda p: p.start):
-        out[np.asarray(starts) >= p.start.timestamp()] = p.price_per_kwh
-    return out
 
 
 def solve_convex(snapshot: StationSnapshot, network: Network) -> ConvexResult:
@@ -89,10 +81,9 @@ def solve_convex(snapshot: StationSnapshot, network: Network) -> ConvexResult:
         phasor = np.vstack([coef[k].real, coef[k].imag]) @ rate  # (2, horizon)
         constraints.append(cp.SOC(np.full(horizon, network.current_limit_a[k]), phasor, axis=0))
     power = network.power_coef[:, cols]
-    site_kw = snapshot.site.grid_limit_kw
-    limits_kw = network.power_limits(site_kw)[:, 0]
-    constraints.append(power @ rate <= limits_kw[:, None])
-    price = _prices(snapshot, horizon, period_s)
+    site_kw = power_limit_kw(snapshot.site, snapshot.now, period_s, horizon)  # caps and base load too
+    constraints.append(power @ rate <= network.power_limits(site_kw))
+    price = price_per_kwh(snapshot.site, snapshot.now, period_s, horizon)
     quick = (horizon - np.arange(horizon)) / horizon
     objective = cp.Maximize(
         1000 * cp.sum(energy_kwh)

@@ -38,27 +38,26 @@ async def superseded(inventory: CertificateInventory, charger_id: str) -> list[b
     return [c.superseded_at is not None for c in reversed(await inventory.issued_to(charger_id))]
 
 
-async def test_installing_supersedes_the_older_certificates(inventory: CertificateInventory) -> None:
-    charger_id = f"CP-INV-{uuid.uuid4().hex[:8]}"
-    first, second = certificates(2)
-    await inventory.record_issued(charger_id, TYPE, first)
-    await inventory.installed(charger_id, TYPE, first)
-    await inventory.record_issued(charger_id, TYPE, second)
-    assert await superseded(inventory, charger_id) == [False, False]
-    await inventory.installed(charger_id, TYPE, second)
-    assert await superseded(inventory, charger_id) == [True, False]
-
-
-async def test_a_late_install_record_of_an_older_certificate_keeps_the_newer_current(
-    inventory: CertificateInventory,
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param(("issue", "install", "issue"), id="installed-before-the-next-is-issued"),
+        # the server records each CertificateSigned answer in its own task, so the first one's
+        # record may come after the second certificate was issued: it must not supersede that one
+        pytest.param(("issue", "issue", "install"), id="late-install-record-of-the-older"),
+    ],
+)
+async def test_installing_supersedes_only_the_older_certificates(
+    inventory: CertificateInventory, steps: tuple[str, ...]
 ) -> None:
-    """The server records each CertificateSigned answer in its own task, so the first one's record
-    may come after the second certificate was issued: it must not supersede the second one."""
     charger_id = f"CP-INV-{uuid.uuid4().hex[:8]}"
     first, second = certificates(2)
-    await inventory.record_issued(charger_id, TYPE, first)
-    await inventory.record_issued(charger_id, TYPE, second)
-    await inventory.installed(charger_id, TYPE, first)
+    issued = iter((first, second))
+    for step in steps:
+        if step == "issue":
+            await inventory.record_issued(charger_id, TYPE, next(issued))
+        else:
+            await inventory.installed(charger_id, TYPE, first)
     assert await superseded(inventory, charger_id) == [False, False]
     await inventory.installed(charger_id, TYPE, second)
     assert await superseded(inventory, charger_id) == [True, False]
