@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,7 @@ from csms.errors import SettingsError
 from csms.live_state import LiveState
 from csms.protocol.session import utc_now
 from csms.smart_charging.agenda import Agenda
+from csms.smart_charging.forecasting import FinishedSession, real_rows
 from csms.smart_charging.idle import idle_changes_a
 from csms.smart_charging.sending import Failsafes, ProfileSender, log_refusal, resend_tx, send_tx
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
@@ -59,7 +60,7 @@ from optimizer.network import Network
 from optimizer.profiles import limit_from_current
 from optimizer.quick import scaled_schedule
 from optimizer.triggers import URGENT, Coalescer, Trigger, TriggerKind
-from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule
+from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule, StationSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,8 @@ class SmartChargingLoop:
         self._add(station, TriggerKind.CAP_CHANGED, f"{len(base_load_kw)} base-load periods")
 
     def forget(self, station_id: str) -> None:
-        """Drop what is known of a station's sessions and chargers' profiles, keeping its prices and caps.
+        """Drop what is known of a station's sessions and chargers' profiles, keeping its prices, caps
+        and finished sessions (its forecast's history).
 
         For a station another node plans now (:mod:`csms.smart_charging.ownership`): with no
         sessions left it is neither solved periodically nor sent profiles. A cycle already under
@@ -168,6 +170,7 @@ class SmartChargingLoop:
         old = self._stations[station_id]
         state = StationState.of(old.state.setup, self._settings)
         state.site = old.state.site
+        state.history = old.state.history  # the station's earlier days are still its own
         coalescer = Coalescer(self._settings.quiet_s, self._settings.max_delay_s)
         self._stations[station_id] = _Station(state, coalescer, old.network)
         self._agenda.forget(station_id)
@@ -189,6 +192,31 @@ class SmartChargingLoop:
                     self._add_trigger(station, trigger)
                     return True
         return False
+
+    def forecast_window(self) -> tuple[timedelta, tuple[str, ...]]:
+        """How far back the stations that plan with a forecast remember, and their chargers."""
+        keep = timedelta(0)
+        chargers: set[str] = set()
+        for station in self._stations.values():
+            history = station.state.history
+            if history is not None:
+                keep = max(keep, history.keep)
+                chargers.update(b.charger_id for b in station.state.setup.evses)
+        return keep, tuple(sorted(chargers))
+
+    def seed_history(self, sessions: Iterable[tuple[str, int, FinishedSession]]) -> int:
+        """Teach the stations' forecasts finished sessions ``(charger id, OCPP EVSE id, session)``
+        from the transactions store; ``session.evse_id`` is ignored (the binding names the EVSE).
+        Returns how many reached a station that plans with a forecast."""
+        taken = 0
+        for charger_id, ocpp_evse_id, session in sessions:
+            found = self._lookup(charger_id, ocpp_evse_id)
+            history = None if found is None else found[0].state.history
+            if found is None or history is None:
+                continue
+            history.finished(replace(session, evse_id=found[1]))
+            taken += 1
+        return taken
 
     async def wait_idle(self) -> None:
         """Return once no trigger is pending and no solve, profile or re-send is under way."""
@@ -429,22 +457,32 @@ class SmartChargingLoop:
         thread hop would cost more than either, and with the GIL a thread would not run it sooner.
         """
         station.last_solved_at = now
-        snapshot = station.state.snapshot(now)
+        state = station.state
+        snapshot = state.snapshot(now, forecast=not quick)  # a quick answer is about the limits alone
         if not snapshot.sessions:
             station.schedule = None
             return None
-        setup = station.state.setup
-        same_tree = snapshot.site.root is setup.site.root and snapshot.evses == setup.solver_evses
-        network = station.network if same_tree else None  # planned around an EVSE: a smaller tree
+        network = self._network(station, snapshot)
         if quick:
             scaled = scaled_schedule(snapshot, station.schedule, network) if scale else None
             schedule = scaled or solve(snapshot, Algorithm.FAIRWATT, network, force_fallback=True)
         else:
             schedule = await asyncio.to_thread(solve, snapshot, Algorithm.FAIRWATT, network)
+        schedule = real_rows(schedule, state.evses)  # the expected sessions' rows are never sent
         station.schedule = schedule
         for callback in self._solved:
             callback(station.state.station_id, schedule)
         return schedule
+
+    @staticmethod
+    def _network(station: _Station, snapshot: StationSnapshot) -> Network | None:
+        """The compiled network of the snapshot's tree, ``None`` when it is another (built per solve)."""
+        setup, history = station.state.setup, station.state.history
+        if snapshot.site.root is setup.site.root and snapshot.evses == setup.solver_evses:
+            return station.network
+        if history is not None and snapshot.site.root is history.root and snapshot.evses == history.evses:
+            return history.network  # with the sessions expected later today
+        return None  # planned around an EVSE: a smaller tree
 
     async def _apply(self, station: _Station, schedule: Schedule) -> None:
         state = station.state

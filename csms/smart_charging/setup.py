@@ -6,6 +6,7 @@ The CLI's YAML loader (``fairwatt/config``) fills these; tests build them direct
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 from csms.errors import SettingsError
 from optimizer.network import Network
@@ -30,13 +31,38 @@ class EvseBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class ForecastSettings:
+    """Plan around sessions that earlier days saw arrive later in the day (``smart_charging.forecasting``).
+
+    ``weight``: what a kWh of an expected session is worth against a plugged-in car's (0 < weight
+    < 1: they only break ties; the ACN benchmark measured 0.5 best of 0.2/0.5/0.9). ``days``:
+    how many of the latest earlier days of the same kind (weekday or weekend) count.
+    """
+
+    weight: float = 0.5
+    days: int = 14
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.weight < 1.0:
+            raise SettingsError(f"forecast weight must be between 0 and 1 (exclusive), got {self.weight:g}")
+        if self.days < 1:
+            raise SettingsError(f"forecast days must be at least 1, got {self.days}")
+
+
+@dataclass(frozen=True, slots=True)
 class StationSetup:
-    """One station: its site limits, its EVSEs and how it schedules."""
+    """One station: its site limits, its EVSEs and how it schedules.
+
+    ``time_zone`` says where the station's days begin (the forecast compares local days);
+    ``forecast`` (``None``: off) plans around sessions expected later today.
+    """
 
     station_id: str
     site: Site
     evses: tuple[EvseBinding, ...]
     policy: Policy = field(default_factory=Policy)
+    time_zone: tzinfo = UTC
+    forecast: ForecastSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.evses:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from csms.domain.events import ChargingNeeds, ConnectorStatus, MeterSample
+from csms.smart_charging.forecasting import FinishedSession, StationHistory
 from csms.smart_charging.reserve import reserve
 from csms.smart_charging.setup import EvseBinding, SmartChargingSettings, StationSetup
 from optimizer import profiles as builders
@@ -137,10 +138,20 @@ class StationState:
     settings: SmartChargingSettings
     site: Site
     evses: dict[str, EvseState] = field(default_factory=dict)
+    history: StationHistory | None = None  # finished sessions, when the station plans with a forecast
 
     @classmethod
     def of(cls, setup: StationSetup, settings: SmartChargingSettings) -> StationState:
-        return cls(setup, settings, setup.site, {b.evse_id: EvseState(b) for b in setup.evses})
+        history = None
+        if setup.forecast is not None:
+            history = StationHistory(
+                setup.site,
+                setup.solver_evses,
+                setup.time_zone,
+                weight=setup.forecast.weight,
+                days=setup.forecast.days,
+            )
+        return cls(setup, settings, setup.site, {b.evse_id: EvseState(b) for b in setup.evses}, history)
 
     @property
     def station_id(self) -> str:
@@ -167,6 +178,8 @@ class StationState:
     def session_ended(self, transaction_id: str, at: datetime) -> Trigger | None:
         for evse_id, state in self.evses.items():
             if state.session is not None and state.session.transaction_id == transaction_id:
+                if self.history is not None:
+                    self.history.finished(_finished(evse_id, state.session, at))
                 state.session = state.early_needs = None
                 state.held = state.replaced = None
                 return self._trigger(TriggerKind.SESSION_ENDED, at, f"{evse_id} {transaction_id}")
@@ -328,10 +341,21 @@ class StationState:
                 reserved[evse_id] = min(session.over_floor_a, state.evse.max_current_a)
         return reserved
 
-    def snapshot(self, now: datetime) -> StationSnapshot:
-        """The solver's input at ``now``: the controllable sessions on the site the others leave."""
+    def snapshot(self, now: datetime, *, forecast: bool = True) -> StationSnapshot:
+        """The solver's input at ``now``: the controllable sessions on the site the others leave.
+
+        With a history (and ``forecast``), also the sessions expected later today on the group
+        EVSEs of the grouped tree; :func:`~csms.smart_charging.forecasting.real_rows` drops them
+        from the schedule.
+        """
         reserved = self.reserved_a()
-        site, evses = reserve(self.site, self.setup.solver_evses, reserved)
+        plan_site, plan_evses = self.site, self.setup.solver_evses
+        expected: tuple[ActiveSession, ...] = ()
+        if forecast and self.history is not None:
+            expected = self.history.expected(now)
+            if expected:
+                plan_site, plan_evses = self.history.site(self.site), self.history.evses
+        site, evses = reserve(plan_site, plan_evses, reserved)
         policy = self.setup.policy
         sessions = []
         for evse_id, state in self.evses.items():
@@ -359,7 +383,7 @@ class StationState:
             now=now,
             site=site,
             evses=evses,
-            sessions=tuple(sessions),
+            sessions=(*sessions, *expected) if sessions else (),
             policy=self.setup.policy,
         )
 
@@ -367,3 +391,15 @@ class StationState:
         """The normal site less the EVSEs that refused their failsafe (they may draw their maximum)."""
         refused = {e: s.evse.max_current_a for e, s in self.evses.items() if s.failsafe_refused}
         return reserve(self.setup.site, self.setup.solver_evses, refused)
+
+
+def _finished(evse_id: str, session: SessionState, at: datetime) -> FinishedSession:
+    """What a session that ends at ``at`` teaches the forecast: the energy it asked for, else took."""
+    taken_kwh = session.delivered_wh / 1000.0
+    return FinishedSession(
+        evse_id=evse_id,
+        arrival=session.arrival,
+        ended=at,
+        energy_kwh=max(session.energy_needed_kwh or 0.0, taken_kwh),
+        max_current_a=session.vehicle_max_a,
+    )

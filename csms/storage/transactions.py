@@ -34,6 +34,33 @@ class TransactionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FinishedTransaction:
+    """A transaction that ended: where, when, and the energy it took [Wh] (``None`` when unmetered)."""
+
+    charger_id: str
+    evse_id: int
+    started_at: datetime
+    ended_at: datetime
+    energy_wh: float | None
+
+
+# The energy of a finished transaction: its meter readings at start and stop, else the spread of its
+# energy register samples (a 2.0.1 charger may report neither reading in its Started/Ended events).
+_FINISHED_SINCE = """
+    SELECT t.charger_id, t.evse_id, t.started_at, t.ended_at,
+           COALESCE(t.meter_stop_wh - t.meter_start_wh,
+                    (SELECT max(m.value * CASE WHEN m.unit = 'kWh' THEN 1000 ELSE 1 END)
+                          - min(m.value * CASE WHEN m.unit = 'kWh' THEN 1000 ELSE 1 END)
+                     FROM meter_samples m
+                     WHERE m.charger_id = t.charger_id AND m.transaction_id = t.transaction_id
+                       AND m.measurand = 'Energy.Active.Import.Register' AND m.phase = '')) AS energy_wh
+    FROM transactions t
+    WHERE t.ended_at >= $1 AND t.started_at IS NOT NULL AND t.evse_id IS NOT NULL
+      AND t.charger_id = ANY($2::text[])
+    ORDER BY t.started_at"""
+
+
+@dataclass(frozen=True, slots=True)
 class StartOutcome:
     transaction_id: str
     replayed: bool
@@ -206,6 +233,21 @@ class TransactionRepository:
             stop_reason=row["stop_reason"],
             charging_state=row["charging_state"],
         )
+
+    async def finished_since(self, since: datetime, charger_ids: Sequence[str]) -> list[FinishedTransaction]:
+        """The transactions of ``charger_ids`` that ended at or after ``since``, oldest start first."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(_FINISHED_SINCE, since, list(charger_ids))
+        return [
+            FinishedTransaction(
+                charger_id=row["charger_id"],
+                evse_id=row["evse_id"],
+                started_at=row["started_at"],
+                ended_at=row["ended_at"],
+                energy_wh=row["energy_wh"],
+            )
+            for row in rows
+        ]
 
     async def samples(self, charger_id: str, transaction_id: str) -> list[MeterSample]:
         """The meter samples of one transaction, oldest first."""

@@ -49,10 +49,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         nargs="?",
         type=float,
         const=0.5,
-        default=0.0,
+        default=None,
         metavar="WEIGHT",
         help="fairwatt: also plan around the sessions earlier simulated days saw arrive later in the "
-        "day, their energy weighted by WEIGHT (default 0.5)",
+        "day, their energy weighted by WEIGHT (default 0.5; without the flag: the station file's "
+        "forecast, if any; 0 turns it off)",
     )
     parser.add_argument(
         "--progress", action="store_true", help="show a progress bar (default: when a terminal)"
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     progress = None
     if args.progress or sys.stderr.isatty():
         progress = ProgressBar(sys.stderr, label=f"{args.algorithm} {days[0]}..{days[-1]}")
-    result = simulate(config, records, days, args.algorithm, progress, forecast_weight=args.forecast)
+    forecast_weight = config.forecast_weight if args.forecast is None else args.forecast
+    result = simulate(config, records, days, args.algorithm, progress, forecast_weight=forecast_weight)
     rows = day_metrics(result)
     overall = overall_metrics(result)
     if args.plot:
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {
         "station": config.station_id,
         "algorithm": args.algorithm,
-        "forecast_weight": args.forecast if args.algorithm == "fairwatt" else 0.0,
+        "forecast_weight": forecast_weight if args.algorithm == "fairwatt" else 0.0,
         "grid_limit_kw": config.grid_limit_kw,
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from csms.server import CSMS
 from csms.smart_charging import SMART_CHARGING, EvseBinding, SmartChargingLoop, StationSetup
+from csms.smart_charging.setup import ForecastSettings
 from fairwatt.config import StationConfig
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,17 @@ def station_setup(config: StationConfig, now: datetime) -> StationSetup:
     for evse in config.evses:
         place = config.place(evse.evse_id)
         bindings.append(EvseBinding(evse, place.charger_id, place.connector_id))
-    return StationSetup(config.station_id, config.site(now, periods), tuple(bindings), config.policy)
+    forecast = None
+    if config.forecast_weight > 0:
+        forecast = ForecastSettings(config.forecast_weight, config.forecast_days)
+    return StationSetup(
+        config.station_id,
+        config.site(now, periods),
+        tuple(bindings),
+        config.policy,
+        time_zone=config.time_zone,
+        forecast=forecast,
+    )
 
 
 def refresh_site(loop: SmartChargingLoop, config: StationConfig, now: datetime) -> None:

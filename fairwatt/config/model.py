@@ -174,7 +174,8 @@ class StationConfig:
     ``base_load_kw`` is empty (none), one value (constant) or 24 values (by local hour).
     ``resolve_every_periods`` is how often the online loop re-solves without an event.
     ``places`` says which charger and connector each EVSE is; an EVSE not listed is a charger
-    of its own (charger id = EVSE id) on connector 1.
+    of its own (charger id = EVSE id) on connector 1. ``forecast_weight`` > 0 plans around the
+    sessions earlier days saw arrive later in the day (``optimizer.forecast``).
     """
 
     station_id: str
@@ -190,6 +191,8 @@ class StationConfig:
     resolve_every_periods: int = 1
     source: str = ""
     places: tuple[EvsePlace, ...] = ()
+    forecast_weight: float = 0.0  # > 0: plan around sessions earlier days saw arrive later (0: off)
+    forecast_days: int = 14  # the latest earlier days of the same kind the forecast learns from
 
     def evse(self, evse_id: str) -> Evse:
         for evse in self.evses:

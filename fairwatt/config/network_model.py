@@ -171,6 +171,9 @@ class NetworkStation:
                 "priority_tiers": dict(self.charging.priority_tiers),
                 "default_departure_min": self.charging.default_departure_min,
             },
+            "forecast": (
+                {"weight": s.forecast_weight, "days": s.forecast_days} if s.forecast_weight > 0 else None
+            ),
         }
 
 

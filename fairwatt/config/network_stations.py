@@ -22,6 +22,7 @@ from fairwatt.config.station import (
     POLICY_KEYS,
     RATE_UNITS,
     _limit_tree,
+    forecast_rules,
     policy_from,
     site_rules,
 )
@@ -43,6 +44,7 @@ _STATION_KEYS = (
     "prices",
     "peak_events",
     "policy",
+    "forecast",
     "chargers",
 )
 _ELECTRICAL_KEYS = ("connection", "voltage_v", "max_current_a", "min_current_a", "rate_unit", "step")
@@ -130,6 +132,7 @@ def _station(entry: Cursor, out: _Collected) -> None:
         limits=limits,
         evses=tuple(evses),
         **site_rules(fields),
+        **forecast_rules(fields),
         policy=policy,
         resolve_every_periods=resolve_every,
         source=entry.source,

@@ -79,6 +79,7 @@ _STATION_KEYS = (
     "base_load_kw",
     "demand_charge_per_kw",
     "policy",
+    "forecast",
 )
 
 
@@ -116,11 +117,33 @@ def _station_from(root: Cursor) -> StationConfig:
         limits=limits,
         evses=evses,
         **site_rules(fields),
+        **forecast_rules(fields),
         policy=policy,
         resolve_every_periods=resolve_every,
         source=root.source,
         places=places,
     )
+
+
+def forecast_rules(fields: dict[str, Cursor]) -> dict[str, Any]:
+    """A station's ``forecast: {weight, days}`` as ``StationConfig`` fields (absent: no forecast).
+
+    ``weight`` (default 0.5, below 1: expected sessions only break ties between plans for the
+    cars present) and ``days`` (default 14: the latest earlier days of the same kind).
+    """
+    if "forecast" not in fields:
+        return {}
+    entry = fields["forecast"].mapping(("weight", "days"))
+    weight, days = 0.5, 14
+    if "weight" in entry:
+        weight = entry["weight"].number(positive=True)
+        if weight >= 1.0:
+            raise entry["weight"].error(
+                f"must be below 1 (expected sessions only break ties between plans), got {weight:g}"
+            )
+    if "days" in entry:
+        days = entry["days"].integer(minimum=1, maximum=60)
+    return {"forecast_weight": weight, "forecast_days": days}
 
 
 def site_rules(fields: dict[str, Cursor]) -> dict[str, Any]:

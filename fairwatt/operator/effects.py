@@ -79,13 +79,15 @@ def _stations(app: web.Application, network: Network, changes: tuple[Change, ...
 
 
 def _same_plant(running: StationSetup, config: StationConfig, now: datetime) -> bool:
-    """Whether the loop already plans ``config``'s EVSEs, limit tree, grid limit and policy."""
+    """Whether the loop already plans ``config``'s EVSEs, limit tree, grid limit, policy and forecast."""
     wanted = station_setup(config, now)
     return (
         running.evses == wanted.evses
         and running.site.root == wanted.site.root
         and running.site.grid_limit_kw == wanted.site.grid_limit_kw
         and running.policy == wanted.policy
+        and running.forecast == wanted.forecast
+        and running.time_zone == wanted.time_zone
     )
 
 

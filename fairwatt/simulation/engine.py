@@ -379,7 +379,13 @@ class _Run:
         # each earlier day a scenario of its own: the limits must leave room for that day's
         # later arrivals on the lines they loaded (the days' mean spreads them over every line)
         return expected_sessions(
-            history, now, self.config.time_zone, self.group_of, weight=self.forecast_weight, scenarios=True
+            history,
+            now,
+            self.config.time_zone,
+            self.group_of,
+            weight=self.forecast_weight,
+            scenarios=True,
+            max_days=self.config.forecast_days,
         )
 
     def _plan_offline(

@@ -234,3 +234,19 @@ def test_demand_response_programs_are_checked_by_their_package() -> None:
 def test_the_schema_is_printed_for_editors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "fairwatt network"
+
+
+def test_a_station_forecast_is_read_checked_and_in_the_schema() -> None:
+    text = BASE.replace(
+        "    tariff: std\n    limits:", "    tariff: std\n    forecast: {weight: 0.4}\n    limits:", 1
+    )
+    network = parse_network({"net.yaml": text})
+    station = next(s.station for s in network.stations if s.station_id == "s1")
+    assert (station.forecast_weight, station.forecast_days) == (0.4, 14)
+    jsonschema.validate(yaml.safe_load(text), json.loads(schema_text()))
+    broken = text.replace("weight: 0.4", "weight: 0")
+    (line, message), *_ = errors_of(broken)
+    assert line == line_of(broken, "forecast:")
+    assert "greater than 0" in message
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(broken), json.loads(schema_text()))

@@ -188,3 +188,17 @@ def test_policy_fields() -> None:
     assert config.resolve_every_periods == 3
     error = load_error(VALID + "  policy:\n    fairness: maxmin\n")
     assert "did you mean 'max-min'?" in error.detail
+
+
+def test_forecast_is_off_unless_asked_and_checked_at_its_line() -> None:
+    assert parse_station(VALID, "s.yaml").forecast_weight == 0.0
+    config = parse_station(VALID + "  forecast: {weight: 0.3, days: 21}\n", "s.yaml")
+    assert (config.forecast_weight, config.forecast_days) == (0.3, 21)
+    config = parse_station(VALID + "  forecast: {}\n", "s.yaml")
+    assert (config.forecast_weight, config.forecast_days) == (0.5, 14)
+    error = load_error(VALID + "  forecast:\n    weight: 1.5\n")
+    assert error.line == 24
+    assert "below 1" in error.detail
+    error = load_error(VALID + "  forecast:\n    dayz: 3\n")
+    assert error.line == 24
+    assert "did you mean 'days'?" in error.detail
