@@ -112,3 +112,58 @@ def switch_on(problem: Problem, current_a: FloatArray, t: int) -> FloatArray | N
     switched_off[on_cols] = values[n:] < 0.5
     x[switched_off] = 0.0
     return x
+
+
+def pulse_later(
+    problem: Problem, planned_a: FloatArray, out: FloatArray, shortfall_kwh: FloatArray, first: int
+) -> FloatArray:
+    """Periods ``first``.. of ``out`` with the energy rounding took from cars planned below their minimum
+    put back as pulses at the minimum, as far as each car is still short and every limit allows.
+
+    The LP may spread a car's need at, say, 5 A over hours; rounding makes every such period 0, so
+    the plan (and the profile the charger holds if it loses the central system) would stop the car
+    early. Here each such car is switched on at its minimum in the share of those periods its
+    planned current was of the minimum (spread like a delta-sigma modulator: on where its running
+    sum crosses a whole period), at most until its shortfall is covered. A period that would then
+    break a limit keeps the plain rounding. The period applied now is left alone (see ``switch_on``).
+    """
+    n, periods = out.shape
+    if periods <= first or not np.any(problem.min_a > 0):
+        return out
+    min_on = np.ceil(problem.min_a / np.where(problem.step_a > 0, problem.step_a, 1e-3) - 1e-6)
+    min_on = min_on * np.where(problem.step_a > 0, problem.step_a, 1e-3)
+    can = (problem.min_a > 0) & (min_on <= problem.pilot_upper_a + 1e-9) & (shortfall_kwh > 1e-9)
+    later = np.zeros((n, periods), dtype=np.bool_)
+    later[:, first:] = True
+    between = later & can[:, None] & (planned_a > 1e-9) & (out <= 1e-9)
+    between &= planned_a < problem.min_a[:, None] - 1e-9
+    if not between.any():
+        return out
+    ratio = np.where(between, planned_a / np.maximum(problem.min_a, 1e-9)[:, None], 0.0)
+    running = np.cumsum(ratio, axis=1)
+    on = between & (np.floor(running + 0.5) > np.floor(running - ratio + 0.5))
+    per_pulse_kwh = np.minimum(min_on, problem.upper_a) * problem.kw_per_a * problem.period_h
+    allowed = np.ceil(shortfall_kwh / np.maximum(per_pulse_kwh, 1e-12) - 1e-9)
+    on &= np.cumsum(on, axis=1) <= allowed[:, None]
+    if not on.any():
+        return out
+    pulsed = np.where(on, min_on[:, None], out)
+    over = _over(problem, pulsed, problem.site_limit_kw)
+    order = np.argsort(problem.laxity_h(), kind="stable")
+    for t in np.nonzero(over)[0]:
+        # the period keeps the pulses of the least-laxity cars that fit: candidate k holds the first k
+        cars = order[on[order, t]]
+        candidates = np.repeat(out[:, t : t + 1], cars.size + 1, axis=1)
+        for k in range(1, cars.size + 1):
+            candidates[cars[:k], k] = min_on[cars[:k]]
+        fits = ~_over(problem, candidates, np.full(cars.size + 1, problem.site_limit_kw[t]))
+        pulsed[:, t] = candidates[:, int(np.nonzero(fits)[0].max(initial=0))]
+    return pulsed
+
+
+def _over(problem: Problem, current_a: FloatArray, site_limit_kw: FloatArray) -> npt.NDArray[np.bool_]:
+    """Per column of ``current_a`` (sessions x columns): whether it breaks a limit."""
+    full = np.zeros((len(problem.network.evse_ids), current_a.shape[1]))
+    np.add.at(full, problem.cols, current_a)
+    use = problem.network.utilisation(full, site_limit_kw)
+    return np.asarray(use.max(axis=0, initial=0.0) > 1.0 + 1e-9, dtype=np.bool_)

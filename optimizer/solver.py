@@ -130,7 +130,9 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
             shortfall_kwh - (topped - out[:, t]) * problem.kw_per_a * problem.period_h, 0.0
         )
         out[:, t] = topped
-    return out
+    # later periods: cars planned below their minimum get pulses at it instead of nothing
+    planned = np.where(in_scenario[:, None], 0.0, lifted)
+    return minimum.pulse_later(problem, planned, out, shortfall_kwh, exact)
 
 
 def _full(problem: Problem, current_a: FloatArray) -> FloatArray:

@@ -307,6 +307,43 @@ def test_minimum_currents_switch_cars_on_rather_than_round_them_off() -> None:
     assert first.sum() == pytest.approx(20.0)
 
 
+def test_a_car_planned_below_its_minimum_later_gets_pulses_not_nothing() -> None:
+    # One car, three-phase 16 A (11.04 kW), 6 A minimum, 4 h, 14 kWh. The LP spreads it evenly at
+    # 5.07 A, which rounds to 0 in every period; the first hour (the exact periods) is topped up to
+    # 16 A: 11.04 kWh. The 2.96 kWh left go out later as three 15-minute pulses at 6 A (1.035 kWh
+    # each), so the plan (and a profile a charger holds when it loses us) does not stop the car.
+    es = (evse("a", Connection.THREE_PHASE, max_current_a=16.0, min_current_a=6.0, step=1.0),)
+    result = solve(snapshot(site_of(("a",)), es, (session("s1", "a", 4.0, 14.0),)))
+    row = result.current_a[0]
+    assert list(row[:4]) == [16.0] * 4
+    later = row[4:]
+    assert sorted(set(later.tolist())) == [0.0, 6.0]
+    assert int((later == 6.0).sum()) == 3
+    assert result.objective.energy_kwh == pytest.approx(14.0)
+
+
+def test_pulses_never_break_a_limit_the_rounding_kept() -> None:
+    from optimizer import minimum
+    from optimizer.problem import prepare
+
+    # two cars on a 10 A line, each planned at 5 A (in between: 6 A minimum) in periods 4..: both
+    # pulsed at 6 A in one period would need 12 A, so where both would be on, only one is (the
+    # first of equal laxity)
+    es = tuple(evse(name, min_current_a=6.0, step=1.0) for name in "ab")
+    sessions = (session("s1", "a", 4.0, 40.0), session("s2", "b", 4.0, 40.0))
+    problem = prepare(snapshot(site_of(("a", "b"), limit_a=10.0), es, sessions))
+    planned = np.full((2, problem.periods), 5.0)
+    out = np.zeros_like(planned)
+    pulsed = minimum.pulse_later(problem, planned, out, np.array([40.0, 40.0]), first=4)
+    assert np.all(pulsed[:, :4] == 0.0)  # the exact periods are the top-up's
+    assert np.all((pulsed == 0.0) | (pulsed == 6.0))
+    assert np.all(pulsed.sum(axis=0) <= 10.0)
+    # 5 A of a 6 A minimum: on in 5 of every 6 later periods (10 of 12); both cars pulse in the same
+    # periods, where a (the first of equal laxity) keeps its pulse and b gives way
+    assert int((pulsed[0, 4:] == 6.0).sum()) == 10
+    assert np.all(pulsed[1] == 0.0)
+
+
 def test_the_minimum_current_program_only_runs_where_a_car_sits_below_its_minimum() -> None:
     from optimizer import minimum
     from optimizer.problem import prepare
