@@ -13,7 +13,7 @@ What a finished session teaches (:meth:`StationHistory.finished`): its EVSE, whe
 and ended, the energy the car asked for (else what it took: a station that ran short
 under-states its demand) and the car's limit (else the EVSE's). At start the loop is seeded
 with the station's transactions of the last weeks from the transactions store
-(:meth:`StationHistory.seed`).
+(:func:`csms.smart_charging.app.seed_forecasts`).
 """
 
 from __future__ import annotations
@@ -79,10 +79,6 @@ class StationHistory:
         if self._latest is None or session.arrival > self._latest:
             self._latest = session.arrival
         self._prune(self._latest)
-
-    def seed(self, sessions: Iterable[FinishedSession]) -> None:
-        for session in sessions:
-            self.finished(session)
 
     def _prune(self, now: datetime) -> None:
         # sessions come in ending order, near enough arrival order: one that arrived earlier than
