@@ -130,8 +130,8 @@ def pulse_later(
     n, periods = out.shape
     if periods <= first or not np.any(problem.min_a > 0):
         return out
-    min_on = np.ceil(problem.min_a / np.where(problem.step_a > 0, problem.step_a, 1e-3) - 1e-6)
-    min_on = min_on * np.where(problem.step_a > 0, problem.step_a, 1e-3)
+    steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)
+    min_on = np.ceil(problem.min_a / steps - 1e-6) * steps  # the minimum, up to a whole step
     can = (problem.min_a > 0) & (min_on <= problem.pilot_upper_a + 1e-9) & (shortfall_kwh > 1e-9)
     later = np.zeros((n, periods), dtype=np.bool_)
     later[:, first:] = True

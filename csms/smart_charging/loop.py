@@ -168,9 +168,7 @@ class SmartChargingLoop:
         way finishes on the state it started with.
         """
         old = self._stations[station_id]
-        state = StationState.of(old.state.setup, self._settings)
-        state.site = old.state.site
-        state.history = old.state.history  # the station's earlier days are still its own
+        state = old.state.fresh()  # the station's earlier days are still its own
         coalescer = Coalescer(self._settings.quiet_s, self._settings.max_delay_s)
         self._stations[station_id] = _Station(state, coalescer, old.network)
         self._agenda.forget(station_id)

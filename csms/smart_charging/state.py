@@ -153,6 +153,12 @@ class StationState:
             )
         return cls(setup, settings, setup.site, {b.evse_id: EvseState(b) for b in setup.evses}, history)
 
+    def fresh(self) -> StationState:
+        """This station with nothing known of sessions or profiles, keeping its site (prices, caps)
+        and its finished sessions (the forecast's history): nothing is rebuilt."""
+        evses = {b.evse_id: EvseState(b) for b in self.setup.evses}
+        return StationState(self.setup, self.settings, self.site, evses, self.history)
+
     @property
     def station_id(self) -> str:
         return self.setup.station_id

@@ -238,16 +238,7 @@ class TransactionRepository:
         """The transactions of ``charger_ids`` that ended at or after ``since``, oldest start first."""
         async with self._database.pool.acquire() as connection:
             rows = await connection.fetch(_FINISHED_SINCE, since, list(charger_ids))
-        return [
-            FinishedTransaction(
-                charger_id=row["charger_id"],
-                evse_id=row["evse_id"],
-                started_at=row["started_at"],
-                ended_at=row["ended_at"],
-                energy_wh=row["energy_wh"],
-            )
-            for row in rows
-        ]
+        return [FinishedTransaction(**dict(row)) for row in rows]  # the query selects exactly its fields
 
     async def samples(self, charger_id: str, transaction_id: str) -> list[MeterSample]:
         """The meter samples of one transaction, oldest first."""
