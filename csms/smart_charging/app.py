@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 
 from aiohttp import web
 
 from csms.domain.service import ChargingService
 from csms.live_state import LiveState
 from csms.protocol.session import utc_now
-from csms.smart_charging.forecasting import FinishedSession
 from csms.smart_charging.loop import SmartChargingLoop
+from csms.smart_charging.seeding import seed_forecasts
 from csms.smart_charging.sending import ProfileSender
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
-from csms.storage.transactions import TransactionRepository
 from csms.tasks import TaskOwner
-
-logger = logging.getLogger(__name__)
 
 SMART_CHARGING = web.AppKey("smart_charging", SmartChargingLoop)
 
@@ -58,27 +53,3 @@ def install(
 
     app.cleanup_ctx.append(lifetime)
     return loop
-
-
-async def seed_forecasts(loop: SmartChargingLoop, transactions: TransactionRepository, now: datetime) -> int:
-    """Teach the stations that plan with a forecast their transactions of the last weeks; returns how many."""
-    keep, charger_ids = loop.forecast_window()
-    if not charger_ids:
-        return 0
-    records = await transactions.finished_since(now - keep, charger_ids)
-    taken = loop.seed_history(
-        (
-            r.charger_id,
-            r.evse_id,
-            FinishedSession(
-                evse_id="",
-                arrival=r.started_at,
-                ended=r.ended_at,
-                energy_kwh=r.energy_wh / 1000.0,
-            ),
-        )
-        for r in records
-        if r.energy_wh is not None
-    )
-    logger.info("forecast: %d finished sessions of the last %d days learned", taken, keep.days)
-    return taken

@@ -13,7 +13,8 @@ What a finished session teaches (:meth:`StationHistory.finished`): its EVSE, whe
 and ended, the energy the car asked for (else what it took: a station that ran short
 under-states its demand) and the car's limit (else the EVSE's). At start the loop is seeded
 with the station's transactions of the last weeks from the transactions store
-(:func:`csms.smart_charging.app.seed_forecasts`).
+(:func:`csms.smart_charging.seeding.seed_forecasts`), and again by a node that takes the
+station over from another (:mod:`csms.smart_charging.ownership`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class StationHistory:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def clear(self) -> None:
+        """Forget every session (before seeding the history again from the store)."""
+        self._sessions.clear()
+        self._latest = None
 
     def finished(self, session: FinishedSession) -> None:
         """Remember a session that ended (sessions too short or empty to matter are left out)."""

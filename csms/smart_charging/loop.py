@@ -191,30 +191,44 @@ class SmartChargingLoop:
                     return True
         return False
 
-    def forecast_window(self) -> tuple[timedelta, tuple[str, ...]]:
-        """How far back the stations that plan with a forecast remember, and their chargers."""
+    def forecast_window(self, station_ids: Iterable[str] | None = None) -> tuple[timedelta, tuple[str, ...]]:
+        """How far back the stations that plan with a forecast remember, and their chargers (of
+        ``station_ids`` only when given)."""
         keep = timedelta(0)
         chargers: set[str] = set()
-        for station in self._stations.values():
-            history = station.state.history
-            if history is not None:
-                keep = max(keep, history.keep)
-                chargers.update(b.charger_id for b in station.state.setup.evses)
+        for station in self._forecasting(station_ids):
+            assert station.state.history is not None
+            keep = max(keep, station.state.history.keep)
+            chargers.update(b.charger_id for b in station.state.setup.evses)
         return keep, tuple(sorted(chargers))
 
-    def seed_history(self, sessions: Iterable[tuple[str, int, FinishedSession]]) -> int:
-        """Teach the stations' forecasts finished sessions ``(charger id, OCPP EVSE id, session)``
-        from the transactions store; ``session.evse_id`` is ignored (the binding names the EVSE).
+    def seed_history(
+        self, sessions: Iterable[tuple[str, int, FinishedSession]], station_ids: Iterable[str] | None = None
+    ) -> int:
+        """Replace the forecasts' finished sessions (of ``station_ids`` only when given) with
+        ``sessions`` ``(charger id, OCPP EVSE id, session)`` from the transactions store;
+        ``session.evse_id`` is ignored (the binding names the EVSE). Replacing, not adding, makes
+        a repeated seed (a node taking a station over again) count no session twice.
         Returns how many reached a station that plans with a forecast."""
+        seeded = {station.state.station_id for station in self._forecasting(station_ids)}
+        for station_id in seeded:
+            history = self._stations[station_id].state.history
+            assert history is not None
+            history.clear()
         taken = 0
         for charger_id, ocpp_evse_id, session in sessions:
             found = self._lookup(charger_id, ocpp_evse_id)
-            history = None if found is None else found[0].state.history
-            if found is None or history is None:
+            if found is None or found[0].state.station_id not in seeded:
                 continue
+            history = found[0].state.history
+            assert history is not None
             history.finished(replace(session, evse_id=found[1]))
             taken += 1
         return taken
+
+    def _forecasting(self, station_ids: Iterable[str] | None) -> list[_Station]:
+        chosen = self._stations.values() if station_ids is None else (self._stations[i] for i in station_ids)
+        return [station for station in chosen if station.state.history is not None]
 
     async def wait_idle(self) -> None:
         """Return once no trigger is pending and no solve, profile or re-send is under way."""

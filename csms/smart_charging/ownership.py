@@ -14,7 +14,9 @@ Taking over: the new owner subscribes to the station's events first, then drops 
 knew of the station and rebuilds it from shared state: each connected, accepted charger is
 treated as booted (it gets its failsafe again, which also tells the loop what it holds), and each
 active transaction in live state starts a session with its start time and meter start from
-PostgreSQL and its latest energy reading. A session whose charger is not connected is planned
+PostgreSQL and its latest energy reading; a station that plans with a forecast learns its finished
+transactions of the last weeks again (those that ended while another node planned it never
+reached this node's loop). A session whose charger is not connected is planned
 as the loop plans any charger it cannot reach: profiles fail, then it counts at its maximum.
 
 Losing a lock (a renewal finds another node's id, or Redis is unreachable for longer than the
@@ -48,6 +50,7 @@ from csms.live_state import LiveState
 from csms.protocol.session import utc_now
 from csms.redis_state import RedisKeys
 from csms.smart_charging.loop import SmartChargingLoop
+from csms.smart_charging.seeding import seed_forecasts
 from csms.smart_charging.setup import StationSetup
 from csms.smart_charging.state import ENERGY_REGISTER
 from csms.storage.transactions import TransactionRepository
@@ -268,6 +271,7 @@ class StationOwnership:
                 needs = charger.charging_needs.get(binding.ocpp_evse_id)
                 if needs is not None:
                     await self._loop.on_event(needs)
+        await seed_forecasts(self._loop, self._transactions, now, (station_id,))
 
     async def _resume(self, charger_id: str, evse_id: int, transaction_id: str, now: datetime) -> None:
         record = await self._transactions.get(charger_id, transaction_id)

@@ -13,7 +13,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -35,8 +35,9 @@ from csms.fanout import EventPublisher, FanoutError, decode_event, encode_event,
 from csms.live_state import InProcessLiveState
 from csms.redis_state import RedisKeys
 from csms.server import create_app
-from csms.smart_charging import EvseBinding, SmartChargingSettings, StationSetup
+from csms.smart_charging import SMART_CHARGING, EvseBinding, SmartChargingSettings, StationSetup
 from csms.smart_charging.ownership import STATION_OWNERSHIP, OwnershipSettings, StationLock, lock_key
+from csms.smart_charging.setup import ForecastSettings
 from optimizer.types import Connection, Evse, FeederNode, Policy, Site
 from tests.cli.test_serve_stations import ProfiledCharger, wait_for
 from tests.csms.chargers import connected
@@ -76,13 +77,14 @@ def _evse(evse_id: str) -> Evse:
     return Evse(evse_id, Connection.L1, 230.0, MAX_A, 6.0)
 
 
-def _station(station_id: str, prefix: str) -> StationSetup:
+def _station(station_id: str, prefix: str, forecast: ForecastSettings | None = None) -> StationSetup:
     evses = (_evse("A"), _evse("B"))
     return StationSetup(
         station_id=station_id,
         site=Site(grid_limit_kw=22.0, root=FeederNode("feeder", limit_a=FEEDER_A, evse_ids=("A", "B"))),
         evses=(EvseBinding(evses[0], f"{prefix}-A"), EvseBinding(evses[1], f"{prefix}-B")),
         policy=Policy(period_s=300, horizon_periods=12, deadline_s=5.0),
+        forecast=forecast,
     )
 
 
@@ -167,6 +169,12 @@ class Node:
     @property
     def owned(self) -> frozenset[str]:
         return self.app[STATION_OWNERSHIP].owned
+
+    def history_size(self, station_id: str) -> int:
+        """How many finished sessions this node's loop knows for the station's forecast."""
+        history = self.app[SMART_CHARGING].state(station_id).history
+        assert history is not None
+        return len(history)
 
 
 @pytest_asyncio.fixture
@@ -263,6 +271,47 @@ async def test_one_owner_plans_chargers_on_both_nodes_and_another_takes_over(
             suppress=False,
         )
         await wait_for(b, lambda: b.holds_tx() and b.tx_limit_a(datetime.now(UTC)) >= MAX_A - 1e-6)
+
+
+@pytest.mark.asyncio
+async def test_a_new_owner_learns_the_sessions_that_ended_under_the_old_one(
+    database_dsn: str, keys: RedisKeys
+) -> None:
+    prefix = f"FH{uuid.uuid4().hex[:6]}"
+    station = _station(f"{prefix}-station", prefix, ForecastSettings())
+    node1 = _node(database_dsn, keys, "node-1", station)
+    node2 = _node(database_dsn, keys, "node-2", station)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(node2.stop)
+        stack.push_async_callback(node1.stop)
+        await node1.start()
+        await node2.start()  # seeded at start: the station had no finished session yet
+        assert node1.owned == {station.station_id}
+        assert node2.history_size(station.station_id) == 0
+        async with connected(ProfiledCharger, node1.url(f"{prefix}-A"), f"{prefix}-A", "ocpp1.6") as a:
+            await _boot(a)
+            ended = datetime.now(UTC)
+            started = await a.call(
+                call16.StartTransaction(
+                    connector_id=1,
+                    id_tag="TAG",
+                    meter_start=0,
+                    timestamp=(ended - timedelta(hours=1)).isoformat(),
+                ),
+                suppress=False,
+            )
+            await a.call(
+                call16.StopTransaction(
+                    meter_stop=5000, timestamp=ended.isoformat(), transaction_id=started.transaction_id
+                ),
+                suppress=False,
+            )
+        assert node2.history_size(station.station_id) == 0  # node 2 heard nothing: it did not plan it
+
+        await node1.stop()  # releases its lock: node 2 takes the station at its next attempt
+        await node2.app[STATION_OWNERSHIP].step()
+        assert node2.owned == {station.station_id}
+        assert node2.history_size(station.station_id) == 1  # read back from PostgreSQL on taking over
 
 
 @pytest.mark.asyncio

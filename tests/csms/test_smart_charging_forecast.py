@@ -20,8 +20,8 @@ from csms.domain.events import RegistrationStatus, TransactionEnded, Transaction
 from csms.errors import SettingsError
 from csms.live_state import InProcessLiveState
 from csms.smart_charging import EvseBinding, SmartChargingLoop, SmartChargingSettings, StationSetup
-from csms.smart_charging.app import seed_forecasts
 from csms.smart_charging.forecasting import FinishedSession, StationHistory
+from csms.smart_charging.seeding import seed_forecasts
 from csms.smart_charging.setup import ForecastSettings
 from csms.storage.chargers import ChargerRepository
 from csms.storage.database import Database
@@ -201,6 +201,9 @@ async def test_the_history_is_seeded_from_finished_transactions_in_the_store(dat
     (s,) = state.history.expected(TUESDAY_8)
     assert s.energy_needed_kwh == pytest.approx(11.0)
     assert s.arrival == TUESDAY_8 + timedelta(hours=1)
+    # seeding again (a node taking the station over) replaces the history: nothing counted twice
+    assert await seed_forecasts(loop, transactions, TUESDAY_8, ("ST",)) == 1
+    assert len(state.history) == 1
 
 
 @pytest.mark.asyncio
