@@ -36,7 +36,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from sessions.geo.index import ChargerSite, ConnectorSite, NearbyIndex, NearbyQuery
+from sessions.geo.index import ChargerSite, ConnectorSite, NearbyIndex
+from sessions.geo.query import NearbyQuery
 
 EUROPE_LAT = (36.0, 70.0)
 EUROPE_LNG = (-10.0, 30.0)

@@ -44,7 +44,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from csms.commands.bus import Built, CommandBus
+from csms.commands.bus import CommandBus
+from csms.commands.payloads import Built
 from csms.commands.results import CommandOutcome, CommandResult, result_document
 from csms.errors import CommandError, CsmsError, SettingsError
 from csms.protocol.registry import ConnectedChargers

@@ -6,7 +6,9 @@ to 2.0.1). Commands without a counterpart answer ``NOT_SUPPORTED_BY_VERSION``. A
 make an invalid OCPP payload raise :class:`csms.errors.CommandError`.
 
 Today the bus reaches chargers connected to this node; routing to the node that holds the
-socket (Redis) will sit behind the same methods.
+socket (Redis) will sit behind the same methods. This module owns the sending (connection lookup,
+timeouts, answers, observers); what each command sends per version is
+:mod:`csms.commands.payloads`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from csms.commands import payloads
+from csms.commands.payloads import Built, LocalListEntry, VariableRef, VariableSetting
 from csms.commands.profiles import ChargingProfile, ProfilePurpose
 from csms.commands.results import CommandOutcome, CommandResult, outcome_of
-from csms.domain.events import AuthorizationStatus, IdToken
+from csms.domain.events import IdToken
 from csms.errors import CommandError, ConnectionClosedError, OcppProtocolError
-from csms.protocol.authorization import id_tag_info_v16
-from csms.protocol.convert import format_timestamp
 from csms.protocol.framing import CallError
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.versions import OcppVersion
@@ -32,37 +33,7 @@ from csms.protocol.versions import OcppVersion
 logger = logging.getLogger(__name__)
 
 V16 = OcppVersion.V16
-Built = tuple[str, dict[str, Any]] | None
 CommandObserver = Callable[[CommandResult, float], None]
-
-
-@dataclass(frozen=True, slots=True)
-class VariableSetting:
-    """A 2.0.1 component variable to set."""
-
-    component: str
-    variable: str
-    value: str
-    evse_id: int | None = None
-    attribute_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VariableRef:
-    """A 2.0.1 component variable to read."""
-
-    component: str
-    variable: str
-    evse_id: int | None = None
-    attribute_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LocalListEntry:
-    """One local authorization list entry; ``status`` None removes it (differential update)."""
-
-    id_token: IdToken
-    status: AuthorizationStatus | None
 
 
 class CommandBus:
@@ -161,41 +132,14 @@ class CommandBus:
     ) -> CommandResult:
         """Ask the charger to start a transaction for ``id_token`` (on ``evse_id`` if given)."""
         start_id = remote_start_id if remote_start_id is not None else self.next_request_id()
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                payload: dict[str, Any] = {"idTag": id_token.value}
-                if evse_id is not None:
-                    payload["connectorId"] = evse_id
-                if charging_profile is not None:
-                    form = charging_profile.for_version(version)
-                    if form is None:
-                        return None
-                    payload["chargingProfile"] = form
-                return "RemoteStartTransaction", payload
-            payload = {"idToken": _id_token_v201(id_token), "remoteStartId": start_id}
-            if evse_id is not None:
-                payload["evseId"] = evse_id
-            if charging_profile is not None:
-                form = charging_profile.for_version(version)
-                if form is None:
-                    return None
-                payload["chargingProfile"] = form
-            return "RequestStartTransaction", payload
-
+        build = payloads.remote_start(evse_id, id_token, charging_profile, start_id)
         return await self._send(charger_id, build, timeout_s)
 
     async def remote_stop(
         self, charger_id: str, transaction_id: str, *, timeout_s: float | None = None
     ) -> CommandResult:
         """Ask the charger to stop a transaction."""
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                return "RemoteStopTransaction", {"transactionId": _int_id(transaction_id)}
-            return "RequestStopTransaction", {"transactionId": transaction_id}
-
-        return await self._send(charger_id, build, timeout_s)
+        return await self._send(charger_id, payloads.remote_stop(transaction_id), timeout_s)
 
     async def set_charging_profile(
         self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
@@ -204,15 +148,7 @@ class CommandBus:
 
         ``NOT_SUPPORTED_BY_VERSION`` when ``profile`` has no form for the charger's version.
         """
-
-        def build(version: OcppVersion) -> Built:
-            form = profile.for_version(version)
-            if form is None:
-                return None
-            if version is V16:
-                return "SetChargingProfile", {"connectorId": evse_id, "csChargingProfiles": form}
-            return "SetChargingProfile", {"evseId": evse_id, "chargingProfile": form}
-
+        build = payloads.set_charging_profile(evse_id, profile)
         # our builders' profiles are validated against both versions' schemas by their tests
         return await self._send(charger_id, build, timeout_s, validate=not profile.checked)
 
@@ -227,27 +163,7 @@ class CommandBus:
         timeout_s: float | None = None,
     ) -> CommandResult:
         """Clear profiles by id or by criteria (no argument: all profiles)."""
-
-        def build(version: OcppVersion) -> Built:
-            criteria: dict[str, Any] = {}
-            if purpose is not None:
-                criteria["chargingProfilePurpose"] = purpose.ocpp_name(version is V16)
-            if stack_level is not None:
-                criteria["stackLevel"] = stack_level
-            if version is V16:
-                payload: dict[str, Any] = dict(criteria)
-                if profile_id is not None:
-                    payload["id"] = profile_id
-                if evse_id is not None:
-                    payload["connectorId"] = evse_id
-                return "ClearChargingProfile", payload
-            if evse_id is not None:
-                criteria["evseId"] = evse_id
-            payload = {"chargingProfileCriteria": criteria} if criteria else {}
-            if profile_id is not None:
-                payload["chargingProfileId"] = profile_id
-            return "ClearChargingProfile", payload
-
+        build = payloads.clear_charging_profile(profile_id, evse_id, purpose, stack_level)
         return await self._send(charger_id, build, timeout_s)
 
     async def get_composite_schedule(
@@ -260,41 +176,18 @@ class CommandBus:
         timeout_s: float | None = None,
     ) -> CommandResult:
         """The schedule the charger will apply on ``evse_id`` for the next ``duration_s`` [s]."""
-
-        def build(version: OcppVersion) -> Built:
-            key = "connectorId" if version is V16 else "evseId"
-            payload: dict[str, Any] = {key: evse_id, "duration": duration_s}
-            if rate_unit is not None:
-                payload["chargingRateUnit"] = rate_unit
-            return "GetCompositeSchedule", payload
-
+        build = payloads.get_composite_schedule(evse_id, duration_s, rate_unit)
         return await self._send(charger_id, build, timeout_s)
 
     async def change_availability(
         self, charger_id: str, evse_id: int | None, operative: bool, *, timeout_s: float | None = None
     ) -> CommandResult:
         """Make an EVSE (None: the whole charger) operative or inoperative."""
-        status = "Operative" if operative else "Inoperative"
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                return "ChangeAvailability", {"connectorId": evse_id or 0, "type": status}
-            payload: dict[str, Any] = {"operationalStatus": status}
-            if evse_id:
-                payload["evse"] = {"id": evse_id}
-            return "ChangeAvailability", payload
-
-        return await self._send(charger_id, build, timeout_s)
+        return await self._send(charger_id, payloads.change_availability(evse_id, operative), timeout_s)
 
     async def reset(self, charger_id: str, *, hard: bool, timeout_s: float | None = None) -> CommandResult:
         """Reboot the charger: hard (1.6 Hard, 2.0.1 Immediate) or soft (Soft, OnIdle)."""
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                return "Reset", {"type": "Hard" if hard else "Soft"}
-            return "Reset", {"type": "Immediate" if hard else "OnIdle"}
-
-        return await self._send(charger_id, build, timeout_s)
+        return await self._send(charger_id, payloads.reset(hard), timeout_s)
 
     async def change_configuration(
         self, charger_id: str, key: str, value: str, *, timeout_s: float | None = None
@@ -319,16 +212,7 @@ class CommandBus:
         self, charger_id: str, settings: Sequence[VariableSetting], *, timeout_s: float | None = None
     ) -> CommandResult:
         """Set 2.0.1 device-model variables; REJECTED unless every one is accepted."""
-        data = []
-        for s in settings:
-            entry: dict[str, Any] = {
-                "attributeValue": s.value,
-                "component": _component(s.component, s.evse_id),
-                "variable": {"name": s.variable},
-            }
-            if s.attribute_type is not None:
-                entry["attributeType"] = s.attribute_type
-            data.append(entry)
+        data = payloads.set_variable_data(settings)
         return await self._send(
             charger_id, lambda v: None if v is V16 else ("SetVariables", {"setVariableData": data}), timeout_s
         )
@@ -337,15 +221,7 @@ class CommandBus:
         self, charger_id: str, variables: Sequence[VariableRef], *, timeout_s: float | None = None
     ) -> CommandResult:
         """Read 2.0.1 device-model variables (results in ``payload["getVariableResult"]``)."""
-        data = []
-        for r in variables:
-            entry: dict[str, Any] = {
-                "component": _component(r.component, r.evse_id),
-                "variable": {"name": r.variable},
-            }
-            if r.attribute_type is not None:
-                entry["attributeType"] = r.attribute_type
-            data.append(entry)
+        data = payloads.get_variable_data(variables)
         return await self._send(
             charger_id, lambda v: None if v is V16 else ("GetVariables", {"getVariableData": data}), timeout_s
         )
@@ -354,29 +230,13 @@ class CommandBus:
         self, charger_id: str, evse_id: int, connector_id: int = 1, *, timeout_s: float | None = None
     ) -> CommandResult:
         """Release the cable on a connector (ACCEPTED means the status is Unlocked)."""
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                return "UnlockConnector", {"connectorId": evse_id}
-            return "UnlockConnector", {"evseId": evse_id, "connectorId": connector_id}
-
-        return await self._send(charger_id, build, timeout_s)
+        return await self._send(charger_id, payloads.unlock_connector(evse_id, connector_id), timeout_s)
 
     async def trigger_message(
         self, charger_id: str, message: str, *, evse_id: int | None = None, timeout_s: float | None = None
     ) -> CommandResult:
         """Ask the charger to send ``message`` (its version's name, e.g. ``StatusNotification``)."""
-
-        def build(version: OcppVersion) -> Built:
-            payload: dict[str, Any] = {"requestedMessage": message}
-            if evse_id is not None:
-                if version is V16:
-                    payload["connectorId"] = evse_id
-                else:
-                    payload["evse"] = {"id": evse_id}
-            return "TriggerMessage", payload
-
-        return await self._send(charger_id, build, timeout_s)
+        return await self._send(charger_id, payloads.trigger_message(message, evse_id), timeout_s)
 
     async def reserve_now(
         self,
@@ -389,24 +249,7 @@ class CommandBus:
         timeout_s: float | None = None,
     ) -> CommandResult:
         """Reserve an EVSE (1.6: connector 0 for any) for ``id_token`` until ``expires_at``."""
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                return "ReserveNow", {
-                    "connectorId": evse_id or 0,
-                    "expiryDate": format_timestamp(expires_at),
-                    "idTag": id_token.value,
-                    "reservationId": reservation_id,
-                }
-            payload: dict[str, Any] = {
-                "id": reservation_id,
-                "expiryDateTime": format_timestamp(expires_at),
-                "idToken": _id_token_v201(id_token),
-            }
-            if evse_id is not None:
-                payload["evseId"] = evse_id
-            return "ReserveNow", payload
-
+        build = payloads.reserve_now(reservation_id, evse_id, id_token, expires_at)
         return await self._send(charger_id, build, timeout_s)
 
     async def cancel_reservation(
@@ -427,30 +270,7 @@ class CommandBus:
         timeout_s: float | None = None,
     ) -> CommandResult:
         """Replace (``full``) or update the charger's local authorization list."""
-        update_type = "Full" if full else "Differential"
-
-        def build(version: OcppVersion) -> Built:
-            items: list[dict[str, Any]] = []
-            for e in entries:
-                if version is V16:
-                    item: dict[str, Any] = {"idTag": e.id_token.value}
-                    if e.status is not None:
-                        item["idTagInfo"] = id_tag_info_v16(e.status)
-                else:
-                    item = {"idToken": _id_token_v201(e.id_token)}
-                    if e.status is not None:
-                        item["idTokenInfo"] = {"status": e.status.value}
-                items.append(item)
-            if version is V16:
-                payload: dict[str, Any] = {"listVersion": list_version, "updateType": update_type}
-                if items:
-                    payload["localAuthorizationList"] = items
-                return "SendLocalList", payload
-            payload = {"versionNumber": list_version, "updateType": update_type}
-            if items:
-                payload["localAuthorizationList"] = items
-            return "SendLocalList", payload
-
+        build = payloads.send_local_list(list_version, entries, full)
         return await self._send(charger_id, build, timeout_s)
 
     async def get_local_list_version(
@@ -469,17 +289,7 @@ class CommandBus:
     ) -> CommandResult:
         """Have the charger upload its diagnostics (1.6 GetDiagnostics, 2.0.1 GetLog DiagnosticsLog)."""
         request = request_id if request_id is not None else self.next_request_id()
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                return "GetDiagnostics", {"location": upload_url}
-            return "GetLog", {
-                "log": {"remoteLocation": upload_url},
-                "logType": "DiagnosticsLog",
-                "requestId": request,
-            }
-
-        return await self._send(charger_id, build, timeout_s)
+        return await self._send(charger_id, payloads.get_diagnostics(upload_url, request), timeout_s)
 
     async def update_firmware(
         self,
@@ -492,29 +302,5 @@ class CommandBus:
     ) -> CommandResult:
         """Have the charger download and install firmware from ``firmware_url``."""
         request = request_id if request_id is not None else self.next_request_id()
-        when = format_timestamp(retrieve_at)
-
-        def build(version: OcppVersion) -> Built:
-            if version is V16:
-                return "UpdateFirmware", {"location": firmware_url, "retrieveDate": when}
-            return "UpdateFirmware", {
-                "requestId": request,
-                "firmware": {"location": firmware_url, "retrieveDateTime": when},
-            }
-
+        build = payloads.update_firmware(firmware_url, retrieve_at, request)
         return await self._send(charger_id, build, timeout_s)
-
-
-def _id_token_v201(token: IdToken) -> dict[str, Any]:
-    return {"idToken": token.value, "type": token.token_type or "Central"}
-
-
-def _component(name: str, evse_id: int | None) -> dict[str, Any]:
-    return {"name": name} if evse_id is None else {"name": name, "evse": {"id": evse_id}}
-
-
-def _int_id(transaction_id: str) -> int:
-    try:
-        return int(transaction_id)
-    except ValueError as exc:
-        raise CommandError(f"1.6 transaction ids are integers, got {transaction_id!r}") from exc

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from csms.commands.bus import Built, CommandBus
+from csms.commands.bus import CommandBus
+from csms.commands.payloads import Built
 from csms.commands.results import CommandResult
 from csms.protocol.versions import OcppVersion
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from csms.commands import CommandBus, CommandOutcome, CommandResult
-from csms.commands.bus import Built
+from csms.commands.payloads import Built
 from csms.pki.inventory import CertificateInventory, RenewalDue
 from csms.pki.settings import PkiSettings
 from csms.protocol.versions import OcppVersion

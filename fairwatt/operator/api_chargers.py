@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from csms.commands import CommandResult
-from csms.commands.bus import VariableRef, VariableSetting
+from csms.commands.payloads import VariableRef, VariableSetting
 from csms.protocol.versions import OcppVersion
 from fairwatt.operator.common import (
     PREFIX,

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from csms.commands import CommandBus, CommandOutcome, CommandResult
-from csms.commands.bus import LocalListEntry
+from csms.commands.payloads import LocalListEntry
 from csms.commands.results import result_document
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.smart_charging import SMART_CHARGING, StationSetup

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from csms.commands import CommandBus
-from csms.commands.bus import LocalListEntry
+from csms.commands.payloads import LocalListEntry
 from csms.domain.events import AuthorizationStatus, ChargerBooted, DomainEvent, IdToken, RegistrationStatus
 from csms.live_state import LiveState
 from csms.storage.database import Database

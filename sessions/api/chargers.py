@@ -21,7 +21,8 @@ from sessions.app import SessionsRuntime
 from sessions.auth import require_driver
 from sessions.errors import bad_request, unavailable
 from sessions.geo.feed import NearbyFeed
-from sessions.geo.index import NearbyCharger, NearbyIndex, NearbyQuery
+from sessions.geo.index import NearbyIndex
+from sessions.geo.query import NearbyCharger, NearbyQuery
 from sessions.geo.vocabulary import OCPI_CONNECTOR_TYPES, Availability, query_connector_type
 from sessions.http import json_response, query_bool, query_float, query_int
 from sessions.openapi import Api, Operation, json_content, problem

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from csms.commands import ChargingProfile, CommandBus, CommandOutcome, CommandResult, ProfilePurpose
-from csms.commands.bus import LocalListEntry, VariableRef, VariableSetting
+from csms.commands.payloads import LocalListEntry, VariableRef, VariableSetting
 from csms.domain.events import AuthorizationStatus, IdToken
 from csms.errors import CommandError
 from csms.protocol.registry import ConnectedChargers

@@ -12,10 +12,10 @@ from sessions.geo.index import (
     ChargerSite,
     ConnectorSite,
     NearbyIndex,
-    NearbyQuery,
     brute_force,
     haversine_km,
 )
+from sessions.geo.query import NearbyQuery
 from sessions.geo.vocabulary import Availability, connector_type_name, query_connector_type
 
 TYPE2 = "IEC_62196_T2"
