@@ -7,7 +7,7 @@ solve every idle EVSE's default is lowered to an equal share of the room the pla
 above its static failsafe), and raised again when room returns. When the central system goes
 silent the defaults stay as last sent, each within the room of the last plan: still safe.
 
-Pure: numbers in, numbers out; :mod:`csms.smart_charging.loop` sends what changed.
+Pure: numbers in, numbers out; :mod:`csms.smart_charging.applying` sends what changed.
 :func:`idle_changes_a` reads a station's live state for :func:`idle_defaults_a`.
 """
 

@@ -5,18 +5,11 @@ until a station's coalesced triggers are due (an :class:`asyncio.Event` wakes it
 station with sessions also re-solves every policy period so plans never run out) and starts
 that station's cycle in its own owned task, so stations never wait for each other's chargers
 (one cycle per station at a time). A cycle builds the station's snapshot, solves it in a worker
-thread (a solve never blocks the event loop) and sends a ``SetChargingProfile`` to each EVSE
-whose near-term limits changed, decreases first: a charger is only allowed more once those that
-must give it up have accepted their lower limits.
-
-Failures. A profile that is rejected, answered with a CALLERROR, times out or cannot be
-delivered is logged with the charger id and re-sent once after ``retry_backoff_s``; if that
-fails too, the EVSE is treated as uncontrollable for the rest of the session: the station is
-planned as if it drew its maximum current, and what is left is shared among the others. We
-cannot know what such a charger will let the car draw (it may run on our failsafe default, on
-its own default, or ignore profiles altogether), and the only plan that keeps the site within
-its limits whatever it does is the one that assumes the most it can draw. An EVSE drawing more
-than allowed is planned around with its measured current until it is back within its limit.
+thread (a solve never blocks the event loop) and hands the schedule to its
+:class:`~csms.smart_charging.applying.ScheduleApplier`, which sends a ``SetChargingProfile`` to
+each EVSE whose near-term limits changed, decreases first, and re-sends a refused one once before
+planning the EVSE as uncontrollable (see :mod:`csms.smart_charging.applying`). An EVSE drawing
+more than allowed is planned around with its measured current until it is back within its limit.
 
 Boot. When a charger's BootNotification is accepted it gets its failsafe ``TxDefaultProfile``
 on each of its EVSEs: the currents every EVSE may draw at once without breaking a site limit
@@ -31,7 +24,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,15 +42,15 @@ from csms.errors import SettingsError
 from csms.live_state import LiveState
 from csms.protocol.session import utc_now
 from csms.smart_charging.agenda import Agenda
+from csms.smart_charging.applying import ScheduleApplier
 from csms.smart_charging.forecasting import FinishedSession, real_rows
-from csms.smart_charging.idle import idle_changes_a
-from csms.smart_charging.sending import Failsafes, ProfileSender, log_refusal, resend_tx, send_tx
+from csms.smart_charging.planned import PlannedStation
+from csms.smart_charging.sending import Failsafes, ProfileSender
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
-from csms.smart_charging.state import StationState, per_ampere
+from csms.smart_charging.state import StationState
 from csms.tasks import TaskOwner
 from optimizer import solve
 from optimizer.network import Network
-from optimizer.profiles import limit_from_current
 from optimizer.quick import scaled_schedule
 from optimizer.triggers import URGENT, Coalescer, Trigger, TriggerKind
 from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule, StationSnapshot
@@ -66,17 +59,6 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 _MAX_REFINING = 4  # LP refinements in flight at once: enough to keep the worker threads busy
-
-
-@dataclass(slots=True)
-class _Station:
-    state: StationState
-    coalescer: Coalescer
-    network: Network
-    last_solved_at: datetime | None = None
-    schedule: Schedule | None = None
-    retrying: set[str] = field(default_factory=set)  # EVSEs waiting for the re-send of a Tx profile
-    cycling: bool = False  # a solve-and-send of this station is under way
 
 
 class SmartChargingLoop:
@@ -93,17 +75,16 @@ class SmartChargingLoop:
         clock: Clock = utc_now,
     ) -> None:
         self._settings = settings or SmartChargingSettings()
-        self._commands = commands
         self._live_state = live_state
         self._tasks = tasks
         self._clock = clock
-        self._stations: dict[str, _Station] = {}
+        self._stations: dict[str, PlannedStation] = {}
         self._where: dict[tuple[str, int], tuple[str, str]] = {}  # (charger, OCPP EVSE) -> (station, EVSE)
         self._by_charger: dict[str, list[tuple[str, str]]] = {}  # charger -> its (station, EVSE)s
         for setup in stations:
             if setup.station_id in self._stations:
                 raise SettingsError(f"station {setup.station_id} configured twice")
-            self._stations[setup.station_id] = _Station(
+            self._stations[setup.station_id] = PlannedStation(
                 StationState.of(setup, self._settings),
                 Coalescer(self._settings.quiet_s, self._settings.max_delay_s),
                 Network.build(setup.site, setup.solver_evses),
@@ -116,6 +97,15 @@ class SmartChargingLoop:
         self._solved: list[Callable[[str, Schedule], None]] = []
         self._gc_paused = False  # we disabled the collector for a burst of urgent answers
         self._failsafes = Failsafes(commands, self._settings, self._failsafe_refused)
+        self._applier = ScheduleApplier(
+            commands=commands,
+            live_state=live_state,
+            settings=self._settings,
+            failsafes=self._failsafes,
+            clock=clock,
+            spawn=self._spawn,
+            add=self._add,
+        )
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._busy = 0  # solves, sends and retries under way
@@ -170,7 +160,7 @@ class SmartChargingLoop:
         old = self._stations[station_id]
         state = old.state.fresh()  # the station's earlier days are still its own
         coalescer = Coalescer(self._settings.quiet_s, self._settings.max_delay_s)
-        self._stations[station_id] = _Station(state, coalescer, old.network)
+        self._stations[station_id] = PlannedStation(state, coalescer, old.network)
         self._agenda.forget(station_id)
         self._refresh_idle()
 
@@ -226,7 +216,7 @@ class SmartChargingLoop:
             taken += 1
         return taken
 
-    def _forecasting(self, station_ids: Iterable[str] | None) -> list[_Station]:
+    def _forecasting(self, station_ids: Iterable[str] | None) -> list[PlannedStation]:
         chosen = self._stations.values() if station_ids is None else (self._stations[i] for i in station_ids)
         return [station for station in chosen if station.state.history is not None]
 
@@ -292,7 +282,7 @@ class SmartChargingLoop:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def _lookup(self, charger_id: str, ocpp_evse_id: int) -> tuple[_Station, str] | None:
+    def _lookup(self, charger_id: str, ocpp_evse_id: int) -> tuple[PlannedStation, str] | None:
         found = self._where.get((charger_id, ocpp_evse_id))
         return None if found is None else (self._stations[found[0]], found[1])
 
@@ -339,10 +329,10 @@ class SmartChargingLoop:
                 self._stations[state.station_id], TriggerKind.PROFILE_REJECTED, f"{evse_id} refused failsafe"
             )
 
-    def _add(self, station: _Station, kind: TriggerKind, detail: str) -> None:
+    def _add(self, station: PlannedStation, kind: TriggerKind, detail: str) -> None:
         self._add_trigger(station, Trigger(kind, self._clock(), station.state.station_id, detail))
 
-    def _add_trigger(self, station: _Station, trigger: Trigger | None) -> None:
+    def _add_trigger(self, station: PlannedStation, trigger: Trigger | None) -> None:
         if trigger is None:
             return
         logger.debug("station %s: %s (%s)", trigger.station_id, trigger.kind.value, trigger.detail)
@@ -352,13 +342,13 @@ class SmartChargingLoop:
         self._idle.clear()
         self._wake.set()
 
-    def _add_periodic(self, station: _Station, now: datetime) -> None:
+    def _add_periodic(self, station: PlannedStation, now: datetime) -> None:
         due = self._periodic_due(station)
         if due is not None and now >= due and not station.coalescer.pending:
             station.coalescer.add(Trigger(TriggerKind.PERIODIC, now, station.state.station_id))
             self._agenda.triggered(station.state.station_id)
 
-    def _periodic_due(self, station: _Station) -> datetime | None:
+    def _periodic_due(self, station: PlannedStation) -> datetime | None:
         if station.last_solved_at is None or not any(s.session for s in station.state.evses.values()):
             return None
         return station.last_solved_at + timedelta(seconds=station.state.setup.policy.period_s)
@@ -381,7 +371,7 @@ class SmartChargingLoop:
 
     # -- solve and send ----------------------------------------------------------------------------
 
-    def _start_cycle(self, station: _Station, triggers: tuple[Trigger, ...], now: datetime) -> None:
+    def _start_cycle(self, station: PlannedStation, triggers: tuple[Trigger, ...], now: datetime) -> None:
         """Start the station's cycle: a quick exact-safe answer first when a trigger is urgent."""
         station.cycling = True
         quick = any(t.kind in URGENT for t in triggers)
@@ -416,7 +406,7 @@ class SmartChargingLoop:
 
     async def _cycle(
         self,
-        station: _Station,
+        station: PlannedStation,
         triggers: tuple[Trigger, ...],
         now: datetime,
         *,
@@ -437,10 +427,9 @@ class SmartChargingLoop:
                     schedule.status.value,
                     schedule.solve_time_s,
                 )
-                await self._apply(station, schedule)
+                await self._applier.apply(station, schedule)
             else:
-                lower, higher = self._idle_defaults(station, None, now)
-                await self._send_defaults(station, lower + higher)
+                await self._applier.apply_idle(station, now)
             if quick and schedule is not None and self._stations.get(station_id) is station:
                 # the LP refines the quick answer once this station and every urgent one are served
                 at = self._clock() + timedelta(seconds=self._settings.quiet_s)
@@ -461,7 +450,7 @@ class SmartChargingLoop:
             self._wake.set()
 
     async def _solve(
-        self, station: _Station, now: datetime, *, quick: bool = False, scale: bool = False
+        self, station: PlannedStation, now: datetime, *, quick: bool = False, scale: bool = False
     ) -> Schedule | None:
         """Solve the station: the LP in a worker thread, or (``quick``) an exact-safe answer inline:
         with ``scale`` (only caps changed) the plan in force scaled to the new limits (about 0.1 ms,
@@ -487,7 +476,7 @@ class SmartChargingLoop:
         return schedule
 
     @staticmethod
-    def _network(station: _Station, snapshot: StationSnapshot) -> Network | None:
+    def _network(station: PlannedStation, snapshot: StationSnapshot) -> Network | None:
         """The compiled network of the snapshot's tree, ``None`` when it is another (built per solve)."""
         setup, history = station.state.setup, station.state.history
         if snapshot.site.root is setup.site.root and snapshot.evses == setup.solver_evses:
@@ -495,110 +484,6 @@ class SmartChargingLoop:
         if history is not None and snapshot.site.root is history.root and snapshot.evses == history.evses:
             return history.network  # with the sessions expected later today
         return None  # planned around an EVSE: a smaller tree
-
-    async def _apply(self, station: _Station, schedule: Schedule) -> None:
-        state = station.state
-        now = schedule.start
-        decreases: list[tuple[str, str]] = []
-        increases: list[tuple[str, str]] = []
-        for evse_id, transaction_id in zip(schedule.evse_ids, schedule.session_ids, strict=True):
-            evse = state.evses[evse_id]
-            if evse.session is None or evse.session.transaction_id != transaction_id:
-                continue  # the session ended while solving; its trigger is pending
-            if evse_id in station.retrying or not state.needs_profile(evse_id, schedule):
-                continue
-            first_a = limit_from_current(float(schedule.row(evse_id)[0]), evse.evse) / per_ampere(evse.evse)
-            lower = first_a < evse.limit_in_force_a(now) - 1e-9
-            (decreases if lower else increases).append((evse_id, transaction_id))
-        idle_lower, idle_higher = self._idle_defaults(station, schedule, now)
-        results = await asyncio.gather(
-            *(self._send_tx(station, schedule, e, t) for e, t in decreases),
-            self._send_defaults(station, idle_lower),
-        )
-        if not all(r is not False for r in results) or station.retrying:
-            if increases:
-                logger.info(
-                    "station %s: %d higher limits held back until lower ones are in force",
-                    state.station_id,
-                    len(increases),
-                )
-            return
-        await asyncio.gather(
-            *(self._send_tx(station, schedule, e, t) for e, t in increases),
-            self._send_defaults(station, idle_higher),
-        )
-
-    def _idle_defaults(
-        self, station: _Station, schedule: Schedule | None, now: datetime
-    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """The idle EVSEs whose default must go down, and those whose default may go up (see ``idle``)."""
-        state = station.state
-        if all(evse.session is not None for evse in state.evses.values()):
-            return [], []  # no idle EVSE: nothing to share
-        static_a = self._failsafes.static_limits_a(state)
-        return idle_changes_a(
-            state, station.network, static_a, schedule, now, compare_periods=self._settings.compare_periods
-        )
-
-    async def _send_defaults(self, station: _Station, defaults: Sequence[tuple[str, float]]) -> None:
-        reachable = []
-        for evse_id, limit_a in defaults:
-            charger = await self._live_state.get(station.state.evses[evse_id].binding.charger_id)
-            if charger is not None and charger.connected:
-                reachable.append((evse_id, limit_a))  # a silent charger keeps what it holds
-        defaults = reachable
-        if defaults:
-            logger.info(
-                "station %s: idle defaults %s",
-                station.state.station_id,
-                ", ".join(f"{evse_id} {limit_a:.1f} A" for evse_id, limit_a in defaults),
-            )
-        await asyncio.gather(
-            *(
-                self._failsafes.send_limit(station.state, e, limit_a, retry=False, idle=True)
-                for e, limit_a in defaults
-            )
-        )
-
-    async def _send_tx(
-        self, station: _Station, schedule: Schedule, evse_id: str, transaction_id: str
-    ) -> bool:
-        binding = station.state.evses[evse_id].binding
-        result = await send_tx(
-            self._commands, self._settings, station.state, schedule, evse_id, transaction_id
-        )
-        if result.accepted:
-            station.state.hold(evse_id, schedule, transaction_id, self._clock())
-            logger.debug(
-                "charger %s: Tx profile for EVSE %d accepted", binding.charger_id, binding.ocpp_evse_id
-            )
-            return True
-        log_refusal(result, binding.ocpp_evse_id, "Tx profile", "re-sending once")
-        station.retrying.add(evse_id)
-        self._spawn(self._retry_tx(station, evse_id, transaction_id), f"retry-{binding.charger_id}")
-        return False
-
-    async def _retry_tx(self, station: _Station, evse_id: str, transaction_id: str) -> None:
-        try:
-            await asyncio.sleep(self._settings.retry_backoff_s)
-            resend = self._resend_tx(station, evse_id, transaction_id)
-            detail = None if resend is None else await resend
-        finally:
-            station.retrying.discard(evse_id)
-        self._add(station, TriggerKind.PROFILE_REJECTED, detail or f"{evse_id} re-send dropped")
-
-    def _resend_tx(
-        self, station: _Station, evse_id: str, transaction_id: str
-    ) -> Coroutine[Any, Any, str] | None:
-        """The re-send of the latest plan's profile, unless the session or its plan is gone."""
-        evse = station.state.evses[evse_id]
-        schedule = station.schedule
-        if evse.session is None or evse.session.transaction_id != transaction_id:
-            return None
-        if schedule is None or evse_id not in schedule.evse_ids:
-            return None
-        at = self._clock()
-        return resend_tx(self._commands, self._settings, station.state, schedule, evse_id, transaction_id, at)
 
 
 def _log_drawing(sample: MeterSample, trigger: Trigger) -> None:
