@@ -34,7 +34,8 @@ def install(
     Call it after the app's own start-up context is registered: the loop starts once the
     database is open and its task is owned (and cancelled on shutdown) by ``tasks``. With
     ``subscribe_events=False`` the loop hears only what is fed to it (across nodes: the events
-    of the stations this node owns, see :mod:`csms.smart_charging.ownership`).
+    of the stations this node owns, see :mod:`csms.smart_charging.ownership`), and the forecasts
+    are seeded by the ownership when it takes a station, not here.
     """
     loop = SmartChargingLoop(
         stations, commands=commands, live_state=live_state, tasks=tasks, settings=settings
@@ -44,7 +45,8 @@ def install(
     app[SMART_CHARGING] = loop
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await seed_forecasts(loop, service.transactions, utc_now())
+        if subscribe_events:  # across nodes, each station is seeded when this node takes it
+            await seed_forecasts(loop, service.transactions, utc_now())
         task = tasks.start(loop.run(), "smart-charging")
         try:
             yield

@@ -1,9 +1,9 @@
 """Seeding the stations' forecasts with their finished transactions from the transactions store.
 
-At start-up every station that plans with a forecast learns its transactions of the last weeks
-(:func:`csms.smart_charging.app.install`); a node that takes a station over from another learns
-that station's again (:mod:`csms.smart_charging.ownership`), since the sessions that ended while
-another node planned it never reached this node's loop.
+A single node seeds every station that plans with a forecast with its transactions of the last
+weeks at start-up (:func:`csms.smart_charging.app.install`). Across nodes, a node seeds a station
+each time it takes it (:mod:`csms.smart_charging.ownership`), at start or from another node: the
+sessions that ended while another node planned it never reached this node's loop.
 """
 
 from __future__ import annotations
