@@ -6,7 +6,8 @@
 Takes the sessions plugged in at ``--at`` (station time unless an offset is given), with
 the energy they still need as if each had been charged at its own maximum since it
 arrived (a plain what-if; ``fairwatt simulate`` plays a whole day), solves, and prints
-each EVSE's current now and its plan. ``--profiles FILE`` writes the OCPP 1.6 and 2.0.1
+each EVSE's current now and its plan. Sessions that name no EVSE take a free one, as in
+``fairwatt simulate``. ``--profiles FILE`` writes the OCPP 1.6 and 2.0.1
 profiles (and each EVSE's failsafe default) as JSON; ``--export-lp FILE`` writes the
 energy stage's linear program (``.lp`` or ``.mps``, by the file's ending) for an
 operator's own solver.
@@ -26,6 +27,7 @@ import numpy as np
 
 from fairwatt.config import StationConfig, load_station
 from fairwatt.errors import FairwattError
+from fairwatt.simulation.placement import place_sessions
 from fairwatt.simulation.sessions import SessionRecord, read_sessions
 from optimizer import lp
 from optimizer.failsafe import failsafe_currents_a
@@ -57,8 +59,12 @@ def run(args: argparse.Namespace) -> int:
     if args.cap_kw is not None:
         config = config.with_grid_limit(args.cap_kw)
     now = _instant(args.at, config)
-    records = read_sessions(args.sessions, config.time_zone, known_evse_ids=config.evse_ids)
-    snapshot = snapshot_at(config, records, now)
+    read = read_sessions(args.sessions, config.time_zone, known_evse_ids=config.evse_ids)
+    placement = place_sessions(read, config.evses)  # sessions naming no EVSE take a free one
+    away = [r for r in placement.turned_away if r.arrival <= now < r.departure]
+    if away:
+        print(f"{len(away)} sessions found every EVSE taken and are left out", file=sys.stderr)
+    snapshot = snapshot_at(config, placement.sessions, now)
     if not snapshot.sessions:
         raise FairwattError(f"no session is plugged in at {args.at}")
     schedule = solve(snapshot)

@@ -6,6 +6,9 @@
 Prints per local day and overall: energy delivered (% of requested), sessions fully
 served, peak kW, energy cost, cost per kWh, Jain's fairness index of the share served,
 the highest utilisation of every limit, and profile changes per session.
+
+Sessions that name no EVSE are put on a free one as they arrive (the least-occupied phase
+first); a car that finds none free is turned away and listed, outside the figures.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from fairwatt.config import StationConfig, load_station
 from fairwatt.errors import FairwattError
+from fairwatt.simulation.placement import place_sessions
 from fairwatt.simulation.sessions import SessionRecord, read_sessions
 
 ALGORITHM_CHOICES = ("fairwatt", "edf", "llf", "round-robin", "uncontrolled", "equal-share", "offline")
@@ -113,8 +117,20 @@ def run(args: argparse.Namespace) -> int:
             raise FairwattError(f"--epoch: expected an ISO 8601 time, got {args.epoch!r}") from None
         if epoch.tzinfo is None:
             epoch = epoch.replace(tzinfo=config.time_zone)
-    records = read_sessions(args.sessions, config.time_zone, epoch=epoch, known_evse_ids=config.evse_ids)
-    days = select_days(records, config, args.from_date, args.to_date, args.days)
+    read = read_sessions(args.sessions, config.time_zone, epoch=epoch, known_evse_ids=config.evse_ids)
+    days = select_days(read, config, args.from_date, args.to_date, args.days)
+    placement = place_sessions(read, config.evses)
+    records = placement.sessions
+    turned_away = [
+        {
+            "session_id": r.session_id,
+            "line": r.line,
+            "arrival": r.arrival.astimezone(config.time_zone).isoformat(),
+            "requested_energy_kwh": r.requested_energy_kwh,
+        }
+        for r in placement.turned_away
+        if days[0] <= r.arrival.astimezone(config.time_zone).date() <= days[-1]
+    ]
     progress = None
     if args.progress or sys.stderr.isatty():
         progress = ProgressBar(sys.stderr, label=f"{args.algorithm} {days[0]}..{days[-1]}")
@@ -139,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_time_s": round(result.wall_time_s, 3),
         "overall": overall.to_dict(),
         "days": [row.to_dict() for row in rows],
+        "turned_away": turned_away,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -201,6 +218,14 @@ def render_table(summary: dict[str, Any]) -> str:
     out.extend(line(c) for c in cells[:-1])
     out.append(line(["-" * w for w in widths]))
     out.append(line(cells[-1]))
+    away: list[dict[str, Any]] = summary.get("turned_away", [])
+    if away:
+        kwh = sum(float(a["requested_energy_kwh"]) for a in away)
+        lines = ", ".join(str(a["line"]) for a in away[:10]) + (", ..." if len(away) > 10 else "")
+        out.append(
+            f"{len(away)} sessions turned away, every EVSE taken when they arrived "
+            f"(file lines {lines}); their {kwh:.1f} kWh are not in the figures above"
+        )
     out.append("")
     out.append("highest utilisation of each limit over the run (use / limit, must stay <= 1.000):")
     ratios: dict[str, float] = summary["overall"]["max_utilisation"]

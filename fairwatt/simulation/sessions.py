@@ -11,6 +11,9 @@ Two formats, told apart by the header:
   ``evse_id`` (or ``station_id``), ``estimated_departure``, ``max_power_kw``; ISO 8601
   timestamps, read in the station's time zone when they carry no offset.
 
+A session without an EVSE (no such column, or an empty cell) reads as ``ANY_EVSE``: the car
+takes whichever EVSE is free when it arrives (``placement.place_sessions`` chooses).
+
 Every error names the file, the line and the column.
 """
 
@@ -30,6 +33,7 @@ from fairwatt.simulation.errors import SessionsFileError
 
 DEFAULT_PERIOD_S = 300
 PERIOD_COLUMNS = ("arrival_period", "departure_period")
+ANY_EVSE = ""  # a session's ``evse_id`` when the file names none: any free EVSE
 TIMESTAMP_COLUMNS = ("arrival", "departure")
 
 
@@ -37,6 +41,7 @@ TIMESTAMP_COLUMNS = ("arrival", "departure")
 class SessionRecord:
     """One EV's visit as it really happened (times UTC).
 
+    ``evse_id`` is ``ANY_EVSE`` when the file names none (``place_sessions`` then picks one);
     ``estimated_departure`` is what the driver told us (``None``: nothing; the policy's
     default stay applies); ``max_power_kw`` the car's own limit (``None``: the EVSE's).
     """
@@ -117,7 +122,7 @@ def parse_sessions(
                 field="session_id",
             )
         seen[record.session_id] = line
-        if known is not None and record.evse_id not in known:
+        if known is not None and record.evse_id != ANY_EVSE and record.evse_id not in known:
             raise SessionsFileError(
                 f"EVSE {record.evse_id!r} is not in the station config{suggestion(record.evse_id, known)}",
                 file=name,
@@ -196,8 +201,6 @@ class _RowReader:
         self.period_s = period_s
         self.tz = tz
         self.evse_column = "station_id" if "station_id" in columns else "evse_id"
-        if self.evse_column not in columns:
-            raise SessionsFileError("missing column 'evse_id' (or 'station_id')", file=name, line=1)
         if "requested_energy_kwh" not in columns:
             raise SessionsFileError("missing column 'requested_energy_kwh'", file=name, line=1)
 
@@ -252,9 +255,7 @@ class _RowReader:
         assert departure is not None
         if departure <= arrival:
             raise self._error(line, "departure" + suffix, "departure must be after arrival")
-        evse_id = fields[self.evse_column].strip()
-        if not evse_id:
-            raise self._error(line, self.evse_column, "missing value")
+        evse_id = fields.get(self.evse_column, ANY_EVSE).strip()
         requested = self._number(line, fields, "requested_energy_kwh")
         assert requested is not None
         max_power = self._number(line, fields, "max_power_kw", optional=True)

@@ -110,3 +110,64 @@ def test_unknown_evse_in_csv_names_the_line(tmp_path: Path, capsys: pytest.Captu
 def test_conflicting_day_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(simulate("--days", "2", "--to", "2019-03-05")) == 1
     assert "give --days or --to, not both" in capsys.readouterr().err
+
+
+TWO_EVSES = """\
+station:
+  id: two
+  time_zone: UTC
+  grid_limit_kw: 7.2
+  limits: {id: main, evses: [A, B]}
+  evses:
+    - {ids: [A, B], connection: L1, voltage_v: 240, max_current_a: 32}
+  prices: {default_per_kwh: 0.10}
+  policy: {period_s: 900, horizon_periods: 16}
+"""
+
+
+def test_cars_without_an_evse_take_a_free_one_or_are_turned_away(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    station = tmp_path / "two.yaml"
+    station.write_text(TWO_EVSES)
+    sessions = tmp_path / "arrivals.csv"
+    sessions.write_text(
+        "arrival,departure,estimated_departure,requested_energy_kwh\n"
+        "2019-03-04T08:00,2019-03-04T10:00,2019-03-04T10:00,6\n"
+        "2019-03-04T08:30,2019-03-04T10:00,2019-03-04T10:00,3\n"
+        "2019-03-04T09:00,2019-03-04T11:00,2019-03-04T11:00,4.5\n"  # both EVSEs taken until 10:00
+        "2019-03-04T10:00,2019-03-04T11:00,2019-03-04T11:00,2\n"  # arrives as the first two leave
+    )
+    command = ["simulate", "--config", str(station), "--sessions", str(sessions)]
+    assert main([*command, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["overall"]["sessions"] == 3
+    assert report["overall"]["energy_delivered_pct"] == pytest.approx(100.0)  # 11 kWh fit under 7.2 kW
+    assert report["turned_away"] == [
+        {
+            "session_id": "line-4",
+            "line": 4,
+            "arrival": "2019-03-04T09:00:00+00:00",
+            "requested_energy_kwh": 4.5,
+        }
+    ]
+    assert main(command) == 0
+    assert (
+        "1 sessions turned away, every EVSE taken when they arrived (file lines 4); "
+        "their 4.5 kWh are not in the figures above" in capsys.readouterr().out
+    )
+
+
+def test_the_caltech_month_without_its_evses_is_placed_on_the_station(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [r.split(",") for r in Path(SESSIONS).read_text().splitlines()]
+    blank = tmp_path / "sessions.csv"
+    # the header keeps its station_id column; every row's cell is empty
+    lines = [",".join([r[0], r[1] if k == 0 else "", *r[2:]]) for k, r in enumerate(rows)]
+    blank.write_text("\n".join(lines) + "\n")
+    assert main(["simulate", "--config", STATION, "--sessions", str(blank), *SATURDAY, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["overall"]["sessions"] == 13  # 54 EVSEs: nobody is turned away on a Saturday
+    assert report["turned_away"] == []
+    assert max(report["overall"]["max_utilisation"].values()) <= 1.0

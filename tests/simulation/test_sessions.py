@@ -10,6 +10,7 @@ import pytest
 
 from fairwatt.errors import FairwattError
 from fairwatt.simulation import SessionsFileError, parse_sessions, read_sessions
+from fairwatt.simulation.sessions import ANY_EVSE
 
 LA = ZoneInfo("America/Los_Angeles")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acn-caltech-2019-03" / "sessions.csv"
@@ -87,7 +88,14 @@ def test_departure_before_arrival_and_missing_values() -> None:
         str(error_of(HEADER + "a,X,9,5,5,5,7\n"))
         == "s.csv:2: departure_period: departure must be after arrival"
     )
-    assert str(error_of(HEADER + "a,,1,5,5,5,7\n")) == "s.csv:2: station_id: missing value"
+
+
+def test_a_session_without_an_evse_reads_as_any_evse() -> None:
+    (blank,) = parse_sessions(HEADER + "a,,1,5,5,5,7\n", "s.csv", LA, known_evse_ids=("X",))
+    assert blank.evse_id == ANY_EVSE
+    text = "arrival,departure,requested_energy_kwh\n2019-03-04T08:00,2019-03-04T10:00,5\n"
+    (no_column,) = parse_sessions(text, "s.csv", LA, known_evse_ids=("X",))
+    assert (no_column.evse_id, no_column.requested_energy_kwh) == (ANY_EVSE, 5.0)
 
 
 def test_wrong_field_count_and_header() -> None:
