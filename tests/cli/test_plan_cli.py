@@ -76,3 +76,21 @@ def test_no_session_at_that_time_is_a_plain_error(capsys: pytest.CaptureFixture[
 def test_bad_lp_file_name_is_a_plain_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(plan("--at", TUESDAY_10, "--export-lp", str(tmp_path / "model.txt"))) == 1
     assert "must end in .lp or .mps" in capsys.readouterr().err
+
+
+def test_sessions_without_evses_are_placed_and_a_full_station_leaves_the_rest_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 60 cars plugged in at 10:00 on a 54-EVSE station: 54 get an EVSE, 6 are left out
+    rows = ["arrival,departure,estimated_departure,requested_energy_kwh"]
+    rows += [f"2019-03-05T09:{k % 60:02d},2019-03-05T17:00,2019-03-05T17:00,10" for k in range(60)]
+    sessions = tmp_path / "arrivals.csv"
+    sessions.write_text("\n".join(rows) + "\n")
+    command = ["plan", "--config", STATION, "--sessions", str(sessions), "--at", TUESDAY_10, "--json"]
+    assert main([*command, "--cap-kw", "30"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["sessions"] == 54
+    assert len({row["evse"] for row in summary["evses"]}) == 54
+    assert 0 < summary["station_kw_now"] <= 30.0
+    assert "6 sessions found every EVSE taken and are left out" in captured.err
