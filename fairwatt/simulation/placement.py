@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from fairwatt.simulation.sessions import ANY_EVSE, SessionRecord
-from optimizer.types import Evse
+from optimizer.types import Connection, Evse
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ def place_sessions(records: Sequence[SessionRecord], evses: Sequence[Evse]) -> P
         if not free:
             turned_away.append(k)
             continue
-        plugged: dict[object, int] = {}
+        plugged: dict[Connection, int] = {}
         for e in evses:
             if bookings[e.evse_id].occupied_at(r.arrival):
                 plugged[e.connection] = plugged.get(e.connection, 0) + 1
