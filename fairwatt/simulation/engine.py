@@ -25,7 +25,7 @@ import numpy as np
 from fairwatt.config.model import StationConfig
 from fairwatt.config.timeofuse import local_to_utc
 from fairwatt.simulation.errors import SimulationError
-from fairwatt.simulation.sessions import SessionRecord
+from fairwatt.simulation.sessions import ANY_EVSE, SessionRecord
 from optimizer.errors import OptimizerError
 from optimizer.forecast import PastSession, expected_sessions, with_group_evses
 from optimizer.limits import power_limit_kw
@@ -223,6 +223,11 @@ class _Run:
         self.solve_time_s = 0.0
 
     def _live(self, record: SessionRecord) -> _Live:
+        if record.evse_id == ANY_EVSE:
+            raise SimulationError(
+                f"session {record.session_id!r} (line {record.line}) names no EVSE: "
+                "give it one with placement.place_sessions before simulating"
+            )
         if record.evse_id not in self.rows:
             raise SimulationError(
                 f"session {record.session_id!r} (line {record.line}): "

@@ -27,10 +27,6 @@ class Placement:
     sessions: tuple[SessionRecord, ...]
     turned_away: tuple[SessionRecord, ...]
 
-    @property
-    def turned_away_kwh(self) -> float:
-        return sum(r.requested_energy_kwh for r in self.turned_away)
-
 
 class _Bookings:
     """One EVSE's stays, sorted by arrival: ``[arrival, departure)`` intervals that never overlap."""

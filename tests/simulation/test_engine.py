@@ -162,6 +162,12 @@ def test_two_cars_at_once_on_one_evse_is_an_error(station: StationConfig) -> Non
         run(station, "edf", sessions)
 
 
+def test_a_session_naming_no_evse_must_be_placed_first(station: StationConfig) -> None:
+    sessions = SESSIONS.replace("s3,A,", "s3,,")
+    with pytest.raises(SimulationError, match=r"session 's3' \(line 4\) names no EVSE: give it one"):
+        run(station, "edf", sessions)
+
+
 def test_days_are_cut_at_local_midnight() -> None:
     station = parse_station(STATION.replace("time_zone: UTC", "time_zone: Europe/Amsterdam"), "tiny.yaml")
     result = run(station, "edf")

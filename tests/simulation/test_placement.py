@@ -69,7 +69,7 @@ def test_a_full_station_turns_the_car_away_and_a_departure_frees_the_evse() -> N
     )
     placement = place_sessions(records, EVSES)
     assert [r.line for r in placement.turned_away] == [5]
-    assert placement.turned_away_kwh == 7.5
+    assert placement.turned_away[0].requested_energy_kwh == 7.5
     assert [r.line for r in placement.sessions] == [2, 3, 4, 6]  # the file's order
     assert evse_of(placement.sessions)["s6"] == "A"
 
