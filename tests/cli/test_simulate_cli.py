@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fairwatt.cli import main
+from tests.simulation.test_engine import STATION as TINY_STATION
 
 ROOT = Path(__file__).resolve().parents[2]
 STATION = str(ROOT / "examples" / "station.yaml")
@@ -112,24 +113,11 @@ def test_conflicting_day_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "give --days or --to, not both" in capsys.readouterr().err
 
 
-TWO_EVSES = """\
-station:
-  id: two
-  time_zone: UTC
-  grid_limit_kw: 7.2
-  limits: {id: main, evses: [A, B]}
-  evses:
-    - {ids: [A, B], connection: L1, voltage_v: 240, max_current_a: 32}
-  prices: {default_per_kwh: 0.10}
-  policy: {period_s: 900, horizon_periods: 16}
-"""
-
-
 def test_cars_without_an_evse_take_a_free_one_or_are_turned_away(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     station = tmp_path / "two.yaml"
-    station.write_text(TWO_EVSES)
+    station.write_text(TINY_STATION)  # two EVSEs, A and B, under 7.2 kW
     sessions = tmp_path / "arrivals.csv"
     sessions.write_text(
         "arrival,departure,estimated_departure,requested_energy_kwh\n"
