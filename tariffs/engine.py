@@ -8,9 +8,11 @@ The OCPI 2.2.1 rules it follows, and the choices it makes where OCPI is silent:
 * FLAT is charged once per session: the first period with an applicable FLAT component.
 * ``step_size`` applies to the session total of a dimension, with the step of the last
   price component used for it; the rounded-up extra is billed on the last priced period of
-  that dimension. ENERGY is always rounded; of the time-based dimensions (TIME, PARKING_TIME)
-  only the one priced last is rounded ("charging time is not affected by step_size because
-  it is followed by another time-based period"). A step_size of 0 means no rounding.
+  that dimension. ENERGY is always rounded; TIME and PARKING_TIME are rounded once between
+  them (OCPI CDRs: "in the cases that TIME and PARKING_TIME Tariff Elements are both used,
+  step_size is only taken into account for the total parking duration"): the PARKING_TIME
+  total when parking was priced in the session, otherwise the TIME total, wherever in the
+  session the parking came. A step_size of 0 means no rounding.
 * A period's TIME/PARKING_TIME/RESERVATION_TIME volumes are used as measured. A period with
   none of them is charging time lasting until the next period starts (or the session ends).
 * min_price/max_price bound the total, excl. and incl. VAT independently; a bound without an
@@ -59,7 +61,6 @@ _WH_PER_KWH = Decimal(1000)
 # step they are normalised to a millisecond / milliwatt-hour so representation noise does not
 # cost the driver a whole extra step.
 _STEP_RESOLUTION = Decimal("0.001")
-_TIME_DIMENSIONS = (DimensionType.TIME, DimensionType.PARKING_TIME)
 
 WARNING_PERIODS_OUTSIDE_SESSION = "periods_outside_start_end_date_time"
 WARNING_TARIFF_NOT_IN_FORCE = "tariff_not_in_force_at_session_start"
@@ -218,12 +219,15 @@ def _priced_lines(
         i for i, line in enumerate(lines) if line.dimension is DimensionType.ENERGY and not line.reservation
     ]
     _apply_step_size(lines, energy, _WH_PER_KWH)
-    timed = [i for i, line in enumerate(lines) if line.dimension in _TIME_DIMENSIONS and not line.reservation]
-    if timed:
-        rounded_dimension = lines[timed[-1]].dimension
-        _apply_step_size(
-            lines, [i for i in timed if lines[i].dimension is rounded_dimension], _SECONDS_PER_HOUR
-        )
+    charging = [
+        i for i, line in enumerate(lines) if line.dimension is DimensionType.TIME and not line.reservation
+    ]
+    parking = [
+        i
+        for i, line in enumerate(lines)
+        if line.dimension is DimensionType.PARKING_TIME and not line.reservation
+    ]
+    _apply_step_size(lines, parking or charging, _SECONDS_PER_HOUR)
     reserved = [
         i for i, line in enumerate(lines) if line.dimension is DimensionType.TIME and line.reservation
     ]

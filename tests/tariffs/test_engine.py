@@ -182,7 +182,7 @@ def test_step_size_zero_bills_what_was_measured() -> None:
     assert totals.total_cost.excl_vat == D("0.600")
 
 
-def test_only_the_last_time_dimension_is_rounded() -> None:
+def test_only_parking_is_rounded_when_time_and_parking_are_both_priced() -> None:
     # TIME 6 min then PARKING 4 min, both step 600 s: TIME stays 6 min (0.60), parking -> 10 min (1.00).
     t = tariff(element(component(TIME, "6.00", 600), component(PARKING, "6.00", 600)))
     s = session(
