@@ -19,7 +19,15 @@ from typing import Protocol
 
 from demand_response.config import OptType, Program
 from demand_response.events import DrEvent, EventStatus
-from demand_response.mapping import Audience, Plan, lowest_cap_kw, overlay_prices, plan, targeted_stations
+from demand_response.mapping import (
+    Audience,
+    Plan,
+    lowest_cap_kw,
+    overlay_prices,
+    plan,
+    supported,
+    targeted_stations,
+)
 from demand_response.store import EventStore
 from optimizer.types import CapWindow, PricePeriod
 
@@ -108,8 +116,9 @@ class Enforcer:
         """Take new and updated events (a VTN's full distribution when ``program`` is given).
 
         Decides each new version's opt, stores it, then enforces it. With ``program``, that
-        program's VTN events missing from ``events`` and not over yet are cancelled (a VTN leaves
-        cancelled events out of later distributions). Returns the opt of every event given.
+        program's VTN events missing from ``events`` whose active period has not ended are
+        cancelled (OpenADR's implied cancel; one left out after its end is over, its recovery and
+        randomised tail still run). Returns the opt of every event given.
         """
         now = self._clock()
         answers: dict[str, OptType] = {}
@@ -146,7 +155,7 @@ class Enforcer:
                         key[0] == program
                         and key not in seen
                         and known.status is not EventStatus.CANCELLED
-                        and known.end + known.recovery + known.start_after > now
+                        and known.end > now
                     ):
                         logger.info("demand response: event %s/%s left the distribution: cancelled", *key)
                         changed.append(known.cancelled())
@@ -196,6 +205,16 @@ class Enforcer:
             logger.info(
                 "demand response: opting out of %s/%s (%s): program rule", *event.key, ",".join(names)
             )
+            return OptType.OPT_OUT
+        if not any(supported(s) for s in event.signals):  # opting in would promise a response
+            logger.warning(
+                "demand response: opting out of %s/%s: no signal we act on (%s)",
+                *event.key,
+                ", ".join(f"{s.name} {s.signal_type} [{s.unit}]" for s in event.signals),
+            )
+            return OptType.OPT_OUT
+        if not event.stations:
+            logger.info("demand response: opting out of %s/%s: it targets none of our stations", *event.key)
             return OptType.OPT_OUT
         if program.min_kw_per_session is None or event.test_event:
             return OptType.OPT_IN

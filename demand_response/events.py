@@ -17,9 +17,28 @@ from demand_response.errors import EventError
 
 MANUAL_PROGRAM = "manual"
 """The program name of operators' own peak events (``fairwatt dr declare``)."""
+OPEN_ENDED = timedelta(days=36525)
+"""The length of an event of duration 0 (and of its last interval of duration 0): OpenADR 2.0b
+conformance rule 47 gives it no defined end, it stays active until it is cancelled."""
+POWER_TYPES = frozenset({"setpoint", "delta", "x-loadControlSetpoint"})
+"""Signal types whose values are a power: read in kW (``Signal.unit``)."""
+_SI_EXPONENT = {
+    "p": -12,
+    "n": -9,
+    "micro": -6,
+    "m": -3,
+    "c": -2,
+    "d": -1,
+    "none": 0,
+    "k": 3,
+    "M": 6,
+    "G": 9,
+    "T": 12,
+}
 
 
 class EventStatus(enum.Enum):
+    NONE = "none"
     FAR = "far"
     NEAR = "near"
     ACTIVE = "active"
@@ -56,12 +75,17 @@ class Interval:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """``name`` (SIMPLE, LOAD_DISPATCH, LOAD_CONTROL, ELECTRICITY_PRICE, ...) of ``signal_type``."""
+    """``name`` (SIMPLE, LOAD_DISPATCH, LOAD_CONTROL, ELECTRICITY_PRICE, ...) of ``signal_type``.
+
+    ``unit`` is that of the values of a power signal (:data:`POWER_TYPES`): kW, or the item base
+    the VTN named when it is not a real power (such a signal cannot be applied).
+    """
 
     name: str
     signal_type: str
     intervals: tuple[Interval, ...]
     targets: Targets = field(default_factory=Targets)
+    unit: str = "kW"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +142,7 @@ class DrEvent:
                         [i.start.isoformat(), i.duration.total_seconds(), i.value] for i in s.intervals
                     ],
                     "targets": _targets_json(s.targets),
+                    "unit": s.unit,
                 }
                 for s in self.signals
             ],
@@ -153,6 +178,7 @@ def from_json(data: Mapping[str, Any]) -> DrEvent:
                     for a, d, v in s["intervals"]
                 ),
                 _targets(s.get("targets") or {}),
+                s.get("unit", "kW"),
             )
             for s in data["signals"]
         ),
@@ -217,10 +243,26 @@ def _duration(value: Any) -> timedelta:
     raise EventError(f"expected a duration, got {value!r}")
 
 
+def _unit_of(measurement: Any) -> tuple[float, str]:
+    """kW per value of a power signal with this item base, and the unit ("kW" when it is a power).
+
+    No item base: the values are kW (our choice). ``powerReal`` is W times its SI scale code.
+    """
+    if not measurement:
+        return 1.0, "kW"
+    name, unit = str(measurement.get("name") or ""), str(measurement.get("unit") or "")
+    scale = str(measurement.get("scale") or "none")
+    if name == "powerReal" and unit == "W" and scale in _SI_EXPONENT:
+        return 10.0 ** (_SI_EXPONENT[scale] - 3), "kW"
+    return 1.0, f"{name}:{'' if scale == 'none' else scale}{unit}"
+
+
 def from_openadr(program: str, raw: Mapping[str, Any]) -> DrEvent:
     """One event of a parsed ``oadrDistributeEvent`` (openleadr's dict form) for ``program``.
 
     Intervals without their own ``dtstart`` follow each other from the active period's start.
+    An overall duration of 0 is no defined end (:data:`OPEN_ENDED`), and so is a last interval of
+    duration 0 in such an event. Power values are converted to kW from the signal's item base.
     Raises :class:`EventError` for an event we cannot read (it is logged and opted out of).
     """
     try:
@@ -228,27 +270,34 @@ def from_openadr(program: str, raw: Mapping[str, Any]) -> DrEvent:
         period = raw["active_period"]
         start = _utc(period["dtstart"], "active period")
         duration = _duration(period.get("duration"))
+        open_ended = duration == timedelta(0)
+        if open_ended:
+            duration = OPEN_ENDED
         tolerate = (period.get("tolerance") or {}).get("tolerate") or {}
         signals = []
         for signal in raw.get("event_signals") or ():
+            kind = str(signal.get("signal_type") or "")
+            kw_per_value, unit = _unit_of(signal.get("measurement")) if kind in POWER_TYPES else (1.0, "kW")
             at = start
             intervals = []
-            for interval in sorted(signal.get("intervals") or (), key=lambda i: i.get("uid") or 0):
+            ordered = sorted(signal.get("intervals") or (), key=lambda i: i.get("uid") or 0)
+            for k, interval in enumerate(ordered):
                 length = _duration(interval.get("duration"))
                 begin = _utc(interval["dtstart"], "interval") if interval.get("dtstart") else at
-                payload = interval.get("signal_payload")
-                intervals.append(Interval(begin, length, float(payload)))
+                if open_ended and length == timedelta(0) and k == len(ordered) - 1:
+                    length = start + duration - begin
+                value = float(interval.get("signal_payload")) * kw_per_value
+                intervals.append(Interval(begin, length, value))
                 at = begin + length
             signals.append(
                 Signal(
                     str(signal["signal_name"]),
-                    str(signal.get("signal_type") or ""),
+                    kind,
                     tuple(intervals),
                     _targets_of(signal.get("targets_by_type") or signal.get("targets")),
+                    unit,
                 )
             )
-        if duration == timedelta(0) and signals:  # 0 means "until the intervals end"
-            duration = max(i.end for s in signals for i in s.intervals) - start
         test = descriptor.get("test_event", False)
         return DrEvent(
             program=program,

@@ -2,14 +2,18 @@
 
 Signals (OpenADR 2.0b names and types):
 
-* ``SIMPLE`` (``level``): level 1/2/3 cuts the share of the grid limit the program maps it to.
+* ``SIMPLE`` (``level``): level 1/2/3 cuts the share of the grid limit the program maps it to;
+  0 (normal operation) and below cut nothing.
 * ``LOAD_DISPATCH``: ``setpoint`` [kW] caps the import; ``delta`` [kW, negative = less] lowers
   the grid limit by it; ``multiplier`` caps at that share of the grid limit.
 * ``LOAD_CONTROL``: ``x-loadControlCapacity`` (share of capacity, 0..1),
-  ``x-loadControlLevelOffset`` (a level offset, mapped like SIMPLE levels),
+  ``x-loadControlLevelOffset`` (a level offset from normal, mapped like SIMPLE levels),
   ``x-loadControlPercentOffset`` (percent, -20 = 80 % of the grid limit), ``x-loadControlSetpoint`` [kW].
 * ``ELECTRICITY_PRICE``: ``price`` (absolute), ``priceRelative`` (added), ``priceMultiplier``:
   :class:`PriceChange`s over the station's own prices (:func:`overlay_prices`).
+
+Other signals (``CHARGE_STATE``, bids, other prices, ``x-`` names and types, powers whose item
+base is not a real power) are not :func:`supported`: they give nothing.
 
 A kW value for a resource of several stations is split in proportion to their grid limits. A
 randomisation window (``startafter``) shifts the whole event by an offset that depends only on
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from demand_response.config import OptType, Program
-from demand_response.events import DrEvent, EventStatus, Signal, Targets
+from demand_response.events import POWER_TYPES, DrEvent, EventStatus, Signal, Targets
 from optimizer.types import CapWindow, PricePeriod
 
 logger = logging.getLogger(__name__)
@@ -37,7 +41,19 @@ logger = logging.getLogger(__name__)
 RAMP_STEPS = 4
 """How many steps a ramp-up or recovery period is cut into."""
 _NO_PRIORITY = 1 << 30
-_SPLIT_TYPES = frozenset({"setpoint", "delta", "x-loadControlSetpoint"})
+_SUPPORTED: dict[str, frozenset[str] | None] = {  # signal name -> its types we map (None: any)
+    "SIMPLE": None,
+    "LOAD_DISPATCH": frozenset({"setpoint", "delta", "multiplier"}),
+    "LOAD_CONTROL": frozenset(
+        {
+            "x-loadControlCapacity",
+            "x-loadControlLevelOffset",
+            "x-loadControlPercentOffset",
+            "x-loadControlSetpoint",
+        }
+    ),
+    "ELECTRICITY_PRICE": frozenset({"price", "priceRelative", "priceMultiplier"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +115,17 @@ def _matching(targets: Targets, audience: Audience, stations: tuple[str, ...]) -
     for resource in targets.resource_ids:
         chosen.update(dict.fromkeys(s for s in program.stations_of(resource) if s in stations))
     return tuple(chosen)
+
+
+def supported(signal: Signal) -> bool:
+    """Whether a signal means a cap or a price change here (name and type mapped, a power in kW)."""
+    name = "SIMPLE" if signal.name.upper() == "SIMPLE" else signal.name
+    if name not in _SUPPORTED:
+        return False
+    kinds = _SUPPORTED[name]
+    if kinds is not None and signal.signal_type not in kinds:
+        return False
+    return signal.signal_type not in POWER_TYPES or signal.unit == "kW"
 
 
 def enforced(event: DrEvent) -> bool:
@@ -172,17 +199,17 @@ def _station_windows(
             members = _matching(signal.targets, audience, stations)
         else:
             members = stations
-        if station not in members:
+        if station not in members or not supported(signal):
             continue
         share = 1.0  # of a kW value for a resource of several stations: by grid limit
-        if signal.signal_type in _SPLIT_TYPES and len(members) > 1:
+        if signal.signal_type in POWER_TYPES and len(members) > 1:
             share = grid_limit_kw[station] / sum(grid_limit_kw[s] for s in members)
         for interval in signal.intervals:
             start, end = interval.start + offset, interval.end + offset
             if end <= start:
                 continue
             if signal.name == "ELECTRICITY_PRICE":
-                prices.append(PriceChange(start, end, signal.signal_type or "price", interval.value))
+                prices.append(PriceChange(start, end, signal.signal_type, interval.value))
                 continue
             limit_kw = _cap_kw(signal, interval.value, grid_limit_kw[station], share, audience)
             if limit_kw is not None:
@@ -195,11 +222,13 @@ def _station_windows(
 def _cap_kw(
     signal: Signal, value: float, grid_kw: float, share: float, audience: Audience | None
 ) -> float | None:
-    """The import cap [kW] one interval's value means at a station (None: no cap)."""
+    """The import cap [kW] one interval's value of a supported signal means at a station (None: no cap)."""
     name, kind = signal.name, signal.signal_type
     if name.upper() == "SIMPLE" or kind == "x-loadControlLevelOffset":
         level = round(value)
-        cut = audience.program.level_cut(level) if audience else {0: 0.0, 1: 0.2, 2: 0.5, 3: 1.0}.get(level)
+        if level <= 0:  # normal operation (0) or more than normal: nothing to cut
+            return None
+        cut = audience.program.level_cut(level) if audience else {1: 0.2, 2: 0.5, 3: 1.0}.get(level)
         if cut is None:
             logger.warning("%s level %s is not mapped; treated as the highest level", name, value)
             cut = max((c for _, c in audience.program.simple_levels), default=1.0) if audience else 1.0
@@ -212,7 +241,6 @@ def _cap_kw(
         return grid_kw * value
     if kind == "x-loadControlPercentOffset":
         return grid_kw * (1.0 + value / 100.0)
-    logger.warning("signal %s of type %s is not supported; ignored", name, kind)
     return None
 
 

@@ -1,7 +1,9 @@
 """Demand-response events in PostgreSQL: the latest version of each, until well after it ends.
 
 Rows are written before an event is enforced, so what the process enforces is what a restart
-finds again. ``ends_at`` includes the recovery period and the largest randomisation offset.
+finds again. ``ends_at`` includes the recovery period and the largest randomisation offset; a
+cancelled event's is at most a day after the cancellation (long enough for every node to take it),
+so a cancelled open-ended event does not stay current for ever.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ class EventStore:
             """
             INSERT INTO dr_events (program, event_id, modification_number, status, starts_at, ends_at,
                                    stations, cpo_id, body)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            VALUES ($1, $2, $3, $4, $5,
+                    CASE WHEN $4 = 'cancelled' THEN LEAST($6::timestamptz, now() + interval '1 day')
+                         ELSE $6 END,
+                    $7, $8, $9)
             ON CONFLICT (program, event_id) DO UPDATE SET
                 modification_number = EXCLUDED.modification_number, status = EXCLUDED.status,
                 starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, stations = EXCLUDED.stations,

@@ -110,6 +110,14 @@ class Ven:
         if self.client is not None and self.client.ven_id:  # assigned at registration, before run() returns
             self._enforcer.set_ven_id(self.program.name, self.client.ven_id)
         await self.take_distribution(payload)
+        if self.client is not None:
+            # openleadr answers a version it has seen from ``responded_events``, from which it drops
+            # an event once cancelled or completed: a VTN that lists it again would make it fail the
+            # whole distribution (every event answered optOut). Keep our answer there.
+            for raw in payload.get("events") or ():
+                event_id = (raw.get("event_descriptor") or {}).get("event_id")
+                if event_id is not None:
+                    self.client.responded_events[str(event_id)] = self.answer(raw)
 
     async def take_distribution(self, payload: Mapping[str, Any]) -> None:
         events: list[DrEvent] = []

@@ -114,6 +114,32 @@ class RecordingVtn:
         self.server.events_updated[VEN_ID] = True
         return self.answer(event_id)
 
+    def revise(
+        self, event_id: str, intervals: list[tuple[datetime, timedelta, float]]
+    ) -> asyncio.Future[str]:
+        """A new version of the event with new intervals (and the active period they span)."""
+        event = self.stored(event_id)
+        event.event_signals[0].intervals = [
+            objects.Interval(dtstart=start, duration=length, signal_payload=value, uid=i)
+            for i, (start, length, value) in enumerate(intervals)
+        ]
+        first, last = intervals[0], intervals[-1]
+        event.active_period.dtstart = first[0]
+        event.active_period.duration = last[0] + last[1] - first[0]
+        utils.increment_event_modification_number(event)
+        self.server.event_callbacks[event_id] = (event, self._opted)
+        self.server.events_updated[VEN_ID] = True
+        return self.answer(event_id)
+
+    def repeat(self, event: Any) -> asyncio.Future[str]:
+        """Distribute an event again unchanged (as VTNs do that list every event until it ends)."""
+        event_id = utils.getmember(event, "event_descriptor.event_id")
+        if utils.find_by(self.server.events[VEN_ID], "event_descriptor.event_id", event_id) is None:
+            self.server.events[VEN_ID].append(event)
+        self.server.event_callbacks[event_id] = (event, self._opted)
+        self.server.events_updated[VEN_ID] = True
+        return self.answer(event_id)
+
     def cancel(self, event_id: str) -> asyncio.Future[str]:
         self.server.event_callbacks[event_id] = (self.stored(event_id), self._opted)
         self.server.cancel_event(VEN_ID, event_id)
