@@ -68,10 +68,6 @@ class OcppProtocolError(CsmsError):
         self.details: dict[str, Any] = details or {}
 
 
-class NotOcppFrameError(CsmsError):
-    """A received frame that is not OCPP-J at all (not JSON, not an array): the connection closes."""
-
-
 class ConnectionClosedError(CsmsError):
     """The connection to a charger is closed; raised by ``recv()``/``send()``."""
 

@@ -293,7 +293,9 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
         )
     websocket = web.WebSocketResponse(
         protocols=(version.subprotocol,),
-        compress=False,
+        # 2.0.1 Part 4 §3.3: the CSMS SHALL support RFC 7692 compression (used when the station offers
+        # it); OCPP-J 1.6 §5.1 recommends none. Decompressed size is still bounded by max_msg_size.
+        compress=runtime.settings.websocket_compression and version is OcppVersion.V201,
         max_msg_size=runtime.settings.hard_max_message_bytes,
         heartbeat=runtime.settings.websocket_ping_interval_s,
     )
@@ -312,11 +314,17 @@ async def _serve(
     message_log: MessageLog,
     pki: PkiRuntime | None = None,
 ) -> None:
+    last_state = await runtime.live_state.get(charger_id)
     session = OcppSession(
         charger_id,
         version,
         WebSocketConnection(websocket),
-        build_router(version, runtime.service, pki=pki),
+        build_router(
+            version,
+            runtime.service,
+            pki=pki,
+            registration=last_state.registration if last_state is not None else None,
+        ),
         max_message_bytes=runtime.settings.max_message_bytes,
         message_log=message_log,
     )

@@ -1,9 +1,10 @@
 """OCPP-J RPC framing: decode a text frame into a typed message, encode replies.
 
-Decoding order follows OCPP-J (1.6 §4, 2.0.1 Part 4 §4): a frame that is not a JSON array is
-not OCPP-J (:class:`NotOcppFrameError`, the session closes); an array whose message id cannot be
-read is answered with id ``"-1"``; otherwise errors are raised as :class:`OcppProtocolError`
-carrying the message id so the session can answer with a CALLERROR.
+Decoding order follows OCPP-J (1.6 §4, 2.0.1 Part 4 §4). A CALLERROR answers a CALL only, so:
+a frame whose message id cannot be read (not JSON, not an array, no string id) raises
+:class:`OcppProtocolError` with id ``"-1"`` (2.0.1 Part 4 §4.2.3: RpcFrameworkError); a broken
+CALL raises it with the CALL's id; a CALLRESULT/CALLERROR is never answered, a broken one decodes
+to :class:`MalformedResponse` for the session to log and drop.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from csms.errors import NotOcppFrameError, OcppProtocolError, RpcErrorKind
+from csms.errors import OcppProtocolError, RpcErrorKind
 
 CALL = 2
 CALL_RESULT = 3
@@ -57,26 +58,40 @@ class UnknownMessageType:
     message_type_id: object
 
 
-Message = Call | CallResult | CallError | UnknownMessageType
+@dataclass(frozen=True, slots=True)
+class MalformedResponse:
+    """A CALLRESULT/CALLERROR we cannot read; OCPP-J has no way to answer it, so it is dropped."""
+
+    unique_id: str | None
+    problem: str
+
+
+Message = Call | CallResult | CallError | UnknownMessageType | MalformedResponse
 
 
 def decode_frame(frame: str, *, max_message_bytes: int) -> Message:
     """Decode one received text frame.
 
-    Raises :class:`NotOcppFrameError` for text that is not a JSON array and
-    :class:`OcppProtocolError` for an array that is not a well-formed OCPP-J message (or is
-    larger than ``max_message_bytes`` [bytes]).
+    Raises :class:`OcppProtocolError` for a frame a CALLERROR must answer: one whose message id
+    cannot be read (id ``"-1"``) and a CALL that is malformed or larger than
+    ``max_message_bytes`` [bytes] (the CALL's id).
     """
     try:
         data = json.loads(frame)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise NotOcppFrameError(f"frame is not JSON: {exc}") from exc
+        raise OcppProtocolError(RpcErrorKind.RPC_FRAMEWORK_ERROR, f"frame is not JSON: {exc}") from exc
     if not isinstance(data, list):
-        raise NotOcppFrameError(f"frame is a JSON {type(data).__name__}, not an OCPP-J array")
+        raise OcppProtocolError(
+            RpcErrorKind.RPC_FRAMEWORK_ERROR, f"frame is a JSON {type(data).__name__}, not an OCPP-J array"
+        )
+    message_type_id = data[0] if data else None
+    if _is_type(message_type_id, CALL_RESULT) or _is_type(message_type_id, CALL_ERROR):
+        return _decode_response(data)
     if len(data) < 2 or not isinstance(data[1], str) or not data[1]:
         raise OcppProtocolError(RpcErrorKind.RPC_FRAMEWORK_ERROR, "message id could not be read")
     unique_id: str = data[1]
-    message_type_id = data[0]
+    if not _is_type(message_type_id, CALL):
+        return UnknownMessageType(unique_id, message_type_id)
     if len(unique_id) > MAX_UNIQUE_ID_CHARS:
         raise OcppProtocolError(
             RpcErrorKind.RPC_FRAMEWORK_ERROR,
@@ -89,30 +104,28 @@ def decode_frame(frame: str, *, max_message_bytes: int) -> Message:
             f"message larger than {max_message_bytes} bytes",
             unique_id=unique_id,
         )
-    if isinstance(message_type_id, bool) or not isinstance(message_type_id, int):
-        return UnknownMessageType(unique_id, message_type_id)
-    if message_type_id == CALL:
-        return _decode_call(data, unique_id)
-    if message_type_id == CALL_RESULT:
+    return _decode_call(data, unique_id)
+
+
+def _is_type(value: object, message_type_id: int) -> bool:
+    """Whether ``value`` is the JSON integer ``message_type_id`` (not ``true``, not ``3.0``)."""
+    return type(value) is int and value == message_type_id
+
+
+def _decode_response(data: list[Any]) -> CallResult | CallError | MalformedResponse:
+    """A CALLRESULT or CALLERROR; a CALLERROR is read leniently (chargers send ``[]`` or no details)."""
+    unique_id = data[1] if len(data) > 1 and isinstance(data[1], str) and data[1] else None
+    if unique_id is None:
+        return MalformedResponse(None, "message id could not be read")
+    if _is_type(data[0], CALL_RESULT):
         if len(data) != 3 or not isinstance(data[2], dict):
-            raise OcppProtocolError(
-                RpcErrorKind.FORMAT_VIOLATION, "CALLRESULT must be [3, id, {payload}]", unique_id=unique_id
-            )
+            return MalformedResponse(unique_id, "CALLRESULT must be [3, id, {payload}]")
         return CallResult(unique_id, data[2])
-    if message_type_id == CALL_ERROR:
-        if (
-            len(data) != 5
-            or not isinstance(data[2], str)
-            or not isinstance(data[3], str)
-            or not isinstance(data[4], dict)
-        ):
-            raise OcppProtocolError(
-                RpcErrorKind.FORMAT_VIOLATION,
-                "CALLERROR must be [4, id, code, description, {details}]",
-                unique_id=unique_id,
-            )
-        return CallError(unique_id, data[2], data[3], data[4])
-    return UnknownMessageType(unique_id, message_type_id)
+    if len(data) < 3 or not isinstance(data[2], str):
+        return MalformedResponse(unique_id, "CALLERROR must be [4, id, code, description, {details}]")
+    description = data[3] if len(data) > 3 and isinstance(data[3], str) else ""
+    details = data[4] if len(data) > 4 and isinstance(data[4], dict) else {}
+    return CallError(unique_id, data[2], description, details)
 
 
 def _decode_call(data: list[Any], unique_id: str) -> Call:

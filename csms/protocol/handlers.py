@@ -25,12 +25,16 @@ def build_router(
     service: ChargingService,
     *,
     pki: PkiRuntime | None = None,
+    registration: RegistrationStatus | None = None,
 ) -> Router:
-    """A fresh router with every handler group of ``version`` (2.0.1 certificate messages with ``pki``)."""
+    """A fresh router with every handler group of ``version`` (2.0.1 certificate messages with ``pki``).
+
+    ``registration`` is the status the charger's last BootNotification was answered with, if any.
+    """
     router = Router()
     groups: list[object]
     if version is OcppVersion.V16:
-        gate = BootGate(frozenset({RegistrationStatus.REJECTED}))
+        gate = BootGate(frozenset({RegistrationStatus.REJECTED}), registration)
         groups = [
             ProvisioningV16(service, gate),
             AuthorizationV16(service),
@@ -40,7 +44,7 @@ def build_router(
         if pki is not None:
             groups.append(CertificatesV16(pki))
     else:
-        gate = BootGate(frozenset({RegistrationStatus.PENDING, RegistrationStatus.REJECTED}))
+        gate = BootGate(frozenset({RegistrationStatus.PENDING, RegistrationStatus.REJECTED}), registration)
         groups = [
             ProvisioningV201(service, gate),
             AuthorizationV201(service, pki.plug_and_charge if pki is not None else None),
@@ -54,4 +58,5 @@ def build_router(
     for group in groups:
         router.include(group)
     router.add_guard(gate.check)
+    router.add_sent_observer(gate.note_sent)
     return router

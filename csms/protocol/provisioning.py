@@ -23,25 +23,54 @@ _V16_STATUS = {
 }
 
 
-class BootGate:
-    """Refuses requests after this connection's BootNotification was answered with a blocking status.
+# 2.0.1 TriggerMessage names of messages whose action is named differently.
+_TRIGGERED_ACTION = {
+    "SignChargingStationCertificate": "SignCertificate",
+    "SignV2GCertificate": "SignCertificate",
+    "SignCombinedCertificate": "SignCertificate",
+}
 
-    2.0.1 (use cases B02 Pending, B03 Rejected) answers any other request with SecurityError;
-    1.6 lets a Pending charger send requests, so only Rejected blocks there. A charger that reconnects without
-    booting again is not blocked (it was never answered on this connection).
+
+class BootGate:
+    """Refuses requests while the charger's last BootNotification answer is a blocking status.
+
+    2.0.1 answers any other request with SecurityError (B02.FR.09 Pending, B03.FR.07 Rejected),
+    except, while Pending, what the CSMS asked for on this connection: the message a TriggerMessage
+    requested, NotifyReport after GetBaseReport/GetReport. 1.6 lets a Pending charger send
+    requests, so only Rejected blocks there. The gate starts from the status the charger was last
+    answered (``status``: reconnecting does not lift it); a charger never answered is not blocked.
     """
 
-    def __init__(self, blocking: frozenset[RegistrationStatus]) -> None:
+    def __init__(
+        self, blocking: frozenset[RegistrationStatus], status: RegistrationStatus | None = None
+    ) -> None:
         self._blocking = blocking
-        self.status: RegistrationStatus | None = None
+        self._status = status
+        self._requested: set[str] = set()
+
+    def answered(self, status: RegistrationStatus) -> None:
+        """The charger's BootNotification was answered with ``status``."""
+        self._status = status
+        self._requested.clear()
+
+    def note_sent(self, action: str, payload: dict[str, Any]) -> None:
+        """Remember which messages a CALL to the charger asks it to send."""
+        if action == "TriggerMessage":
+            requested = str(payload.get("requestedMessage"))
+            self._requested.add(_TRIGGERED_ACTION.get(requested, requested))
+        elif action in ("GetBaseReport", "GetReport"):
+            self._requested.add("NotifyReport")
 
     def check(self, action: str) -> None:
-        if action != "BootNotification" and self.status in self._blocking:
-            assert self.status is not None
-            raise OcppProtocolError(
-                RpcErrorKind.SECURITY_ERROR,
-                f"registration is {self.status.value}: only BootNotification is accepted",
-            )
+        if action == "BootNotification" or self._status not in self._blocking:
+            return
+        if self._status is RegistrationStatus.PENDING and action in self._requested:
+            return
+        assert self._status is not None
+        raise OcppProtocolError(
+            RpcErrorKind.SECURITY_ERROR,
+            f"registration is {self._status.value}: only BootNotification is accepted",
+        )
 
 
 class _Provisioning:
@@ -53,7 +82,7 @@ class _Provisioning:
 
     async def _booted(self, call: IncomingCall, boot: ChargerBooted) -> dict[str, Any]:
         decision = await self._service.charger_booted(boot)
-        self._gate.status = decision.status
+        self._gate.answered(decision.status)
         return {
             "status": decision.status.value,
             "currentTime": format_timestamp(call.received_at),

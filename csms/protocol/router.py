@@ -34,6 +34,8 @@ class IncomingCall:
 Handler = Callable[[IncomingCall], Awaitable[dict[str, Any]]]
 Guard = Callable[[str], None]
 """Called with the action of every routed CALL; raises OcppProtocolError to refuse it."""
+SentObserver = Callable[[str, dict[str, Any]], None]
+"""Called with the action and payload of every CALL the session sends to the charger."""
 _F = TypeVar("_F", bound=Callable[..., Awaitable[dict[str, Any]]])
 
 
@@ -53,6 +55,7 @@ class Router:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._guards: list[Guard] = []
+        self._sent_observers: list[SentObserver] = []
 
     def add_guard(self, guard: Guard) -> None:
         """Check every CALL with a handler against ``guard`` before it is validated and handled."""
@@ -62,6 +65,15 @@ class Router:
         """Run the guards for ``action``; a guard refuses by raising OcppProtocolError."""
         for guard in self._guards:
             guard(action)
+
+    def add_sent_observer(self, observer: SentObserver) -> None:
+        """Tell ``observer`` about every CALL sent to the charger (what it asks for may pass a guard)."""
+        self._sent_observers.append(observer)
+
+    def note_sent(self, action: str, payload: dict[str, Any]) -> None:
+        """The session is sending the CALL ``action`` with ``payload``."""
+        for observer in self._sent_observers:
+            observer(action, payload)
 
     def include(self, group: object) -> None:
         """Register every marked method of ``group``; an action handled twice is an error."""

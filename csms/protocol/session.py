@@ -1,8 +1,9 @@
 """One charger connection: receive loop, CALL dispatch with CALLERROR mapping, outgoing CALLs.
 
-This is the one place where protocol errors become CALLERROR frames. A frame that is not OCPP-J
-at all closes the connection; anything else that goes wrong with one message is answered and
-the loop continues, so a misbehaving charger only ever affects its own connection.
+This is the one place where protocol errors become CALLERROR frames. Whatever goes wrong with one
+frame is answered (a CALL, or a frame whose message id cannot be read) or logged and dropped (a
+CALLRESULT/CALLERROR) and the loop continues, so a misbehaving charger only ever affects its own
+connection.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from typing import Any, Protocol
 from csms.errors import (
     ConnectionClosedError,
     CsmsError,
-    NotOcppFrameError,
     OcppProtocolError,
     RpcErrorKind,
     wire_error_code,
 )
-from csms.protocol.connection import CLOSE_INVALID_PAYLOAD, CLOSE_NORMAL, Connection
+from csms.protocol.connection import CLOSE_NORMAL, Connection
 from csms.protocol.framing import (
     CALL,
     CALL_ERROR,
@@ -33,6 +33,7 @@ from csms.protocol.framing import (
     Call,
     CallError,
     CallResult,
+    MalformedResponse,
     UnknownMessageType,
     decode_frame,
     encode_call,
@@ -139,8 +140,7 @@ class OcppSession:
                     frame = await self._connection.recv()
                 except ConnectionClosedError:
                     return
-                if not await self._handle_frame(frame):
-                    return
+                await self._handle_frame(frame)
         finally:
             self._closed.set()
             for _, future in self._pending.values():
@@ -173,23 +173,20 @@ class OcppSession:
             future: asyncio.Future[CallResult | CallError] = loop.create_future()
             self._pending[unique_id] = (action, future)
             try:
+                self._router.note_sent(action, payload)
                 await self._send(encode_call(Call(unique_id, action, payload)))
                 self._log(Direction.SENT, CALL, action, unique_id, payload)
                 return await future
             finally:
                 self._pending.pop(unique_id, None)
 
-    async def _handle_frame(self, frame: str) -> bool:
-        """Handle one frame; ``False`` when the connection was closed because of it."""
+    async def _handle_frame(self, frame: str) -> None:
+        """Handle one frame."""
         try:
             message = decode_frame(frame, max_message_bytes=self._max_message_bytes)
-        except NotOcppFrameError as exc:
-            logger.warning("charger %s: closing, frame is not OCPP-J: %s", self.charger_id, exc)
-            await self.close(CLOSE_INVALID_PAYLOAD, "not an OCPP-J frame")
-            return False
         except OcppProtocolError as exc:
             await self._reply_error(exc)
-            return True
+            return
         if isinstance(message, Call):
             await self._handle_call(message)
         elif isinstance(message, CallResult | CallError):
@@ -201,7 +198,13 @@ class OcppSession:
                 message.unique_id,
                 message.message_type_id,
             )
-        return True
+        elif isinstance(message, MalformedResponse):
+            logger.warning(
+                "charger %s: dropping unreadable answer %s: %s",
+                self.charger_id,
+                message.unique_id,
+                message.problem,
+            )
 
     async def _handle_call(self, call: Call) -> None:
         self._log(Direction.RECEIVED, CALL, call.action, call.unique_id, call.payload)

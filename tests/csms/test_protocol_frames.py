@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from csms.errors import ConnectionClosedError
-from csms.protocol.connection import CLOSE_INVALID_PAYLOAD
 from csms.protocol.framing import CallError, CallResult
 from csms.protocol.router import IncomingCall, Router, handles
 from csms.protocol.session import OcppSession
@@ -136,14 +135,12 @@ async def test_v16_unreadable_message_id_is_answered_as_generic_error() -> None:
 
 
 @pytest.mark.parametrize("frame", ["this is not json", '{"not": "an array"}', "42", '"text"'])
-async def test_frames_that_are_not_ocpp_j_close_the_connection(frame: str) -> None:
+async def test_frames_that_are_not_ocpp_j_are_answered_with_id_minus_one(frame: str) -> None:
     connection, session, task = await start_session(V16)
-    await connection.incoming.put(frame)
-    await task
-    code, _ = await connection.closed_with
-    assert code == CLOSE_INVALID_PAYLOAD
-    assert session.closed
-    assert connection.outgoing.empty()
+    assert (await connection.exchange(frame))[:3] == [4, "-1", "GenericError"]
+    assert (await connection.exchange('[2,"a2","Heartbeat",{}]'))[:2] == [3, "a2"]
+    assert not session.closed
+    await stop_session(connection, task)
 
 
 async def test_empty_array_is_answered_with_id_minus_one() -> None:
