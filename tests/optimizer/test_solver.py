@@ -143,6 +143,56 @@ def test_cost_moves_energy_to_cheap_periods_without_losing_energy() -> None:
     assert with_cost.current_a[0, 8:].sum() == pytest.approx(16.0 * 8)
 
 
+def test_a_binding_limit_alone_does_not_stop_cars_waiting_for_a_cheaper_price() -> None:
+    # A depot: four 16 A EVSEs at 230 V (3.68 kW) on a 32 A feeder, the cars stay 4 h and need
+    # 1.84 kWh each (7.36 kWh in all: two hours of the feeder's 7.36 kW). Charging at once runs
+    # the feeder at its limit, but every car can be served in the cheap last two hours, so
+    # energy first, then cost, puts it all there (32 A shared, 8 A each for 2 h = 1.84 kWh
+    # each); cost 7.36 kWh x 0.10 = 0.736, plus what rounding the later periods down to the
+    # 0.1 A step hands back in period 0 (at most 0.1 A x 4 cars x 8 periods there, 0.074 kWh).
+    es = tuple(evse(f"e{i}", max_current_a=16.0) for i in range(4))
+    prices = (PricePeriod(NOW, 0.40), PricePeriod(NOW + timedelta(hours=2), 0.10))
+    site = site_of(tuple(e.evse_id for e in es), limit_a=32.0, prices=prices)
+    sessions = tuple(session(f"s{i}", f"e{i}", 4.0, 1.84) for i in range(4))
+    result = solve(snapshot(site, es, sessions))
+    assert result.objective.energy_kwh == pytest.approx(7.36)
+    assert 0.736 - 1e-6 <= result.objective.cost <= 0.736 + 0.074 * 0.30 + 1e-6
+    assert result.current_a[:, 0].sum() <= 3.2 + 1e-6
+    assert result.current_a[:, 1:8].sum() == pytest.approx(0.0, abs=1e-6)
+    # the cost-blind schedule charges in the first, dear hours
+    blind = solve(snapshot(site, es, sessions, objective=("energy",)))
+    assert blind.objective.cost > 2 * result.objective.cost
+
+
+def test_when_the_forecast_expects_more_cars_the_depot_charges_now() -> None:
+    # The depot above, and a forecast: one more car expected in 2 h on a fifth EVSE. Energy first
+    # fills the feeder now (32 A); more cars are coming, so that early energy is held and the four
+    # cars present take the whole feeder in the dear first hour: 32 A in each of periods 0-3.
+    es = tuple(evse(f"e{i}", max_current_a=16.0) for i in range(5))
+    prices = (PricePeriod(NOW, 0.40), PricePeriod(NOW + timedelta(hours=2), 0.10))
+    site = site_of(tuple(e.evse_id for e in es), limit_a=32.0, prices=prices)
+    present = tuple(session(f"s{i}", f"e{i}", 4.0, 1.84) for i in range(4))
+    later = NOW + timedelta(hours=2)
+    expected = ActiveSession("x", "e4", later, later + timedelta(hours=2), 3.68, forecast_weight=0.5)
+    result = solve(snapshot(site, es, (*present, expected)))
+    assert result.current_a[:4, :4].sum(axis=0) == pytest.approx([32.0] * 4, abs=1e-6)
+
+
+def test_when_a_car_is_left_short_the_current_applied_now_is_not_deferred() -> None:
+    # 24 A feeder, 16 A EVSEs. Car a leaves in 1 h needing 5 kWh: at most 16 A x 1 h = 3.68 kWh,
+    # so it is left short. Car b stays 4 h and needs 1.84 kWh. Energy first fills the feeder
+    # now (a 16 A, b the other 8 A); a car present is short, so that early energy is held and
+    # b keeps its 8 A now (1.84 kWh in the hour) although the last two hours are 4x cheaper:
+    # later arrivals would compete for those hours, and capacity left idle now is lost.
+    es = (evse("a", max_current_a=16.0), evse("b", max_current_a=16.0))
+    prices = (PricePeriod(NOW, 0.40), PricePeriod(NOW + timedelta(hours=2), 0.10))
+    site = site_of(("a", "b"), limit_a=24.0, prices=prices)
+    sessions = (session("sa", "a", 1.0, 5.0), session("sb", "b", 4.0, 1.84))
+    result = solve(snapshot(site, es, sessions))
+    assert result.objective.energy_kwh == pytest.approx(3.68 + 1.84)
+    assert result.current_a[:, :4] == pytest.approx(np.array([[16.0] * 4, [8.0] * 4]), abs=1e-6)
+
+
 def test_vehicle_maximum_frees_capacity_for_others() -> None:
     # 32 A shared; car 1 draws at most 10 A, so car 2 gets 22 A.
     es = (evse("a"), evse("b"))
