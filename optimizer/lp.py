@@ -18,7 +18,8 @@ Stages share one HiGHS model and warm-start from each other:
 2. fairness (``max-min``): with energy held at its optimum, maximise the least
    priority-weighted share of each whole request served (delivered so far + planned);
 3. cost, then peak: with energy and the fairness level held, minimise energy cost
-   (plus demand charge), then, far below it, the peak;
+   (plus demand charge), then, far below it, the peak; both count only the peak above the
+   billing period's peak so far (``Site.peak_so_far_kw``);
 4. evenness and ties, with cost held: share the current applied now evenly (a concave
    utility of each session's fraction of its usable rate), then keep the limits each
    charger holds for the first periods (fewer SetChargingProfile calls), then deliver
@@ -263,7 +264,10 @@ def build(problem: Problem) -> LpModel:
     lp.num_row_ = row
     # plain lists: pybind11 copies a list into the model about 3x faster than a numpy array
     lp.col_cost_ = [0.0] * n_col
-    lp.col_lower_ = [0.0] * n_col
+    col_lower = [0.0] * n_col
+    # a peak below the billing period's peak so far is already paid for: no gain in going lower
+    col_lower[col_peak] = max(problem.snapshot.site.peak_so_far_kw, 0.0)
+    lp.col_lower_ = col_lower
     lp.col_upper_ = np.concatenate(
         [problem.upper_a[var_session], [0.0, _INF], np.zeros(n_even), np.full(n_dev, _INF)]
     ).tolist()

@@ -78,6 +78,9 @@ def prepare(
     and charges from its arrival; online every session is already plugged in.
     """
     policy = snapshot.policy
+    peak_kw = snapshot.site.peak_so_far_kw
+    if not math.isfinite(peak_kw) or peak_kw < 0:
+        raise SnapshotError(f"peak_so_far_kw must be a finite number >= 0, got {peak_kw}")
     horizon = periods if periods is not None else policy.horizon_periods
     net = network if network is not None else Network.build(snapshot.site, snapshot.evses)
     period = timedelta(seconds=policy.period_s)

@@ -155,6 +155,10 @@ class Site:
 
     ``grid_limit_kw`` is the grid-connection import limit. ``base_load_kw`` is a forecast
     of non-EV load per period from ``base_load_start`` (periods of the policy's length).
+    ``peak_so_far_kw`` is the highest import (EV plus base load) already reached in the
+    demand charge's billing period: a plan pays the demand charge, and the peak objective
+    counts, only for what rises above it (a peak that is already paid for costs nothing more
+    to reach again, so there is no reason to hold cars back below it).
     """
 
     grid_limit_kw: float
@@ -164,6 +168,7 @@ class Site:
     base_load_kw: tuple[float, ...] = ()
     base_load_start: datetime | None = None
     demand_charge_per_kw: float = 0.0
+    peak_so_far_kw: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

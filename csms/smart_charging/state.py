@@ -10,8 +10,8 @@ into the solver's :class:`~optimizer.types.StationSnapshot`; the event methods r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
 
 from csms.domain.events import ChargingNeeds, ConnectorStatus, MeterSample
 from csms.smart_charging.forecasting import FinishedSession, StationHistory
@@ -139,6 +139,11 @@ class StationState:
     site: Site
     evses: dict[str, EvseState] = field(default_factory=dict)
     history: StationHistory | None = None  # finished sessions, when the station plans with a forecast
+    # the demand charge's billing period (the local calendar month) and the highest EV import
+    # measured in it: a plan is not held below a peak already paid for (``Site.peak_so_far_kw``).
+    # Not persisted: after a restart it starts from 0, which only holds cars back as before.
+    peak_month: tuple[int, int] | None = None
+    peak_so_far_kw: float = 0.0
 
     @classmethod
     def of(cls, setup: StationSetup, settings: SmartChargingSettings) -> StationState:
@@ -157,7 +162,9 @@ class StationState:
         """This station with nothing known of sessions or profiles, keeping its site (prices, caps)
         and its finished sessions (the forecast's history): nothing is rebuilt."""
         evses = {b.evse_id: EvseState(b) for b in self.setup.evses}
-        return StationState(self.setup, self.settings, self.site, evses, self.history)
+        return StationState(
+            self.setup, self.settings, self.site, evses, self.history, self.peak_month, self.peak_so_far_kw
+        )
 
     @property
     def station_id(self) -> str:
@@ -250,9 +257,25 @@ class StationState:
         if session.measured_at == sample.sampled_at and session.measured_a is not None:
             current_a = max(session.measured_a, current_a)  # the highest phase of one sample
         session.measured_a, session.measured_at = current_a, sample.sampled_at
+        self._note_import(sample.sampled_at)
         if sample.context == "Transaction.Begin":
             return None
         return self._check_drawing(evse_id, state, session, current_a, sample.sampled_at)
+
+    def _note_import(self, at: datetime) -> None:
+        """Raise the month's peak to the EV import measured now (the EVSEs sampled within a period)."""
+        month = _month(at, self.setup.time_zone)
+        if month != self.peak_month:
+            self.peak_month, self.peak_so_far_kw = month, 0.0
+        recent = at - timedelta(seconds=self.setup.policy.period_s)
+        import_kw = 0.0
+        for state in self.evses.values():
+            session = state.session
+            if session is None or session.measured_a is None or session.measured_at is None:
+                continue
+            if recent <= session.measured_at <= at:
+                import_kw += session.measured_a * state.evse.kw_per_a
+        self.peak_so_far_kw = max(self.peak_so_far_kw, import_kw)
 
     def _check_drawing(
         self, evse_id: str, state: EvseState, session: SessionState, measured_a: float, at: datetime
@@ -362,6 +385,8 @@ class StationState:
             if expected:
                 plan_site, plan_evses = self.history.site(self.site), self.history.evses
         site, evses = reserve(plan_site, plan_evses, reserved)
+        if self.peak_month == _month(now, self.setup.time_zone):
+            site = replace(site, peak_so_far_kw=self.peak_so_far_kw)
         policy = self.setup.policy
         sessions = []
         for evse_id, state in self.evses.items():
@@ -409,3 +434,8 @@ def _finished(evse_id: str, session: SessionState, at: datetime) -> FinishedSess
         energy_kwh=max(session.energy_needed_kwh or 0.0, taken_kwh),
         max_current_a=session.vehicle_max_a,
     )
+
+
+def _month(at: datetime, zone: tzinfo) -> tuple[int, int]:
+    local = at.astimezone(zone)
+    return local.year, local.month

@@ -101,7 +101,7 @@ def select_days(
 def run(args: argparse.Namespace) -> int:
     # imported here so that `fairwatt --help` does not load the solver and matplotlib
     from fairwatt.simulation.engine import simulate
-    from fairwatt.simulation.metrics import day_metrics, overall_metrics
+    from fairwatt.simulation.metrics import day_metrics, demand_charges, overall_metrics
     from fairwatt.simulation.progress import ProgressBar
 
     config = load_station(args.config)
@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         "overall": overall.to_dict(),
         "days": [row.to_dict() for row in rows],
         "turned_away": turned_away,
+        "demand_charge_per_kw": config.demand_charge_per_kw,
+        "demand_charges": demand_charges(result),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -225,6 +227,13 @@ def render_table(summary: dict[str, Any]) -> str:
         out.append(
             f"{len(away)} sessions turned away, every EVSE taken when they arrived "
             f"(file lines {lines}); their {kwh:.1f} kWh are not in the figures above"
+        )
+    charges: list[dict[str, Any]] = summary.get("demand_charges", [])
+    if charges:
+        months = ", ".join(f"{c['month']} {c['peak_kw']:.1f} kW = {c['charge']:.2f}" for c in charges)
+        out.append(
+            f"demand charge ({summary['demand_charge_per_kw']:g} {summary['currency']} per kW of each "
+            f"month's peak import, not in the cost column): {months}"
         )
     out.append("")
     out.append("highest utilisation of each limit over the run (use / limit, must stay <= 1.000):")

@@ -28,7 +28,7 @@ from fairwatt.simulation.errors import SimulationError
 from fairwatt.simulation.sessions import ANY_EVSE, SessionRecord
 from optimizer.errors import OptimizerError
 from optimizer.forecast import PastSession, expected_sessions, with_group_evses
-from optimizer.limits import power_limit_kw
+from optimizer.limits import base_load_kw, power_limit_kw
 from optimizer.network import Network
 from optimizer.offline import solve_offline
 from optimizer.solver import solve
@@ -208,6 +208,15 @@ class _Run:
             }
         )
         self.site = config.site(self.start, self.periods)
+        # the demand charge's billing period is the local calendar month: where each one starts
+        # on the grid, and the import (EV plus base load) reached in it so far
+        self.base_load_kw = base_load_kw(self.site, self.start, self.period_s, self.periods)
+        self.month_starts = {
+            t
+            for t in range(1, self.periods)
+            if self._now(t).astimezone(tz).month != self._now(t - 1).astimezone(tz).month
+        }
+        self.peak_so_far_kw = 0.0
         self.price_starts = [p.start for p in self.site.prices]
         self.network = Network.build(self.site, config.evses)  # compiled once, reused by every solve
         # what the online solves see: the site, plus a group EVSE per set of EVSEs wired alike
@@ -261,7 +270,10 @@ class _Run:
         plan: _Plan | None = None
         solved_at = 0
         midnights = set(self.midnights)
+        kw_per_a = np.array([self.config.evse(e).kw_per_a for e in self.evse_ids], dtype=np.float64)
         for t in range(periods):
+            if t in self.month_starts:
+                self.peak_so_far_kw = 0.0
             event = False
             for evse_id in [e for e, live in active.items() if live.departure_t <= t]:
                 del active[evse_id]
@@ -293,6 +305,8 @@ class _Run:
             for live in active.values():
                 pilot_a = plan.pilot_a(live.record.session_id, t) if plan is not None else 0.0
                 current_a[live.row, t] = self._draw(live, pilot_a)
+            import_kw = float(current_a[:, t] @ kw_per_a) + float(self.base_load_kw[t])
+            self.peak_so_far_kw = max(self.peak_so_far_kw, import_kw)
             if self.progress is not None:
                 self.progress(t + 1, periods)
         return self._result(current_a, time.perf_counter() - began)
@@ -326,6 +340,7 @@ class _Run:
             base_load_kw=self.site.base_load_kw,
             base_load_start=self.site.base_load_start,
             demand_charge_per_kw=self.site.demand_charge_per_kw,
+            peak_so_far_kw=self.peak_so_far_kw,
         )
 
     def _timed(self, call: Callable[[], Schedule]) -> Schedule:

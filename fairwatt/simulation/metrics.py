@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fairwatt.simulation.engine import SessionOutcome, SimulationResult
+from optimizer.limits import base_load_kw
 from optimizer.types import FloatArray
 
 SERVED_SHARE = 0.99  # a session delivered at least this share of its request is fully served
@@ -144,3 +145,21 @@ def overall_metrics(result: SimulationResult) -> Metrics:
     """One row over every session and every period of the run."""
     mask = np.ones(result.periods, dtype=bool)
     return Metrics(label="overall", **session_metrics(result.outcomes), **period_metrics(result, mask))
+
+
+def demand_charges(result: SimulationResult) -> list[dict[str, Any]]:
+    """Per local calendar month simulated: the peak import (EVs plus base load) and what the
+    station's demand charge makes of it. Empty when the station has no demand charge."""
+    rate = result.site.demand_charge_per_kw
+    if rate <= 0 or result.periods == 0:
+        return []
+    tz = result.station.time_zone
+    local = (result.period_start(t).astimezone(tz) for t in range(result.periods))
+    months = np.array([f"{d.year:04d}-{d.month:02d}" for d in local])
+    base_kw = base_load_kw(result.site, result.start, result.period_s, result.periods)
+    import_kw = result.station_power_kw + base_kw
+    out = []
+    for month in dict.fromkeys(months.tolist()):
+        peak_kw = float(import_kw[months == month].max())
+        out.append({"month": month, "peak_kw": round(peak_kw, 3), "charge": round(peak_kw * rate, 2)})
+    return out

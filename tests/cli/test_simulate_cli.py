@@ -159,3 +159,30 @@ def test_the_caltech_month_without_its_evses_is_placed_on_the_station(
     assert report["overall"]["sessions"] == 13  # 54 EVSEs: nobody is turned away on a Saturday
     assert report["turned_away"] == []
     assert max(report["overall"]["max_utilisation"].values()) <= 1.0
+
+
+def test_the_demand_charge_is_reported_per_month(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The tiny station (240 V EVSEs, 7.2 kW grid) at 10 per kW of each month's peak. In March one
+    # car must draw the whole 7.2 kW for an hour (7.2 kWh in 08:00-09:00): 72.00. On 1 April a new
+    # billing period starts: a car wanting 3.6 kWh over 4 h is spread to about 0.9 kW.
+    station = tmp_path / "tiny.yaml"
+    station.write_text(
+        TINY_STATION.replace("grid_limit_kw: 7.2", "grid_limit_kw: 7.2\n  demand_charge_per_kw: 10")
+    )
+    sessions = tmp_path / "s.csv"
+    sessions.write_text(
+        "session_id,evse_id,arrival,departure,estimated_departure,requested_energy_kwh\n"
+        "p1,A,2019-03-31T08:00,2019-03-31T09:00,2019-03-31T09:00,7.2\n"
+        "p2,A,2019-04-01T08:00,2019-04-01T12:00,2019-04-01T12:00,3.6\n"
+    )
+    args = ["simulate", "--config", str(station), "--sessions", str(sessions)]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    march, april = report["demand_charges"]
+    assert (march["month"], march["peak_kw"], march["charge"]) == ("2019-03", pytest.approx(7.2), 72.0)
+    assert april["month"] == "2019-04"
+    assert 0.9 - 1e-6 <= april["peak_kw"] < 2.0  # 3.6 kWh over 4 h is 0.9 kW, plus rounding's hand-back
+    assert april["charge"] == pytest.approx(10 * april["peak_kw"], abs=0.01)
+    assert main(args) == 0
+    line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("demand charge"))
+    assert "2019-03 7.2 kW = 72.00" in line

@@ -266,3 +266,24 @@ def test_a_late_reading_of_the_previous_transaction_is_ignored() -> None:
     )
     st.meter_sample("A", late)
     assert st.snapshot(T0).sessions[0].energy_delivered_kwh == 0.0
+
+
+def test_the_month_peak_of_measured_import_reaches_the_solver() -> None:
+    # A is three-phase at 230 V (0.69 kW per A), C single-phase (0.23 kW per A). A at 16 A and
+    # C at 32 A sampled within one 5-minute period: 11.04 + 7.36 = 18.4 kW, March's peak.
+    st = state()
+    st.session_started("A", "tx-A", T0, 0.0)
+    st.session_started("C", "tx-C", T0, 0.0)
+    st.meter_sample("A", sample(1, "Current.Import", 16.0, T0))
+    st.meter_sample("C", sample(2, "Current.Import", 32.0, T0 + timedelta(seconds=10)))
+    assert st.snapshot(T0 + timedelta(minutes=1)).site.peak_so_far_kw == pytest.approx(18.4)
+    # A falls to 6 A six minutes later; C's reading is older than a period, so it is not added:
+    # 4.14 kW now, and the month keeps 18.4 kW
+    st.meter_sample("A", sample(1, "Current.Import", 6.0, T0 + timedelta(minutes=6)))
+    assert st.peak_so_far_kw == pytest.approx(18.4)
+    # April starts a new billing period: no peak until a reading comes, then A's 10 A = 6.9 kW
+    april = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+    assert st.snapshot(april).site.peak_so_far_kw == 0.0
+    st.meter_sample("A", sample(1, "Current.Import", 10.0, april))
+    assert st.snapshot(april).site.peak_so_far_kw == pytest.approx(6.9)
+    assert st.fresh().peak_so_far_kw == pytest.approx(6.9)  # a fresh start keeps the month's peak

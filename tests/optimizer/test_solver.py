@@ -312,6 +312,36 @@ def test_peak_objective_spreads_a_lone_car_over_its_stay() -> None:
     assert result.current_a[0, 0] <= 3.0
 
 
+def test_a_peak_already_paid_for_does_not_hold_a_car_back() -> None:
+    # Demand charge 10/kW, flat price. 3.68 kWh over 4 h: without a peak so far the lowest
+    # peak is 0.92 kW (4 A at 230 V all 16 periods). With 2.3 kW already reached this billing
+    # period, any plan up to 2.3 kW costs the same, and the tie-break delivers earlier:
+    # 10 A (2.3 kW) for 1.6 h = 6.4 periods. The LP plans periods 6-9 as one block, so the
+    # last 0.4 x 0.575 = 0.23 kWh spreads over it: 10 A in periods 0-5, 1 A in 6-9, then 0.
+    e = evse("e", max_current_a=32.0)
+    s = ActiveSession("s", "e", NOW, NOW + timedelta(hours=4), 3.68)
+    flat = solve(snapshot(site_of(("e",), demand_charge_per_kw=10.0), (e,), (s,)))
+    assert flat.current_a[0, 1:] == pytest.approx([4.0] * 15, abs=0.1 + 1e-9)
+    paid = solve(snapshot(site_of(("e",), demand_charge_per_kw=10.0, peak_so_far_kw=2.3), (e,), (s,)))
+    assert paid.objective.energy_kwh == pytest.approx(3.68)
+    assert paid.current_a[0, :6] == pytest.approx([10.0] * 6, abs=1e-6)
+    assert paid.current_a[0, 6:10] == pytest.approx([1.0] * 4, abs=0.1 + 1e-9)
+    assert paid.current_a[0, 10:].sum() == pytest.approx(0.0, abs=0.1 + 1e-9)
+    # a peak so far above anything the car can draw: full rate from the start (32 A = 7.36 kW,
+    # 3.68 kWh in half an hour: periods 0 and 1)
+    high = solve(snapshot(site_of(("e",), demand_charge_per_kw=10.0, peak_so_far_kw=50.0), (e,), (s,)))
+    assert high.current_a[0, :2] == pytest.approx([32.0, 32.0], abs=1e-6)
+    assert high.current_a[0, 2:].sum() == pytest.approx(0.0, abs=0.1 + 1e-9)
+
+
+@pytest.mark.parametrize("peak_kw", [-1.0, math.nan, math.inf])
+def test_a_peak_so_far_must_be_a_finite_number_not_below_zero(peak_kw: float) -> None:
+    e = evse("e")
+    site = site_of(("e",), peak_so_far_kw=peak_kw)
+    with pytest.raises(SnapshotError, match="peak_so_far_kw"):
+        solve(snapshot(site, (e,), (session("s", "e", 1.0, 1.0),)))
+
+
 def test_a_car_limit_between_steps_is_offered_the_step_above() -> None:
     # The car takes at most 31.73 A (6.6 kW at 208 V); steps of 0.1 A: the pilot is 31.8 A, never 31.7 A.
     e = Evse("e", Connection.L1_L2, 208.0, 32.0, step=0.1)

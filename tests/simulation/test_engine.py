@@ -250,3 +250,43 @@ def test_a_negative_forecast_weight_is_refused(station: StationConfig) -> None:
     records = parse_sessions(SESSIONS, "s.csv", station.time_zone, known_evse_ids=station.evse_ids)
     with pytest.raises(SimulationError, match="forecast weight"):
         simulate(station, records, [DAY], "fairwatt", forecast_weight=-0.1)
+
+
+def test_a_demand_charge_counts_the_peak_of_the_month_so_far() -> None:
+    # Demand charge 10/kW, flat price. p1 (29 March 08:00-09:00, 7.2 kWh) has to draw the whole
+    # 7.2 kW for its hour: March's peak. p2 (12:00-16:00, 3.6 kWh) may then draw up to 7.2 kW at
+    # no extra charge, so it charges at once: 30 A x 240 V = 7.2 kW for two 15-minute periods.
+    # p3 is the same visit on 1 April: a new billing period, no peak yet, so the cheapest plan
+    # spreads 3.6 kWh over the 4 hours: 0.9 kW = 3.75 A, which the 0.1 A step rounds to 3.7 A,
+    # the first period getting back what rounding took from the others (4.5 A). That 4.5 A is
+    # then April's peak so far, and each re-solve's hand-back nudges it up a little: the car
+    # stays far below March's 30 A and charges over at least 12 of its 16 periods.
+    charged = STATION.replace("grid_limit_kw: 7.2", "grid_limit_kw: 7.2\n  demand_charge_per_kw: 10")
+    station = parse_station(charged)
+    sessions = (
+        "session_id,evse_id,arrival,departure,estimated_departure,requested_energy_kwh\n"
+        "p1,A,2019-03-29T08:00,2019-03-29T09:00,2019-03-29T09:00,7.2\n"
+        "p2,A,2019-03-29T12:00,2019-03-29T16:00,2019-03-29T16:00,3.6\n"
+        "p3,A,2019-04-01T12:00,2019-04-01T16:00,2019-04-01T16:00,3.6\n"
+    )
+    records = parse_sessions(sessions, "s.csv", station.time_zone, known_evse_ids=station.evse_ids)
+    days = [date(2019, 3, 29), date(2019, 3, 30), date(2019, 3, 31), date(2019, 4, 1)]
+    result = simulate(station, records, days)
+    assert {o.record.session_id: round(o.delivered_kwh, 3) for o in result.outcomes} == {
+        "p1": 7.2,
+        "p2": 3.6,
+        "p3": 3.6,
+    }
+    a = result.current_a[result.evse_ids.index("A")]
+
+    def afternoon(day: datetime) -> np.ndarray:  # 12:00-16:00 of ``day``: 16 periods
+        t = int((day.replace(hour=12) - result.start).total_seconds() // 900)
+        return a[t : t + 16]
+
+    march, april = afternoon(datetime(2019, 3, 29, tzinfo=UTC)), afternoon(datetime(2019, 4, 1, tzinfo=UTC))
+    assert march[:2] == pytest.approx([30.0, 30.0], abs=0.01)
+    assert march[2:].sum() == pytest.approx(0.0, abs=0.01)
+    assert april[0] == pytest.approx(4.5, abs=0.01)
+    assert april.max() <= 6.0
+    assert np.count_nonzero(april > 0.05) >= 12
+    assert april.sum() * 0.24 * 0.25 == pytest.approx(3.6, abs=0.01)
