@@ -42,11 +42,11 @@ RPC_FRAMEWORK = {V16: "GenericError", V201: "RpcFrameworkError"}
 FORMAT = {V16: "FormationViolation", V201: "FormatViolation"}
 OCCURRENCE = {V16: "OccurenceConstraintViolation", V201: "OccurrenceConstraintViolation"}
 
-BOOT = {
+BOOT: dict[str, dict[str, Any]] = {
     V16: {"chargePointVendor": "V", "chargePointModel": "M"},
     V201: {"reason": "PowerUp", "chargingStation": {"vendorName": "V", "model": "M"}},
 }
-STATUS = {
+STATUS: dict[str, dict[str, Any]] = {
     V16: {"connectorId": 1, "errorCode": "NoError", "status": "Available"},
     V201: {
         "timestamp": "2026-01-01T00:00:00Z",

@@ -23,6 +23,7 @@ from fairwatt.simulation.engine import simulate
 from fairwatt.simulation.metrics import day_metrics, overall_metrics
 from optimizer.types import (
     Algorithm,
+    FloatArray,
     ObjectiveBreakdown,
     Schedule,
     SolveStatus,
@@ -279,9 +280,9 @@ def test_a_demand_charge_counts_the_peak_of_the_month_so_far() -> None:
     }
     a = result.current_a[result.evse_ids.index("A")]
 
-    def afternoon(day: datetime) -> np.ndarray:  # 12:00-16:00 of ``day``: 16 periods
+    def afternoon(day: datetime) -> FloatArray:  # 12:00-16:00 of ``day``: 16 periods
         t = int((day.replace(hour=12) - result.start).total_seconds() // 900)
-        return a[t : t + 16]
+        return np.asarray(a[t : t + 16], dtype=np.float64)
 
     march, april = afternoon(datetime(2019, 3, 29, tzinfo=UTC)), afternoon(datetime(2019, 4, 1, tzinfo=UTC))
     assert march[:2] == pytest.approx([30.0, 30.0], abs=0.01)
