@@ -162,12 +162,12 @@ def test_the_caltech_month_without_its_evses_is_placed_on_the_station(
 
 
 def test_the_demand_charge_is_reported_per_month(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # The tiny station (240 V EVSEs, 7.2 kW grid) at 10 per kW of each month's peak. In March one
+    # The tiny station (240 V EVSEs) on a 10 kW grid at 10 per kW of each month's peak. In March one
     # car must draw the whole 7.2 kW for an hour (7.2 kWh in 08:00-09:00): 72.00. On 1 April a new
     # billing period starts: a car wanting 3.6 kWh over 4 h is spread to about 0.9 kW.
     station = tmp_path / "tiny.yaml"
     station.write_text(
-        TINY_STATION.replace("grid_limit_kw: 7.2", "grid_limit_kw: 7.2\n  demand_charge_per_kw: 10")
+        TINY_STATION.replace("grid_limit_kw: 7.2", "grid_limit_kw: 10\n  demand_charge_per_kw: 10")
     )
     sessions = tmp_path / "s.csv"
     sessions.write_text(

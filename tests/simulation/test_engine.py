@@ -254,7 +254,8 @@ def test_a_negative_forecast_weight_is_refused(station: StationConfig) -> None:
 
 
 def test_a_demand_charge_counts_the_peak_of_the_month_so_far() -> None:
-    # Demand charge 10/kW, flat price. p1 (29 March 08:00-09:00, 7.2 kWh) has to draw the whole
+    # The tiny station on a 10 kW grid (one car alone never binds it), demand charge 10/kW, flat
+    # price. p1 (29 March 08:00-09:00, 7.2 kWh) has to draw the whole
     # 7.2 kW for its hour: March's peak. p2 (12:00-16:00, 3.6 kWh) may then draw up to 7.2 kW at
     # no extra charge, so it charges at once: 30 A x 240 V = 7.2 kW for two 15-minute periods.
     # p3 is the same visit on 1 April: a new billing period, no peak yet, so the cheapest plan
@@ -262,7 +263,7 @@ def test_a_demand_charge_counts_the_peak_of_the_month_so_far() -> None:
     # the first period getting back what rounding took from the others (4.5 A). That 4.5 A is
     # then April's peak so far, and each re-solve's hand-back nudges it up a little: the car
     # stays far below March's 30 A and charges over at least 12 of its 16 periods.
-    charged = STATION.replace("grid_limit_kw: 7.2", "grid_limit_kw: 7.2\n  demand_charge_per_kw: 10")
+    charged = STATION.replace("grid_limit_kw: 7.2", "grid_limit_kw: 10\n  demand_charge_per_kw: 10")
     station = parse_station(charged)
     sessions = (
         "session_id,evse_id,arrival,departure,estimated_departure,requested_energy_kwh\n"
