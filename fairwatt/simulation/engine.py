@@ -194,6 +194,7 @@ class _Run:
         range_end = local_to_utc(tz, days[-1] + timedelta(days=1), 0)
         self.evse_ids = config.evse_ids
         self.rows = {evse_id: i for i, evse_id in enumerate(self.evse_ids)}
+        self.kw_per_a = np.array([config.evse(e).kw_per_a for e in self.evse_ids], dtype=np.float64)
         self.lives: list[_Live] = []
         for record in sorted(records, key=lambda r: (r.arrival, r.line)):
             if self.start <= record.arrival < range_end:
@@ -270,7 +271,6 @@ class _Run:
         plan: _Plan | None = None
         solved_at = 0
         midnights = set(self.midnights)
-        kw_per_a = np.array([self.config.evse(e).kw_per_a for e in self.evse_ids], dtype=np.float64)
         for t in range(periods):
             if t in self.month_starts:
                 self.peak_so_far_kw = 0.0
@@ -305,7 +305,7 @@ class _Run:
             for live in active.values():
                 pilot_a = plan.pilot_a(live.record.session_id, t) if plan is not None else 0.0
                 current_a[live.row, t] = self._draw(live, pilot_a)
-            import_kw = float(current_a[:, t] @ kw_per_a) + float(self.base_load_kw[t])
+            import_kw = float(current_a[:, t] @ self.kw_per_a) + float(self.base_load_kw[t])
             self.peak_so_far_kw = max(self.peak_so_far_kw, import_kw)
             if self.progress is not None:
                 self.progress(t + 1, periods)
@@ -443,8 +443,7 @@ class _Run:
     # -- read-back ----------------------------------------------------------------------------
 
     def _result(self, current_a: FloatArray, wall_s: float) -> SimulationResult:
-        kw_per_a = np.array([self.config.evse(e).kw_per_a for e in self.evse_ids], dtype=np.float64)
-        power_kw = current_a * kw_per_a[:, None]
+        power_kw = current_a * self.kw_per_a[:, None]
         limit_kw = power_limit_kw(self.site, self.start, self.period_s, self.periods)
         network = self.network
         order = [self.rows[e] for e in network.evse_ids]
