@@ -4,9 +4,10 @@ A charger's events are stored and published by the node holding its socket; the 
 belongs to is planned by one node, its owner (:mod:`csms.smart_charging.ownership`). Every node
 runs an :class:`EventPublisher` subscribed to its :class:`~csms.domain.service.ChargingService`:
 each stored event a loop needs (boot, connector status, transaction start and end, the meter
-samples the loop reads, EV charging needs) of a charger in a configured station is published, as
-JSON, on that station's channel ``{prefix}station:{station id}:events``. The owner reads the
-channels of the stations it owns through an :class:`EventSubscriber` and feeds its loop.
+samples the loop reads, EV charging needs, external charging limits set and cleared) of a
+charger in a configured station is published, as JSON, on that station's channel
+``{prefix}station:{station id}:events``. The owner reads the channels of the stations it owns
+through an :class:`EventSubscriber` and feeds its loop.
 
 Pub/sub is at-most-once: an event published while no node owns the station (a takeover) is
 lost. That is why a new owner subscribes first and then reads what it needs from live state and
@@ -19,24 +20,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import types
-import typing
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import fields
-from datetime import datetime
-from enum import Enum
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from csms.domain.documents import from_document, to_document
 from csms.domain.events import (
     ChargerBooted,
+    ChargingLimitCleared,
+    ChargingLimitSet,
     ChargingNeeds,
     ConnectorStatusChanged,
     DomainEvent,
-    IdToken,
     MeterSample,
     TransactionEnded,
     TransactionStarted,
@@ -57,6 +54,8 @@ FannedOut = (
     | TransactionEnded
     | MeterSample
     | ChargingNeeds
+    | ChargingLimitSet
+    | ChargingLimitCleared
 )
 FANNED_OUT: tuple[type[FannedOut], ...] = (
     ChargerBooted,
@@ -65,6 +64,8 @@ FANNED_OUT: tuple[type[FannedOut], ...] = (
     TransactionEnded,
     MeterSample,
     ChargingNeeds,
+    ChargingLimitSet,
+    ChargingLimitCleared,
 )
 _BY_NAME: dict[str, type[FannedOut]] = {cls.__name__: cls for cls in FANNED_OUT}
 LOOP_MEASURANDS = frozenset({ENERGY_REGISTER, CURRENT_IMPORT, POWER_IMPORT})
@@ -87,46 +88,16 @@ def station_channel(keys: RedisKeys, station_id: str) -> str:
 # -- the wire form ------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, IdToken):
-        return {"value": value.value, "token_type": value.token_type}
-    return value
-
-
 def encode_event(event: FannedOut) -> str:
     """The event as JSON: its type name and its fields (times ISO 8601, enums by value)."""
-    values = {f.name: _plain(getattr(event, f.name)) for f in fields(event)}
-    return json.dumps({"type": type(event).__name__, "fields": values})
-
-
-def _typed(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        hint = next(h for h in typing.get_args(hint) if h is not type(None))
-    if hint is datetime:
-        return datetime.fromisoformat(value)
-    if hint is IdToken:
-        return IdToken(str(value["value"]), value["token_type"])
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint(value)
-    if hint is float:
-        return float(value)
-    return value
+    return json.dumps({"type": type(event).__name__, "fields": to_document(event)})
 
 
 def decode_event(text: str) -> FannedOut:
     """The event :func:`encode_event` wrote; :class:`FanoutError` for anything else."""
     try:
         document = json.loads(text)
-        cls = _BY_NAME[document["type"]]
-        hints = typing.get_type_hints(cls)
-        values = document["fields"]
-        return cls(**{f.name: _typed(hints[f.name], values[f.name]) for f in fields(cls)})
+        return from_document(_BY_NAME[document["type"]], document["fields"])
     except (ValueError, KeyError, TypeError, AttributeError, StopIteration) as exc:
         raise FanoutError(f"unreadable fanned-out event: {exc!r}") from exc
 
@@ -153,8 +124,11 @@ class EventPublisher:
         self._by_charger = {charger_id: tuple(names) for charger_id, names in by_charger.items()}
 
     def channels(self, event: FannedOut) -> tuple[str, ...]:
-        """Where ``event`` goes: its EVSE's station, or every station of its charger (boot, end)."""
+        """Where ``event`` goes: its EVSE's station, or every station of its charger (boot, end, a
+        limit on the whole charger)."""
         if isinstance(event, ChargerBooted | TransactionEnded):
+            return self._by_charger.get(event.charger_id, ())
+        if isinstance(event, ChargingLimitSet | ChargingLimitCleared) and event.evse_id == 0:
             return self._by_charger.get(event.charger_id, ())
         return self._by_evse.get((event.charger_id, event.evse_id), ())
 

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
-from csms.domain.events import ChargingNeeds, ConnectorStatus, RegistrationStatus
+from csms.domain.events import (
+    ChargingLimitCleared,
+    ChargingLimitSet,
+    ChargingNeeds,
+    ConnectorStatus,
+    RegistrationStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +29,8 @@ class ConnectorState:
 
 @dataclass(frozen=True, slots=True)
 class ChargerState:
-    """A snapshot of one charger; connectors keyed by ``(evse_id, connector_id)``."""
+    """A snapshot of one charger; connectors keyed by ``(evse_id, connector_id)``, external
+    charging limits by ``(evse_id, source)`` (``evse_id`` 0: the whole charger)."""
 
     charger_id: str
     connected: bool = False
@@ -35,6 +42,7 @@ class ChargerState:
     charging_needs: dict[int, ChargingNeeds] = field(default_factory=dict)
     firmware_status: str | None = None
     diagnostics_status: str | None = None
+    charging_limits: dict[tuple[int, str], ChargingLimitSet] = field(default_factory=dict)
 
 
 class LiveState(Protocol):
@@ -59,6 +67,14 @@ class LiveState(Protocol):
     async def set_firmware_status(self, charger_id: str, status: str) -> None: ...
 
     async def set_diagnostics_status(self, charger_id: str, status: str) -> None: ...
+
+    async def set_charging_limit(self, limit: ChargingLimitSet) -> None:
+        """Keep ``limit``, replacing the one its source set on the same EVSE before."""
+        ...
+
+    async def clear_charging_limit(self, cleared: ChargingLimitCleared) -> None:
+        """Forget the limit ``cleared.source`` set on ``cleared.evse_id``."""
+        ...
 
     async def get(self, charger_id: str) -> ChargerState | None: ...
 
@@ -108,6 +124,17 @@ class InProcessLiveState:
 
     async def set_diagnostics_status(self, charger_id: str, status: str) -> None:
         self._chargers[charger_id] = replace(self._current(charger_id), diagnostics_status=status)
+
+    async def set_charging_limit(self, limit: ChargingLimitSet) -> None:
+        current = self._current(limit.charger_id)
+        limits = {**current.charging_limits, (limit.evse_id, limit.source): limit}
+        self._chargers[limit.charger_id] = replace(current, charging_limits=limits)
+
+    async def clear_charging_limit(self, cleared: ChargingLimitCleared) -> None:
+        current = self._current(cleared.charger_id)
+        limits = dict(current.charging_limits)
+        limits.pop((cleared.evse_id, cleared.source), None)
+        self._chargers[cleared.charger_id] = replace(current, charging_limits=limits)
 
     async def get(self, charger_id: str) -> ChargerState | None:
         state = self._chargers.get(charger_id)

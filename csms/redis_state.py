@@ -6,7 +6,8 @@ charger's keys share one Redis Cluster slot:
 - ``{prefix}{<charger id>}:state``: a hash. ``connected`` (``1``/``0``), ``node`` (the node holding
   the socket, absent when disconnected), ``last_seen_at``, ``last_heartbeat_at``, ``registration``,
   ``firmware_status``, ``diagnostics_status``, ``conn:<evse>:<connector>`` (a connector state as
-  JSON), ``tx:<evse>`` (the active transaction id), ``needs:<evse>`` (charging needs as JSON).
+  JSON), ``tx:<evse>`` (the active transaction id), ``needs:<evse>`` (charging needs as JSON),
+  ``limit:<evse>:<source>`` (an external charging limit as JSON; EVSE 0: the whole charger).
 - ``{prefix}{<charger id>}:route``: the id of the node holding the socket, expiring after
   ``route_ttl_s``; set on connect, renewed by every heartbeat and by the holding node's refresher
   (:mod:`csms.routing`), so a dead node's chargers stop being routed to it.
@@ -27,7 +28,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from csms.domain.events import ChargingNeeds, ConnectorStatus, RegistrationStatus
+from csms.domain.documents import from_document, to_document
+from csms.domain.events import (
+    ChargingLimitCleared,
+    ChargingLimitSet,
+    ChargingNeeds,
+    ConnectorStatus,
+    RegistrationStatus,
+)
 from csms.live_state import ChargerState, ConnectorState
 
 DEFAULT_KEY_PREFIX = "fairwatt:csms:"
@@ -161,6 +169,14 @@ class RedisLiveState:
     async def set_diagnostics_status(self, charger_id: str, status: str) -> None:
         await self._redis.hset(self.keys.state(charger_id), "diagnostics_status", status)
 
+    async def set_charging_limit(self, limit: ChargingLimitSet) -> None:
+        field = f"limit:{limit.evse_id}:{limit.source}"
+        await self._redis.hset(self.keys.state(limit.charger_id), field, json.dumps(to_document(limit)))
+
+    async def clear_charging_limit(self, cleared: ChargingLimitCleared) -> None:
+        field = f"limit:{cleared.evse_id}:{cleared.source}"
+        await self._redis.hdel(self.keys.state(cleared.charger_id), field)
+
     async def get(self, charger_id: str) -> ChargerState | None:
         raw = await self._redis.hgetall(self.keys.state(charger_id))
         if not raw:
@@ -178,6 +194,7 @@ def parse_state(charger_id: str, fields: dict[str, str]) -> ChargerState:
     connectors: dict[tuple[int, int], ConnectorState] = {}
     active: dict[int, str] = {}
     needs: dict[int, ChargingNeeds] = {}
+    limits: dict[tuple[int, str], ChargingLimitSet] = {}
     for name, value in fields.items():
         kind, _, address = name.partition(":")
         if kind == "conn":
@@ -187,6 +204,9 @@ def parse_state(charger_id: str, fields: dict[str, str]) -> ChargerState:
             active[int(address)] = value
         elif kind == "needs":
             needs[int(address)] = _needs(charger_id, int(address), json.loads(value))
+        elif kind == "limit":
+            limit = from_document(ChargingLimitSet, json.loads(value))
+            limits[(limit.evse_id, limit.source)] = limit
     registration = fields.get("registration")
     return ChargerState(
         charger_id=charger_id,
@@ -199,6 +219,7 @@ def parse_state(charger_id: str, fields: dict[str, str]) -> ChargerState:
         charging_needs=needs,
         firmware_status=fields.get("firmware_status"),
         diagnostics_status=fields.get("diagnostics_status"),
+        charging_limits=limits,
     )
 
 

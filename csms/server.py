@@ -36,6 +36,7 @@ from csms.smart_charging import SmartChargingSettings, StationSetup, install
 from csms.smart_charging.ownership import OwnershipSettings, install_ownership
 from csms.storage.chargers import ChargerRecord, ChargerRepository
 from csms.storage.database import Database
+from csms.storage.device_model import DeviceModelRepository
 from csms.storage.message_log import PostgresMessageLog
 from csms.storage.meter_series import MeterSeries
 from csms.storage.passwords import verify_password
@@ -57,6 +58,7 @@ class CsmsRuntime:
     database: Database
     chargers: ChargerRepository
     transactions: TransactionRepository
+    device_model: DeviceModelRepository
     live_state: LiveState
     service: ChargingService
     connected: ConnectedChargers
@@ -125,6 +127,7 @@ def create_app(
     database = Database(settings.database_dsn, max_connections=settings.database_max_connections)
     chargers = ChargerRepository(database)
     transactions = TransactionRepository(database)
+    device_model = DeviceModelRepository(database)
     connected = ConnectedChargers()
     redis_node = RedisNode.from_settings(settings, connected) if settings.redis_url else None
     state = live_state or (redis_node.live_state if redis_node else InProcessLiveState())
@@ -133,6 +136,7 @@ def create_app(
         transactions,
         state,
         authorizer or AcceptAllAuthorizer(),
+        device_model=device_model,
         heartbeat_interval_s=settings.heartbeat_interval_s,
         pending_retry_interval_s=settings.pending_retry_interval_s,
     )
@@ -141,6 +145,7 @@ def create_app(
         database=database,
         chargers=chargers,
         transactions=transactions,
+        device_model=device_model,
         live_state=state,
         service=service,
         connected=connected,

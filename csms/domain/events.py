@@ -3,6 +3,10 @@
 Addressing: an EVSE is the unit that charges one vehicle (a 1.6 ``connectorId`` maps to
 ``evse_id`` with ``connector_id`` 1); ``evse_id`` 0 means the whole charger.
 Energy in Wh, power in W, current in A, time tz-aware UTC.
+
+The device model (2.0.1 reports and events about components and variables) and the external
+charging limits a charger reports (K11-K13) have no 1.6 counterpart; their types are here too,
+so that live state, storage and the smart-charging loop share one vocabulary for them.
 """
 
 from __future__ import annotations
@@ -198,6 +202,168 @@ class DataTransferReceived:
     data: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ComponentVariable:
+    """A variable of a component of the 2.0.1 device model (``ComponentType`` + ``VariableType``).
+
+    ``evse_id``/``connector_id`` are ``None`` when the component is not on an EVSE/connector;
+    a missing instance is ``""`` (a missing instance and an empty one name the same variable).
+    """
+
+    component: str
+    variable: str
+    component_instance: str = ""
+    variable_instance: str = ""
+    evse_id: int | None = None
+    connector_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedVariable:
+    """One attribute of a variable as a NotifyReport states it, with the variable's characteristics.
+
+    ``attribute_type`` is ``Actual``, ``Target``, ``MinSet`` or ``MaxSet``; ``value`` is ``None``
+    for a write-only variable. ``data_type`` is ``None`` when the report carried no
+    ``variableCharacteristics`` (a ConfigurationInventory may leave them out).
+    """
+
+    target: ComponentVariable
+    attribute_type: str = "Actual"
+    value: str | None = None
+    mutability: str = "ReadWrite"
+    persistent: bool = False
+    constant: bool = False
+    data_type: str | None = None
+    unit: str | None = None
+    min_limit: float | None = None
+    max_limit: float | None = None
+    values_list: str | None = None
+    supports_monitoring: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReportPart:
+    """One NotifyReport message: part ``seq_no`` (from 0) of report ``request_id``; ``more`` (tbc)
+    says that further parts follow."""
+
+    charger_id: str
+    request_id: int
+    seq_no: int
+    more: bool
+    generated_at: datetime
+    variables: tuple[ReportedVariable, ...]
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """One ``EventDataType`` of a NotifyEvent: a monitored or hard-wired event on a variable.
+
+    ``trigger``: ``Alerting`` (a threshold crossed, or a problem cleared: ``cleared``), ``Delta``
+    or ``Periodic``; ``cause`` is the ``event_id`` of the event that caused this one.
+    """
+
+    event_id: int
+    occurred_at: datetime
+    trigger: str
+    actual_value: str
+    notification_type: str
+    target: ComponentVariable
+    cause: int | None = None
+    tech_code: str | None = None
+    tech_info: str | None = None
+    cleared: bool | None = None
+    transaction_id: str | None = None
+    variable_monitoring_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEventsReported:
+    """One NotifyEvent message (part ``seq_no`` from 0; ``more``: further parts follow)."""
+
+    charger_id: str
+    generated_at: datetime
+    seq_no: int
+    more: bool
+    events: tuple[DeviceEvent, ...]
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitPeriod:
+    """From ``start`` on, at most ``limit`` in its schedule's rate unit (A per phase, or W)."""
+
+    start: datetime
+    limit: float
+    number_phases: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSchedule:
+    """A charging schedule of an external limit, in absolute time.
+
+    ``rate_unit`` is ``"A"`` (per phase) or ``"W"``; ``periods`` are in time order, the first
+    starting where the schedule starts; ``end`` is ``None`` when the last period lasts.
+    """
+
+    schedule_id: int
+    rate_unit: str
+    periods: tuple[LimitPeriod, ...]
+    end: datetime | None = None
+
+    def limit_at(self, moment: datetime) -> float | None:
+        """The limit in force at ``moment`` (``None`` before the start or from the end on)."""
+        if not self.periods or moment < self.periods[0].start:
+            return None
+        if self.end is not None and moment >= self.end:
+            return None
+        limit = self.periods[0].limit
+        for period in self.periods:
+            if period.start > moment:
+                break
+            limit = period.limit
+        return limit
+
+    def lowest_between(self, start: datetime, end: datetime) -> float | None:
+        """The lowest limit in force at any moment of ``[start, end)`` (``None``: none is)."""
+        found: list[float] = []
+        for index, period in enumerate(self.periods):
+            until = self.periods[index + 1].start if index + 1 < len(self.periods) else self.end
+            if self.end is not None and (until is None or until > self.end):
+                until = self.end
+            if until is not None and until <= period.start:
+                continue  # the schedule ends before this period starts
+            if period.start < end and (until is None or until > start):
+                found.append(period.limit)
+        return min(found) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingLimitSet:
+    """NotifyChargingLimit: a limit an external system (``source``: EMS, SO, Other, CSO) put on
+    an EVSE (``evse_id`` 0: on the whole charger, the total of its EVSEs).
+
+    ``schedules`` may be empty (the charger need not say the limit itself); several apply at once.
+    """
+
+    charger_id: str
+    evse_id: int
+    source: str
+    grid_critical: bool | None
+    schedules: tuple[LimitSchedule, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingLimitCleared:
+    """ClearedChargingLimit: ``source`` released its limit on ``evse_id`` (0: the whole charger)."""
+
+    charger_id: str
+    evse_id: int
+    source: str
+    at: datetime
+
+
 DomainEvent = (
     ChargerBooted
     | ChargerConnectionChanged
@@ -212,4 +378,8 @@ DomainEvent = (
     | DiagnosticsStatusChanged
     | SecurityEventReported
     | DataTransferReceived
+    | DeviceReportPart
+    | DeviceEventsReported
+    | ChargingLimitSet
+    | ChargingLimitCleared
 )

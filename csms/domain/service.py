@@ -17,9 +17,13 @@ from csms.domain.events import (
     AuthorizationStatus,
     ChargerBooted,
     ChargerConnectionChanged,
+    ChargingLimitCleared,
+    ChargingLimitSet,
     ChargingNeeds,
     ConnectorStatusChanged,
     DataTransferReceived,
+    DeviceEventsReported,
+    DeviceReportPart,
     DiagnosticsStatusChanged,
     DomainEvent,
     FirmwareStatusChanged,
@@ -34,6 +38,7 @@ from csms.domain.events import (
 )
 from csms.live_state import ConnectorState, LiveState
 from csms.storage.chargers import ChargerRepository
+from csms.storage.device_model import DeviceModelRepository
 from csms.storage.transactions import TransactionRepository
 
 logger = logging.getLogger(__name__)
@@ -78,11 +83,13 @@ class ChargingService:
         live_state: LiveState,
         authorizer: Authorizer,
         *,
+        device_model: DeviceModelRepository,
         heartbeat_interval_s: int,
         pending_retry_interval_s: int,
     ) -> None:
         self.chargers = chargers
         self.transactions = transactions
+        self.device_model = device_model
         self.live_state = live_state
         self._authorizer = authorizer
         self._heartbeat_interval_s = heartbeat_interval_s
@@ -238,6 +245,62 @@ class ChargingService:
         )
         await self._publish(transfer)
         return False
+
+    async def device_report(self, part: DeviceReportPart) -> None:
+        """Store a NotifyReport part: the variables it reports replace what earlier reports said."""
+        fresh = await self.device_model.store_report_part(part)
+        logger.info(
+            "charger %s: report %d part %d, %d variable attributes%s%s",
+            part.charger_id,
+            part.request_id,
+            part.seq_no,
+            len(part.variables),
+            ", more to follow" if part.more else "",
+            "" if fresh else " (sent again, ignored)",
+        )
+        if fresh:
+            await self._publish(part)
+
+    async def device_events(self, reported: DeviceEventsReported) -> None:
+        """Store the events of a NotifyEvent, where operators read them."""
+        await self.device_model.store_events(reported)
+        for event in reported.events:
+            target = event.target
+            logger.info(
+                "charger %s: event %d %s %s.%s = %r%s",
+                reported.charger_id,
+                event.event_id,
+                event.trigger,
+                target.component,
+                target.variable,
+                event.actual_value,
+                " (cleared)" if event.cleared else "",
+            )
+        await self._publish(reported)
+
+    async def charging_limit_set(self, limit: ChargingLimitSet) -> None:
+        """An external system limits the charger (an EVSE of it, or all): keep it for the planner."""
+        await self.live_state.set_charging_limit(limit)
+        logger.info(
+            "charger %s: external limit from %s on EVSE %d%s, %d schedules",
+            limit.charger_id,
+            limit.source,
+            limit.evse_id,
+            " (grid critical)" if limit.grid_critical else "",
+            len(limit.schedules),
+        )
+        await self._publish(limit)
+
+    async def charging_limit_cleared(self, cleared: ChargingLimitCleared) -> None:
+        """The external system released its limit."""
+        await self.live_state.clear_charging_limit(cleared)
+        logger.info(
+            "charger %s: external limit from %s on EVSE %d cleared",
+            cleared.charger_id,
+            cleared.source,
+            cleared.evse_id,
+        )
+        await self._publish(cleared)
 
     async def _authorize_optional(
         self, charger_id: str, id_token: IdToken | None

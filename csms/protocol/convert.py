@@ -1,4 +1,4 @@
-"""Translation helpers shared by the handlers of both versions: timestamps and meter values."""
+"""Translation helpers shared by the handlers: timestamps, meter values, id tokens, device-model addresses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from csms.domain.events import IdToken, MeterSample
+from csms.domain.events import ComponentVariable, IdToken, MeterSample
 from csms.errors import OcppProtocolError, RpcErrorKind
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
@@ -38,11 +38,29 @@ def optional_timestamp(text: str | None) -> datetime | None:
     return None if text is None else parse_timestamp(text)
 
 
+def optional_float(value: object) -> float | None:
+    """A JSON number (or numeric string) as a float, ``None`` kept."""
+    return None if value is None else float(str(value))
+
+
 def id_token_v201(data: dict[str, Any] | None) -> IdToken | None:
     """A 2.0.1 ``IdTokenType`` as a domain :class:`IdToken`."""
     if data is None:
         return None
     return IdToken(str(data["idToken"]), str(data["type"]))
+
+
+def component_variable(component: dict[str, Any], variable: dict[str, Any]) -> ComponentVariable:
+    """A 2.0.1 ``ComponentType`` and ``VariableType`` as a domain :class:`ComponentVariable`."""
+    evse = component.get("evse")
+    return ComponentVariable(
+        component=str(component["name"]),
+        variable=str(variable["name"]),
+        component_instance=str(component.get("instance", "")),
+        variable_instance=str(variable.get("instance", "")),
+        evse_id=None if evse is None else int(evse["id"]),
+        connector_id=None if evse is None or "connectorId" not in evse else int(evse["connectorId"]),
+    )
 
 
 def data_as_text(data: object) -> str | None:

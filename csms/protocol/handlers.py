@@ -8,6 +8,7 @@ from csms.domain.events import RegistrationStatus
 from csms.domain.service import ChargingService
 from csms.protocol.authorization import AuthorizationV16, AuthorizationV201
 from csms.protocol.certificates import CertificatesV16, CertificatesV201
+from csms.protocol.device_model import DeviceModelV201
 from csms.protocol.maintenance import MaintenanceV16, MaintenanceV201
 from csms.protocol.provisioning import BootGate, ProvisioningV16, ProvisioningV201
 from csms.protocol.reservations import ReservationsV201
@@ -50,6 +51,7 @@ def build_router(
             AuthorizationV201(service, pki.plug_and_charge if pki is not None else None),
             TransactionsV201(service),
             SmartChargingV201(service),
+            DeviceModelV201(service),
             MaintenanceV201(service),
             ReservationsV201(service),
         ]

@@ -1,7 +1,10 @@
-"""Firmware, diagnostics/logs, security events and vendor data transfer (1.6 and 2.0.1)."""
+"""Firmware, diagnostics/logs, security events and vendor data transfer (1.6 and 2.0.1); for 2.0.1
+also a local controller's firmware publishing (L03), customer information (N09/N10) and the
+display messages a station reports (O04)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from csms.domain.events import (
@@ -13,6 +16,8 @@ from csms.domain.events import (
 from csms.domain.service import ChargingService
 from csms.protocol.convert import data_as_text, parse_timestamp
 from csms.protocol.router import IncomingCall, handles
+
+logger = logging.getLogger(__name__)
 
 
 class _CommonMaintenance:
@@ -76,4 +81,45 @@ class MaintenanceV16(_CommonMaintenance):
 
 
 class MaintenanceV201(_CommonMaintenance):
-    """2.0.1 has no DiagnosticsStatusNotification: logs report through LogStatusNotification."""
+    """2.0.1 has no DiagnosticsStatusNotification: logs report through LogStatusNotification.
+
+    The messages below answer requests of ours (PublishFirmware, CustomerInformation,
+    GetDisplayMessages); what they carry is kept by the message log.
+    """
+
+    @handles("PublishFirmwareStatusNotification")
+    async def publish_firmware_status_notification(self, call: IncomingCall) -> dict[str, Any]:
+        p = call.payload
+        logger.info(
+            "charger %s: firmware publishing %s (request %s)%s",
+            call.charger_id,
+            p["status"],
+            p.get("requestId", "-"),
+            ": " + ", ".join(p["location"]) if p.get("location") else "",
+        )
+        return {}
+
+    @handles("NotifyCustomerInformation")
+    async def notify_customer_information(self, call: IncomingCall) -> dict[str, Any]:
+        p = call.payload
+        logger.info(
+            "charger %s: customer information %d part %d (%d characters)%s",
+            call.charger_id,
+            p["requestId"],
+            p["seqNo"],
+            len(p["data"]),
+            ", more to follow" if p.get("tbc") else "",
+        )
+        return {}
+
+    @handles("NotifyDisplayMessages")
+    async def notify_display_messages(self, call: IncomingCall) -> dict[str, Any]:
+        p = call.payload
+        logger.info(
+            "charger %s: display messages report %d: %d messages%s",
+            call.charger_id,
+            p["requestId"],
+            len(p.get("messageInfo", ())),
+            ", more to follow" if p.get("tbc") else "",
+        )
+        return {}

@@ -30,15 +30,28 @@ _TRIGGERED_ACTION = {
     "SignCombinedCertificate": "SignCertificate",
 }
 
+# 2.0.1 requests of ours and the message that brings the charger's answer in.
+_ANSWERED_BY = {
+    "GetBaseReport": "NotifyReport",  # B02.FR.09
+    "GetReport": "NotifyReport",  # B02.FR.09
+    "GetMonitoringReport": "NotifyMonitoringReport",
+    "GetChargingProfiles": "ReportChargingProfiles",
+    "GetDisplayMessages": "NotifyDisplayMessages",
+    "CustomerInformation": "NotifyCustomerInformation",
+}
+
 
 class BootGate:
     """Refuses requests while the charger's last BootNotification answer is a blocking status.
 
     2.0.1 answers any other request with SecurityError (B02.FR.09 Pending, B03.FR.07 Rejected),
     except, while Pending, what the CSMS asked for on this connection: the message a TriggerMessage
-    requested, NotifyReport after GetBaseReport/GetReport. 1.6 lets a Pending charger send
-    requests, so only Rejected blocks there. The gate starts from the status the charger was last
-    answered (``status``: reconnecting does not lift it); a charger never answered is not blocked.
+    requested, NotifyReport after GetBaseReport/GetReport (B02.FR.09), and the message that
+    answers another request of ours (NotifyMonitoringReport after GetMonitoringReport, ...: a
+    station should not send those while Pending, but they are what we asked for). 1.6 lets a
+    Pending charger send requests, so only Rejected blocks there. The gate starts from the status
+    the charger was last answered (``status``: reconnecting does not lift it); a charger never
+    answered is not blocked.
     """
 
     def __init__(
@@ -58,8 +71,8 @@ class BootGate:
         if action == "TriggerMessage":
             requested = str(payload.get("requestedMessage"))
             self._requested.add(_TRIGGERED_ACTION.get(requested, requested))
-        elif action in ("GetBaseReport", "GetReport"):
-            self._requested.add("NotifyReport")
+        elif action in _ANSWERED_BY:
+            self._requested.add(_ANSWERED_BY[action])
 
     def check(self, action: str) -> None:
         if action == "BootNotification" or self._status not in self._blocking:

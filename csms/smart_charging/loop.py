@@ -30,6 +30,8 @@ from typing import Any
 
 from csms.domain.events import (
     ChargerBooted,
+    ChargingLimitCleared,
+    ChargingLimitSet,
     ChargingNeeds,
     ConnectorStatusChanged,
     DomainEvent,
@@ -233,24 +235,23 @@ class SmartChargingLoop:
         elif isinstance(event, TransactionEnded):
             for station in self._stations.values():
                 self._add_trigger(station, station.state.session_ended(event.transaction_id, event.ended_at))
-        elif isinstance(event, MeterSample):
+        elif isinstance(event, ChargingLimitSet | ChargingLimitCleared):
+            for station in self._stations.values():  # a station its charger is not in ignores it
+                self._add_trigger(station, station.state.charging_limit(event))
+        elif isinstance(event, MeterSample | ChargingNeeds | ConnectorStatusChanged):
             found = self._lookup(event.charger_id, event.evse_id)
-            if found is not None:
-                station, evse_id = found
+            if found is None:
+                return
+            station, evse_id = found
+            if isinstance(event, MeterSample):
                 trigger = station.state.meter_sample(evse_id, event)
                 if trigger is not None:
                     _log_drawing(event, trigger)
-                self._add_trigger(station, trigger)
-        elif isinstance(event, ChargingNeeds):
-            found = self._lookup(event.charger_id, event.evse_id)
-            if found is not None:
-                station, evse_id = found
-                self._add_trigger(station, station.state.charging_needs(evse_id, event))
-        elif isinstance(event, ConnectorStatusChanged):
-            found = self._lookup(event.charger_id, event.evse_id)
-            if found is not None:
-                station, evse_id = found
-                self._add_trigger(station, station.state.connector_status(evse_id, event.status, event.at))
+            elif isinstance(event, ChargingNeeds):
+                trigger = station.state.charging_needs(evse_id, event)
+            else:
+                trigger = station.state.connector_status(evse_id, event.status, event.at)
+            self._add_trigger(station, trigger)
 
     async def run(self) -> None:
         """Solve stations as their triggers fall due, until cancelled."""

@@ -12,7 +12,8 @@ renewing: its locks expire after ``lock_ttl_s`` and the first node to try then t
 
 Taking over: the new owner subscribes to the station's events first, then drops what its loop
 knew of the station and rebuilds it from shared state: each connected, accepted charger is
-treated as booted (it gets its failsafe again, which also tells the loop what it holds), and each
+treated as booted (it gets its failsafe again, which also tells the loop what it holds), the
+external limits chargers reported are set again, and each
 active transaction in live state starts a session with its start time and meter start from
 PostgreSQL and its latest energy reading; a station that plans with a forecast learns its finished
 transactions of the last weeks again (those that ended while another node planned it never
@@ -262,6 +263,8 @@ class StationOwnership:
                 await self._loop.on_event(
                     ChargerBooted(charger_id, "", "", None, None, "ownership taken over", now)
                 )
+            for limit in charger.charging_limits.values():
+                await self._loop.on_event(limit)
             for binding in setup.evses:
                 if binding.charger_id != charger_id:
                     continue

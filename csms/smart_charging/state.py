@@ -2,7 +2,8 @@
 
 Per EVSE: the running session (transaction, arrival, energy delivered, measured current, the
 car's learned limit, its needs), the profiles the charger holds (the failsafe default and the
-solver's Tx profile), and whether we can control it. :meth:`StationState.snapshot` turns it
+solver's Tx profile), external limits on it (:mod:`csms.smart_charging.external`), and whether
+we can control it. :meth:`StationState.snapshot` turns it
 into the solver's :class:`~optimizer.types.StationSnapshot`; the event methods return the
 :class:`~optimizer.triggers.Trigger` a change causes (or ``None``).
 """
@@ -13,7 +14,15 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 
-from csms.domain.events import ChargingNeeds, ConnectorStatus, MeterSample
+from csms.domain.events import (
+    ChargingLimitCleared,
+    ChargingLimitSet,
+    ChargingNeeds,
+    ConnectorStatus,
+    LimitSchedule,
+    MeterSample,
+)
+from csms.smart_charging.external import ExternalLimits, constrain, limit_a_at, lowest_a
 from csms.smart_charging.forecasting import FinishedSession, StationHistory
 from csms.smart_charging.reserve import reserve
 from csms.smart_charging.setup import EvseBinding, SmartChargingSettings, StationSetup
@@ -102,6 +111,7 @@ class EvseState:
     failsafe_a: float | None = None  # the failsafe default the charger accepted [A]
     failsafe_refused: bool = False
     early_needs: ChargingNeeds | None = None  # NotifyEVChargingNeeds before TransactionEvent Started
+    external: tuple[LimitSchedule, ...] = ()  # external limits on this EVSE alone (NotifyChargingLimit)
 
     @property
     def evse(self) -> Evse:
@@ -114,11 +124,13 @@ class EvseState:
         return None if wire is None else wire / per_ampere(self.evse)
 
     def limit_in_force_a(self, moment: datetime) -> float:
-        """What the charger lets the car draw at ``moment`` [A]: Tx profile, else failsafe, else maximum."""
-        tx = self.tx_limit_a(self.held, moment)
-        if tx is not None:
-            return tx
-        return self.failsafe_a if self.failsafe_a is not None else self.evse.max_current_a
+        """What the charger lets the car draw at ``moment`` [A]: Tx profile, else failsafe, else
+        maximum; lower where an external limit is."""
+        limit = self.tx_limit_a(self.held, moment)
+        if limit is None:
+            limit = self.failsafe_a if self.failsafe_a is not None else self.evse.max_current_a
+        external = limit_a_at(self.external, self.evse, moment) if self.external else None
+        return limit if external is None else min(limit, external)
 
     def allowed_a(self, moment: datetime) -> float:
         """The limit, or the higher of the old and new limit while the charger may still be applying it."""
@@ -144,6 +156,7 @@ class StationState:
     # Not persisted: after a restart it starts from 0, which only holds cars back as before.
     peak_month: tuple[int, int] | None = None
     peak_so_far_kw: float = 0.0
+    external: ExternalLimits = field(default_factory=ExternalLimits)
 
     @classmethod
     def of(cls, setup: StationSetup, settings: SmartChargingSettings) -> StationState:
@@ -222,6 +235,19 @@ class StationState:
         if needs.ev_max_current_a is not None:
             session.reported_max_a = needs.ev_max_current_a
         return self._trigger(TriggerKind.NEED_CHANGED, needs.received_at, f"{evse_id} EV charging needs")
+
+    def charging_limit(self, event: ChargingLimitSet | ChargingLimitCleared) -> Trigger | None:
+        """An external limit set or cleared on a charger: the EVSEs it limits are planned with it."""
+        if not self.external.update(event, self.setup.evses):
+            return None
+        for state in self.evses.values():
+            schedules = self.external.on_evse(state.binding, self.setup.evses)
+            if schedules != state.external:
+                state.external = schedules
+                if state.session is not None:
+                    state.session.learned_max_a = None  # what it drew may have been the limit's doing
+        detail = f"{event.source} limit on {event.charger_id} EVSE {event.evse_id}"
+        return self._trigger(TriggerKind.NEED_CHANGED, event.at, detail)
 
     def driver_needs(
         self, transaction_id: str, energy_needed_kwh: float | None, departure: datetime | None, at: datetime
@@ -385,6 +411,8 @@ class StationState:
             if expected:
                 plan_site, plan_evses = self.history.site(self.site), self.history.evses
         site, evses = reserve(plan_site, plan_evses, reserved)
+        if self.external.limits:
+            site, evses = self._externally_limited(site, evses, reserved, now)
         if self.peak_month == _month(now, self.setup.time_zone):
             site = replace(site, peak_so_far_kw=self.peak_so_far_kw)
         policy = self.setup.policy
@@ -417,6 +445,18 @@ class StationState:
             sessions=(*sessions, *expected) if sessions else (),
             policy=self.setup.policy,
         )
+
+    def _externally_limited(
+        self, site: Site, evses: tuple[Evse, ...], reserved: dict[str, float], now: datetime
+    ) -> tuple[Site, tuple[Evse, ...]]:
+        """The site and EVSEs with the external limits of the policy's horizon (see ``external``)."""
+        end = now + timedelta(seconds=self.setup.policy.period_s * self.setup.policy.horizon_periods)
+        caps_a: dict[str, float] = {}
+        for evse_id, state in self.evses.items():
+            cap_a = lowest_a(state.external, state.evse, now, end) if state.external else None
+            if cap_a is not None:
+                caps_a[evse_id] = max(cap_a, 0.0)
+        return constrain(site, evses, caps_a, self.external.shared(self.setup.evses, now, end), reserved)
 
     def failsafe_site(self) -> tuple[Site, tuple[Evse, ...]]:
         """The normal site less the EVSEs that refused their failsafe (they may draw their maximum)."""

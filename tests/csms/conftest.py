@@ -17,6 +17,7 @@ from aiohttp import web
 
 from csms.server import CSMS, CsmsRuntime, create_app
 from csms.settings import CsmsSettings
+from tests.csms.protocol_stations import ServiceCsms, service_csms
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -98,3 +99,10 @@ async def csms(database_dsn: str, request: pytest.FixtureRequest) -> AsyncIterat
         yield RunningCsms(app[CSMS], port)
     finally:
         await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def service(database_dsn: str) -> AsyncIterator[ServiceCsms]:
+    """The charging service on the real PostgreSQL, without a server (``protocol_stations``)."""
+    async with service_csms(database_dsn) as opened:
+        yield opened

@@ -23,10 +23,14 @@ from redis.asyncio import Redis
 
 from csms.domain.events import (
     ChargerBooted,
+    ChargingLimitCleared,
+    ChargingLimitSet,
     ChargingNeeds,
     ConnectorStatus,
     ConnectorStatusChanged,
     IdToken,
+    LimitPeriod,
+    LimitSchedule,
     MeterSample,
     TransactionEnded,
     TransactionStarted,
@@ -34,7 +38,7 @@ from csms.domain.events import (
 from csms.fanout import EventPublisher, FanoutError, decode_event, encode_event, station_channel
 from csms.live_state import InProcessLiveState
 from csms.redis_state import RedisKeys
-from csms.server import create_app
+from csms.server import CSMS, create_app
 from csms.smart_charging import SMART_CHARGING, EvseBinding, SmartChargingSettings, StationSetup
 from csms.smart_charging.ownership import STATION_OWNERSHIP, OwnershipSettings, StationLock, lock_key
 from csms.smart_charging.setup import ForecastSettings
@@ -59,6 +63,15 @@ EVENTS = [
     TransactionEnded("CP-1", "77", AT, 9000.5, "EVDisconnected", IdToken("TAG"), "m-3"),
     MeterSample("CP-1", 1, "77", AT, "Current.Import", 15.5, "A", "L1", "Outlet", "Sample.Periodic"),
     ChargingNeeds("CP-1", 1, "AC_single_phase", 20_000.0, AT, 16.0, None, AT),
+    ChargingLimitSet(
+        "CP-1",
+        0,
+        "SO",
+        True,
+        (LimitSchedule(3, "A", (LimitPeriod(AT, 16.0), LimitPeriod(AT + timedelta(minutes=30), 8.0, 3))),),
+        AT,
+    ),
+    ChargingLimitCleared("CP-1", 2, "EMS", AT),
 ]
 
 
@@ -101,6 +114,9 @@ def test_events_go_to_the_station_of_their_evse() -> None:
     assert publisher.channels(TransactionStarted("X-A", 2, 1, "6", None, None, AT, "m")) == (second,)
     assert publisher.channels(ChargerBooted("X-A", "V", "M", None, None, None, AT)) == (first, second)
     assert publisher.channels(TransactionEnded("Y", "6", AT, None, None, None, "m")) == (second,)
+    # an external limit on one EVSE goes where that EVSE is; on the whole charger, to all its stations
+    assert publisher.channels(ChargingLimitCleared("X-A", 2, "EMS", AT)) == (second,)
+    assert publisher.channels(ChargingLimitSet("X-A", 0, "EMS", None, (), AT)) == (first, second)
 
 
 # -- the lock -----------------------------------------------------------------------------------
@@ -312,6 +328,40 @@ async def test_a_new_owner_learns_the_sessions_that_ended_under_the_old_one(
         await node2.app[STATION_OWNERSHIP].step()
         assert node2.owned == {station.station_id}
         assert node2.history_size(station.station_id) == 1  # read back from PostgreSQL on taking over
+
+
+@pytest.mark.asyncio
+async def test_an_external_limit_reaches_the_owner_and_a_new_owner_reads_it_back(
+    database_dsn: str, keys: RedisKeys
+) -> None:
+    prefix = f"FL{uuid.uuid4().hex[:6]}"
+    station = _station(f"{prefix}-station", prefix)
+    node1 = _node(database_dsn, keys, "node-1", station)
+    node2 = _node(database_dsn, keys, "node-2", station)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(node2.stop)
+        stack.push_async_callback(node1.stop)
+        await node1.start()
+        await node2.start()
+        assert node1.owned == {station.station_id}
+        schedule = LimitSchedule(1, "A", (LimitPeriod(AT, 8.0),))
+        limit = ChargingLimitSet(f"{prefix}-A", 1, "EMS", True, (schedule,), AT)
+        # the charger's socket is on node 2: its service stores the limit and fans it out to node 1
+        await node2.app[CSMS].service.charging_limit_set(limit)
+        planned = node1.app[SMART_CHARGING].state(station.station_id).external
+        for _ in range(500):  # pub/sub through Redis has nothing to await: a bounded poll
+            if planned.limits:
+                break
+            await asyncio.sleep(0.01)
+        assert planned.limits == {(f"{prefix}-A", 1, "EMS"): limit}
+        assert not node2.app[SMART_CHARGING].state(station.station_id).external.limits  # not its station
+
+        await node1.stop()  # node 2 takes the station over and reads the limit back from live state
+        await node2.app[STATION_OWNERSHIP].step()
+        assert node2.owned == {station.station_id}
+        taken = node2.app[SMART_CHARGING].state(station.station_id)
+        assert taken.external.limits == {(f"{prefix}-A", 1, "EMS"): limit}
+        assert taken.evses["A"].external == (schedule,)
 
 
 @pytest.mark.asyncio

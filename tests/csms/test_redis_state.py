@@ -13,7 +13,15 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from csms.domain.events import ChargingNeeds, ConnectorStatus, RegistrationStatus
+from csms.domain.events import (
+    ChargingLimitCleared,
+    ChargingLimitSet,
+    ChargingNeeds,
+    ConnectorStatus,
+    LimitPeriod,
+    LimitSchedule,
+    RegistrationStatus,
+)
 from csms.live_state import ChargerState, ConnectorState
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.router import Router
@@ -69,6 +77,16 @@ async def test_every_field_round_trips(redis: Redis, keys: RedisKeys) -> None:
     await state.set_charging_needs(needs)
     await state.set_firmware_status("CP-1", "Installed")
     await state.set_diagnostics_status("CP-1", "Uploaded")
+    schedule = LimitSchedule(
+        7,
+        "W",
+        (LimitPeriod(AT, 7400.0), LimitPeriod(AT + timedelta(hours=1), 3700.0, 1)),
+        AT + timedelta(hours=2),
+    )
+    limit = ChargingLimitSet("CP-1", 2, "EMS", True, (schedule,), AT)
+    await state.set_charging_limit(limit)
+    await state.set_charging_limit(ChargingLimitSet("CP-1", 0, "SO", None, (), AT))
+    await state.clear_charging_limit(ChargingLimitCleared("CP-1", 0, "SO", AT))
 
     assert await state.get("CP-1") == ChargerState(
         charger_id="CP-1",
@@ -81,6 +99,7 @@ async def test_every_field_round_trips(redis: Redis, keys: RedisKeys) -> None:
         charging_needs={2: needs},
         firmware_status="Installed",
         diagnostics_status="Uploaded",
+        charging_limits={(2, "EMS"): limit},
     )
 
 
