@@ -31,7 +31,7 @@ from benchmarks.caltech_site import (
     caltech_evses,
     caltech_site,
 )
-from optimizer.forecast import PastSession, expected_sessions, with_group_evses
+from optimizer.forecast import Forecast, PastSession, forecast, with_group_evses
 from optimizer.network import Network
 from optimizer.offline import solve_offline
 from optimizer.solver import solve
@@ -141,9 +141,9 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         super().__init__()
         self.max_recompute = 1
         self.policy = policy if policy is not None else Policy()
-        # sessions expected later today (learned from earlier days) weigh this much (0: none)
+        # sessions expected within the horizon (learned from earlier days) weigh this much (0: none)
         self.forecast_weight = forecast_weight
-        # each earlier day a scenario of its own (``expected_sessions(scenarios=True)``), else their mean
+        # each earlier day a scenario of its own (``forecast(scenarios=True)``), else their mean
         self.scenarios = scenarios
         self._history: dict[str, PastSession] = {f"history-{k}": s for k, s in enumerate(history)}
         self.site = caltech_site(transformer_kw)
@@ -205,17 +205,20 @@ class FairwattAlgorithm(BaseAlgorithm):  # type: ignore[misc]
             for s in active_sessions
         )
         now = period_datetime(now_period)
-        expected: tuple[ActiveSession, ...] = ()
+        ahead = Forecast((), None)
         if self.forecast_weight > 0:
-            expected = expected_sessions(
+            ahead = forecast(
                 self._history.values(),
                 now,
                 TIME_ZONE,
                 GROUP_OF,
                 weight=self.forecast_weight,
+                until=now + timedelta(minutes=PERIOD_MIN * self.policy.horizon_periods),
                 scenarios=self.scenarios,
             )
-        snapshot = StationSnapshot("caltech", now, site, self.evses, sessions + expected, self.policy)
+        snapshot = StationSnapshot(
+            "caltech", now, site, self.evses, sessions + ahead.sessions, self.policy, ahead.until
+        )
         solve_began = time.perf_counter()
         schedule = solve(snapshot, network=self.network)
         self.stats.solve_s.append(time.perf_counter() - solve_began)

@@ -1,4 +1,6 @@
-"""Sessions expected later today, learned from earlier days (never from today's future).
+"""Sessions expected later today (and on the days after, within the horizon), learned from earlier days.
+
+Never from today's future: every day forecast, today included, learns only from days before today.
 
 Online, the solver knows only the cars plugged in. When a limit is short, two plans can
 deliver the same energy to them, one leaving the capacity later arrivals will need and one
@@ -9,6 +11,12 @@ groups them by where they charged (a group of EVSEs wired alike), hour of arriva
 of stay, and returns one expected session per group: the mean energy per day, at the mean
 number of cars' rate, arriving and leaving at the group's mean times. The solver weighs their
 energy below the real cars' (``ActiveSession.forecast_weight``), so they only break ties.
+
+A forecast ``until`` past midnight adds the next days' sessions the same way (from the earlier
+days of *their* kind), so a plan made in the evening knows whether cars come tomorrow morning.
+:class:`Forecast` says how far its expected sessions reach (``StationSnapshot.forecast_until``):
+where the forecast covers the cars' whole stays and expects nobody in them, the solver may move
+their energy to cheaper periods; with no forecast it keeps it early, in case a car comes.
 """
 
 from __future__ import annotations
@@ -48,16 +56,33 @@ class _Bucket:
     current_a: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """The sessions expected from ``now``, and the instant up to which they are every arrival expected.
+
+    ``until`` is None when no earlier day of today's kind is known: nothing is forecast, not even
+    that nobody comes. It is earlier than asked when a later day has no earlier day of its kind.
+    """
+
+    sessions: tuple[ActiveSession, ...]
+    until: datetime | None
+
+
 def _earlier_days(
     history: Iterable[PastSession], today: date, zone: tzinfo, group_of: Mapping[str, str], max_days: int
-) -> dict[date, list[PastSession]]:
-    """The ``max_days`` latest days before ``today`` of its kind, with their sessions on grouped EVSEs."""
+) -> dict[bool, dict[date, list[PastSession]]]:
+    """Per kind of day (weekend or not), its ``max_days`` latest days before ``today``, with their
+    sessions on grouped EVSEs."""
     by_day: dict[date, list[PastSession]] = {}
     for s in history:
         day = s.arrival.astimezone(zone).date()
-        if day < today and _weekend(day) == _weekend(today) and s.evse_id in group_of:
+        if day < today and s.evse_id in group_of:
             by_day.setdefault(day, []).append(s)
-    return {day: by_day[day] for day in sorted(by_day)[-max_days:]}
+    out: dict[bool, dict[date, list[PastSession]]] = {}
+    for weekend in (False, True):
+        days = [day for day in sorted(by_day) if _weekend(day) == weekend][-max_days:]
+        out[weekend] = {day: by_day[day] for day in days}
+    return out
 
 
 def _buckets(
@@ -96,13 +121,17 @@ def _sessions(
     midnight: datetime,
     per_days: int,
     weight: float,
+    until: datetime,
+    tag: str,
     scenario: int | None = None,
 ) -> list[ActiveSession]:
-    """One expected session per bucket: its energy and cars' rate per day, at its mean times."""
+    """One expected session per bucket arriving before ``until``: its energy and cars' rate per
+    day, at its mean times."""
     out: list[ActiveSession] = []
-    tag = "" if scenario is None else f"s{scenario}-"
     for (group, hour, stay), b in sorted(buckets.items()):
         arrival = midnight + timedelta(seconds=b.arrival_s / b.count)
+        if arrival >= until:
+            continue
         out.append(
             ActiveSession(
                 session_id=f"{tag}{group}-{hour}-{stay}",
@@ -118,6 +147,61 @@ def _sessions(
     return out
 
 
+def forecast(
+    history: Iterable[PastSession],
+    now: datetime,
+    zone: tzinfo,
+    group_of: Mapping[str, str],
+    *,
+    weight: float,
+    until: datetime | None = None,
+    scenarios: bool = False,
+    max_days: int = 14,
+    arrival_bucket: timedelta = timedelta(hours=1),
+    stay_bucket: timedelta = timedelta(hours=2),
+) -> Forecast:
+    """Expected sessions arriving after ``now`` and before ``until`` (default: local midnight), on
+    the group EVSEs ``group_of`` names.
+
+    ``group_of`` maps an EVSE id to the (virtual) EVSE that stands for its group; sessions on
+    EVSEs it does not name are left out. Each day forecast learns from the ``max_days`` latest
+    days of its kind (weekday or weekend) before ``now``'s local date.
+
+    By default the days' mean is one future. With ``scenarios`` each earlier day is its own
+    (``ActiveSession.scenario``): the mean spreads every day's load over every line, while as
+    scenarios the solver holds each day's later arrivals to the limits on their own, so a plan
+    must leave room on whichever line that day loaded. A scenario's energy then counts
+    ``weight`` / days: the days together weigh what the mean does. Today's scenario *k* goes on
+    with the *k*-th earlier day of each later day's kind (in date order, repeating when there
+    are fewer).
+    """
+    today = now.astimezone(zone).date()
+    midnight = local_midnight(today, zone)
+    until = until if until is not None else local_midnight(today + timedelta(days=1), zone)
+    kinds = _earlier_days(history, today, zone, group_of, max_days)
+    if not kinds[_weekend(today)]:
+        return Forecast((), None)
+    count = len(kinds[_weekend(today)])
+    out: list[ActiveSession] = []
+    day, start, after_s = today, midnight, (now - midnight).total_seconds()
+    while start < until:
+        days = sorted(kinds[_weekend(day)].items())
+        if not days:
+            return Forecast(tuple(out), start)
+        tag = "" if day == today else f"d{(day - today).days}-"
+        if not scenarios:
+            buckets = _buckets(dict(days), after_s, zone, group_of, arrival_bucket, stay_bucket)
+            out.extend(_sessions(buckets, start, len(days), weight, until, tag))
+        else:
+            for k in range(count):
+                past_day, sessions = days[k % len(days)]
+                buckets = _buckets({past_day: sessions}, after_s, zone, group_of, arrival_bucket, stay_bucket)
+                out.extend(_sessions(buckets, start, 1, weight / count, until, f"s{k}-{tag}", scenario=k))
+        day += timedelta(days=1)
+        start, after_s = local_midnight(day, zone), -1.0
+    return Forecast(tuple(out), until)
+
+
 def expected_sessions(
     history: Iterable[PastSession],
     now: datetime,
@@ -130,32 +214,19 @@ def expected_sessions(
     arrival_bucket: timedelta = timedelta(hours=1),
     stay_bucket: timedelta = timedelta(hours=2),
 ) -> tuple[ActiveSession, ...]:
-    """Expected sessions arriving after ``now`` until local midnight, on the group EVSEs ``group_of`` names.
-
-    ``group_of`` maps an EVSE id to the (virtual) EVSE that stands for its group; sessions on
-    EVSEs it does not name are left out. Only days before ``now``'s local date and of its kind
-    count (the ``max_days`` latest of them). Empty when no such day is known.
-
-    By default the days' mean is one future. With ``scenarios`` each earlier day is its own
-    (``ActiveSession.scenario``): the mean spreads every day's load over every line, while as
-    scenarios the solver holds each day's later arrivals to the limits on their own, so a plan
-    must leave room on whichever line that day loaded. A scenario's energy then counts
-    ``weight`` / days: the days together weigh what the mean does.
-    """
-    today = now.astimezone(zone).date()
-    days = _earlier_days(history, today, zone, group_of, max_days)
-    if not days:
-        return ()
-    midnight = local_midnight(today, zone)
-    now_s = (now - midnight).total_seconds()
-    if not scenarios:
-        buckets = _buckets(days, now_s, zone, group_of, arrival_bucket, stay_bucket)
-        return tuple(_sessions(buckets, midnight, len(days), weight))
-    out: list[ActiveSession] = []
-    for k, (day, sessions) in enumerate(sorted(days.items())):
-        buckets = _buckets({day: sessions}, now_s, zone, group_of, arrival_bucket, stay_bucket)
-        out.extend(_sessions(buckets, midnight, 1, weight / len(days), scenario=k))
-    return tuple(out)
+    """The sessions :func:`forecast` expects after ``now`` until local midnight (empty when no
+    earlier day of today's kind is known)."""
+    return forecast(
+        history,
+        now,
+        zone,
+        group_of,
+        weight=weight,
+        scenarios=scenarios,
+        max_days=max_days,
+        arrival_bucket=arrival_bucket,
+        stay_bucket=stay_bucket,
+    ).sessions
 
 
 def with_group_evses(

@@ -11,11 +11,11 @@ Stages share one HiGHS model and warm-start from each other:
 1. energy: maximise energy delivered, with a tiny preference for earlier energy
    (online, capacity left idle now is lost if new cars arrive). When a limit binds
    anywhere in that plan (capacity is short), the cumulative energy through each exact
-   period is held: later stages may move energy between sessions, not into the future
-   (holding it only when a car present is left short or the forecast expects more cars let
-   a depot's fleet wait for cheap hours, but cost 0.04-0.08 points at 20-30 kW on the
-   Caltech month; benchmarks/README.md)
-   (a stage giving that early energy to the least lax first was measured and dropped:
+   period is held: later stages may move energy between sessions, not into the future.
+   Not held when a forecast covers every car present's whole stay, expects nobody during
+   it and leaves no car present short (``_hold_needed``): then nobody can come for the
+   capacity left idle, and a depot's fleet may wait for the cheap hours.
+   (A stage giving that early energy to the least lax first was measured and dropped:
    it starved long stays and delivered less);
 2. fairness (``max-min``): with energy held at its optimum, maximise the least
    priority-weighted share of each whole request served (delivered so far + planned);
@@ -362,8 +362,7 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         cols_real = np.nonzero(real)[0].astype(np.int32)
         coef_real = model.energy_coef[cols_real]
         h.addRow(best_energy * (1 - _HOLD_SLACK) - 1e-6, _INF, cols_real.size, cols_real, coef_real)
-    scarce = not problem.arrivals_known and _scarce(model, solution)
-    if scarce:
+    if not problem.arrivals_known and _hold_needed(model, problem, solution):
         _hold_early_energy(h, model, problem, solution)
     h.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
     # 2. fairness (nothing to share out when every need is met)
@@ -423,10 +422,34 @@ def _segment_widths(model: LpModel, solution: FloatArray | None) -> FloatArray:
     return np.repeat(np.maximum(widths, 0.0), first.size)
 
 
-def _scarce(model: LpModel, solution: FloatArray) -> bool:
-    """Whether a limit binds anywhere in the energy-first plan (capacity is short)."""
+def _hold_needed(model: LpModel, problem: Problem, solution: FloatArray) -> bool:
+    """Whether to hold the energy-first plan's early energy: a limit binds in it (capacity is
+    short) and a car may still come for the capacity left idle.
+
+    Without a forecast over the cars' stays anyone may come. With one, a car is expected when an
+    expected session arrives before the last car present leaves, and capacity is short for someone
+    when a car present is left short or one's departure is unknown (the policy's default stay).
+    Otherwise the limit binds only because the plan delivers early (a depot's fleet, plugged in
+    at 18:00, would charge through the evening peak price every night, 16.93 where 8.25 buys the
+    same energy).
+    """
     lazy = model.lazy
-    return bool(np.any(lazy.lhs(solution) >= 0.99 * lazy.bound))
+    if not np.any(lazy.lhs(solution) >= 0.99 * lazy.bound):
+        return False
+    present = ~problem.expected
+    stays_until = int(problem.departure[present].max(initial=0))
+    if problem.forecast_periods < stays_until:
+        return True  # no forecast, or one that ends before a car present leaves
+    if any(s.departure is None and s.forecast_weight is None for s in problem.snapshot.sessions):
+        return True  # a car whose departure is a guess may leave before the energy deferred
+    if np.any(problem.arrival[problem.expected] < stays_until):
+        return True
+    n_var = model.var_session.size
+    served = np.bincount(
+        model.var_session, weights=model.energy_coef * solution[:n_var], minlength=problem.sessions
+    )
+    short = served < problem.need_kwh * (1 - 1e-4) - 1e-6
+    return bool(np.any(short & present))
 
 
 def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solution: FloatArray) -> None:

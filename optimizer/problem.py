@@ -41,6 +41,7 @@ class Problem:
     departure: IntArray  # first period the session is gone (>= 1)
     arrival: IntArray  # first period the session may charge (0 online; later in the offline bound)
     arrivals_known: bool  # the offline bound: every arrival of the horizon is in the problem
+    forecast_periods: int  # arrivals before this period are all forecast (expected sessions); 0: no forecast
     priority: FloatArray
     energy_weight: FloatArray  # what a kWh of each session is worth in the energy stage (1; less if expected)
     expected: npt.NDArray[np.bool_]  # sessions forecast, not plugged in
@@ -169,6 +170,7 @@ def prepare(
         departure=departure,
         arrival=arrival,
         arrivals_known=future_arrivals,
+        forecast_periods=_forecast_periods(snapshot, period, horizon),
         priority=priority,
         energy_weight=energy_weight,
         expected=expected,
@@ -178,6 +180,18 @@ def prepare(
         price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),
         base_load_kw=base_load_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
     )
+
+
+def _forecast_periods(snapshot: StationSnapshot, period: timedelta, horizon: int) -> int:
+    """Whole periods from ``now`` before ``snapshot.forecast_until`` (0 without a forecast)."""
+    until = snapshot.forecast_until
+    if until is None:
+        return 0
+    if until.tzinfo is None or until.utcoffset() is None:
+        raise SnapshotError(f"forecast_until {until!r} is naive: times must be timezone-aware")
+    if until <= snapshot.now:
+        return 0
+    return min(math.floor((until - snapshot.now) / period + 1e-9), horizon)
 
 
 def _check_no_overlap(

@@ -81,10 +81,14 @@ def solve(
 
 
 def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
-    """Round to steps and minimum currents, then top up the exact periods with what rounding freed.
+    """Round to steps and minimum currents; make up in the exact periods what rounding took there.
 
-    A scenario's sessions get nothing: each is one possible future among several, and the LP
-    held only the cars present with a single future's sessions to the limits together.
+    The exact periods (the one applied now and the next few) are rounded down and topped up
+    with what each car lost in them; the later periods carry each car's remainder from period
+    to period, so the plan keeps its energy where (and at the price) the LP put it, and cars
+    planned below their minimum there get pulses at it. A scenario's sessions get nothing: each
+    is one possible future among several, and the LP held only the cars present with a single
+    future's sessions to the limits together.
     """
     in_scenario = problem.scenario >= 0
     clipped = np.clip(np.where(in_scenario[:, None], 0.0, current_a), 0.0, problem.upper_a[:, None])
@@ -96,24 +100,35 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
         if switched is not None:
             lifted[:, 0] = switched
             clipped[:, 0] = np.minimum(switched, clipped[:, 0])
+    exact = min(problem.snapshot.policy.exact_periods, problem.periods)
     out = round_to_step(lifted, problem.step_a, problem.min_a, snap=1e-2)
+    out[:, exact:] = _carry_rounding(lifted[:, exact:], problem)
     # where lifting or snapping to a step pushed a period over an exact limit, round that
     # period's planned currents strictly down instead
     use = problem.network.utilisation(_full(problem, out), problem.site_limit_kw)
     over = np.nonzero(use.max(axis=0, initial=0.0) > 1.0 + 1e-9)[0]
     if over.size:
         out[:, over] = round_to_step(clipped[:, over], problem.step_a, problem.min_a)
-    planned_kwh = out.sum(axis=1) * problem.kw_per_a * problem.period_h
-    shortfall_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - planned_kwh, 0.0))
-    exact = min(problem.snapshot.policy.exact_periods, problem.periods)
+    kwh_per_a = problem.kw_per_a * problem.period_h
+    # What rounding took is made up in the exact periods only as far as it is lost in them: the
+    # later periods are solved again before they are applied, and rounded then. (Made up now, a
+    # depot's whole-amp night plan came back as full power at the evening's price.)
+    later_a = np.maximum(out[:, exact:], clipped[:, exact:])  # the plan, or its snap to a step above
+    kept_kwh = (out[:, :exact].sum(axis=1) + later_a.sum(axis=1)) * kwh_per_a
+    shortfall_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - kept_kwh, 0.0))
     order = list(np.argsort(problem.laxity_h(), kind="stable"))
     steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)
     for t in range(exact):
         live = (problem.departure > t) & (problem.arrival <= t)
-        # what is still short, up to the next step: the pilot that finishes a car's need may round
-        # up (the car stops when it is full), else the last few watt-hours are never delivered
+        # what is still short, up to the next step and at least the minimum: the pilot that finishes
+        # a car's need may round up (the car stops when it is full), else the last few watt-hours
+        # are never delivered. Not below a hundredth of a step (solver noise), nor below half the
+        # minimum for a car that stays past the exact periods (rounded to the nearest, as
+        # ``minimum.in_between`` does; the next solve plans it again)
         room = shortfall_kwh / (problem.kw_per_a * problem.period_h)
-        room = np.where(room > 1e-9, np.ceil(room / steps - 1e-6) * steps, 0.0)
+        leaving = problem.departure <= exact  # no later period to make it up in
+        worth = (room > 1e-2 * steps) & ((room >= 0.5 * problem.min_a) | leaving)
+        room = np.where(worth, np.maximum(np.ceil(room / steps - 1e-6) * steps, problem.min_a), 0.0)
         upper = np.where(live, np.minimum(problem.pilot_upper_a, out[:, t] + room), 0.0)
         if not np.any(upper > out[:, t] + 1e-9):
             continue
@@ -126,13 +141,31 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
             float(problem.site_limit_kw[t]),
         )
         topped = alloc.top_up(out[:, t], order)
-        shortfall_kwh = np.maximum(
-            shortfall_kwh - (topped - out[:, t]) * problem.kw_per_a * problem.period_h, 0.0
-        )
+        shortfall_kwh = np.maximum(shortfall_kwh - (topped - out[:, t]) * kwh_per_a, 0.0)
         out[:, t] = topped
-    # later periods: cars planned below their minimum get pulses at it instead of nothing
+    # later periods: cars planned below their minimum get pulses at it instead of nothing, so the
+    # plan (and a profile a charger keeps if it loses us) still finishes them
     planned = np.where(in_scenario[:, None], 0.0, lifted)
-    return minimum.pulse_later(problem, planned, out, shortfall_kwh, exact)
+    left_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - out.sum(axis=1) * kwh_per_a, 0.0))
+    return minimum.pulse_later(problem, planned, out, left_kwh, exact)
+
+
+def _carry_rounding(current_a: FloatArray, problem: Problem) -> FloatArray:
+    """The later periods rounded to each EVSE's step with the remainder carried to the next period.
+
+    Each car's running total is rounded to the nearest step, so the plan keeps its energy where
+    the LP put it (5.33 A for six periods: 5.3, 5.4, 5.3, 5.4, 5.3, 5.3 A, not 5.3 A six times).
+    No pilot goes above the highest worth sending; below the minimum current becomes 0 (the
+    pulses of ``minimum.pulse_later`` put that energy back).
+    """
+    if current_a.shape[1] == 0:
+        return current_a.copy()
+    steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)[:, None]
+    running = np.floor(np.cumsum(current_a, axis=1) / steps + 0.5)
+    out = np.diff(running, axis=1, prepend=0.0) * steps
+    top = np.floor(problem.pilot_upper_a / steps[:, 0] + 1e-7)[:, None] * steps
+    out = np.clip(out, 0.0, top)
+    return np.where(out < problem.min_a[:, None] - 1e-9, 0.0, out)
 
 
 def _full(problem: Problem, current_a: FloatArray) -> FloatArray:

@@ -249,6 +249,9 @@ class StationSnapshot:
     evses: tuple[Evse, ...]
     sessions: tuple[ActiveSession, ...]
     policy: Policy = field(default_factory=Policy)
+    # the expected sessions (``forecast_weight`` set) are every arrival a forecast expects before
+    # this instant (``optimizer.forecast.Forecast.until``); None: no forecast, arrivals unknown
+    forecast_until: datetime | None = None
 
     def evse(self, evse_id: str) -> Evse:
         for evse in self.evses:

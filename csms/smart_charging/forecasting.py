@@ -1,13 +1,14 @@
-"""Sessions expected later today at a live station, learned from its own earlier days (pure: no I/O).
+"""Sessions expected at a live station within the horizon, learned from its own earlier days (pure: no I/O).
 
 Online, the solver knows only the cars plugged in; where a limit is short, two plans can give
 them the same energy, one leaving the room later arrivals will need and one taking it. With a
 station's ``forecast`` set, each solve also sees the sessions that earlier days of the same kind
-(weekday or weekend) saw arrive later in the day (:func:`optimizer.forecast.expected_sessions`,
-each earlier day a scenario), on one virtual EVSE per group of EVSEs wired alike
-(:func:`optimizer.forecast.with_group_evses`), weighted below the real cars so they only break
-ties. They shape today's plan but are never sent: :func:`real_rows` strips their rows from the
-schedule before the loop reads it.
+(weekday or weekend) saw arrive later in the day, and on the next day within the horizon
+(:func:`optimizer.forecast.forecast`, each earlier day a scenario), on one virtual EVSE per group
+of EVSEs wired alike (:func:`optimizer.forecast.with_group_evses`), weighted below the real cars
+so they only break ties. They shape today's plan but are never sent: :func:`real_rows` strips
+their rows from the schedule before the loop reads it. Where that forecast covers the cars'
+stays and expects nobody in them, the solver lets their energy wait for cheaper hours.
 
 What a finished session teaches (:meth:`StationHistory.finished`): its EVSE, when it arrived
 and ended, the energy the car asked for (else what it took: a station that ran short
@@ -25,9 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
-from optimizer.forecast import PastSession, expected_sessions, with_group_evses
+from optimizer.forecast import Forecast, PastSession, forecast, with_group_evses
 from optimizer.network import Network
-from optimizer.types import ActiveSession, Evse, FeederNode, Schedule, Site
+from optimizer.types import Evse, FeederNode, Schedule, Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +93,17 @@ class StationHistory:
         while self._sessions and self._sessions[0].arrival < now - self.keep:
             self._sessions.popleft()
 
-    def expected(self, now: datetime) -> tuple[ActiveSession, ...]:
-        """The sessions expected after ``now`` until local midnight (empty without an earlier day)."""
+    def forecast(self, now: datetime, until: datetime | None = None) -> Forecast:
+        """The sessions expected after ``now`` until ``until`` (default: local midnight), and how far
+        the forecast reaches (``Forecast.until`` None: no earlier day of today's kind)."""
         self._prune(now)
-        return expected_sessions(
+        return forecast(
             self._sessions,
             now,
             self.time_zone,
             self.group_of,
             weight=self.weight,
+            until=until,
             scenarios=True,
             max_days=self.days,
         )

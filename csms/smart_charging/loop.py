@@ -483,7 +483,7 @@ class SmartChargingLoop:
         if snapshot.site.root is setup.site.root and snapshot.evses == setup.solver_evses:
             return station.network
         if history is not None and snapshot.site.root is history.root and snapshot.evses == history.evses:
-            return history.network  # with the sessions expected later today
+            return history.network  # with the sessions expected within the horizon
         return None  # planned around an EVSE: a smaller tree
 
 

@@ -54,7 +54,7 @@ class StationSetup:
     """One station: its site limits, its EVSEs and how it schedules.
 
     ``time_zone`` says where the station's days begin (the forecast compares local days);
-    ``forecast`` (``None``: off) plans around sessions expected later today.
+    ``forecast`` (``None``: off) plans around sessions expected within the horizon.
     """
 
     station_id: str

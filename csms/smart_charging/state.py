@@ -399,15 +399,18 @@ class StationState:
     def snapshot(self, now: datetime, *, forecast: bool = True) -> StationSnapshot:
         """The solver's input at ``now``: the controllable sessions on the site the others leave.
 
-        With a history (and ``forecast``), also the sessions expected later today on the group
-        EVSEs of the grouped tree; :func:`~csms.smart_charging.forecasting.real_rows` drops them
-        from the schedule.
+        With a history (and ``forecast``), also the sessions expected within the horizon on the
+        group EVSEs of the grouped tree, and how far that forecast reaches;
+        :func:`~csms.smart_charging.forecasting.real_rows` drops them from the schedule.
         """
         reserved = self.reserved_a()
         plan_site, plan_evses = self.site, self.setup.solver_evses
         expected: tuple[ActiveSession, ...] = ()
+        forecast_until: datetime | None = None
         if forecast and self.history is not None:
-            expected = self.history.expected(now)
+            horizon = timedelta(seconds=self.setup.policy.period_s * self.setup.policy.horizon_periods)
+            ahead = self.history.forecast(now, now + horizon)
+            expected, forecast_until = ahead.sessions, ahead.until
             if expected:
                 plan_site, plan_evses = self.history.site(self.site), self.history.evses
         site, evses = reserve(plan_site, plan_evses, reserved)
@@ -444,6 +447,7 @@ class StationState:
             evses=evses,
             sessions=(*sessions, *expected) if sessions else (),
             policy=self.setup.policy,
+            forecast_until=forecast_until,
         )
 
     def _externally_limited(

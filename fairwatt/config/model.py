@@ -175,7 +175,9 @@ class StationConfig:
     ``resolve_every_periods`` is how often the online loop re-solves without an event.
     ``places`` says which charger and connector each EVSE is; an EVSE not listed is a charger
     of its own (charger id = EVSE id) on connector 1. ``forecast_weight`` > 0 plans around the
-    sessions earlier days saw arrive later in the day (``optimizer.forecast``).
+    sessions earlier days saw arrive later in the day and the next day, within the horizon
+    (``optimizer.forecast``); where they show nobody coming during the cars' stays, the cars'
+    energy may wait for cheaper hours.
     """
 
     station_id: str

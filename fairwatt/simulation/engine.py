@@ -27,7 +27,7 @@ from fairwatt.config.timeofuse import local_to_utc
 from fairwatt.simulation.errors import SimulationError
 from fairwatt.simulation.sessions import ANY_EVSE, SessionRecord
 from optimizer.errors import OptimizerError
-from optimizer.forecast import PastSession, expected_sessions, with_group_evses
+from optimizer.forecast import Forecast, PastSession, forecast, with_group_evses
 from optimizer.limits import base_load_kw, power_limit_kw
 from optimizer.network import Network
 from optimizer.offline import solve_offline
@@ -368,8 +368,11 @@ class _Run:
             )
             for live in active.values()
         )
+        forecast_until = None
         if self.forecast_weight > 0:
-            sessions += self._expected(t, now)
+            ahead = self._forecast(t, now)
+            sessions += ahead.sessions
+            forecast_until = ahead.until
         snapshot = StationSnapshot(
             station_id=self.config.station_id,
             now=now,
@@ -377,12 +380,13 @@ class _Run:
             evses=self.plan_evses,
             sessions=sessions,
             policy=self.config.policy,
+            forecast_until=forecast_until,
         )
         schedule = self._timed(lambda: solve(snapshot, Algorithm(self.algorithm), self.plan_network))
         return _Plan.of(schedule, t)
 
-    def _expected(self, t: int, now: datetime) -> tuple[ActiveSession, ...]:
-        """Sessions expected later today, from what the sessions that arrived so far told on arrival."""
+    def _forecast(self, t: int, now: datetime) -> Forecast:
+        """Sessions expected within the horizon, from what the sessions arrived so far told on arrival."""
         history = (
             PastSession(
                 evse_id=live.record.evse_id,
@@ -398,12 +402,14 @@ class _Run:
         )
         # each earlier day a scenario of its own: the limits must leave room for that day's
         # later arrivals on the lines they loaded (the days' mean spreads them over every line)
-        return expected_sessions(
+        policy = self.config.policy
+        return forecast(
             history,
             now,
             self.config.time_zone,
             self.group_of,
             weight=self.forecast_weight,
+            until=now + timedelta(seconds=policy.period_s * policy.horizon_periods),
             scenarios=True,
             max_days=self.config.forecast_days,
         )

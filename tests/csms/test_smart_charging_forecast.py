@@ -57,7 +57,7 @@ def history(zone: ZoneInfo | None = None) -> StationHistory:
 def test_a_finished_session_is_expected_on_the_next_day_of_its_kind_only() -> None:
     h = history()
     h.finished(YESTERDAY_ON_B)
-    expected = h.expected(TUESDAY_8)
+    expected = h.forecast(TUESDAY_8).sessions
     assert len(expected) == 1
     (s,) = expected
     assert s.evse_id == h.group_of["B"] == h.group_of["A"]  # A and B are wired alike: one group
@@ -65,9 +65,11 @@ def test_a_finished_session_is_expected_on_the_next_day_of_its_kind_only() -> No
     assert s.energy_needed_kwh == pytest.approx(11.0)
     assert s.vehicle_max_current_a == pytest.approx(16.0)  # the car's limit unknown: the EVSE's
     assert s.forecast_weight == pytest.approx(0.5)
-    assert h.expected(TUESDAY_8 + timedelta(hours=1, minutes=5)) == ()  # it came before now
-    assert h.expected(datetime(2026, 3, 7, 8, 0, tzinfo=UTC)) == ()  # a Saturday learns from weekends
-    assert h.expected(MONDAY_8) == ()  # never from the same day
+    assert h.forecast(TUESDAY_8 + timedelta(hours=1, minutes=5)).sessions == ()  # it came before now
+    assert (
+        h.forecast(datetime(2026, 3, 7, 8, 0, tzinfo=UTC)).sessions == ()
+    )  # a Saturday learns from weekends
+    assert h.forecast(MONDAY_8).sessions == ()  # never from the same day
 
 
 def test_the_history_forgets_old_weeks_and_unknown_or_empty_sessions() -> None:
@@ -90,7 +92,7 @@ def test_local_days_decide_what_is_later_today() -> None:
         FinishedSession("A", MONDAY_8 + timedelta(hours=15, minutes=30), MONDAY_8 + timedelta(hours=17), 4.0)
     )
     wednesday_7_tokyo = datetime(2026, 3, 4, 7, 0, tzinfo=tokyo)
-    (s,) = h.expected(wednesday_7_tokyo)
+    (s,) = h.forecast(wednesday_7_tokyo).sessions
     assert s.arrival.astimezone(tokyo).hour == 8
 
 
@@ -198,7 +200,7 @@ async def test_the_history_is_seeded_from_finished_transactions_in_the_store(dat
     assert await seed_forecasts(loop, transactions, TUESDAY_8) == 1
     state = loop.state("ST")
     assert state.history is not None
-    (s,) = state.history.expected(TUESDAY_8)
+    (s,) = state.history.forecast(TUESDAY_8).sessions
     assert s.energy_needed_kwh == pytest.approx(11.0)
     assert s.arrival == TUESDAY_8 + timedelta(hours=1)
     # seeding again (a node taking the station over) replaces the history: nothing counted twice

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
 from optimizer import ActiveSession, Evse, FeederNode, Policy, Site, SnapshotError, StationSnapshot, solve
-from optimizer.forecast import PastSession, expected_sessions, with_group_evses
+from optimizer.forecast import Forecast, PastSession, expected_sessions, forecast, with_group_evses
 from optimizer.network import Network
 from optimizer.types import Connection
 
@@ -48,6 +49,74 @@ def test_expected_sessions_average_later_arrivals_of_earlier_days_of_the_same_ki
 
 def test_no_earlier_day_of_the_kind_no_expected_sessions() -> None:
     assert expected_sessions([past("a", 1, 12.0, 2.0, 5.0)], NOW, UTC, GROUPS, weight=0.5) == ()
+
+
+# Friday 2026-03-06 20:00 UTC; a forecast over the next 24 h reaches Saturday 20:00
+FRIDAY_20 = datetime(2026, 3, 6, 20, 0, tzinfo=UTC)
+DAY_AHEAD = FRIDAY_20 + timedelta(hours=24)
+WEEKEND_HISTORY = [
+    past("a", 2, 21.0, 2.0, 8.0),  # Monday 21:00: today (a weekday) after 20:00
+    past("c", 4, 18.0, 2.0, 8.0),  # Wednesday 18:00: before now in its day
+    past("a", 1, 9.0, 3.0, 6.0),  # Sunday 09:00: Saturday 09:00, within the day ahead
+    past("c", 0, 21.0, 1.0, 3.0),  # Saturday 28 February 21:00: after the day ahead ends
+]
+
+
+def test_a_forecast_past_midnight_learns_each_day_from_the_earlier_days_of_its_kind() -> None:
+    ahead = forecast(WEEKEND_HISTORY, FRIDAY_20, UTC, GROUPS, weight=0.5, until=DAY_AHEAD)
+    assert ahead.until == DAY_AHEAD
+    out = {s.session_id: s for s in ahead.sessions}
+    assert set(out) == {"group-x-21-1", "d1-group-x-9-1"}
+    today, saturday = out["group-x-21-1"], out["d1-group-x-9-1"]
+    # one weekday known with an arrival after 20:00 (and Wednesday, with none): 8 kWh over 2 days
+    assert today.arrival == FRIDAY_20.replace(hour=21)
+    assert today.energy_needed_kwh == pytest.approx(4.0)
+    # two weekend days known (28 February and 1 March), one of them with a 09:00 car
+    assert saturday.arrival == datetime(2026, 3, 7, 9, 0, tzinfo=UTC)
+    assert saturday.departure == datetime(2026, 3, 7, 12, 0, tzinfo=UTC)
+    assert saturday.energy_needed_kwh == pytest.approx(3.0)
+    assert saturday.forecast_weight == 0.5
+    # until midnight, as ``expected_sessions`` gives it: today's car alone
+    assert expected_sessions(WEEKEND_HISTORY, FRIDAY_20, UTC, GROUPS, weight=0.5) == (today,)
+
+
+def test_a_forecast_reaches_only_as_far_as_days_of_each_kind_are_known() -> None:
+    weekdays = [s for s in WEEKEND_HISTORY if s.arrival.weekday() < 5]
+    ahead = forecast(weekdays, FRIDAY_20, UTC, GROUPS, weight=0.5, until=DAY_AHEAD)
+    assert ahead.until == datetime(2026, 3, 7, tzinfo=UTC)  # Saturday is not known: it is not forecast
+    assert [s.session_id for s in ahead.sessions] == ["group-x-21-1"]
+    weekends = [s for s in WEEKEND_HISTORY if s.arrival.weekday() >= 5]
+    assert forecast(weekends, FRIDAY_20, UTC, GROUPS, weight=0.5, until=DAY_AHEAD) == Forecast((), None)
+
+
+def test_scenarios_past_midnight_go_on_with_the_days_of_the_next_kind_in_turn() -> None:
+    history = [*WEEKEND_HISTORY, past("b", -1, 22.0, 1.0, 2.0)]  # Friday 27 February 22:00
+    ahead = forecast(history, FRIDAY_20, UTC, GROUPS, weight=0.5, until=DAY_AHEAD, scenarios=True)
+    got = sorted(
+        (s.scenario, s.session_id, round(s.energy_needed_kwh or 0.0, 9), s.forecast_weight)
+        for s in ahead.sessions
+    )
+    # three weekdays known (27 Feb, 2 and 4 March): three scenarios of weight 0.5 / 3. Saturday has
+    # two earlier days (28 Feb, its car after the day ahead; 1 March): scenario 0 goes on with
+    # 28 February (nobody before 20:00), 1 with 1 March, 2 with 28 February again
+    w = 0.5 / 3
+    assert got == [
+        (0, "s0-group-x-22-0", 2.0, w),
+        (1, "s1-d1-group-x-9-1", 6.0, w),
+        (1, "s1-group-x-21-1", 8.0, w),
+    ]
+
+
+def test_the_day_ahead_keeps_local_clock_times_across_a_dst_change() -> None:
+    # Los Angeles moves its clocks forward on Sunday 8 March 2026; a car that came at 09:00 on
+    # Sunday 1 March is expected at 09:00 local (16:00 UTC, not 17:00) on the 8th
+    zone = ZoneInfo("America/Los_Angeles")
+    sunday = datetime(2026, 3, 1, 9, 0, tzinfo=zone)
+    history = [PastSession("a", sunday, sunday + timedelta(hours=2), 5.0, 32.0)]
+    saturday_20 = datetime(2026, 3, 7, 20, 0, tzinfo=zone)
+    ahead = forecast(history, saturday_20, zone, GROUPS, weight=0.5, until=saturday_20 + timedelta(hours=24))
+    (s,) = ahead.sessions
+    assert s.arrival.astimezone(UTC) == datetime(2026, 3, 8, 16, 0, tzinfo=UTC)
 
 
 # the solver: one 32 A, 230 V feeder; 15-minute periods, 4 hours; energy alone (no peak

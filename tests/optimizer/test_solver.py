@@ -143,22 +143,120 @@ def test_cost_moves_energy_to_cheap_periods_without_losing_energy() -> None:
     assert with_cost.current_a[0, 8:].sum() == pytest.approx(16.0 * 8)
 
 
-def test_when_the_forecast_expects_more_cars_the_depot_charges_now() -> None:
-    # A depot: 16 A EVSEs at 230 V on a 32 A feeder, four cars staying 4 h needing 1.84 kWh each,
-    # 0.40/kWh for 2 h then 0.10, and a forecast: one more car expected in 2 h. Energy first
-    # fills the feeder now (32 A); more cars are coming, so that early energy is held and the four
-    # cars present take the whole feeder in the dear first hour: 32 A in each of periods 0-3.
+DEPOT_PRICES = (PricePeriod(NOW, 0.40), PricePeriod(NOW + timedelta(hours=2), 0.10))
+
+
+def depot(forecast_until: datetime | None, *extra: ActiveSession, departure: bool = True) -> StationSnapshot:
+    """16 A EVSEs at 230 V on a 32 A feeder, four cars staying 4 h (the horizon) needing 1.84 kWh
+    each (8 A for 1 h), 0.40/kWh for 2 h then 0.10: 7.36 kWh, one hour of the whole feeder."""
     es = tuple(evse(f"e{i}", max_current_a=16.0) for i in range(5))
-    prices = (PricePeriod(NOW, 0.40), PricePeriod(NOW + timedelta(hours=2), 0.10))
-    site = site_of(tuple(e.evse_id for e in es), limit_a=32.0, prices=prices)
+    site = site_of(tuple(e.evse_id for e in es), limit_a=32.0, prices=DEPOT_PRICES)
     present = tuple(session(f"s{i}", f"e{i}", 4.0, 1.84) for i in range(4))
+    if not departure:
+        present = (replace(present[0], departure=None), *present[1:])
+    snap = snapshot(site, es, (*present, *extra), default_stay=timedelta(hours=4))
+    return replace(snap, forecast_until=forecast_until)
+
+
+@pytest.mark.parametrize("forecast_until", [None, NOW + timedelta(hours=4)])
+def test_when_the_forecast_expects_more_cars_the_depot_charges_now(forecast_until: datetime | None) -> None:
+    # The depot with one more car expected in 2 h (during the stays). Energy first fills the
+    # feeder now (32 A); a car may come, so that early energy is held and the four cars present
+    # take the whole feeder in the dear first hour: 32 A in each of periods 0-3, cost 7.36 x 0.40.
     later = NOW + timedelta(hours=2)
     expected = ActiveSession("x", "e4", later, later + timedelta(hours=2), 3.68, forecast_weight=0.5)
-    result = solve(snapshot(site, es, (*present, expected)))
+    result = solve(depot(forecast_until, expected))
     assert result.current_a[:4, :4].sum(axis=0) == pytest.approx([32.0] * 4, abs=1e-6)
+    assert result.current_a[:4, 4:].sum() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_when_a_car_is_left_short_the_current_applied_now_is_not_deferred() -> None:
+def test_a_depot_whose_forecast_expects_nobody_charges_in_the_cheap_hours() -> None:
+    # The forecast covers the whole stays and expects nobody: nobody can come for the capacity
+    # left idle now, so the 7.36 kWh wait for the cheap hours: cost 7.36 x 0.10 = 0.736 (held
+    # early it would be 2.944). A car planned at 5.33 A for 6 periods is sent 5.3 or 5.4 A, the
+    # remainder carried from period to period, so none of it comes back now.
+    result = solve(depot(NOW + timedelta(hours=4)))
+    assert result.objective.energy_kwh == pytest.approx(7.36)
+    assert result.current_a[:4, :8].sum() == 0.0
+    assert result.objective.cost == pytest.approx(0.736)
+
+
+@pytest.mark.parametrize(
+    ("forecast_until", "departure"),
+    [
+        (None, True),  # no forecast: anyone may come
+        (NOW + timedelta(hours=2), True),  # the forecast ends before the cars leave
+        (NOW + timedelta(hours=4), False),  # a car's departure is the policy's guess
+    ],
+)
+def test_without_a_forecast_over_the_stays_the_depot_charges_now(
+    forecast_until: datetime | None, departure: bool
+) -> None:
+    # The shipped hold: energy first fills the feeder in the first hour; held, it costs 7.36 x 0.40.
+    result = solve(depot(forecast_until, departure=departure))
+    assert result.objective.energy_kwh == pytest.approx(7.36)
+    assert result.current_a[:4, :4].sum(axis=0) == pytest.approx([32.0] * 4, abs=1e-6)
+    assert result.objective.cost == pytest.approx(2.944)
+
+
+def test_a_whole_amp_plan_for_the_cheap_hours_comes_back_whole_and_cheap() -> None:
+    # Three vans on three-phase 16 A EVSEs (0.69 kW per A), 6 A minimum, whole-amp steps, a 20 kW
+    # connection, 10 kWh each, 4 h; 0.40/kWh for 2 h, then 0.10. A forecast covers the stays and
+    # expects nobody, so the 30 kWh wait for the cheap hours, where the peak stage spreads them
+    # at 15 kW (21.7 A for the three, 7.25 A each). Rounded down period by period, the vans lost
+    # ~0.25 A in each of 8 periods, and making that up in the periods applied now sent it at the
+    # dear price; carried from period to period, the plan keeps it where it was.
+    es = tuple(
+        evse(f"v{i}", Connection.THREE_PHASE, max_current_a=16.0, min_current_a=6.0, step=1.0)
+        for i in range(3)
+    )
+    site = site_of(tuple(e.evse_id for e in es), grid_kw=20.0, prices=DEPOT_PRICES)
+    vans = tuple(session(f"s{i}", f"v{i}", 4.0, 10.0) for i in range(3))
+    result = solve(replace(snapshot(site, es, vans), forecast_until=NOW + timedelta(hours=4)))
+    assert result.objective.energy_kwh == pytest.approx(30.0)
+    assert result.current_a[:, :8].sum() == 0.0
+    # every kWh sent at 0.10 (a car's last pulse may round up past its need: it stops when full)
+    assert result.objective.cost == pytest.approx(0.10 * result.power_kw.sum() * 0.25)
+    later = result.current_a[:, 8:]
+    assert np.all((later == 0.0) | ((later >= 6.0) & (later == np.round(later))))
+    assert float((later.sum(axis=0) * 0.69).max()) <= 20.0 + 1e-9
+
+
+def test_a_car_leaving_now_gets_its_last_watt_hours_at_the_minimum() -> None:
+    # 6 A minimum, whole-amp steps, 230 V; the car leaves in two 15-minute periods and still
+    # needs 0.1 kWh, 1.74 A-periods: the LP plans 0.87 A twice, which rounds to 0, and no later
+    # period can make it up, so the period applied now gets the minimum (the car stops when full)
+    e = evse("a", min_current_a=6.0, step=1.0)
+    car = ActiveSession("s", "a", NOW, NOW + timedelta(minutes=30), 0.1)
+    result = solve(snapshot(site_of(("a",)), (e,), (car,)))
+    assert result.current_a[0, 0] == 6.0
+    assert result.objective.energy_kwh == pytest.approx(0.1)
+
+
+def test_a_naive_forecast_end_is_refused() -> None:
+    with pytest.raises(SnapshotError, match="forecast_until"):
+        solve(depot(datetime(2026, 3, 2, 12, 0)))
+
+
+def test_a_car_expected_after_the_cars_present_leave_does_not_hold_their_energy() -> None:
+    # The four cars leave after 3 h; a car is expected at 3 h (it finds the feeder free). 0.40 for
+    # 2 h then 0.10: the cars present charge in their last hour, 32 A in periods 8-11.
+    later = NOW + timedelta(hours=3)
+    expected = ActiveSession("x", "e4", later, later + timedelta(hours=1), 1.84, forecast_weight=0.5)
+    snap = depot(NOW + timedelta(hours=4), expected)
+    snap = replace(
+        snap,
+        sessions=(*(replace(s, departure=NOW + timedelta(hours=3)) for s in snap.sessions[:4]), expected),
+    )
+    result = solve(snap)
+    assert result.current_a[:4, :8].sum() == pytest.approx(0.0, abs=1e-6)
+    assert result.current_a[:4, 8:12].sum(axis=0) == pytest.approx([32.0] * 4, abs=1e-6)
+
+
+@pytest.mark.parametrize("forecast_until", [None, NOW + timedelta(hours=4)])
+def test_when_a_car_is_left_short_the_current_applied_now_is_not_deferred(
+    forecast_until: datetime | None,
+) -> None:
     # 24 A feeder, 16 A EVSEs. Car a leaves in 1 h needing 5 kWh: at most 16 A x 1 h = 3.68 kWh,
     # so it is left short. Car b stays 4 h and needs 1.84 kWh. Energy first fills the feeder
     # now (a 16 A, b the other 8 A); a car present is short, so that early energy is held and
@@ -168,7 +266,7 @@ def test_when_a_car_is_left_short_the_current_applied_now_is_not_deferred() -> N
     prices = (PricePeriod(NOW, 0.40), PricePeriod(NOW + timedelta(hours=2), 0.10))
     site = site_of(("a", "b"), limit_a=24.0, prices=prices)
     sessions = (session("sa", "a", 1.0, 5.0), session("sb", "b", 4.0, 1.84))
-    result = solve(snapshot(site, es, sessions))
+    result = solve(replace(snapshot(site, es, sessions), forecast_until=forecast_until))
     assert result.objective.energy_kwh == pytest.approx(3.68 + 1.84)
     assert result.current_a[:, :4] == pytest.approx(np.array([[16.0] * 4, [8.0] * 4]), abs=1e-6)
 
@@ -368,17 +466,19 @@ def test_minimum_currents_switch_cars_on_rather_than_round_them_off() -> None:
 
 
 def test_a_car_planned_below_its_minimum_later_gets_pulses_not_nothing() -> None:
-    # One car, three-phase 16 A (11.04 kW), 6 A minimum, 4 h, 14 kWh. The LP spreads it evenly at
-    # 5.07 A, which rounds to 0 in every period; the first hour (the exact periods) is topped up to
-    # 16 A: 11.04 kWh. The 2.96 kWh left go out later as three 15-minute pulses at 6 A (1.035 kWh
-    # each), so the plan (and a profile a charger holds when it loses us) does not stop the car.
+    # One car, three-phase 16 A (0.69 kW per A), 6 A minimum, 4 h, 14 kWh: 81.16 A-periods of
+    # 15 minutes. The LP spreads it evenly at 5.07 A, which rounds to 0 in every period. The first
+    # hour (the exact periods) makes up its own loss, 4 x 5.07 = 20.29 A-periods: 16 A now, the
+    # 4.29 left at the minimum, 6 A, next. The 59.16 A-periods still short go out later as ten
+    # 15-minute pulses at 6 A, so the plan (and a profile a charger holds when it loses us)
+    # does not stop the car.
     es = (evse("a", Connection.THREE_PHASE, max_current_a=16.0, min_current_a=6.0, step=1.0),)
     result = solve(snapshot(site_of(("a",)), es, (session("s1", "a", 4.0, 14.0),)))
     row = result.current_a[0]
-    assert list(row[:4]) == [16.0] * 4
+    assert list(row[:4]) == [16.0, 6.0, 0.0, 0.0]
     later = row[4:]
     assert sorted(set(later.tolist())) == [0.0, 6.0]
-    assert int((later == 6.0).sum()) == 3
+    assert int((later == 6.0).sum()) == 10
     assert result.objective.energy_kwh == pytest.approx(14.0)
 
 
@@ -394,7 +494,8 @@ def test_pulses_never_break_a_limit_the_rounding_kept() -> None:
     problem = prepare(snapshot(site_of(("a", "b"), limit_a=10.0), es, sessions))
     planned = np.full((2, problem.periods), 5.0)
     out = np.zeros_like(planned)
-    pulsed = minimum.pulse_later(problem, planned, out, np.array([40.0, 40.0]), first=4)
+    later_kwh = 12 * 5.0 * problem.kw_per_a * problem.period_h  # what the plan holds for periods 4..15
+    pulsed = minimum.pulse_later(problem, planned, out, later_kwh, first=4)
     assert np.all(pulsed[:, :4] == 0.0)  # the exact periods are the top-up's
     assert np.all((pulsed == 0.0) | (pulsed == 6.0))
     assert np.all(pulsed.sum(axis=0) <= 10.0)
@@ -402,6 +503,11 @@ def test_pulses_never_break_a_limit_the_rounding_kept() -> None:
     # periods, where a (the first of equal laxity) keeps its pulse and b gives way
     assert int((pulsed[0, 4:] == 6.0).sum()) == 10
     assert np.all(pulsed[1] == 0.0)
+    # short of more than the plan's pulses give (40 kWh: what the exact periods could not take),
+    # a car pulses in more of the periods, at most all 12: here a takes every one of them
+    more = minimum.pulse_later(problem, planned, out, np.array([40.0, 40.0]), first=4)
+    assert np.all(more[0, 4:] == 6.0)
+    assert np.all(more.sum(axis=0) <= 10.0)
 
 
 def test_the_minimum_current_program_only_runs_where_a_car_sits_below_its_minimum() -> None:
