@@ -42,7 +42,8 @@ _UPSERT_VARIABLE = """
         connector_id, variable, variable_instance, attribute_type, value, mutability, persistent, constant,
         data_type, unit, min_limit, max_limit, values_list, supports_monitoring, request_id, reported_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-    ON CONFLICT ON CONSTRAINT device_model_variables_key DO UPDATE SET
+    ON CONFLICT (charger_id, component, component_instance, COALESCE(evse_id, -1), COALESCE(connector_id, -1),
+        variable, variable_instance, attribute_type) DO UPDATE SET
         value = EXCLUDED.value, mutability = EXCLUDED.mutability, persistent = EXCLUDED.persistent,
         constant = EXCLUDED.constant,
         data_type = COALESCE(EXCLUDED.data_type, v.data_type), unit = COALESCE(EXCLUDED.unit, v.unit),

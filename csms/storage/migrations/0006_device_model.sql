@@ -38,11 +38,13 @@ CREATE TABLE device_model_variables (
     supports_monitoring boolean,
     request_id          integer NOT NULL,
     reported_at         timestamptz NOT NULL,      -- the generatedAt of the report that said it
-    updated_at          timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT device_model_variables_key UNIQUE NULLS NOT DISTINCT
-        (charger_id, component, component_instance, evse_id, connector_id, variable, variable_instance,
-         attribute_type)
+    updated_at          timestamptz NOT NULL DEFAULT now()
 );
+-- A component with no EVSE or connector is one component: NULLs compare equal here (an index on
+-- expressions rather than UNIQUE NULLS NOT DISTINCT, which needs PostgreSQL 15).
+CREATE UNIQUE INDEX device_model_variables_key ON device_model_variables
+    (charger_id, component, component_instance, COALESCE(evse_id, -1), COALESCE(connector_id, -1),
+     variable, variable_instance, attribute_type);
 
 CREATE TABLE device_events (
     id                     bigserial PRIMARY KEY,
