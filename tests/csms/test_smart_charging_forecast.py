@@ -141,6 +141,25 @@ async def plan_for_a(forecast: ForecastSettings | None) -> tuple[list[float], li
         await tasks.cancel_all()
 
 
+def test_the_snapshot_says_how_far_the_forecast_reaches() -> None:
+    loop = SmartChargingLoop(
+        [setup(ForecastSettings())],
+        commands=ScriptedSender(),
+        live_state=InProcessLiveState(),
+        tasks=TaskOwner(),
+    )
+    state = loop.state("ST")
+    assert state.history is not None
+    assert state.snapshot(TUESDAY_8).forecast_until is None  # nothing learned: no forecast at all
+    state.history.finished(YESTERDAY_ON_B)
+    # a weekday known: the forecast reaches the horizon's end (48 periods of 5 minutes)
+    assert state.snapshot(TUESDAY_8).forecast_until == TUESDAY_8 + timedelta(hours=4)
+    # Friday 22:00: the horizon reaches into Saturday, and no weekend day is known yet
+    friday_22 = datetime(2026, 3, 6, 22, 0, tzinfo=UTC)
+    assert state.snapshot(friday_22).forecast_until == datetime(2026, 3, 7, tzinfo=UTC)
+    assert state.snapshot(TUESDAY_8, forecast=False).forecast_until is None
+
+
 @pytest.mark.asyncio
 async def test_the_loop_leaves_room_where_earlier_days_saw_a_car_and_sends_only_real_rows() -> None:
     sent_blind, row_blind, evses_blind = await plan_for_a(None)
