@@ -15,8 +15,9 @@ energy below the real cars' (``ActiveSession.forecast_weight``), so they only br
 A forecast ``until`` past midnight adds the next days' sessions the same way (from the earlier
 days of *their* kind), so a plan made in the evening knows whether cars come tomorrow morning.
 :class:`Forecast` says how far its expected sessions reach (``StationSnapshot.forecast_until``):
-where the forecast covers the cars' whole stays and expects nobody in them, the solver may move
-their energy to cheaper periods; with no forecast it keeps it early, in case a car comes.
+where the forecast covers the cars' whole stays and expects nobody in them (with
+``Policy.trust_forecast``: the plan serves every car expected in them in full), the solver may
+move their energy to cheaper periods; with no forecast it keeps it early, in case a car comes.
 """
 
 from __future__ import annotations

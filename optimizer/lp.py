@@ -13,8 +13,9 @@ Stages share one HiGHS model and warm-start from each other:
    anywhere in that plan (capacity is short), the cumulative energy through each exact
    period is held: later stages may move energy between sessions, not into the future.
    Not held when a forecast covers every car present's whole stay, expects nobody during
-   it and leaves no car present short (``_hold_needed``): then nobody can come for the
-   capacity left idle, and a depot's fleet may wait for the cheap hours.
+   it (or, with ``Policy.trust_forecast``, the plan serves in full every car it expects
+   then) and leaves no car present short (``_hold_needed``): then nobody known or expected
+   needs the capacity left idle, and a depot's fleet may wait for the cheap hours.
    (A stage giving that early energy to the least lax first was measured and dropped:
    it starved long stays and delivered less);
 2. fairness (``max-min``): with energy held at its optimum, maximise the least
@@ -426,12 +427,16 @@ def _hold_needed(model: LpModel, problem: Problem, solution: FloatArray) -> bool
     """Whether to hold the energy-first plan's early energy: a limit binds in it (capacity is
     short) and a car may still come for the capacity left idle.
 
-    Without a forecast over the cars' stays anyone may come. With one, a car is expected when an
-    expected session arrives before the last car present leaves, and capacity is short for someone
-    when a car present is left short or one's departure is unknown (the policy's default stay).
-    Otherwise the limit binds only because the plan delivers early (a depot's fleet, plugged in
-    at 18:00, would charge through the evening peak price every night, 16.93 where 8.25 buys the
-    same energy).
+    Without a forecast over the cars' stays anyone may come, and a car whose departure is unknown
+    (the policy's default stay) may leave before energy deferred. With a forecast and known
+    departures, the early energy is held when a car present is left short, or when a car is
+    expected before the last car present leaves: by default whenever one is (the forecast is
+    rough: more may come), with ``Policy.trust_forecast`` only when the plan leaves it short (the
+    later stages keep the expected cars' energy too: ``row_total``). Trusting the forecast cost
+    0.06-0.12 points on the Caltech month at 20-30 kW and saved 17 % of the depot example's
+    energy cost. Otherwise the limit binds only because the plan delivers early (a depot's fleet,
+    plugged in at 18:00, would charge through the evening peak price every night, 16.93 where
+    8.25 buys the same energy).
     """
     lazy = model.lazy
     if not np.any(lazy.lhs(solution) >= 0.99 * lazy.bound):
@@ -442,14 +447,15 @@ def _hold_needed(model: LpModel, problem: Problem, solution: FloatArray) -> bool
         return True  # no forecast, or one that ends before a car present leaves
     if any(s.departure is None and s.forecast_weight is None for s in problem.snapshot.sessions):
         return True  # a car whose departure is a guess may leave before the energy deferred
-    if np.any(problem.arrival[problem.expected] < stays_until):
-        return True
     n_var = model.var_session.size
     served = np.bincount(
         model.var_session, weights=model.energy_coef * solution[:n_var], minlength=problem.sessions
     )
     short = served < problem.need_kwh * (1 - 1e-4) - 1e-6
-    return bool(np.any(short & present))
+    during = problem.expected & (problem.arrival < stays_until)
+    if not problem.snapshot.policy.trust_forecast and np.any(during):
+        return True  # a car expected may bring more than the forecast says
+    return bool(np.any(short & (present | during)))
 
 
 def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solution: FloatArray) -> None:

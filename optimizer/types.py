@@ -237,6 +237,10 @@ class Policy:
     exact_periods: int = 4  # periods solved one by one before the horizon is blocked coarser
     hold_periods: int = 3  # first periods in which the current a charger holds is kept if nothing is lost
     phasor_tolerance: float = 0.002  # relative conservatism allowed when linearising phasor limits
+    # With a forecast over the cars' stays, deferring their energy is allowed when the plan leaves
+    # nobody present short and nobody expected during the stays arrives (False), or when it leaves
+    # nobody present or expected short (True: the forecast is taken as the whole story)
+    trust_forecast: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ station's ``forecast`` set, each solve also sees the sessions that earlier days 
 of EVSEs wired alike (:func:`optimizer.forecast.with_group_evses`), weighted below the real cars
 so they only break ties. They shape today's plan but are never sent: :func:`real_rows` strips
 their rows from the schedule before the loop reads it. Where that forecast covers the cars'
-stays and expects nobody in them, the solver lets their energy wait for cheaper hours.
+stays and expects nobody in them (or the policy trusts it and the plan serves the cars expected
+in full), the solver lets their energy wait for cheaper hours.
 
 What a finished session teaches (:meth:`StationHistory.finished`): its EVSE, when it arrived
 and ended, the energy the car asked for (else what it took: a station that ran short

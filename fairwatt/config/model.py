@@ -176,8 +176,9 @@ class StationConfig:
     ``places`` says which charger and connector each EVSE is; an EVSE not listed is a charger
     of its own (charger id = EVSE id) on connector 1. ``forecast_weight`` > 0 plans around the
     sessions earlier days saw arrive later in the day and the next day, within the horizon
-    (``optimizer.forecast``); where they show nobody coming during the cars' stays, the cars'
-    energy may wait for cheaper hours.
+    (``optimizer.forecast``); where it expects nobody during the cars' stays (with the policy's
+    ``trust_forecast``: where the plan serves those it expects in full), the cars' energy may
+    wait for cheaper hours.
     """
 
     station_id: str

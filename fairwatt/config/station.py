@@ -401,7 +401,10 @@ POLICY_KEYS = (
     "objective",
     "resolve_every_periods",
     "deadline_s",
+    "trust_forecast",
 )
+
+_YES_NO = {"true": True, "false": False, "yes": True, "no": False}
 
 
 def _policy(cursor: Cursor) -> tuple[Policy, int]:
@@ -436,6 +439,9 @@ def policy_from(fields: dict[str, Cursor]) -> tuple[Policy, int]:
         deadline_s=fields["deadline_s"].number("s", positive=True)
         if "deadline_s" in fields
         else base.deadline_s,
+        trust_forecast=fields["trust_forecast"].choice(_YES_NO, "trust_forecast:")
+        if "trust_forecast" in fields
+        else base.trust_forecast,
     )
     resolve = fields["resolve_every_periods"].integer(minimum=1) if "resolve_every_periods" in fields else 1
     return policy, resolve

@@ -190,6 +190,16 @@ def test_policy_fields() -> None:
     assert "did you mean 'max-min'?" in error.detail
 
 
+def test_trusting_the_forecast_is_off_unless_asked() -> None:
+    assert parse_station(VALID, "s.yaml").policy.trust_forecast is False
+    for written, meant in (("true", True), ("yes", True), ("false", False)):
+        config = parse_station(VALID + f"  policy:\n    trust_forecast: {written}\n", "s.yaml")
+        assert config.policy.trust_forecast is meant
+    error = load_error(VALID + "  policy:\n    trust_forecast: maybe\n")
+    assert error.line == 24
+    assert "trust_forecast" in error.detail
+
+
 def test_forecast_is_off_unless_asked_and_checked_at_its_line() -> None:
     assert parse_station(VALID, "s.yaml").forecast_weight == 0.0
     config = parse_station(VALID + "  forecast: {weight: 0.3, days: 21}\n", "s.yaml")

@@ -159,15 +159,37 @@ def depot(forecast_until: datetime | None, *extra: ActiveSession, departure: boo
 
 
 @pytest.mark.parametrize("forecast_until", [None, NOW + timedelta(hours=4)])
-def test_when_the_forecast_expects_more_cars_the_depot_charges_now(forecast_until: datetime | None) -> None:
-    # The depot with one more car expected in 2 h (during the stays). Energy first fills the
-    # feeder now (32 A); a car may come, so that early energy is held and the four cars present
-    # take the whole feeder in the dear first hour: 32 A in each of periods 0-3, cost 7.36 x 0.40.
+def test_when_an_expected_car_would_be_short_the_depot_charges_now(forecast_until: datetime | None) -> None:
+    # The depot with one more car expected in 2 h (during the stays), wanting 10 kWh where its
+    # 16 A EVSE gives at most 7.36 in its 2 h: capacity is short for it. Energy first fills the
+    # feeder now (32 A); that early energy is held and the four cars present take the whole
+    # feeder in the dear first hour: 32 A in each of periods 0-3, cost 7.36 x 0.40.
     later = NOW + timedelta(hours=2)
-    expected = ActiveSession("x", "e4", later, later + timedelta(hours=2), 3.68, forecast_weight=0.5)
+    expected = ActiveSession("x", "e4", later, later + timedelta(hours=2), 10.0, forecast_weight=0.5)
     result = solve(depot(forecast_until, expected))
     assert result.current_a[:4, :4].sum(axis=0) == pytest.approx([32.0] * 4, abs=1e-6)
     assert result.current_a[:4, 4:].sum() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("trust_forecast", [False, True])
+def test_an_expected_car_the_plan_serves_in_full_holds_the_energy_unless_the_forecast_is_trusted(
+    trust_forecast: bool,
+) -> None:
+    # The same car expected in 2 h wants 3.68 kWh (16 A for 1 h). The cheap 2 h hold 32 A: the
+    # four cars present (7.36 kWh, 16 A for 2 h) and the expected car fit in them together, and
+    # the plan keeps the expected car's energy. By default a car expected may bring more than
+    # forecast, so the early energy is held (32 A in the first hour); trusting the forecast, the
+    # cars present wait: nothing in the dear hours.
+    later = NOW + timedelta(hours=2)
+    expected = ActiveSession("x", "e4", later, later + timedelta(hours=2), 3.68, forecast_weight=0.5)
+    snap = depot(NOW + timedelta(hours=4), expected)
+    result = solve(replace(snap, policy=replace(snap.policy, trust_forecast=trust_forecast)))
+    if not trust_forecast:
+        assert result.current_a[:4, :4].sum(axis=0) == pytest.approx([32.0] * 4, abs=1e-6)
+        return
+    assert result.current_a[:4, :8].sum() == pytest.approx(0.0, abs=1e-6)
+    assert result.current_a[:4].sum() * 0.23 * 0.25 == pytest.approx(7.36)  # the cars present, in full
+    assert result.objective.energy_kwh == pytest.approx(7.36 + 3.68)  # and the expected car's
 
 
 def test_a_depot_whose_forecast_expects_nobody_charges_in_the_cheap_hours() -> None:
