@@ -5,7 +5,7 @@ Never from today's future: every day forecast, today included, learns only from 
 Online, the solver knows only the cars plugged in. When a limit is short, two plans can
 deliver the same energy to them, one leaving the capacity later arrivals will need and one
 taking it (a car with hours of slack planned into the evening, when cars arriving later with
-tight deadlines want the same line). ``expected_sessions`` looks at earlier days of the same
+tight deadlines want the same line). :func:`forecast` looks at earlier days of the same
 kind (weekday or weekend), takes the sessions that arrived later in the day than ``now``,
 groups them by where they charged (a group of EVSEs wired alike), hour of arrival and length
 of stay, and returns one expected session per group: the mean energy per day, at the mean
@@ -203,33 +203,6 @@ def forecast(
     return Forecast(tuple(out), until)
 
 
-def expected_sessions(
-    history: Iterable[PastSession],
-    now: datetime,
-    zone: tzinfo,
-    group_of: Mapping[str, str],
-    *,
-    weight: float,
-    scenarios: bool = False,
-    max_days: int = 14,
-    arrival_bucket: timedelta = timedelta(hours=1),
-    stay_bucket: timedelta = timedelta(hours=2),
-) -> tuple[ActiveSession, ...]:
-    """The sessions :func:`forecast` expects after ``now`` until local midnight (empty when no
-    earlier day of today's kind is known)."""
-    return forecast(
-        history,
-        now,
-        zone,
-        group_of,
-        weight=weight,
-        scenarios=scenarios,
-        max_days=max_days,
-        arrival_bucket=arrival_bucket,
-        stay_bucket=stay_bucket,
-    ).sessions
-
-
 def with_group_evses(
     site: Site, evses: Sequence[Evse], prefix: str = "expected"
 ) -> tuple[Site, tuple[Evse, ...], dict[str, str]]:
@@ -239,7 +212,7 @@ def with_group_evses(
     voltage and rate unit: every limit treats their currents the same way. Each group's virtual
     EVSE sits in that node, may draw what the whole group can (so expected sessions on it are held
     by the same limits), has no minimum current, and is never sent a profile. Returns the site,
-    the EVSEs (the real ones first) and each real EVSE's group EVSE id (for ``expected_sessions``).
+    the EVSEs (the real ones first) and each real EVSE's group EVSE id (for :func:`forecast`).
     """
     by_id = {e.evse_id: e for e in evses}
     group_of: dict[str, str] = {}

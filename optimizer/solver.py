@@ -118,6 +118,7 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     shortfall_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - kept_kwh, 0.0))
     order = list(np.argsort(problem.laxity_h(), kind="stable"))
     steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)
+    leaving = problem.departure <= exact  # no later period to make up a car's loss in
     for t in range(exact):
         live = (problem.departure > t) & (problem.arrival <= t)
         # what is still short, up to the next step and at least the minimum: the pilot that finishes
@@ -125,8 +126,7 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
         # are never delivered. Not below a hundredth of a step (solver noise), nor below half the
         # minimum for a car that stays past the exact periods (rounded to the nearest, as
         # ``minimum.in_between`` does; the next solve plans it again)
-        room = shortfall_kwh / (problem.kw_per_a * problem.period_h)
-        leaving = problem.departure <= exact  # no later period to make it up in
+        room = shortfall_kwh / kwh_per_a
         worth = (room > 1e-2 * steps) & ((room >= 0.5 * problem.min_a) | leaving)
         room = np.where(worth, np.maximum(np.ceil(room / steps - 1e-6) * steps, problem.min_a), 0.0)
         upper = np.where(live, np.minimum(problem.pilot_upper_a, out[:, t] + room), 0.0)

@@ -17,7 +17,7 @@ pytest.importorskip("acnportal")
 from benchmarks.acn_adapter import GROUP_OF, FairwattAlgorithm, period_datetime
 from benchmarks.acn_run import VIOLATION_TOLERANCE, make_simulator
 from benchmarks.caltech_site import MAX_PILOT_A, TIME_ZONE, read_sessions
-from optimizer.forecast import PastSession, expected_sessions
+from optimizer.forecast import PastSession, forecast
 
 CAP_KW = 20.0
 DAY = 4  # Tuesday 2019-03-05; the weekdays before it (1 and 4 March) are the history
@@ -38,7 +38,7 @@ def test_expected_sessions_steer_the_plan_but_get_no_pilot_and_break_no_limit(sc
     assert len(rows) >= 6
     # at the first arrival the forecast expects sessions later that day
     first = period_datetime(rows[0].arrival)
-    assert expected_sessions(history, first, TIME_ZONE, GROUP_OF, weight=0.5, scenarios=scenarios)
+    assert forecast(history, first, TIME_ZONE, GROUP_OF, weight=0.5, scenarios=scenarios).sessions
     scheduler = FairwattAlgorithm(CAP_KW, forecast_weight=0.5, history=history, scenarios=scenarios)
     sim = make_simulator(scheduler, rows, CAP_KW)
     with warnings.catch_warnings():

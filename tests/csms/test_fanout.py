@@ -215,6 +215,20 @@ def _node(database_dsn: str, keys: RedisKeys, node_id: str, station: StationSetu
     return Node(app)
 
 
+async def _two_nodes(
+    stack: AsyncExitStack, database_dsn: str, keys: RedisKeys, station: StationSetup
+) -> tuple[Node, Node]:
+    """Nodes 1 and 2 configured with ``station``, started in that order (node 1 takes the station)
+    and stopped when ``stack`` closes."""
+    node1 = _node(database_dsn, keys, "node-1", station)
+    node2 = _node(database_dsn, keys, "node-2", station)
+    stack.push_async_callback(node2.stop)
+    stack.push_async_callback(node1.stop)
+    await node1.start()
+    await node2.start()
+    return node1, node2
+
+
 async def _boot(charger: ProfiledCharger) -> None:
     boot = await charger.call(
         call16.BootNotification(charge_point_vendor="V", charge_point_model="M"), suppress=False
@@ -239,13 +253,8 @@ async def test_one_owner_plans_chargers_on_both_nodes_and_another_takes_over(
 ) -> None:
     prefix = f"FO{uuid.uuid4().hex[:6]}"
     station = _station(f"{prefix}-station", prefix)
-    node1 = _node(database_dsn, keys, "node-1", station)
-    node2 = _node(database_dsn, keys, "node-2", station)
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(node2.stop)
-        stack.push_async_callback(node1.stop)
-        await node1.start()
-        await node2.start()
+        node1, node2 = await _two_nodes(stack, database_dsn, keys, station)
         assert (node1.owned, node2.owned) == (frozenset({station.station_id}), frozenset())
 
         on_node1 = AsyncExitStack()
@@ -295,13 +304,9 @@ async def test_a_new_owner_learns_the_sessions_that_ended_under_the_old_one(
 ) -> None:
     prefix = f"FH{uuid.uuid4().hex[:6]}"
     station = _station(f"{prefix}-station", prefix, ForecastSettings())
-    node1 = _node(database_dsn, keys, "node-1", station)
-    node2 = _node(database_dsn, keys, "node-2", station)
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(node2.stop)
-        stack.push_async_callback(node1.stop)
-        await node1.start()
-        await node2.start()  # seeded at start: the station had no finished session yet
+        # node 2 is seeded at start: the station had no finished session yet
+        node1, node2 = await _two_nodes(stack, database_dsn, keys, station)
         assert node1.owned == {station.station_id}
         assert node2.history_size(station.station_id) == 0
         async with connected(ProfiledCharger, node1.url(f"{prefix}-A"), f"{prefix}-A", "ocpp1.6") as a:
@@ -336,13 +341,8 @@ async def test_an_external_limit_reaches_the_owner_and_a_new_owner_reads_it_back
 ) -> None:
     prefix = f"FL{uuid.uuid4().hex[:6]}"
     station = _station(f"{prefix}-station", prefix)
-    node1 = _node(database_dsn, keys, "node-1", station)
-    node2 = _node(database_dsn, keys, "node-2", station)
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(node2.stop)
-        stack.push_async_callback(node1.stop)
-        await node1.start()
-        await node2.start()
+        node1, node2 = await _two_nodes(stack, database_dsn, keys, station)
         assert node1.owned == {station.station_id}
         schedule = LimitSchedule(1, "A", (LimitPeriod(AT, 8.0),))
         limit = ChargingLimitSet(f"{prefix}-A", 1, "EMS", True, (schedule,), AT)

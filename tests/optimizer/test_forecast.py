@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from optimizer import ActiveSession, Evse, FeederNode, Policy, Site, SnapshotError, StationSnapshot, solve
-from optimizer.forecast import Forecast, PastSession, expected_sessions, forecast, with_group_evses
+from optimizer.forecast import Forecast, PastSession, forecast, with_group_evses
 from optimizer.network import Network
 from optimizer.types import Connection
 
@@ -34,7 +34,7 @@ def test_expected_sessions_average_later_arrivals_of_earlier_days_of_the_same_ki
         past("a", 1, 12.0, 2.0, 50.0),  # Sunday: not a weekday
         past("a", 3, 12.0, 2.0, 50.0),  # today: never used
     ]
-    out = {s.session_id: s for s in expected_sessions(history, NOW, UTC, GROUPS, weight=0.5)}
+    out = {s.session_id: s for s in forecast(history, NOW, UTC, GROUPS, weight=0.5).sessions}
     assert set(out) == {"group-x-11-1", "group-y-14-0"}
     x = out["group-x-11-1"]
     # two weekdays known (27 Feb and 2 Mar): (10 + 20) / 2 kWh, one 32 A car a day
@@ -48,7 +48,7 @@ def test_expected_sessions_average_later_arrivals_of_earlier_days_of_the_same_ki
 
 
 def test_no_earlier_day_of_the_kind_no_expected_sessions() -> None:
-    assert expected_sessions([past("a", 1, 12.0, 2.0, 5.0)], NOW, UTC, GROUPS, weight=0.5) == ()
+    assert forecast([past("a", 1, 12.0, 2.0, 5.0)], NOW, UTC, GROUPS, weight=0.5).sessions == ()
 
 
 # Friday 2026-03-06 20:00 UTC; a forecast over the next 24 h reaches Saturday 20:00
@@ -76,8 +76,8 @@ def test_a_forecast_past_midnight_learns_each_day_from_the_earlier_days_of_its_k
     assert saturday.departure == datetime(2026, 3, 7, 12, 0, tzinfo=UTC)
     assert saturday.energy_needed_kwh == pytest.approx(3.0)
     assert saturday.forecast_weight == 0.5
-    # until midnight, as ``expected_sessions`` gives it: today's car alone
-    assert expected_sessions(WEEKEND_HISTORY, FRIDAY_20, UTC, GROUPS, weight=0.5) == (today,)
+    # until midnight (the default): today's car alone
+    assert forecast(WEEKEND_HISTORY, FRIDAY_20, UTC, GROUPS, weight=0.5).sessions == (today,)
 
 
 def test_a_forecast_reaches_only_as_far_as_days_of_each_kind_are_known() -> None:

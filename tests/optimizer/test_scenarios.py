@@ -9,7 +9,7 @@ import pytest
 
 from optimizer import ActiveSession, Evse, FeederNode, Policy, Site, StationSnapshot, solve
 from optimizer import lp as lp_model
-from optimizer.forecast import PastSession, expected_sessions
+from optimizer.forecast import PastSession, forecast
 from optimizer.problem import prepare
 from optimizer.types import CapWindow, Connection, SolveStatus
 
@@ -33,7 +33,7 @@ def test_each_earlier_day_is_its_own_scenario_at_its_own_size() -> None:
         past("a", 1, 12.0, 1.0, 50.0),  # Sunday: another kind of day
         past("a", 3, 12.0, 1.0, 50.0),  # today: never used
     ]
-    out = expected_sessions(history, NOW, UTC, GROUPS, weight=0.5, scenarios=True)
+    out = forecast(history, NOW, UTC, GROUPS, weight=0.5, scenarios=True).sessions
     by_scenario: dict[int | None, dict[str, ActiveSession]] = {}
     for s in out:
         by_scenario.setdefault(s.scenario, {})[s.evse_id] = s
@@ -48,13 +48,13 @@ def test_each_earlier_day_is_its_own_scenario_at_its_own_size() -> None:
     # two days known: each day's sessions weigh half of what the mean's do
     assert {s.forecast_weight for s in out} == {0.25}
     # the mean of the same days halves every day's load instead
-    mean = {s.evse_id: s.energy_needed_kwh for s in expected_sessions(history, NOW, UTC, GROUPS, weight=0.5)}
+    mean = {s.evse_id: s.energy_needed_kwh for s in forecast(history, NOW, UTC, GROUPS, weight=0.5).sessions}
     assert mean["xa"] == pytest.approx(5.0)
 
 
 def test_no_earlier_day_no_scenarios() -> None:
     assert (
-        expected_sessions([past("a", 3, 12.0, 1.0, 5.0)], NOW, UTC, GROUPS, weight=0.5, scenarios=True) == ()
+        forecast([past("a", 3, 12.0, 1.0, 5.0)], NOW, UTC, GROUPS, weight=0.5, scenarios=True).sessions == ()
     )
 
 
