@@ -45,7 +45,7 @@ def schedule_by_rule(problem: Problem, algorithm: Algorithm) -> FloatArray:
             continue
         upper = np.zeros(n)
         for i in live:
-            upper[i] = min(problem.upper_a[i], remaining[i] / (problem.kw_per_a[i] * problem.period_h))
+            upper[i] = min(problem.upper_at_a[i, t], remaining[i] / (problem.kw_per_a[i] * problem.period_h))
         alloc = PeriodAllocator(
             problem.network,
             problem.cols,
@@ -63,6 +63,8 @@ def schedule_by_rule(problem: Problem, algorithm: Algorithm) -> FloatArray:
                 break
             if problem.site_limit_kw[end] != problem.site_limit_kw[t]:
                 break
+            if np.any(problem.upper_at_a[live, end] != problem.upper_at_a[live, t]):
+                break  # a cap on an EVSE starts or ends
             if np.any((energy > 0) & (remaining - energy * (end - t + 1) < -1e-9)):
                 break
             end += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -27,6 +28,29 @@ def power_limit_kw(site: Site, start: datetime, period_s: int, periods: int) -> 
         if lo < hi:
             limit[lo:hi] = np.minimum(limit[lo:hi], cap.cap_kw(site.grid_limit_kw))
     return np.maximum(limit - base_load_kw(site, start, period_s, periods), 0.0)
+
+
+def evse_cap_a(
+    site: Site, evse_ids: Sequence[str], start: datetime, period_s: int, periods: int
+) -> FloatArray:
+    """Per EVSE of ``evse_ids`` and period, the lowest :class:`EvseCap` in force [A] (inf: none).
+
+    A cap applies to a period when the two overlap at all (conservative), as for site caps.
+    """
+    out = np.full((len(evse_ids), periods), np.inf)
+    if not site.evse_caps:
+        return out
+    row = {evse_id: i for i, evse_id in enumerate(evse_ids)}
+    period = timedelta(seconds=period_s)
+    for cap in site.evse_caps:
+        i = row.get(cap.evse_id)
+        if i is None:
+            continue
+        lo = max(int(np.floor((cap.start - start) / period)), 0)
+        hi = periods if cap.end is None else min(int(np.ceil((cap.end - start) / period)), periods)
+        if lo < hi:
+            out[i, lo:hi] = np.minimum(out[i, lo:hi], max(cap.max_current_a, 0.0))
+    return out
 
 
 def base_load_kw(site: Site, start: datetime, period_s: int, periods: int) -> FloatArray:

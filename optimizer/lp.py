@@ -111,6 +111,9 @@ def make_blocks(problem: Problem) -> Blocks:
     for series in (problem.site_limit_kw, problem.price_per_kwh):
         changes = np.nonzero(np.diff(series))[0] + 1
         cuts.update(int(c) for c in changes)
+    if problem.snapshot.site.evse_caps and problem.sessions:  # where a cap on an EVSE starts or ends
+        changes = np.nonzero(np.any(np.diff(problem.upper_at_a, axis=1) != 0, axis=0))[0] + 1
+        cuts.update(int(c) for c in changes)
     edges = np.array([*sorted(c for c in cuts if 0 <= c <= horizon), horizon], dtype=np.int64)
     edges = np.unique(edges)
     return Blocks(start=edges[:-1], length=np.diff(edges))
@@ -121,7 +124,6 @@ def build(problem: Problem) -> LpModel:
     blocks = make_blocks(problem)
     n = problem.sessions
     period_h = problem.period_h
-    block_end = blocks.start + blocks.length
     # variables: session i in every block that starts before it leaves
     block_end = blocks.start + blocks.length
     active = (blocks.start[None, :] < problem.departure[:, None]) & (
@@ -135,6 +137,11 @@ def build(problem: Problem) -> LpModel:
         blocks.start[var_block], problem.arrival[var_session]
     )
     energy_coef = problem.kw_per_a[var_session] * charging * period_h
+    # a block's variable may draw what its session may in every period of the block
+    if problem.snapshot.site.evse_caps:
+        var_upper = np.minimum.reduceat(problem.upper_at_a, blocks.start, axis=1)[var_session, var_block]
+    else:
+        var_upper = problem.upper_a[var_session]
     mid = (blocks.start[var_block] + 0.5 * blocks.length[var_block]) / max(problem.periods, 1)
     price_block = np.array(
         [problem.price_per_kwh[s:e].mean() for s, e in zip(blocks.start, block_end, strict=True)]
@@ -226,9 +233,7 @@ def build(problem: Problem) -> LpModel:
     per_a = energy_coef[first]
     usable = np.where(
         per_a > 0,
-        np.minimum(
-            problem.upper_a[sess_first], problem.need_kwh[sess_first] / np.where(per_a > 0, per_a, 1.0)
-        ),
+        np.minimum(var_upper[first], problem.need_kwh[sess_first] / np.where(per_a > 0, per_a, 1.0)),
         0.0,
     )
     col_even = n_var + 2
@@ -271,9 +276,7 @@ def build(problem: Problem) -> LpModel:
     # a peak below the billing period's peak so far is already paid for: no gain in going lower
     col_lower[col_peak] = max(problem.snapshot.site.peak_so_far_kw, 0.0)
     lp.col_lower_ = col_lower
-    lp.col_upper_ = np.concatenate(
-        [problem.upper_a[var_session], [0.0, _INF], np.zeros(n_even), np.full(n_dev, _INF)]
-    ).tolist()
+    lp.col_upper_ = np.concatenate([var_upper, [0.0, _INF], np.zeros(n_even), np.full(n_dev, _INF)]).tolist()
     lp.row_lower_ = np.concatenate(lower).tolist()
     lp.row_upper_ = np.concatenate(upper).tolist()
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise

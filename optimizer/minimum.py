@@ -57,7 +57,7 @@ def switch_on(problem: Problem, current_a: FloatArray, t: int) -> FloatArray | N
     planned = current_a[:, t]
     live = (problem.departure > t) & (problem.arrival <= t)
     upper = np.where(between, np.maximum(planned, problem.min_a), planned)
-    upper = np.where(live, np.minimum(upper, problem.pilot_upper_a), 0.0)
+    upper = np.where(live, np.minimum(upper, problem.pilot_upper_at_a[:, t]), 0.0)
     on_cols = np.nonzero(between)[0]
     n_bin = on_cols.size
     # columns: x (n), then z (n_bin); rows: limits over x, then x_i - upper_i z_i <= 0 and
@@ -145,6 +145,7 @@ def pulse_later(
     later[:, first:] = True
     between = later & can[:, None] & (planned_a > 1e-9) & (out <= 1e-9)
     between &= planned_a < problem.min_a[:, None] - 1e-9
+    between &= min_on[:, None] <= problem.pilot_upper_at_a + 1e-9  # not where a cap is below the minimum
     if not between.any():
         return out
     ratio = np.where(between, planned_a / np.maximum(problem.min_a, 1e-9)[:, None], 0.0)

@@ -1,7 +1,8 @@
 """A station snapshot laid out as arrays on the solve's period grid.
 
 Session ``i`` may charge in periods ``0 .. departure[i] - 1`` at up to ``upper_a[i]``
-[A] and needs ``need_kwh[i]`` more energy. Unknown departures and needs take the
+[A] (``upper_at_a[i, t]`` in period ``t``, lower where a cap limits its EVSE) and needs
+``need_kwh[i]`` more energy. Unknown departures and needs take the
 policy's defaults. The same prepared problem feeds the LP, the baselines and the
 fallback, so all of them see the same limits.
 """
@@ -17,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from optimizer.errors import SnapshotError
-from optimizer.limits import base_load_kw, power_limit_kw, price_per_kwh
+from optimizer.limits import base_load_kw, evse_cap_a, power_limit_kw, price_per_kwh
 from optimizer.network import Network
 from optimizer.types import FloatArray, StationSnapshot
 
@@ -33,6 +34,10 @@ class Problem:
     cols: IntArray  # session -> EVSE column in the network
     upper_a: FloatArray  # per session: what the car can draw (EVSE and vehicle maximum)
     pilot_upper_a: FloatArray  # the highest pilot worth sending: upper_a up to the EVSE's next step
+    upper_at_a: (
+        FloatArray  # (sessions, T): upper_a, lowered where an EvseCap limits the EVSE (0 below its minimum)
+    )
+    pilot_upper_at_a: FloatArray  # (sessions, T): pilot_upper_a, likewise
     min_a: FloatArray
     step_a: FloatArray
     kw_per_a: FloatArray
@@ -154,6 +159,7 @@ def prepare(
         offered[i, : len(held)] = held
     if future_arrivals:
         _check_no_overlap(snapshot, cols, arrival, departure)
+    upper_at, pilot_upper_at = _capped(snapshot, net.evse_ids, cols, upper, pilot_upper, min_a, step, horizon)
     return Problem(
         snapshot=snapshot,
         network=net,
@@ -162,6 +168,8 @@ def prepare(
         cols=cols,
         upper_a=upper,
         pilot_upper_a=pilot_upper,
+        upper_at_a=upper_at,
+        pilot_upper_at_a=pilot_upper_at,
         min_a=min_a,
         step_a=step,
         kw_per_a=kw,
@@ -180,6 +188,45 @@ def prepare(
         price_per_kwh=price_per_kwh(snapshot.site, snapshot.now, policy.period_s, horizon),
         base_load_kw=base_load_kw(snapshot.site, snapshot.now, policy.period_s, horizon),
     )
+
+
+def _capped(
+    snapshot: StationSnapshot,
+    evse_ids: tuple[str, ...],
+    cols: IntArray,
+    upper: FloatArray,
+    pilot_upper: FloatArray,
+    min_a: FloatArray,
+    step: FloatArray,
+    horizon: int,
+) -> tuple[FloatArray, FloatArray]:
+    """Per session and period, what it may draw and the highest pilot, under the EVSE caps.
+
+    Without caps these are read-only broadcasts of the per-session values (no copy per period).
+    A cap below the EVSE's minimum current leaves nothing: the EVSE must get 0 then.
+    """
+    shape = (cols.size, horizon)
+    if not snapshot.site.evse_caps:
+        return np.broadcast_to(upper[:, None], shape), np.broadcast_to(pilot_upper[:, None], shape)
+    for cap in snapshot.site.evse_caps:
+        for moment in (cap.start, cap.end):
+            if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+                raise SnapshotError(
+                    f"EVSE cap on {cap.evse_id}: {moment!r} is naive: times must be timezone-aware"
+                )
+        if not math.isfinite(cap.max_current_a):
+            raise SnapshotError(
+                f"EVSE cap on {cap.evse_id}: max_current_a must be finite, got {cap.max_current_a}"
+            )
+    policy = snapshot.policy
+    cap_a = evse_cap_a(snapshot.site, evse_ids, snapshot.now, policy.period_s, horizon)[cols]
+    # on the EVSE's step grid: a pilot must not go above the cap, so the plan should not either
+    steps = np.where(step > 0, step, 1e-3)[:, None]
+    cap_a = np.where(np.isfinite(cap_a), np.floor(cap_a / steps + 1e-7) * steps, cap_a)
+    allowed = cap_a >= min_a[:, None] - 1e-9
+    upper_at = np.where(allowed, np.minimum(upper[:, None], cap_a), 0.0)
+    pilot_upper_at = np.where(allowed, np.minimum(pilot_upper[:, None], cap_a), 0.0)
+    return upper_at, pilot_upper_at
 
 
 def _forecast_periods(snapshot: StationSnapshot, period: timedelta, horizon: int) -> int:

@@ -47,14 +47,13 @@ def scaled_schedule(
     room_kw = np.maximum(problem.site_limit_kw, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(power_kw > room_kw, room_kw / np.where(power_kw > 0, power_kw, 1.0), 1.0)
-    current_a = current_a * factor[None, :]
+    current_a = np.minimum(current_a * factor[None, :], problem.pilot_upper_at_a)
     step_a = problem.step_a[:, None]
     current_a = np.where(step_a > 0, np.floor(current_a / step_a + _TOLERANCE) * step_a, current_a)
     below_minimum = (current_a > _TOLERANCE) & (current_a + _TOLERANCE < problem.min_a[:, None])
     if below_minimum[:, 0].any():
         return None  # scaling would switch cars off now: the equal share gives the room to fewer, better
     current_a = np.where(below_minimum, 0.0, current_a)  # later periods: the LP's refinement replans them
-    current_a = np.minimum(current_a, problem.pilot_upper_a[:, None])
     use = problem.network.utilisation(_full(problem, current_a), problem.site_limit_kw)
     if use.size and float(use.max()) > 1.0 + 1e-6:
         return None

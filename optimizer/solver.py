@@ -91,10 +91,11 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     future's sessions to the limits together.
     """
     in_scenario = problem.scenario >= 0
-    clipped = np.clip(np.where(in_scenario[:, None], 0.0, current_a), 0.0, problem.upper_a[:, None])
-    # a session planned at its car's own maximum gets the pilot at the step above it
-    at_car_max = (clipped >= problem.upper_a[:, None] - 1e-6) & (clipped > 0)
-    lifted = np.where(at_car_max, problem.pilot_upper_a[:, None], clipped)
+    clipped = np.clip(np.where(in_scenario[:, None], 0.0, current_a), 0.0, problem.upper_at_a)
+    # a session planned at its car's own maximum gets the pilot at the step above it (an EVSE's cap
+    # is its own maximum then: that pilot is the cap)
+    at_car_max = (clipped >= problem.upper_at_a - 1e-6) & (clipped > 0)
+    lifted = np.where(at_car_max, problem.pilot_upper_at_a, clipped)
     if problem.periods and float(problem.min_a.max(initial=0.0)) > 0:
         switched = minimum.switch_on(problem, lifted, 0)  # the period applied now
         if switched is not None:
@@ -102,7 +103,8 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
             clipped[:, 0] = np.minimum(switched, clipped[:, 0])
     exact = min(problem.snapshot.policy.exact_periods, problem.periods)
     out = round_to_step(lifted, problem.step_a, problem.min_a, snap=1e-2)
-    out[:, exact:] = _carry_rounding(lifted[:, exact:], problem)
+    top_a = _top_a(problem)
+    out[:, exact:] = _carry_rounding(lifted[:, exact:], problem, top_a[:, exact:])
     # where lifting or snapping to a step pushed a period over an exact limit, round that
     # period's planned currents strictly down instead
     use = problem.network.utilisation(_full(problem, out), problem.site_limit_kw)
@@ -129,7 +131,7 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
         room = shortfall_kwh / kwh_per_a
         worth = (room > 1e-2 * steps) & ((room >= 0.5 * problem.min_a) | leaving)
         room = np.where(worth, np.maximum(np.ceil(room / steps - 1e-6) * steps, problem.min_a), 0.0)
-        upper = np.where(live, np.minimum(problem.pilot_upper_a, out[:, t] + room), 0.0)
+        upper = np.where(live, np.minimum(problem.pilot_upper_at_a[:, t], out[:, t] + room), 0.0)
         if not np.any(upper > out[:, t] + 1e-9):
             continue
         alloc = PeriodAllocator(
@@ -147,10 +149,18 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     # plan (and a profile a charger keeps if it loses us) still finishes them
     planned = np.where(in_scenario[:, None], 0.0, lifted)
     left_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - out.sum(axis=1) * kwh_per_a, 0.0))
-    return minimum.pulse_later(problem, planned, out, left_kwh, exact)
+    # no pilot above what a cap leaves the EVSE (snapping to a step may round up by a hair)
+    return np.minimum(minimum.pulse_later(problem, planned, out, left_kwh, exact), top_a)
 
 
-def _carry_rounding(current_a: FloatArray, problem: Problem) -> FloatArray:
+def _top_a(problem: Problem) -> FloatArray:
+    """Per session and period, the highest pilot on the EVSE's step grid that is worth sending."""
+    steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)[:, None]
+    top: FloatArray = np.floor(problem.pilot_upper_at_a / steps + 1e-7) * steps
+    return top
+
+
+def _carry_rounding(current_a: FloatArray, problem: Problem, top_a: FloatArray) -> FloatArray:
     """The later periods rounded to each EVSE's step with the remainder carried to the next period.
 
     Each car's running total is rounded to the nearest step, so the plan keeps its energy where
@@ -163,8 +173,7 @@ def _carry_rounding(current_a: FloatArray, problem: Problem) -> FloatArray:
     steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)[:, None]
     running = np.floor(np.cumsum(current_a, axis=1) / steps + 0.5)
     out = np.diff(running, axis=1, prepend=0.0) * steps
-    top = np.floor(problem.pilot_upper_a / steps[:, 0] + 1e-7)[:, None] * steps
-    out = np.clip(out, 0.0, top)
+    out = np.clip(out, 0.0, top_a)
     return np.where(out < problem.min_a[:, None] - 1e-9, 0.0, out)
 
 
@@ -175,12 +184,21 @@ def _full(problem: Problem, current_a: FloatArray) -> FloatArray:
 
 
 def _worst_violation(problem: Problem, current_a: FloatArray) -> float:
+    """How far the schedule goes over its worst limit (relative; <= 0: within every limit).
+
+    An EVSE cap counts against the pilot's step above the cap (a pilot never goes above the cap's
+    step: see ``_top_a``): over it by more than a step's hair is a violation like any other."""
     use = problem.network.utilisation(_full(problem, current_a), problem.site_limit_kw)
-    return float(np.max(use, initial=0.0) - 1.0)
+    worst = float(np.max(use, initial=0.0) - 1.0)
+    if problem.snapshot.site.evse_caps and current_a.size:
+        over_a = current_a - problem.pilot_upper_at_a
+        scale = np.maximum(problem.upper_a, 1.0)[:, None]
+        worst = max(worst, float(np.max(over_a / scale)))
+    return worst
 
 
 def objective(problem: Problem, current_a: FloatArray) -> ObjectiveBreakdown:
-    drawn_a = np.minimum(current_a, problem.upper_a[:, None])  # a car takes no more than its maximum
+    drawn_a = np.minimum(current_a, problem.upper_at_a)  # a car takes no more than its maximum
     energy = drawn_a * (problem.kw_per_a * problem.period_h)[:, None]
     served = np.minimum(energy.sum(axis=1), problem.need_kwh)
     power = (current_a * problem.kw_per_a[:, None]).sum(axis=0) + problem.base_load_kw

@@ -142,6 +142,23 @@ class CapWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class EvseCap:
+    """A limit on one EVSE's current over a time window [A per phase conductor].
+
+    How a limit set on a charger from outside arrives (OCPP 2.0.1 NotifyChargingLimit: an EMS or
+    the grid operator limits the charger directly, and the charger applies it on top of our
+    profiles). In periods it overlaps at all, the EVSE is planned at no more than ``max_current_a``;
+    below the EVSE's minimum current that is 0. Several caps on one EVSE: the lowest counts.
+    """
+
+    evse_id: str
+    start: datetime
+    end: datetime | None  # None: until further notice
+    max_current_a: float
+    source: str = "external"
+
+
+@dataclass(frozen=True, slots=True)
 class PricePeriod:
     """Energy price from ``start`` until the next price period (or the horizon's end) [currency/kWh]."""
 
@@ -155,6 +172,7 @@ class Site:
 
     ``grid_limit_kw`` is the grid-connection import limit. ``base_load_kw`` is a forecast
     of non-EV load per period from ``base_load_start`` (periods of the policy's length).
+    ``evse_caps`` limit single EVSEs over time windows (:class:`EvseCap`).
     ``peak_so_far_kw`` is the highest import (EV plus base load) already reached in the
     demand charge's billing period: a plan pays the demand charge, and the peak objective
     counts, only for what rises above it (a peak that is already paid for costs nothing more
@@ -169,6 +187,7 @@ class Site:
     base_load_start: datetime | None = None
     demand_charge_per_kw: float = 0.0
     peak_so_far_kw: float = 0.0
+    evse_caps: tuple[EvseCap, ...] = ()  # limits on single EVSEs over time windows
 
 
 @dataclass(frozen=True, slots=True)

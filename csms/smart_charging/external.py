@@ -5,18 +5,18 @@ limit on top of our profiles (K11.FR.01: never faster than it) and tells us (Not
 ClearedChargingLimit). Planning with the limit gives the room it frees to the EVSEs that can use
 it, and keeps our profiles from offering what the charger will not deliver anyway.
 
-The solver takes one maximum current per EVSE for its whole horizon, so a limit that changes
-over time counts with the lowest value it takes in the horizon: our profiles never offer more
-than the limit at any time, and a limit that drops later holds the car at that level from now.
 Several limits (sources, schedules) on one EVSE all apply: the lowest counts.
 
-- A limit on one EVSE, or on a charger whose only EVSE in the station it is: the EVSE's maximum
-  current is lowered to it (W converted with the EVSE's kW per A). Below the EVSE's minimum
-  current the car cannot charge under it, and the plan gives it nothing (the charger applies
-  the lower of its limit and our profile, so our profile is what the EVSE may draw at most).
+- A limit on one EVSE, or on a charger whose only EVSE in the station it is: each period of its
+  schedule becomes a solver cap on the EVSE for that period's time (``optimizer.types.EvseCap``; W
+  converted with the EVSE's kW per A), so a limit that changes over time holds the car only while
+  it is low, and the plan makes up the energy around it. Below the EVSE's minimum current the car
+  cannot charge under it, and the plan gives it nothing then (the charger applies the lower of its
+  limit and our profile, so our profile is what the EVSE may draw at most).
 - A limit on a charger with several EVSEs in the station (``evseId`` absent or 0) limits their
   total (K12.FR.01): they are put under a node of the limit tree with the limit (A per phase, or
-  kW) when they hang from one node; otherwise each EVSE gets an equal share of it.
+  kW) when they hang from one node; otherwise each EVSE gets an equal share of it. The limit tree
+  is the same for the whole horizon, so such a limit counts with the lowest value it takes there.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from datetime import datetime
 
 from csms.domain.events import ChargingLimitCleared, ChargingLimitSet, LimitSchedule
 from csms.smart_charging.setup import EvseBinding
-from optimizer.types import Evse, FeederNode, Site
+from optimizer.types import Evse, EvseCap, FeederNode, Site
 
 _MIN_LIMIT_A = 1e-6  # node current limits must stay positive; this leaves nothing below it
 
@@ -37,12 +37,19 @@ def in_amperes(schedule: LimitSchedule, limit: float, evse: Evse) -> float:
     return limit if schedule.rate_unit == "A" else limit / (evse.kw_per_a * 1000.0)
 
 
-def lowest_a(schedules: Sequence[LimitSchedule], evse: Evse, start: datetime, end: datetime) -> float | None:
-    """The lowest limit ``schedules`` set on ``evse`` during ``[start, end)`` [A], ``None``: none."""
-    found = [
-        in_amperes(s, lowest, evse) for s in schedules if (lowest := s.lowest_between(start, end)) is not None
-    ]
-    return min(found) if found else None
+def caps_of(schedules: Sequence[LimitSchedule], evse: Evse) -> tuple[EvseCap, ...]:
+    """The limits ``schedules`` set on ``evse`` as solver caps: one per schedule period [A]."""
+    caps: list[EvseCap] = []
+    for schedule in schedules:
+        for index, period in enumerate(schedule.periods):
+            until = schedule.periods[index + 1].start if index + 1 < len(schedule.periods) else schedule.end
+            if schedule.end is not None and (until is None or until > schedule.end):
+                until = schedule.end
+            if until is not None and until <= period.start:
+                continue  # the schedule ends before this period starts
+            limit_a = max(in_amperes(schedule, period.limit, evse), 0.0)
+            caps.append(EvseCap(evse.evse_id, period.start, until, limit_a))
+    return tuple(caps)
 
 
 def limit_a_at(schedules: Sequence[LimitSchedule], evse: Evse, moment: datetime) -> float | None:
@@ -123,14 +130,15 @@ class ExternalLimits:
 def constrain(
     site: Site,
     evses: Sequence[Evse],
-    caps_a: Mapping[str, float],
+    evse_caps: Sequence[EvseCap],
     shared: Sequence[SharedLimit],
     reserved_a: Mapping[str, float],
 ) -> tuple[Site, tuple[Evse, ...]]:
-    """``site`` and ``evses`` with the EVSEs' maximum currents lowered to ``caps_a`` [A] and the
-    shared limits added to the tree, less what the charger's ``reserved_a`` EVSEs take."""
+    """``site`` with the caps on single EVSEs and the shared limits added to the tree, less what
+    the charger's ``reserved_a`` EVSEs take, and ``evses`` with their maxima lowered where a shared
+    limit had to be split into equal shares."""
     by_id = {e.evse_id: e for e in evses}
-    caps = dict(caps_a)
+    caps: dict[str, float] = {}
     root = site.root
     for limit in shared:
         planned = tuple(e for e in limit.evse_ids if e in by_id)
@@ -162,7 +170,11 @@ def constrain(
         replace(e, max_current_a=min(e.max_current_a, caps[e.evse_id])) if e.evse_id in caps else e
         for e in evses
     )
-    return (site if root is site.root else replace(site, root=root)), capped
+    if root is not site.root:
+        site = replace(site, root=root)
+    if evse_caps:
+        site = replace(site, evse_caps=(*site.evse_caps, *evse_caps))
+    return site, capped
 
 
 def _group(node: FeederNode, group: FeederNode) -> FeederNode | None:

@@ -22,7 +22,7 @@ from csms.domain.events import (
     LimitSchedule,
     MeterSample,
 )
-from csms.smart_charging.external import ExternalLimits, constrain, limit_a_at, lowest_a
+from csms.smart_charging.external import ExternalLimits, caps_of, constrain, limit_a_at
 from csms.smart_charging.forecasting import FinishedSession, StationHistory
 from csms.smart_charging.reserve import reserve
 from csms.smart_charging.setup import EvseBinding, SmartChargingSettings, StationSetup
@@ -455,12 +455,13 @@ class StationState:
     ) -> tuple[Site, tuple[Evse, ...]]:
         """The site and EVSEs with the external limits of the policy's horizon (see ``external``)."""
         end = now + timedelta(seconds=self.setup.policy.period_s * self.setup.policy.horizon_periods)
-        caps_a: dict[str, float] = {}
-        for evse_id, state in self.evses.items():
-            cap_a = lowest_a(state.external, state.evse, now, end) if state.external else None
-            if cap_a is not None:
-                caps_a[evse_id] = max(cap_a, 0.0)
-        return constrain(site, evses, caps_a, self.external.shared(self.setup.evses, now, end), reserved)
+        caps = [
+            cap
+            for state in self.evses.values()
+            if state.external
+            for cap in caps_of(state.external, state.evse)
+        ]
+        return constrain(site, evses, caps, self.external.shared(self.setup.evses, now, end), reserved)
 
     def failsafe_site(self) -> tuple[Site, tuple[Evse, ...]]:
         """The normal site less the EVSEs that refused their failsafe (they may draw their maximum)."""

@@ -213,16 +213,20 @@ class PlannedStation:
             await self.loop.wait_idle()
 
     async def tx_limits(self) -> list[float]:
-        """The period limits of the Tx profiles sent since the last look (other profiles skipped)."""
+        """The highest period limit of each Tx profile sent since the last look (other profiles skipped)."""
+        return [max(limit for _, limit in periods) for periods in await self.tx_periods()]
+
+    async def tx_periods(self) -> list[list[tuple[int, float]]]:
+        """The (startPeriod, limit) periods of each Tx profile sent since the last look."""
         await self.settle()
-        limits: list[float] = []
+        schedules: list[list[tuple[int, float]]] = []
         while not self.station.received.empty():
             action, request = self.station.received.get_nowait()
             profile = request["charging_profile"]
             if action == "SetChargingProfile" and profile["charging_profile_purpose"] == "TxProfile":
                 periods = profile["charging_schedule"][0]["charging_schedule_period"]
-                limits.append(max(float(p["limit"]) for p in periods))
-        return limits
+                schedules.append([(int(p["start_period"]), float(p["limit"])) for p in periods])
+        return schedules
 
 
 @pytest_asyncio.fixture
@@ -271,7 +275,7 @@ async def test_the_loop_never_offers_more_than_an_external_limit(planned: Planne
     )
     assert await planned.tx_limits() == [16.0]
 
-    # an EMS allows 10 A now and 7 A from an hour on: the plan offers no more than 7 A at any time
+    # an EMS allows 10 A now and 7 A from an hour on: the plan offers 10 A while it may, then 7 A
     schedule = {
         "id": 1,
         "startSchedule": stamp(now),
@@ -281,9 +285,12 @@ async def test_the_loop_never_offers_more_than_an_external_limit(planned: Planne
     await station.call(
         call.NotifyChargingLimit({"chargingLimitSource": "EMS"}, [schedule], evse_id=1), suppress=False
     )
-    assert await planned.tx_limits() == [7.0]
+    [periods] = await planned.tx_periods()
+    assert [limit for _, limit in periods] == [10.0, 7.0]
+    assert 3600 - 300 <= periods[1][0] <= 3600  # the period the 7 A begins in is planned at 7 A
     snapshot = planned.loop.state(f"{planned.charger_id}-station").snapshot(now + timedelta(seconds=1))
-    assert snapshot.evse("E1").max_current_a == 7.0
+    assert snapshot.evse("E1").max_current_a == 16.0  # the limit is a cap over time, not a new maximum
+    assert [(c.evse_id, c.max_current_a) for c in snapshot.site.evse_caps] == [("E1", 10.0), ("E1", 7.0)]
 
     # the grid operator limits the whole station (no evseId: its one EVSE) in W: 3,450 W is 5 A
     watts = {
@@ -295,6 +302,6 @@ async def test_the_loop_never_offers_more_than_an_external_limit(planned: Planne
     assert await planned.tx_limits() == [0.0]  # below the EVSE's 6 A minimum: it cannot charge under it
 
     await station.call(call.ClearedChargingLimit("SO"), suppress=False)
-    assert await planned.tx_limits() == [7.0]
+    assert await planned.tx_limits() == [10.0]
     await station.call(call.ClearedChargingLimit("EMS", evse_id=1), suppress=False)
     assert await planned.tx_limits() == [16.0]

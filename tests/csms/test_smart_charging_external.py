@@ -12,7 +12,7 @@ from csms.smart_charging import EvseBinding, SmartChargingSettings, StationSetup
 from csms.smart_charging.external import SharedLimit, constrain
 from optimizer import solve
 from optimizer.triggers import TriggerKind
-from optimizer.types import Connection, Evse, FeederNode, Policy, Site
+from optimizer.types import Connection, Evse, EvseCap, FeederNode, Policy, Site
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -69,36 +69,54 @@ def test_a_schedule_says_its_limit_at_a_moment_and_its_lowest_over_a_window() ->
     assert ends_early.lowest_between(T0, T0 + 3 * HOUR) == 16.0  # it ends before its 8 A period
 
 
-def test_a_limit_on_one_evse_caps_its_maximum_and_what_is_in_force_there() -> None:
+def test_a_limit_on_one_evse_caps_it_while_each_of_its_periods_lasts() -> None:
     state = station()
     trigger = state.charging_limit(limit("CP-X", 1, amperes((timedelta(0), 20.0), (HOUR / 2, 12.0))))
     assert trigger is not None
     assert trigger.kind is TriggerKind.NEED_CHANGED
     snapshot = state.snapshot(T0)
-    assert [e.max_current_a for e in snapshot.evses] == [12.0, 32.0, 32.0]  # the lowest in the horizon
+    assert [e.max_current_a for e in snapshot.evses] == [32.0, 32.0, 32.0]  # the EVSEs stay as they are
+    assert snapshot.site.evse_caps == (
+        EvseCap("X1", T0, T0 + HOUR / 2, 20.0),
+        EvseCap("X1", T0 + HOUR / 2, None, 12.0),
+    )
     assert state.evses["X1"].limit_in_force_a(T0) == 20.0  # now; the charger's default would be 32 A
     assert state.evses["X1"].limit_in_force_a(T0 + HOUR) == 12.0
     schedule = solve(snapshot)
-    assert float(np.max(schedule.row("X1"))) <= 12.0 + 1e-9
+    x1 = schedule.row("X1")  # 5-minute periods: the first six under 20 A, the other six under 12 A
+    assert x1[:6] == pytest.approx([20.0] * 6)  # held at 20 A only while the 20 A lasts
+    assert x1[6:] == pytest.approx([12.0] * 6)
     assert float(np.max(schedule.row("X2"))) == pytest.approx(32.0)
 
     # an unrelated charger's limit, or clearing one never set, changes nothing
     assert state.charging_limit(limit("CP-Z", 0, amperes((timedelta(0), 1.0)))) is None
     assert state.charging_limit(ChargingLimitCleared("CP-X", 1, "SO", T0)) is None
     assert state.charging_limit(ChargingLimitCleared("CP-X", 1, "EMS", T0)) is not None
-    assert [e.max_current_a for e in state.snapshot(T0).evses] == [32.0, 32.0, 32.0]
+    assert state.snapshot(T0).site.evse_caps == ()
     assert state.evses["X1"].limit_in_force_a(T0) == 32.0
+
+
+def test_a_schedule_that_ends_caps_only_until_its_end() -> None:
+    state = station()
+    state.charging_limit(limit("CP-X", 1, amperes((timedelta(0), 8.0), (HOUR, 4.0), end=HOUR / 4)))
+    assert state.snapshot(T0).site.evse_caps == (EvseCap("X1", T0, T0 + HOUR / 4, 8.0),)  # 4 A never begins
+    x1 = solve(state.snapshot(T0)).row("X1")
+    assert x1[:3] == pytest.approx([8.0] * 3)
+    assert x1[3:] == pytest.approx([32.0] * 9)
 
 
 def test_a_limit_in_watts_on_a_charger_with_one_evse_caps_that_evse() -> None:
     state = station()
     watts = LimitSchedule(2, "W", (LimitPeriod(T0, 6900.0),))  # 6,900 W at 0.69 kW per A: 10 A
     state.charging_limit(ChargingLimitSet("CP-Y", 0, "SO", True, (watts,), T0))
-    assert state.snapshot(T0).evse("Y1").max_current_a == pytest.approx(10.0)
+    [cap] = state.snapshot(T0).site.evse_caps
+    assert cap.evse_id == "Y1"
+    assert cap.max_current_a == pytest.approx(10.0)
     assert state.evses["Y1"].limit_in_force_a(T0) == pytest.approx(10.0)
-    # a second source on the same EVSE: the lower of the two counts
+    # a second source on the same EVSE: both are caps, and the lower of the two counts
     state.charging_limit(limit("CP-Y", 1, amperes((timedelta(0), 8.0))))
-    assert state.snapshot(T0).evse("Y1").max_current_a == pytest.approx(8.0)
+    assert len(state.snapshot(T0).site.evse_caps) == 2
+    assert float(np.max(solve(state.snapshot(T0)).row("Y1"))) == pytest.approx(8.0)
 
 
 def test_a_limit_on_a_charger_with_several_evses_limits_their_total() -> None:
@@ -126,9 +144,11 @@ def test_a_shared_limit_over_evses_under_different_nodes_is_split_evenly() -> No
     a1, a2 = evse("A1"), evse("A2")
     site = Site(100.0, FeederNode("main", evse_ids=("A1",), children=(FeederNode("sub", evse_ids=("A2",)),)))
     shared = [SharedLimit("CP-A", ("A1", "A2"), 20.0, None)]
-    constrained, evses = constrain(site, (a1, a2), {}, shared, {})
+    constrained, evses = constrain(site, (a1, a2), (), shared, {})
     assert constrained is site
     assert [e.max_current_a for e in evses] == [10.0, 10.0]
     in_kw = [SharedLimit("CP-A", ("A1", "A2"), None, 6.9)]  # 3.45 kW each: 5 A
-    _, evses = constrain(site, (a1, a2), {"A1": 4.0}, in_kw, {})
-    assert [e.max_current_a for e in evses] == pytest.approx([4.0, 5.0])
+    own = EvseCap("A1", T0, None, 4.0)
+    constrained, evses = constrain(site, (a1, a2), (own,), in_kw, {})
+    assert [e.max_current_a for e in evses] == pytest.approx([5.0, 5.0])
+    assert constrained.evse_caps == (own,)  # A1's own limit stays a cap beside its share

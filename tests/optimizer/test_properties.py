@@ -15,6 +15,7 @@ from optimizer import (
     CapWindow,
     Connection,
     Evse,
+    EvseCap,
     FeederNode,
     Network,
     Policy,
@@ -23,7 +24,7 @@ from optimizer import (
     solve,
 )
 from optimizer.failsafe import failsafe_currents_a
-from optimizer.limits import power_limit_kw
+from optimizer.limits import evse_cap_a, power_limit_kw
 from optimizer.offline import solve_offline
 from optimizer.types import SolveStatus
 
@@ -74,7 +75,13 @@ def stations(draw: st.DrawFn) -> StationSnapshot:
                 fraction=draw(st.floats(0.0, 1.0)),
             ),
         )
-    site = Site(grid_limit_kw=draw(st.floats(1.0, 60.0)), root=root, caps=caps)
+    evse_caps = []
+    for _ in range(draw(st.integers(0, 2))):
+        start = NOW + timedelta(minutes=draw(st.integers(-30, 180)))
+        minutes = draw(st.none() | st.integers(5, 240))
+        end = None if minutes is None else start + timedelta(minutes=minutes)
+        evse_caps.append(EvseCap(draw(st.sampled_from(ids)), start, end, draw(st.floats(0.0, 32.0))))
+    site = Site(grid_limit_kw=draw(st.floats(1.0, 60.0)), root=root, caps=caps, evse_caps=tuple(evse_caps))
     k = draw(st.integers(0, n))
     sessions = tuple(
         ActiveSession(
@@ -102,11 +109,15 @@ def check_schedule(snap: StationSnapshot, current_a: np.ndarray) -> None:
     use = net.utilisation(full, limit)
     assert use.max(initial=0.0) <= 1.0 + 1e-6, f"limit broken: {use.max():.6f}"
     by_id = {e.evse_id: e for e in snap.evses}
+    capped = evse_cap_a(
+        snap.site, [s.evse_id for s in snap.sessions], snap.now, snap.policy.period_s, periods
+    )
     for i, s in enumerate(snap.sessions):
         e = by_id[s.evse_id]
         row = current_a[i]
         assert np.all(row >= 0.0)
         assert np.all(row <= e.max_current_a + 1e-9)
+        assert np.all(row <= capped[i] + 1e-9), "an EVSE cap broken"
         assert np.all((row == 0.0) | (row >= e.min_current_a - 1e-9)), "minimum-current rule broken"
         steps = row / e.step_a
         assert np.allclose(steps, np.round(steps), atol=1e-6), "off the EVSE's step"
