@@ -1,8 +1,9 @@
 """The OCPP WebSocket endpoint: the only module that touches WebSockets.
 
 ``ws://HOST:PORT/ocpp/{charger_id}`` negotiates ``ocpp1.6`` or ``ocpp2.0.1``, checks the charger
-is registered (or auto-registers it) and its HTTP Basic credentials (security profile 1), then
-adapts the aiohttp WebSocket to the protocol layer's ``recv()``/``send()`` connection.
+is registered (or auto-registers it) and its HTTP Basic credentials (security profiles 1 and 2; at
+profile 1 a charger without a password is admitted, at profile 2 it is not), then adapts the
+aiohttp WebSocket to the protocol layer's ``recv()``/``send()`` connection.
 """
 
 from __future__ import annotations
@@ -251,9 +252,19 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (login, password) if separator else None
 
 
-async def _authenticate(request: web.Request, record: ChargerRecord) -> bool:
+async def _authenticate(request: web.Request, record: ChargerRecord, security_profile: int) -> bool:
+    """HTTP Basic authentication (security profiles 1 and 2). A charger without a password is
+    admitted at profile 1 only (legacy chargers on a trusted network); profile 2 requires one."""
     if record.password_hash is None:
-        return True
+        if security_profile < 2:
+            return True
+        logger.warning(
+            "charger %s: has no password, and security profile %d requires HTTP Basic authentication:"
+            " set a password for this charger (network file: password: env:NAME, then fairwatt apply)",
+            record.charger_id,
+            security_profile,
+        )
+        return False
     credentials = _basic_credentials(request.headers.get("Authorization"))
     if credentials is None or credentials[0] != record.charger_id:
         return False
@@ -291,7 +302,8 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text=f"unknown charge point {charger_id}\n")
         record = await runtime.chargers.register_unknown(charger_id, runtime.settings.auto_register_status)
         logger.info("charger %s: auto-registered", charger_id)
-    if runtime.settings.security_profile != 3 and not await _authenticate(request, record):
+    profile = runtime.settings.security_profile
+    if profile != 3 and not await _authenticate(request, record, profile):
         logger.warning("charger %s: basic authentication failed", charger_id)
         raise web.HTTPUnauthorized(
             headers={"WWW-Authenticate": 'Basic realm="fairwatt OCPP"'}, text="authentication required\n"

@@ -30,6 +30,7 @@ class CsmsSettings:
     ~114 KB per connection against ~16 KB without (aiohttp, 1,000 connections), so a node holding
     many chargers on cheap links may turn it off (``fairwatt serve --no-websocket-compression``)."""
     auto_register: bool = False
+    """Register an unknown charger on its first connection (without password; not at profile 2)."""
     auto_register_status: RegistrationStatus = RegistrationStatus.ACCEPTED
     ocpp_path_prefix: str = "/ocpp"
     database_max_connections: int = 10
@@ -46,7 +47,9 @@ class CsmsSettings:
     meter_series_batch_size: int = 1000
     meter_series_flush_interval_s: float = 2.0
     security_profile: int = 1
-    """OCPP security profile: 1 ws:// + Basic auth, 2 wss:// + Basic auth, 3 wss:// + client certificates."""
+    """OCPP security profile: 1 ws:// + Basic auth, 2 wss:// + Basic auth, 3 wss:// + client certificates.
+    At profile 1 a charger registered without a password is admitted without credentials (legacy
+    chargers); at profile 2 every charger needs a password."""
     tls_certificate_file: str | None = None
     tls_private_key_file: str | None = None
     tls_client_ca_file: str | None = None
@@ -59,3 +62,10 @@ class CsmsSettings:
             raise SettingsError("intervals and timeouts must be positive")
         if self.route_ttl_s <= 0:
             raise SettingsError("route_ttl_s must be positive")
+        if self.auto_register and self.security_profile == 2:
+            # An auto-registered charger has no password, and profile 2 admits none without one.
+            raise SettingsError(
+                "auto_register cannot be used with security profile 2: a charger registered on first"
+                " connect has no password, and profile 2 requires HTTP Basic authentication;"
+                " register chargers with passwords instead (fairwatt apply)"
+            )

@@ -1,7 +1,9 @@
 """OCPP security profiles 2 and 3: the server's TLS context and the charger's certificate identity.
 
-- profile 1: ws://; the charger is authenticated by HTTP Basic when it has a password.
-- profile 2: wss:// with the server's certificate; HTTP Basic as in profile 1.
+- profile 1: ws://; the charger is authenticated by HTTP Basic when it has a password (a legacy
+  charger registered without one is admitted).
+- profile 2: wss:// with the server's certificate; HTTP Basic always: a charger without a password
+  is refused (401, and a log line asking to set one); ``auto_register`` is refused with it.
 - profile 3: wss://, and a client certificate signed by ``tls_client_ca_file`` is required; its
   subject commonName (OCPP: the station's identity / serial number) or subject serialNumber must
   equal the charger id in the URL, else the upgrade is refused with 403. Basic auth is not used.

@@ -21,14 +21,15 @@ from csms.commands.payloads import Built
 from csms.commands.results import CommandResult
 from csms.protocol.session import utc_now
 from csms.protocol.versions import OcppVersion
-from csms.storage.device_model import DeviceModelRepository
+from csms.storage.device_model import FULL_INVENTORY, DeviceModelRepository
 
 
 class ReportBase(Enum):
-    """What a GetBaseReport asks for."""
+    """What a GetBaseReport asks for; a complete FullInventory's report also removes the stored
+    variables it left out (:mod:`csms.storage.device_model`), the others only add and update."""
 
     CONFIGURATION_INVENTORY = "ConfigurationInventory"
-    FULL_INVENTORY = "FullInventory"
+    FULL_INVENTORY = FULL_INVENTORY
     SUMMARY_INVENTORY = "SummaryInventory"
 
 

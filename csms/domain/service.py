@@ -247,8 +247,9 @@ class ChargingService:
         return False
 
     async def device_report(self, part: DeviceReportPart) -> None:
-        """Store a NotifyReport part: the variables it reports replace what earlier reports said."""
-        fresh = await self.device_model.store_report_part(part)
+        """Store a NotifyReport part: the variables it reports replace what earlier reports said (and
+        a complete FullInventory removes what it left out)."""
+        stored = await self.device_model.store_report_part(part)
         logger.info(
             "charger %s: report %d part %d, %d variable attributes%s%s",
             part.charger_id,
@@ -256,9 +257,16 @@ class ChargingService:
             part.seq_no,
             len(part.variables),
             ", more to follow" if part.more else "",
-            "" if fresh else " (sent again, ignored)",
+            "" if stored.fresh else " (sent again, ignored)",
         )
-        if fresh:
+        if stored.removed is not None:
+            logger.info(
+                "charger %s: full inventory %d complete, %d variable attributes it left out removed",
+                part.charger_id,
+                part.request_id,
+                stored.removed,
+            )
+        if stored.fresh:
             await self._publish(part)
 
     async def device_events(self, reported: DeviceEventsReported) -> None:

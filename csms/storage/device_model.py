@@ -8,12 +8,22 @@ variable (name, instance) and attribute type, so a later report replaces what an
 all are in. A part sent again changes nothing. A request we send (:mod:`csms.commands.reports`)
 is recorded before it goes out, so the parts that answer it find it.
 
+A FullInventory lists every variable the station has. When the part that completes one we asked
+for is stored, the charger's variable attributes reported before that report began (the earliest
+``generatedAt`` of its parts) are removed, in the same transaction: every attribute the report
+mentions was stored at (or, already newer, after) its part's ``generatedAt``, so what is older was
+neither in the report nor reported since it began (by a later report, say). All times compared are
+the station's. ConfigurationInventory, SummaryInventory, GetReport and reports we have no request
+of on record remove nothing. A part of an older report arriving after a newer FullInventory
+completed (out of generation order) can still add back an attribute that inventory left out.
+
 NotifyEvent events are kept one row each; a message sent again stores nothing twice (an event
 is identified by charger, ``eventId`` and its timestamp).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,15 +37,26 @@ from csms.domain.events import (
 )
 from csms.storage.database import Database
 
+FULL_INVENTORY = "FullInventory"
+"""The ReportBase whose report lists every variable (what it leaves out is removed)."""
+
+# first_generated_at stays NULL for a report whose first parts came before migration 0007.
 _REPORT_PART = """
     INSERT INTO device_model_reports AS r (charger_id, request_id, seq_nos, last_seq_no, variables,
-        generated_at)
-    VALUES ($1, $2, ARRAY[$3::integer], $4, $5, $6)
+        generated_at, first_generated_at)
+    VALUES ($1, $2, ARRAY[$3::integer], $4, $5, $6, $6)
     ON CONFLICT (charger_id, request_id) DO UPDATE SET
         seq_nos = r.seq_nos || $3::integer, last_seq_no = COALESCE($4, r.last_seq_no),
-        variables = r.variables + $5, generated_at = GREATEST(r.generated_at, $6), updated_at = now()
+        variables = r.variables + $5, generated_at = GREATEST(r.generated_at, $6),
+        first_generated_at = CASE WHEN cardinality(r.seq_nos) > 0 AND r.first_generated_at IS NULL
+                                  THEN NULL ELSE LEAST(r.first_generated_at, $6) END,
+        updated_at = now()
     WHERE NOT ($3::integer = ANY (r.seq_nos))
-    RETURNING true"""
+    RETURNING r.requested, r.seq_nos, r.last_seq_no, r.first_generated_at"""
+
+_REMOVE_OLDER = """
+    WITH gone AS (DELETE FROM device_model_variables WHERE charger_id = $1 AND reported_at < $2 RETURNING 1)
+    SELECT count(*) FROM gone"""
 
 _UPSERT_VARIABLE = """
     INSERT INTO device_model_variables AS v (charger_id, component, component_instance, evse_id,
@@ -54,6 +75,8 @@ _UPSERT_VARIABLE = """
         request_id = EXCLUDED.request_id, reported_at = EXCLUDED.reported_at, updated_at = now()
     WHERE v.reported_at <= EXCLUDED.reported_at"""
 
+_SMALLEST_INTEGER = -(2**31)  # below every eventId: (time, it) orders before every event at that time
+
 _INSERT_EVENT = """
     INSERT INTO device_events (charger_id, event_id, occurred_at, event_trigger, actual_value,
         notification_type, component, component_instance, evse_id, connector_id, variable, variable_instance,
@@ -63,9 +86,18 @@ _INSERT_EVENT = """
     ON CONFLICT DO NOTHING"""
 
 
+def parts_complete(parts: Sequence[int], last_seq_no: int | None) -> bool:
+    """Whether the last part (tbc false) and every part before it arrived."""
+    return last_seq_no is not None and set(parts) == set(range(last_seq_no + 1))
+
+
 @dataclass(frozen=True, slots=True)
 class ReportProgress:
-    """What is known of one report: our request (if any), its answer and the parts received."""
+    """What is known of one report: our request (if any), its answer and the parts received.
+
+    ``began_at``/``generated_at``: the earliest/latest ``generatedAt`` of its parts (station's clock);
+    ``removed``: for a complete FullInventory, the variable attributes it removed, else ``None``.
+    """
 
     charger_id: str
     request_id: int
@@ -76,11 +108,22 @@ class ReportProgress:
     last_seq_no: int | None
     variables: int
     generated_at: datetime | None
+    began_at: datetime | None = None
+    removed: int | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the last part (tbc false) and every part before it arrived."""
-        return self.last_seq_no is not None and set(self.parts) == set(range(self.last_seq_no + 1))
+        return parts_complete(self.parts, self.last_seq_no)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """What storing one NotifyReport part did: ``fresh`` is ``False`` for a part stored before;
+    ``removed`` is set when the part completed a FullInventory (the attributes it removed)."""
+
+    fresh: bool
+    removed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +150,7 @@ class DeviceModelRepository:
                    VALUES ($1, $2, $3, $4)
                    ON CONFLICT (charger_id, request_id) DO UPDATE SET requested = $3, requested_at = $4,
                        answer = NULL, seq_nos = '{}', last_seq_no = NULL, variables = 0, generated_at = NULL,
-                       updated_at = now()""",
+                       first_generated_at = NULL, removed = NULL, updated_at = now()""",
                 charger_id,
                 request_id,
                 requested,
@@ -125,10 +168,11 @@ class DeviceModelRepository:
                 answer,
             )
 
-    async def store_report_part(self, part: DeviceReportPart) -> bool:
-        """Store one NotifyReport part atomically; ``False`` when this part was stored before."""
+    async def store_report_part(self, part: DeviceReportPart) -> StoredPart:
+        """Store one NotifyReport part atomically; the part completing a FullInventory also removes
+        what that inventory left out (see the module's docstring)."""
         async with self._database.pool.acquire() as connection, connection.transaction():
-            fresh = await connection.fetchval(
+            report = await connection.fetchrow(
                 _REPORT_PART,
                 part.charger_id,
                 part.request_id,
@@ -137,8 +181,8 @@ class DeviceModelRepository:
                 len(part.variables),
                 part.generated_at,
             )
-            if not fresh:
-                return False
+            if report is None:
+                return StoredPart(fresh=False)
             if part.variables:
                 await connection.executemany(
                     _UPSERT_VARIABLE,
@@ -147,7 +191,22 @@ class DeviceModelRepository:
                         for v in part.variables
                     ],
                 )
-        return True
+            began_at = report["first_generated_at"]
+            if (
+                report["requested"] != FULL_INVENTORY
+                or began_at is None
+                or not parts_complete(report["seq_nos"], report["last_seq_no"])
+            ):
+                return StoredPart(fresh=True)
+            removed: int = await connection.fetchval(_REMOVE_OLDER, part.charger_id, began_at)
+            await connection.execute(
+                """UPDATE device_model_reports SET removed = COALESCE(removed, 0) + $3
+                   WHERE charger_id = $1 AND request_id = $2""",
+                part.charger_id,
+                part.request_id,
+                removed,
+            )
+        return StoredPart(fresh=True, removed=removed)
 
     async def report(self, charger_id: str, request_id: int) -> ReportProgress | None:
         """The progress of report ``request_id`` of ``charger_id``, ``None`` when unknown."""
@@ -169,16 +228,25 @@ class DeviceModelRepository:
             last_seq_no=row["last_seq_no"],
             variables=row["variables"],
             generated_at=row["generated_at"],
+            began_at=row["first_generated_at"],
+            removed=row["removed"],
         )
 
-    async def variables(self, charger_id: str) -> list[StoredVariable]:
-        """The charger's device model as last reported, by component, variable and attribute."""
+    async def variables(
+        self, charger_id: str, *, component: str | None = None, variable: str | None = None
+    ) -> list[StoredVariable]:
+        """The charger's device model as last reported, by component, variable and attribute;
+        only ``component``'s / only variables named ``variable`` (either ignoring case) when given."""
         async with self._database.pool.acquire() as connection:
             rows = await connection.fetch(
-                """SELECT * FROM device_model_variables WHERE charger_id = $1
+                """SELECT * FROM device_model_variables
+                   WHERE charger_id = $1 AND ($2::text IS NULL OR lower(component) = lower($2))
+                         AND ($3::text IS NULL OR lower(variable) = lower($3))
                    ORDER BY component, component_instance, evse_id NULLS FIRST, connector_id NULLS FIRST,
                             variable, variable_instance, attribute_type""",
                 charger_id,
+                component,
+                variable,
             )
         return [StoredVariable(_reported(row), row["request_id"], row["reported_at"]) for row in rows]
 
@@ -188,14 +256,30 @@ class DeviceModelRepository:
         async with self._database.pool.acquire() as connection:
             await connection.executemany(_INSERT_EVENT, rows)
 
-    async def events(self, charger_id: str, *, limit: int = 100) -> list[DeviceEvent]:
-        """The charger's latest ``limit`` events, newest first."""
+    async def events(
+        self,
+        charger_id: str,
+        *,
+        limit: int = 100,
+        before: datetime | None = None,
+        before_event_id: int | None = None,
+    ) -> list[DeviceEvent]:
+        """The charger's latest ``limit`` events, newest first (by time, then ``eventId``).
+
+        ``before``: only events that occurred before it; with ``before_event_id`` too, also those at
+        ``before`` with a smaller ``eventId`` (the next page after an event; a charger's event is
+        unique by time and ``eventId``).
+        """
         async with self._database.pool.acquire() as connection:
             rows = await connection.fetch(
-                """SELECT * FROM device_events WHERE charger_id = $1
+                """SELECT * FROM device_events
+                   WHERE charger_id = $1
+                         AND ($3::timestamptz IS NULL OR (occurred_at, event_id) < ($3, $4::integer))
                    ORDER BY occurred_at DESC, event_id DESC LIMIT $2""",
                 charger_id,
                 limit,
+                before,
+                _SMALLEST_INTEGER if before_event_id is None else before_event_id,
             )
         return [_event(row) for row in rows]
 

@@ -10,6 +10,9 @@
     fairwatt chargers logs CHARGER [--since 2024-05-01T08:00:00Z] [--follow]
     fairwatt chargers firmware update --location URL [--retrieve-at TIME] [CHARGER ...] [--station S]
     fairwatt chargers diagnostics CHARGER --location URL
+    fairwatt chargers variables CHARGER [--component C] [--variable V]   # 2.0.1 device model
+    fairwatt chargers events CHARGER [--limit N] [--before TIME]         # 2.0.1 NotifyEvent
+    fairwatt chargers report CHARGER [--base FullInventory]              # ask for a new report
 
 A command's exit status is 0 when the charger accepted it. ``--json`` prints the server's JSON.
 """
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 from fairwatt.operator.render import add_output_arguments, client, command_outcome, emit, fields, table
+
+REPORT_BASES = ("FullInventory", "ConfigurationInventory", "SummaryInventory")
 
 
 def _path(charger_id: str, tail: str = "") -> str:
@@ -94,6 +99,20 @@ def register(subparsers: Sub) -> None:
     diagnostics = action("diagnostics", "have the charger upload its diagnostics", _diagnostics)
     diagnostics.add_argument("charger")
     diagnostics.add_argument("--location", required=True, metavar="URL", help="where to upload")
+    variables = action("variables", "the device model the charger last reported (2.0.1)", _variables)
+    variables.add_argument("charger")
+    variables.add_argument("--component", help="only this component's variables (any case)")
+    variables.add_argument("--variable", help="only variables of this name (any case)")
+    events = action("events", "the events the charger notified (2.0.1), newest first", _events)
+    events.add_argument("charger")
+    events.add_argument("--limit", type=int, default=100, help="at most this many (default 100, up to 1000)")
+    events.add_argument("--before", metavar="TIME", help="only events before this ISO 8601 time with zone")
+    events.add_argument("--before-event", type=int, metavar="ID", help="with --before: the next page's event")
+    report = action("report", "ask the charger for a device-model report (2.0.1 GetBaseReport)", _report)
+    report.add_argument("charger")
+    report.add_argument(
+        "--base", choices=REPORT_BASES, default="FullInventory", help="default: FullInventory"
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -247,3 +266,68 @@ def _firmware(args: argparse.Namespace) -> int:
         lambda d: print(f"firmware update accepted by {accepted} of {total} chargers"),
     )
     return 0 if accepted == total else 1
+
+
+def _named(name: str, instance: str | None) -> str:
+    return f"{name}[{instance}]" if instance else name
+
+
+def _variables(args: argparse.Namespace) -> int:
+    document = client(args).get(
+        _path(args.charger, "/variables"), {"component": args.component, "variable": args.variable}
+    )
+    rows = [
+        {
+            **v,
+            "component": _named(v["component"], v["component_instance"]),
+            "variable": _named(v["variable"], v["variable_instance"]),
+            "evse": v["evse_id"],
+            "connector": v["connector_id"],
+            "type": v["attribute_type"],
+        }
+        for v in document["variables"]
+    ]
+    columns = ("component", "evse", "connector", "variable", "type", "value", "mutability", "unit")
+    emit(args, document, lambda d: table(rows, (*columns, "reported_at")))
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    document = client(args).get(
+        _path(args.charger, "/events"),
+        {"limit": args.limit, "before": args.before, "before_event": args.before_event},
+    )
+
+    def readable(d: dict[str, Any]) -> None:
+        rows = [
+            {
+                **e,
+                "component": _named(e["component"], e["component_instance"]),
+                "variable": _named(e["variable"], e["variable_instance"]),
+                "evse": e["evse_id"],
+            }
+            for e in d["events"]
+        ]
+        columns = ("occurred_at", "event_id", "trigger", "component", "evse", "variable", "actual_value")
+        table(rows, (*columns, "cleared", "tech_code", "tech_info"))
+        following = d.get("next")
+        if following:
+            print(
+                f"older events: --before {following['before']} --before-event {following['before_event']}",
+                file=sys.stderr,
+            )
+
+    emit(args, document, readable)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    document = client(args).post(_path(args.charger, "/report"), {"base": args.base})
+    if args.json:
+        emit(args, document, print)
+        return 0 if document.get("outcome") == "accepted" else 1
+    code = command_outcome(document)
+    if code == 0:
+        request_id = document["request_id"]
+        print(f"report {request_id} ({args.base}) comes in parts: fairwatt chargers variables {args.charger}")
+    return code

@@ -81,7 +81,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     parser.add_argument("--port", type=int, default=9000, help="TCP port (default 9000; 0: any free port)")
     parser.add_argument(
-        "--auto-register", action="store_true", help="admit chargers not in the registry (registering them)"
+        "--auto-register",
+        action="store_true",
+        help="admit chargers not in the registry (registering them without password; not at profile 2)",
     )
     parser.add_argument(
         "--data-dir", type=Path, metavar="DIR", help="embedded PostgreSQL data directory (no DATABASE_URL)"

@@ -35,7 +35,7 @@ from sessions.openapi import Api, Operation
 
 CHARGER = path_param("charger_id")
 Sender = Callable[[str, dict[str, Any]], Awaitable[CommandResult]]
-COMMAND_RESULT = {
+COMMAND_RESULT: dict[str, Any] = {
     "type": "object",
     "properties": {
         "charger_id": {"type": "string"},

@@ -11,7 +11,7 @@ from aiohttp import web
 from csms.metrics import Metrics, install_metrics
 from demand_response.app import DEMAND_RESPONSE, DemandResponseRuntime
 from demand_response.events import EventStatus
-from fairwatt.operator import api_chargers, api_network, api_sessions
+from fairwatt.operator import api_chargers, api_device_model, api_network, api_sessions
 from fairwatt.operator.common import OperatorContext, OperatorSettings
 from fairwatt.operator.keys import OperatorAuth
 from fairwatt.operator.local_lists import LocalListSync
@@ -35,7 +35,7 @@ def operator_api(settings: OperatorSettings | None = None) -> ApiModule:
         sync = LocalListSync(csms.database, csms.commands, csms.live_state, csms.tasks)
         csms.service.subscribe(sync.on_event)
         context = OperatorContext(runtime, OperatorAuth(runtime.issuer, runtime.csms.database), chosen)
-        for module in (api_network, api_chargers, api_sessions):
+        for module in (api_network, api_chargers, api_device_model, api_sessions):
             module.register(api, context)
 
     return register

@@ -29,8 +29,8 @@ from csms.settings import CsmsSettings
 from csms.storage.chargers import ChargerRecord
 from csms.storage.passwords import hash_password
 from csms.tls import build_server_context, certificate_identity
-from tests.csms.chargers import Charger16, ClientConnection, basic_auth
-from tests.csms.conftest import make_settings
+from tests.csms.chargers import Charger16, ClientConnection, basic_auth, connected
+from tests.csms.conftest import RunningCsms, make_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -223,6 +223,42 @@ async def test_profile_2_connects_over_tls_with_basic_auth(profile2: TlsCsms) ->
     auth = {"Authorization": basic_auth("CP-TLS2", password)}
     async with tls_charger(profile2.url("CP-TLS2"), "CP-TLS2", context, auth) as charger:
         assert await boots(charger) == "Accepted"
+
+
+async def test_profile_2_refuses_a_charger_without_password_and_says_what_to_do(
+    profile2: TlsCsms, caplog: pytest.LogCaptureFixture
+) -> None:
+    await profile2.runtime.chargers.save(ChargerRecord("CP-TLS2-NOPW"))
+    context = profile2.client_context()
+    url = profile2.url("CP-TLS2-NOPW")
+    assert await handshake_status(url, context) == 401
+    # credentials do not help: there is nothing to check them against
+    assert await handshake_status(url, context, {"Authorization": basic_auth("CP-TLS2-NOPW", "any")}) == 401
+    hints = [r.getMessage() for r in caplog.records if "set a password for this charger" in r.getMessage()]
+    assert len(hints) == 2
+    assert hints[0].startswith("charger CP-TLS2-NOPW: has no password, and security profile 2 requires")
+    # once the operator gives it a password, it connects with it
+    password = "now-it-has-one-16"
+    await profile2.runtime.chargers.save(
+        ChargerRecord("CP-TLS2-NOPW", password_hash=hash_password(password, iterations=1000))
+    )
+    auth = {"Authorization": basic_auth("CP-TLS2-NOPW", password)}
+    async with tls_charger(url, "CP-TLS2-NOPW", context, auth) as charger:
+        assert await boots(charger) == "Accepted"
+
+
+async def test_profile_1_still_admits_a_legacy_charger_without_password(csms: RunningCsms) -> None:
+    await csms.runtime.chargers.save(ChargerRecord("CP-LEGACY"))
+    async with connected(Charger16, csms.url("CP-LEGACY"), "CP-LEGACY", "ocpp1.6") as charger:
+        assert await boots(charger) == "Accepted"
+
+
+async def test_auto_register_is_refused_with_profile_2(database_dsn: str, pki: Pki) -> None:
+    with pytest.raises(SettingsError, match="auto_register cannot be used with security profile 2"):
+        CsmsSettings(database_dsn=database_dsn, security_profile=2, auto_register=True)
+    # profile 1 (legacy chargers without password) and 3 (the certificate names the charger) allow it
+    assert CsmsSettings(database_dsn=database_dsn, security_profile=1, auto_register=True).auto_register
+    assert CsmsSettings(database_dsn=database_dsn, security_profile=3, auto_register=True).auto_register
 
 
 async def test_profile_2_refuses_plain_websocket(profile2: TlsCsms) -> None:

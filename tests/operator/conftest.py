@@ -1,9 +1,11 @@
 """Fixtures for the operator API tests: the CSMS app planning the example network's stations, with
 the driver, operator and demand-response APIs and /metrics, on a free port over a throw-away
-database; operator keys of two CPOs."""
+database; operator keys of two CPOs; the ``fairwatt`` CLI pointed at it."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,12 +15,14 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 import pytest_asyncio
 from aiohttp import web
 
 from csms.server import CSMS, CsmsRuntime, create_app
 from demand_response import api as demand_response_api
 from demand_response.app import install as install_demand_response
+from fairwatt.cli import main
 from fairwatt.commands.stations import station_setup
 from fairwatt.config.network import load_network
 from fairwatt.operator import OperatorSettings, install_observability, operator_api
@@ -100,7 +104,42 @@ async def operator(database_dsn: str) -> AsyncIterator[RunningOperatorApi]:
             await connection.execute(
                 """TRUNCATE network_resources, operator_audit_log, operator_key_revocations, stations,
                    tariffs, tariff_assignments, chargers, connectors, transactions, transaction_events,
-                   ocpp_messages, charging_sessions, session_events CASCADE"""
+                   ocpp_messages, charging_sessions, session_events, device_model_variables,
+                   device_model_reports, device_events CASCADE"""
             )
         finally:
             await connection.close()
+
+
+class Cli:
+    """Runs ``fairwatt`` in a worker thread (its HTTP client blocks) and returns its output."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    async def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = await asyncio.to_thread(main, list(argv))
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    async def json(self, *argv: str) -> Any:
+        code, out, err = await self(*argv, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def cli(
+    operator: RunningOperatorApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    monkeypatch.setenv("FAIRWATT_SERVER", operator.base_url)
+    monkeypatch.setenv("FAIRWATT_API_KEY", operator.acme_key)
+    return Cli(capsys)
+
+
+async def next_received(charger: Any, action: str) -> dict[str, Any]:
+    while True:
+        got, request = await asyncio.wait_for(charger.received.get(), timeout=5)
+        if got == action:
+            return dict(request)

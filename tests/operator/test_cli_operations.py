@@ -7,50 +7,14 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ocpp.v16 import call as call16
 
 from csms.smart_charging import SMART_CHARGING
-from fairwatt.cli import main
 from tests.csms.chargers import connected
 from tests.operator.chargers import OperatedCharger16, OperatedCharger201
-from tests.operator.conftest import CHARGER_PASSWORD, EXAMPLE, RunningOperatorApi
-
-
-class Cli:
-    """Runs ``fairwatt`` in a worker thread (its HTTP client blocks) and returns its output."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    async def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = await asyncio.to_thread(main, list(argv))
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
-
-    async def json(self, *argv: str) -> Any:
-        code, out, err = await self(*argv, "--json")
-        assert code == 0, err
-        return json.loads(out)
-
-
-@pytest.fixture
-def cli(
-    operator: RunningOperatorApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Cli:
-    monkeypatch.setenv("FAIRWATT_SERVER", operator.base_url)
-    monkeypatch.setenv("FAIRWATT_API_KEY", operator.acme_key)
-    return Cli(capsys)
-
-
-async def next_received(charger: Any, action: str) -> dict[str, Any]:
-    while True:
-        got, request = await asyncio.wait_for(charger.received.get(), timeout=5)
-        if got == action:
-            return dict(request)
+from tests.operator.conftest import CHARGER_PASSWORD, EXAMPLE, Cli, RunningOperatorApi, next_received
 
 
 @pytest.mark.asyncio
