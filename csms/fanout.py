@@ -4,8 +4,8 @@ A charger's events are stored and published by the node holding its socket; the 
 belongs to is planned by one node, its owner (:mod:`csms.smart_charging.ownership`). Every node
 runs an :class:`EventPublisher` subscribed to its :class:`~csms.domain.service.ChargingService`:
 each stored event a loop needs (boot, connector status, transaction start and end, the meter
-samples the loop reads, EV charging needs, external charging limits set and cleared) of a
-charger in a configured station is published, as JSON, on that station's channel
+samples the loop reads, EV charging needs, drivers' needs from the app, external charging limits
+set and cleared) of a charger in a configured station is published, as JSON, on that station's channel
 ``{prefix}station:{station id}:events``. The owner reads the channels of the stations it owns
 through an :class:`EventSubscriber` and feeds its loop.
 
@@ -34,6 +34,7 @@ from csms.domain.events import (
     ChargingNeeds,
     ConnectorStatusChanged,
     DomainEvent,
+    DriverNeeds,
     MeterSample,
     TransactionEnded,
     TransactionStarted,
@@ -54,6 +55,7 @@ FannedOut = (
     | TransactionEnded
     | MeterSample
     | ChargingNeeds
+    | DriverNeeds
     | ChargingLimitSet
     | ChargingLimitCleared
 )
@@ -64,6 +66,7 @@ FANNED_OUT: tuple[type[FannedOut], ...] = (
     TransactionEnded,
     MeterSample,
     ChargingNeeds,
+    DriverNeeds,
     ChargingLimitSet,
     ChargingLimitCleared,
 )

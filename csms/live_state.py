@@ -15,6 +15,7 @@ from csms.domain.events import (
     ChargingLimitSet,
     ChargingNeeds,
     ConnectorStatus,
+    DriverNeeds,
     RegistrationStatus,
 )
 
@@ -30,7 +31,8 @@ class ConnectorState:
 @dataclass(frozen=True, slots=True)
 class ChargerState:
     """A snapshot of one charger; connectors keyed by ``(evse_id, connector_id)``, external
-    charging limits by ``(evse_id, source)`` (``evse_id`` 0: the whole charger)."""
+    charging limits by ``(evse_id, source)`` (``evse_id`` 0: the whole charger); the EV's and the
+    driver's needs by EVSE (the latest of each, whichever transaction they name)."""
 
     charger_id: str
     connected: bool = False
@@ -43,6 +45,7 @@ class ChargerState:
     firmware_status: str | None = None
     diagnostics_status: str | None = None
     charging_limits: dict[tuple[int, str], ChargingLimitSet] = field(default_factory=dict)
+    driver_needs: dict[int, DriverNeeds] = field(default_factory=dict)
 
 
 class LiveState(Protocol):
@@ -63,6 +66,10 @@ class LiveState(Protocol):
     ) -> None: ...
 
     async def set_charging_needs(self, needs: ChargingNeeds) -> None: ...
+
+    async def set_driver_needs(self, needs: DriverNeeds) -> None:
+        """Keep what the driver asked for on ``needs.evse_id``, replacing what was kept there."""
+        ...
 
     async def set_firmware_status(self, charger_id: str, status: str) -> None: ...
 
@@ -117,6 +124,12 @@ class InProcessLiveState:
         current = self._current(needs.charger_id)
         self._chargers[needs.charger_id] = replace(
             current, charging_needs={**current.charging_needs, needs.evse_id: needs}
+        )
+
+    async def set_driver_needs(self, needs: DriverNeeds) -> None:
+        current = self._current(needs.charger_id)
+        self._chargers[needs.charger_id] = replace(
+            current, driver_needs={**current.driver_needs, needs.evse_id: needs}
         )
 
     async def set_firmware_status(self, charger_id: str, status: str) -> None:

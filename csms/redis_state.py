@@ -7,6 +7,7 @@ charger's keys share one Redis Cluster slot:
   the socket, absent when disconnected), ``last_seen_at``, ``last_heartbeat_at``, ``registration``,
   ``firmware_status``, ``diagnostics_status``, ``conn:<evse>:<connector>`` (a connector state as
   JSON), ``tx:<evse>`` (the active transaction id), ``needs:<evse>`` (charging needs as JSON),
+  ``driver:<evse>`` (the driver's needs of the app session there, as JSON),
   ``limit:<evse>:<source>`` (an external charging limit as JSON; EVSE 0: the whole charger).
 - ``{prefix}{<charger id>}:route``: the id of the node holding the socket, expiring after
   ``route_ttl_s``; set on connect, renewed by every heartbeat and by the holding node's refresher
@@ -34,6 +35,7 @@ from csms.domain.events import (
     ChargingLimitSet,
     ChargingNeeds,
     ConnectorStatus,
+    DriverNeeds,
     RegistrationStatus,
 )
 from csms.live_state import ChargerState, ConnectorState
@@ -163,6 +165,10 @@ class RedisLiveState:
             self.keys.state(needs.charger_id), f"needs:{needs.evse_id}", json.dumps(document)
         )
 
+    async def set_driver_needs(self, needs: DriverNeeds) -> None:
+        field = f"driver:{needs.evse_id}"
+        await self._redis.hset(self.keys.state(needs.charger_id), field, json.dumps(to_document(needs)))
+
     async def set_firmware_status(self, charger_id: str, status: str) -> None:
         await self._redis.hset(self.keys.state(charger_id), "firmware_status", status)
 
@@ -195,6 +201,7 @@ def parse_state(charger_id: str, fields: dict[str, str]) -> ChargerState:
     active: dict[int, str] = {}
     needs: dict[int, ChargingNeeds] = {}
     limits: dict[tuple[int, str], ChargingLimitSet] = {}
+    drivers: dict[int, DriverNeeds] = {}
     for name, value in fields.items():
         kind, _, address = name.partition(":")
         if kind == "conn":
@@ -207,6 +214,8 @@ def parse_state(charger_id: str, fields: dict[str, str]) -> ChargerState:
         elif kind == "limit":
             limit = from_document(ChargingLimitSet, json.loads(value))
             limits[(limit.evse_id, limit.source)] = limit
+        elif kind == "driver":
+            drivers[int(address)] = from_document(DriverNeeds, json.loads(value))
     registration = fields.get("registration")
     return ChargerState(
         charger_id=charger_id,
@@ -220,6 +229,7 @@ def parse_state(charger_id: str, fields: dict[str, str]) -> ChargerState:
         firmware_status=fields.get("firmware_status"),
         diagnostics_status=fields.get("diagnostics_status"),
         charging_limits=limits,
+        driver_needs=drivers,
     )
 
 

@@ -103,13 +103,22 @@ ApiModule = Callable[[Api, SessionsRuntime], None]
 
 def api_modules() -> list[ApiModule]:
     """The modules that declare API operations, each as ``register(api, runtime)``."""
-    from sessions.api import chargers, meta, reservations, session_live, session_tokens, sessions
+    from sessions.api import (
+        chargers,
+        meta,
+        reservations,
+        session_live,
+        session_needs,
+        session_tokens,
+        sessions,
+    )
 
     return [
         meta.register,
         chargers.register,
         reservations.register,
         sessions.register,
+        session_needs.register,
         session_live.register,
         session_tokens.register,
     ]

@@ -10,6 +10,7 @@ final meter value. A start the charger refuses, or does not confirm within
 
 Every transition is stored with its event (:class:`SessionStore`), then delivered to this node's
 live streams, to the subscribed listeners (billing, the solver) and, with Redis, to other nodes.
+A session becoming ACTIVE first tells the planner its driver's needs and tier (``sessions.needs``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from sessions.estimates import Cost, estimate_cost
 from sessions.estimates import snapshot as session_snapshot
 from sessions.events import SessionEvent, SessionListener, SessionOrigin, SessionState
 from sessions.live import LiveHub, SessionEventRelay
+from sessions.needs import tell_planner
 from sessions.ports import CompletionSink
 from sessions.session_store import Changes, NewSession, SessionRecord, SessionStore
 from sessions.tariff_store import TariffStore
@@ -284,6 +286,7 @@ class SessionLifecycle:
             )
             if moved is not None:
                 logger.info("charger %s: session %s is active", started.charger_id, waiting.session_id)
+                await tell_planner(self._csms, moved[0])
                 await self._published(moved[1])
                 return
         if waiting is not None and waiting.state is SessionState.STOPPING:
@@ -317,6 +320,7 @@ class SessionLifecycle:
                 created[0].session_id,
                 new.origin.value,
             )
+            await tell_planner(self._csms, created[0])  # the driver's tier; needs come by PATCH
             await self._published(created[1])
 
     async def _stop_late(self, record: SessionRecord) -> None:

@@ -48,6 +48,8 @@ class SessionRecord:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    departure_at: datetime | None = None  # when the driver said the car leaves
+    energy_needed_kwh: float | None = None  # the session's total energy the driver asked for
 
     @property
     def energy_wh(self) -> float:
@@ -82,6 +84,8 @@ class NewSession:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     session_id: str | None = None
+    departure_at: datetime | None = None
+    energy_needed_kwh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,16 @@ class Changes:
     ended_at: datetime | None = None
     reservation_id: int | None = None
     offline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsChange:
+    """What a driver changes of their needs: each name in ``fields`` (``departure_at``,
+    ``energy_needed_kwh``) is set to its value here, ``None`` clearing it; the others stay."""
+
+    departure_at: datetime | None = None
+    energy_needed_kwh: float | None = None
+    fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +163,8 @@ def _record(row: Any) -> SessionRecord:
         created_at=row["created_at"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        departure_at=row["departure_at"],
+        energy_needed_kwh=row["energy_needed_kwh"],
     )
 
 
@@ -165,22 +181,24 @@ def _event(row: Any) -> SessionEvent:
 
 _SESSION_COLUMNS = """session_id, driver_id, charger_id, evse_id, connector_id, state, origin, id_token,
     payment_method_id, remote_start_id, reservation_id, transaction_ref, transaction_id, tariff_id, time_zone,
-    meter_start_wh, meter_last_wh, meter_stop_wh, offline, started_at, ended_at"""
+    meter_start_wh, meter_last_wh, meter_stop_wh, offline, started_at, ended_at, departure_at,
+    energy_needed_kwh"""
 _SESSION_VALUES = """$1::uuid, $2::text, $3::text, $4::integer, $5::integer, $6::text, $7::text, $8::text,
     $9::text, $10::integer, $11::integer, $12::bigint, $13::text, $14::text, $15::text, $16::float8,
-    $16::float8, $17::float8, $18::boolean, $19::timestamptz, $20::timestamptz"""
+    $16::float8, $17::float8, $18::boolean, $19::timestamptz, $20::timestamptz, $23::timestamptz,
+    $24::float8"""
 
 
 def _insert_with_event(*, claim_key: bool) -> str:
     """One statement inserting a session and its first event (and claiming the idempotency key).
 
-    ``claim_key``: the session is inserted only if the key ($23, hash $24) was not taken; no row
+    ``claim_key``: the session is inserted only if the key ($25, hash $26) was not taken; no row
     comes back otherwise. Without it, no row comes back when the transaction has a session already.
     """
     claim = (
         """claimed AS (
                INSERT INTO idempotency_keys (driver_id, key, request_hash, session_id)
-               VALUES ($2, $23, $24, $1) ON CONFLICT DO NOTHING RETURNING 1),"""
+               VALUES ($2, $25, $26, $1) ON CONFLICT DO NOTHING RETURNING 1),"""
         if claim_key
         else ""
     )
@@ -224,6 +242,8 @@ def _arguments(new: NewSession, data: dict[str, Any]) -> list[Any]:
         new.ended_at,
         datetime.now(UTC),
         data,
+        new.departure_at,
+        new.energy_needed_kwh,
     ]
 
 
@@ -348,6 +368,27 @@ class SessionStore:
             changes.transaction_id,
             changes.meter_start_wh,
             changes.started_at,
+        )
+        return None if row is None else _record(row)
+
+    async def change_needs(
+        self, session_id: str, driver_id: str, change: NeedsChange
+    ) -> SessionRecord | None:
+        """Set the driver's needs of their INITIATED or ACTIVE session (``None``: no such session
+        of theirs in those states)."""
+        row = await self._database.pool.fetchrow(
+            """UPDATE charging_sessions SET
+                   departure_at = CASE WHEN $3 THEN $4::timestamptz ELSE departure_at END,
+                   energy_needed_kwh = CASE WHEN $5 THEN $6::float8 ELSE energy_needed_kwh END,
+                   updated_at = now()
+               WHERE session_id = $1 AND driver_id = $2 AND state IN ('INITIATED', 'ACTIVE')
+               RETURNING *""",
+            uuid.UUID(session_id),
+            driver_id,
+            "departure_at" in change.fields,
+            change.departure_at,
+            "energy_needed_kwh" in change.fields,
+            change.energy_needed_kwh,
         )
         return None if row is None else _record(row)
 

@@ -159,6 +159,26 @@ class ChargingNeeds:
 
 
 @dataclass(frozen=True, slots=True)
+class DriverNeeds:
+    """What the driver of a transaction asked for in the app, for the planner (not from the charger).
+
+    Published by the sessions package through :meth:`ChargingService.driver_needs` whenever the
+    session's transaction is known and whenever the driver changes them, always the whole of it:
+    ``None`` is "not given" (the car's own needs or the station's defaults apply).
+    ``energy_needed_kwh`` is the session's total [kWh]; ``tier`` is the driver's membership tier,
+    which the station planning the EVSE turns into a priority weight.
+    """
+
+    charger_id: str
+    evse_id: int
+    transaction_id: str
+    energy_needed_kwh: float | None
+    departure: datetime | None
+    tier: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ReservationStatusChanged:
     """A 2.0.1 charger ended a reservation itself: ``status`` is ``Expired`` or ``Removed``."""
 
@@ -373,6 +393,7 @@ DomainEvent = (
     | TransactionEnded
     | TransactionEventReceived
     | ChargingNeeds
+    | DriverNeeds
     | ReservationStatusChanged
     | FirmwareStatusChanged
     | DiagnosticsStatusChanged

@@ -26,6 +26,7 @@ from csms.domain.events import (
     DeviceReportPart,
     DiagnosticsStatusChanged,
     DomainEvent,
+    DriverNeeds,
     FirmwareStatusChanged,
     IdToken,
     MeterSample,
@@ -212,6 +213,21 @@ class ChargingService:
     async def charging_needs(self, needs: ChargingNeeds) -> None:
         """Keep what the EV needs (energy, departure) for the solver."""
         await self.live_state.set_charging_needs(needs)
+        await self._publish(needs)
+
+    async def driver_needs(self, needs: DriverNeeds) -> None:
+        """Keep what a driver asked for (energy, departure, tier) for the solver, on any node: the
+        station's planner hears it like the charger's own events (across nodes through the fan-out)."""
+        await self.live_state.set_driver_needs(needs)
+        logger.info(
+            "charger %s: driver needs for transaction %s on EVSE %d: %s kWh by %s, tier %s",
+            needs.charger_id,
+            needs.transaction_id,
+            needs.evse_id,
+            "?" if needs.energy_needed_kwh is None else f"{needs.energy_needed_kwh:g}",
+            "?" if needs.departure is None else needs.departure.isoformat(),
+            needs.tier or "-",
+        )
         await self._publish(needs)
 
     async def reservation_status(self, change: ReservationStatusChanged) -> None:

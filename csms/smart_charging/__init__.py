@@ -7,9 +7,10 @@ limits changed; :func:`install` wires it into the CSMS app.
 """
 
 from csms.smart_charging.app import SMART_CHARGING, install
+from csms.smart_charging.held import HeldProfile
 from csms.smart_charging.loop import SmartChargingLoop
 from csms.smart_charging.setup import EvseBinding, SmartChargingSettings, StationSetup
-from csms.smart_charging.state import HeldProfile, StationState
+from csms.smart_charging.state import StationState
 
 __all__ = [
     "SMART_CHARGING",

@@ -23,11 +23,11 @@ from datetime import datetime
 from typing import Any
 
 from csms.live_state import LiveState
+from csms.smart_charging.held import per_ampere
 from csms.smart_charging.idle import idle_changes_a
 from csms.smart_charging.planned import PlannedStation
 from csms.smart_charging.sending import Failsafes, ProfileSender, log_refusal, resend_tx, send_tx
 from csms.smart_charging.setup import SmartChargingSettings
-from csms.smart_charging.state import per_ampere
 from optimizer.profiles import limit_from_current
 from optimizer.triggers import TriggerKind
 from optimizer.types import Schedule

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from csms.smart_charging.state import StationState, per_ampere
+from csms.smart_charging.held import per_ampere
+from csms.smart_charging.state import StationState
 from optimizer.network import Network
 from optimizer.profiles import limit_from_current
 from optimizer.types import Evse, Schedule, Site

@@ -35,6 +35,7 @@ from csms.domain.events import (
     ChargingNeeds,
     ConnectorStatusChanged,
     DomainEvent,
+    DriverNeeds,
     MeterSample,
     RegistrationStatus,
     TransactionEnded,
@@ -55,7 +56,7 @@ from optimizer import solve
 from optimizer.network import Network
 from optimizer.quick import scaled_schedule
 from optimizer.triggers import URGENT, Coalescer, Trigger, TriggerKind
-from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule, StationSnapshot
+from optimizer.types import Algorithm, CapWindow, PricePeriod, Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -172,15 +173,18 @@ class SmartChargingLoop:
         transaction_id: str,
         energy_needed_kwh: float | None,
         departure: datetime | None,
+        priority: float = 1.0,
     ) -> bool:
-        """A driver's energy need [kWh, the session's total] and departure; whether the session is known."""
-        for station in self._stations.values():
-            if any(b.charger_id == charger_id for b in station.state.setup.evses):
-                at = self._clock()
-                trigger = station.state.driver_needs(transaction_id, energy_needed_kwh, departure, at)
-                if trigger is not None:
-                    self._add_trigger(station, trigger)
-                    return True
+        """A driver's energy need [kWh, the session's total], departure and priority weight (all of
+        them; ``None``: not given); whether the session is known. Across nodes the sessions package
+        sends :class:`DriverNeeds` events instead (the tier is weighed by the station's policy)."""
+        for station_id, _evse_id in self._by_charger.get(charger_id, []):
+            station = self._stations[station_id]
+            at = self._clock()
+            trigger = station.state.driver_needs(transaction_id, energy_needed_kwh, departure, at, priority)
+            if trigger is not None:
+                self._add_trigger(station, trigger)
+                return True
         return False
 
     def forecast_window(self, station_ids: Iterable[str] | None = None) -> tuple[timedelta, tuple[str, ...]]:
@@ -238,12 +242,17 @@ class SmartChargingLoop:
         elif isinstance(event, ChargingLimitSet | ChargingLimitCleared):
             for station in self._stations.values():  # a station its charger is not in ignores it
                 self._add_trigger(station, station.state.charging_limit(event))
-        elif isinstance(event, MeterSample | ChargingNeeds | ConnectorStatusChanged):
+        elif isinstance(event, MeterSample | ChargingNeeds | ConnectorStatusChanged | DriverNeeds):
             found = self._lookup(event.charger_id, event.evse_id)
             if found is None:
                 return
             station, evse_id = found
-            if isinstance(event, MeterSample):
+            if isinstance(event, DriverNeeds):
+                priority = station.state.setup.session_policy.priority(event.tier)
+                trigger = station.state.driver_needs(
+                    event.transaction_id, event.energy_needed_kwh, event.departure, event.at, priority
+                )
+            elif isinstance(event, MeterSample):
                 trigger = station.state.meter_sample(evse_id, event)
                 if trigger is not None:
                     _log_drawing(event, trigger)
@@ -464,7 +473,7 @@ class SmartChargingLoop:
         if not snapshot.sessions:
             station.schedule = None
             return None
-        network = self._network(station, snapshot)
+        network = station.network_for(snapshot)
         if quick:
             scaled = scaled_schedule(snapshot, station.schedule, network) if scale else None
             schedule = scaled or solve(snapshot, Algorithm.FAIRWATT, network, force_fallback=True)
@@ -475,16 +484,6 @@ class SmartChargingLoop:
         for callback in self._solved:
             callback(station.state.station_id, schedule)
         return schedule
-
-    @staticmethod
-    def _network(station: PlannedStation, snapshot: StationSnapshot) -> Network | None:
-        """The compiled network of the snapshot's tree, ``None`` when it is another (built per solve)."""
-        setup, history = station.state.setup, station.state.history
-        if snapshot.site.root is setup.site.root and snapshot.evses == setup.solver_evses:
-            return station.network
-        if history is not None and snapshot.site.root is history.root and snapshot.evses == history.evses:
-            return history.network  # with the sessions expected within the horizon
-        return None  # planned around an EVSE: a smaller tree
 
 
 def _log_drawing(sample: MeterSample, trigger: Trigger) -> None:

@@ -15,7 +15,8 @@ knew of the station and rebuilds it from shared state: each connected, accepted 
 treated as booted (it gets its failsafe again, which also tells the loop what it holds), the
 external limits chargers reported are set again, and each
 active transaction in live state starts a session with its start time and meter start from
-PostgreSQL and its latest energy reading; a station that plans with a forecast learns its finished
+PostgreSQL and its latest energy reading, and gets the EV's and its driver's needs kept in live
+state; a station that plans with a forecast learns its finished
 transactions of the last weeks again (those that ended while another node planned it never
 reached this node's loop). A session whose charger is not connected is planned
 as the loop plans any charger it cannot reach: profiles fail, then it counts at its maximum.
@@ -274,6 +275,9 @@ class StationOwnership:
                 needs = charger.charging_needs.get(binding.ocpp_evse_id)
                 if needs is not None:
                     await self._loop.on_event(needs)
+                driver = charger.driver_needs.get(binding.ocpp_evse_id)
+                if driver is not None:  # one of an earlier transaction there changes nothing
+                    await self._loop.on_event(driver)
         await seed_forecasts(self._loop, self._transactions, now, (station_id,))
 
     async def _resume(self, charger_id: str, evse_id: int, transaction_id: str, now: datetime) -> None:

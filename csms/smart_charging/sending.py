@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Protocol
 
 from csms.commands import ChargingProfile, CommandResult
+from csms.smart_charging.held import per_ampere
 from csms.smart_charging.setup import SmartChargingSettings
-from csms.smart_charging.state import StationState, per_ampere
+from csms.smart_charging.state import StationState
 from optimizer.failsafe import failsafe_currents_a
 from optimizer.profiles import limit_from_current
 from optimizer.types import Schedule

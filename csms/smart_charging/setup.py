@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 
 from csms.errors import SettingsError
+from csms.smart_charging.drivers import SessionPolicy
 from optimizer.network import Network
 from optimizer.types import Evse, Policy, Site
 
@@ -53,8 +54,10 @@ class ForecastSettings:
 class StationSetup:
     """One station: its site limits, its EVSEs and how it schedules.
 
-    ``time_zone`` says where the station's days begin (the forecast compares local days);
-    ``forecast`` (``None``: off) plans around sessions expected within the horizon.
+    ``time_zone`` says where the station's days begin (the forecast compares local days, the
+    default departure is a local time); ``forecast`` (``None``: off) plans around sessions
+    expected within the horizon; ``session_policy`` weighs drivers' tiers and says when a session
+    without a departure leaves.
     """
 
     station_id: str
@@ -63,6 +66,7 @@ class StationSetup:
     policy: Policy = field(default_factory=Policy)
     time_zone: tzinfo = UTC
     forecast: ForecastSettings | None = None
+    session_policy: SessionPolicy = field(default_factory=SessionPolicy)
 
     def __post_init__(self) -> None:
         if not self.evses:

@@ -24,11 +24,12 @@ from csms.domain.events import (
 )
 from csms.smart_charging.external import ExternalLimits, caps_of, constrain, limit_a_at
 from csms.smart_charging.forecasting import FinishedSession, StationHistory
+from csms.smart_charging.held import HeldProfile, per_ampere
 from csms.smart_charging.reserve import reserve
 from csms.smart_charging.setup import EvseBinding, SmartChargingSettings, StationSetup
 from optimizer import profiles as builders
 from optimizer.triggers import Trigger, TriggerKind, over_drawing, under_drawing
-from optimizer.types import ActiveSession, Evse, RateUnit, Schedule, Site, StationSnapshot
+from optimizer.types import ActiveSession, Evse, Schedule, Site, StationSnapshot
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 CURRENT_IMPORT = "Current.Import"
@@ -36,49 +37,13 @@ POWER_IMPORT = "Power.Active.Import"
 _LEARN_STEP_A = 0.1
 
 
-def per_ampere(evse: Evse) -> float:
-    """Wire units per ampere: 1 for profiles in A, W per A for profiles in W."""
-    return 1.0 if evse.rate_unit is RateUnit.AMPERE else evse.kw_per_a * 1000.0
-
-
-@dataclass(frozen=True, slots=True)
-class HeldProfile:
-    """A Tx profile a charger accepted: wire limits (in the EVSE's unit) from ``start``."""
-
-    transaction_id: str
-    start: datetime
-    periods: tuple[tuple[int, float], ...]  # (offset [s], limit in the EVSE's rate unit)
-    duration_s: int
-
-    @property
-    def end(self) -> datetime:
-        return self.start + timedelta(seconds=self.duration_s)
-
-    def wire_limit_at(self, moment: datetime) -> float | None:
-        """The limit in force at ``moment`` (``None`` before the start or after the end)."""
-        offset_s = (moment - self.start).total_seconds()
-        if offset_s < 0 or offset_s >= self.duration_s:
-            return None
-        limit = self.periods[0][1]
-        for start_s, value in self.periods:
-            if start_s > offset_s:
-                break
-            limit = value
-        return limit
-
-    @classmethod
-    def of(cls, schedule: Schedule, evse: Evse, transaction_id: str, max_periods: int) -> HeldProfile:
-        """What a charger holds once it accepted the Tx profile built from ``schedule`` for ``evse``."""
-        merged = builders.merged_periods(schedule.row(evse.evse_id), period_s=schedule.period_s, evse=evse)
-        kept, duration_s = builders.bounded_periods(
-            merged, duration_s=schedule.periods * schedule.period_s, max_periods=max_periods
-        )
-        return cls(transaction_id, schedule.start.replace(microsecond=0), tuple(kept), duration_s)
-
-
 @dataclass(slots=True)
 class SessionState:
-    """A car at an EVSE: what it got, what it draws, what it needs."""
+    """A car at an EVSE: what it got, what it draws, what it needs.
+
+    ``energy_needed_kwh``/``departure`` are what the car reported (NotifyEVChargingNeeds), the
+    ``driver_`` ones what its driver asked for in the app: the driver's count where given.
+    """
 
     transaction_id: str
     arrival: datetime
@@ -86,6 +51,9 @@ class SessionState:
     delivered_wh: float = 0.0
     energy_needed_kwh: float | None = None
     departure: datetime | None = None
+    driver_energy_kwh: float | None = None
+    driver_departure: datetime | None = None
+    priority: float = 1.0  # the driver's tier weight in the priority-weighted fairness
     learned_max_a: float | None = None  # the car drew clearly less than offered: its limit
     reported_max_a: float | None = None  # from NotifyEVChargingNeeds
     measured_a: float | None = None
@@ -93,6 +61,16 @@ class SessionState:
     saw_current: bool = False  # Current.Import seen (preferred over Power.Active.Import)
     over_floor_a: float | None = None  # drawing more than allowed: plan with this as its current
     uncontrollable: bool = False  # refused profiles: plan with it at its maximum
+
+    @property
+    def wanted_kwh(self) -> float | None:
+        """The session's total energy need [kWh]: the driver's, else the car's (``None``: unknown)."""
+        return self.energy_needed_kwh if self.driver_energy_kwh is None else self.driver_energy_kwh
+
+    @property
+    def leaves(self) -> datetime | None:
+        """When the car leaves: the driver's word, else the car's (``None``: unknown)."""
+        return self.departure if self.driver_departure is None else self.driver_departure
 
     @property
     def vehicle_max_a(self) -> float | None:
@@ -250,14 +228,20 @@ class StationState:
         return self._trigger(TriggerKind.NEED_CHANGED, event.at, detail)
 
     def driver_needs(
-        self, transaction_id: str, energy_needed_kwh: float | None, departure: datetime | None, at: datetime
+        self,
+        transaction_id: str,
+        energy_needed_kwh: float | None,
+        departure: datetime | None,
+        at: datetime,
+        priority: float = 1.0,
     ) -> Trigger | None:
-        """What the driver asked for: the session's total energy [kWh] and departure."""
+        """What the driver asked for, all of it (``None``: not given): the session's total energy
+        [kWh], departure, and the priority weight of the driver's tier."""
         for evse_id, state in self.evses.items():
             session = state.session
             if session is not None and session.transaction_id == transaction_id:
-                session.energy_needed_kwh = energy_needed_kwh
-                session.departure = departure
+                session.driver_energy_kwh, session.driver_departure = energy_needed_kwh, departure
+                session.priority = priority
                 return self._trigger(TriggerKind.NEED_CHANGED, at, f"{evse_id} driver needs")
         return None
 
@@ -418,7 +402,7 @@ class StationState:
             site, evses = self._externally_limited(site, evses, reserved, now)
         if self.peak_month == _month(now, self.setup.time_zone):
             site = replace(site, peak_so_far_kw=self.peak_so_far_kw)
-        policy = self.setup.policy
+        policy, drivers, zone = self.setup.policy, self.setup.session_policy, self.setup.time_zone
         sessions = []
         for evse_id, state in self.evses.items():
             session = state.session
@@ -429,10 +413,11 @@ class StationState:
                     session_id=session.transaction_id,
                     evse_id=evse_id,
                     arrival=session.arrival,
-                    departure=session.departure,
-                    energy_needed_kwh=session.energy_needed_kwh,
+                    departure=session.leaves or drivers.departure_after(session.arrival, zone),
+                    energy_needed_kwh=session.wanted_kwh,
                     energy_delivered_kwh=session.delivered_wh / 1000.0,
                     vehicle_max_current_a=session.vehicle_max_a,
+                    priority=session.priority,
                     offered_current_a=state.limit_in_force_a(now),
                     held_current_a=tuple(
                         state.limit_in_force_a(now + timedelta(seconds=policy.period_s * t))
@@ -476,7 +461,7 @@ def _finished(evse_id: str, session: SessionState, at: datetime) -> FinishedSess
         evse_id=evse_id,
         arrival=session.arrival,
         ended=at,
-        energy_kwh=max(session.energy_needed_kwh or 0.0, taken_kwh),
+        energy_kwh=max(session.wanted_kwh or 0.0, taken_kwh),
         max_current_a=session.vehicle_max_a,
     )
 

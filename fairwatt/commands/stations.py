@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from aiohttp import web
 
 from csms.server import CSMS
 from csms.smart_charging import SMART_CHARGING, EvseBinding, SmartChargingLoop, StationSetup
+from csms.smart_charging.drivers import SessionPolicy
 from csms.smart_charging.setup import ForecastSettings
-from fairwatt.config import StationConfig
+from fairwatt.config import ChargingPolicy, StationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def horizon(config: StationConfig) -> timedelta:
 
 
 def station_setup(config: StationConfig, now: datetime) -> StationSetup:
-    """The loop's view of ``config`` at ``now`` (UTC): limits, EVSEs on their chargers, policy.
+    """The loop's view of ``config`` at ``now`` (UTC): limits, EVSEs on their chargers, policies.
 
     Raises :class:`csms.errors.SettingsError` or :class:`optimizer.errors.NetworkError` when the
     EVSEs do not fit the station (two EVSEs on one connector, a tree that misses an EVSE).
@@ -57,7 +58,17 @@ def station_setup(config: StationConfig, now: datetime) -> StationSetup:
         config.policy,
         time_zone=config.time_zone,
         forecast=forecast,
+        session_policy=session_policy(config.charging),
     )
+
+
+def session_policy(charging: ChargingPolicy) -> SessionPolicy:
+    """The loop's view of a station's tier weights and default departure (``24:00`` is midnight)."""
+    departure = None
+    if charging.default_departure_min is not None:
+        hours, minutes = divmod(charging.default_departure_min % (24 * 60), 60)
+        departure = time(hours, minutes)
+    return SessionPolicy(charging.priority_tiers, departure)
 
 
 def refresh_site(loop: SmartChargingLoop, config: StationConfig, now: datetime) -> None:

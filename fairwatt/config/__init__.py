@@ -2,6 +2,7 @@
 
 from fairwatt.config.errors import ConfigError
 from fairwatt.config.model import (
+    ChargingPolicy,
     DailyWindow,
     DayFilter,
     EvsePlace,
@@ -15,6 +16,7 @@ from fairwatt.config.model import (
 from fairwatt.config.station import load_station, parse_station
 
 __all__ = [
+    "ChargingPolicy",
     "ConfigError",
     "DailyWindow",
     "DayFilter",

@@ -168,6 +168,23 @@ class EvsePlace:
 
 
 @dataclass(frozen=True, slots=True)
+class ChargingPolicy:
+    """Smart-charging policy beyond the solver's :class:`optimizer.types.Policy` (in ``station.policy``).
+
+    ``priority_tiers`` maps a driver's membership tier to the weight max-min fairness gives
+    their sessions (1 for a driver of no tier or of a tier not named); ``default_departure_min``
+    is a local time of day (minutes after midnight) assumed for a session with no departure
+    given (``None``: ``default_stay_h`` after arrival).
+    """
+
+    priority_tiers: tuple[tuple[str, float], ...] = ()
+    default_departure_min: int | None = None
+
+    def tier_priority(self, tier: str | None) -> float:
+        return dict(self.priority_tiers).get(tier or "", 1.0)
+
+
+@dataclass(frozen=True, slots=True)
 class StationConfig:
     """One station as read from the file, ready to materialise snapshots from.
 
@@ -196,6 +213,7 @@ class StationConfig:
     places: tuple[EvsePlace, ...] = ()
     forecast_weight: float = 0.0  # > 0: plan around sessions earlier days saw arrive later (0: off)
     forecast_days: int = 14  # the latest earlier days of the same kind the forecast learns from
+    charging: ChargingPolicy = field(default_factory=ChargingPolicy)  # tier weights, default departure
 
     def evse(self, evse_id: str) -> Evse:
         for evse in self.evses:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from demand_response.config import Program
-from fairwatt.config.model import StationConfig
+from fairwatt.config.model import ChargingPolicy, StationConfig
 from fairwatt.errors import FairwattError
 
 
@@ -102,22 +102,6 @@ class ChargerConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class ChargingPolicy:
-    """Smart-charging policy beyond the solver's :class:`optimizer.types.Policy` (in ``station.policy``).
-
-    ``priority_tiers`` maps a driver's membership tier to the weight max-min fairness gives
-    their sessions; ``default_departure_min`` is a local time of day (minutes after midnight)
-    assumed for a session with no departure given (``None``: ``default_stay_h`` after arrival).
-    """
-
-    priority_tiers: tuple[tuple[str, float], ...] = ()
-    default_departure_min: int | None = None
-
-    def tier_priority(self, tier: str | None) -> float:
-        return dict(self.priority_tiers).get(tier or "", 1.0)
-
-
-@dataclass(frozen=True, slots=True)
 class NetworkStation:
     station: StationConfig
     name: str | None = None
@@ -125,11 +109,14 @@ class NetworkStation:
     phases: int = 3
     tariff_id: str | None = None
     reservation_hold_s: int | None = None
-    charging: ChargingPolicy = field(default_factory=ChargingPolicy)
 
     @property
     def station_id(self) -> str:
         return self.station.station_id
+
+    @property
+    def charging(self) -> ChargingPolicy:
+        return self.station.charging
 
     def canonical(self) -> dict[str, Any]:
         s = self.station

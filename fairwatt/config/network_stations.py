@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairwatt.config.errors import ConfigError
-from fairwatt.config.model import EvsePlace, LimitNode, StationConfig
+from fairwatt.config.model import ChargingPolicy, EvsePlace, LimitNode, StationConfig
 from fairwatt.config.network_collect import _at, _Collected, lenient_mapping
 from fairwatt.config.network_model import (
     ChargerConfig,
-    ChargingPolicy,
     ConnectorConfig,
     Location,
     NetworkStation,
@@ -137,6 +136,7 @@ def _station(entry: Cursor, out: _Collected) -> None:
         resolve_every_periods=resolve_every,
         source=entry.source,
         places=places,
+        charging=charging,
     )
     if len(out.errors) > errors_before:
         return
@@ -151,7 +151,6 @@ def _station(entry: Cursor, out: _Collected) -> None:
                 reservation_hold_s=fields["reservation_hold_s"].integer(minimum=1, maximum=86_400)
                 if "reservation_hold_s" in fields
                 else None,
-                charging=charging,
             ),
             entry,
         )

@@ -79,7 +79,7 @@ def _stations(app: web.Application, network: Network, changes: tuple[Change, ...
 
 
 def _same_plant(running: StationSetup, config: StationConfig, now: datetime) -> bool:
-    """Whether the loop already plans ``config``'s EVSEs, limit tree, grid limit, policy and forecast."""
+    """Whether the loop already plans ``config``'s EVSEs, limit tree, grid limit, policies and forecast."""
     wanted = station_setup(config, now)
     return (
         running.evses == wanted.evses
@@ -88,6 +88,7 @@ def _same_plant(running: StationSetup, config: StationConfig, now: datetime) -> 
         and running.policy == wanted.policy
         and running.forecast == wanted.forecast
         and running.time_zone == wanted.time_zone
+        and running.session_policy == wanted.session_policy
     )
 
 

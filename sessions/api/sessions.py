@@ -1,8 +1,9 @@
 """``/v1/sessions``: a driver starts, watches and stops charging sessions.
 
 ``POST`` creates the session (INITIATED) under the driver's ``Idempotency-Key`` and sends the
-remote start in the background: the answer does not wait for the charger. ``GET`` shows one
-session or the driver's history; ``DELETE`` stops. A driver sees only their own sessions
+remote start in the background: the answer does not wait for the charger; it may give the
+driver's needs (departure, energy: ``sessions.api.session_needs``, which also serves ``PATCH``).
+``GET`` shows one session or the driver's history; ``DELETE`` stops. A driver sees only their own sessions
 (another's answers 404, as if it did not exist).
 """
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from csms.domain.events import ConnectorStatus
+from sessions.api.session_needs import NEEDS_PROPERTIES, needs_view, parse_needs
 from sessions.api.session_tokens import expired_with_session
 from sessions.auth import Principal, Role, principal_of, require_driver
 from sessions.authorizer import DriverAuthorizer
@@ -49,8 +51,12 @@ _UNUSABLE = (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE)
 
 SESSION_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["session_id", "state", "charger_id", "connector_id", "origin", "energy_kwh", "power_kw"],
+    "required": [
+        *("session_id", "state", "charger_id", "connector_id", "origin", "energy_kwh", "power_kw"),
+        *NEEDS_PROPERTIES,
+    ],
     "properties": {
+        **NEEDS_PROPERTIES,
         "session_id": {"type": "string", "format": "uuid"},
         "state": {"type": "string", "enum": [state.value for state in SessionState]},
         "charger_id": {"type": "string"},
@@ -87,6 +93,7 @@ START_SCHEMA: dict[str, Any] = {
         "charger_id": {"type": "string", "pattern": _CHARGER_ID.pattern},
         "connector_id": {"type": "integer", "minimum": 1, "maximum": _MAX_CONNECTOR},
         "payment_method_id": {"type": "string", "pattern": _TOKEN_ID.pattern},
+        **NEEDS_PROPERTIES,
     },
 }
 SESSION_REF = {"$ref": "#/components/schemas/Session"}
@@ -158,6 +165,7 @@ async def session_view(lifecycle: SessionLifecycle, record: SessionRecord) -> di
         "created_at": record.created_at.isoformat(),
         "started_at": record.started_at.isoformat() if record.started_at else None,
         "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+        **needs_view(record.departure_at, record.energy_needed_kwh),
         **await lifecycle.snapshot(record),
     }
 
@@ -254,11 +262,12 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         replayed = await replay(driver.subject, key, digest)
         if replayed is not None:
             return replayed
+        now = datetime.now(UTC)
+        needs = parse_needs(body, now)  # after the replay: a departure given then may be past now
         retry_after = await limiter.retry_after_s(driver.subject)
         if retry_after is not None:
             raise too_many_requests("too many sessions started; try again later", retry_after)
         await check_startable(driver.subject, charger_id, evse_id, payment_method_id)
-        now = datetime.now(UTC)
         reservation_id = None
         if runtime.reservations is not None:
             if await runtime.reservations.held_by_other(driver.subject, charger_id, evse_id, now):
@@ -274,6 +283,8 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
             payment_method_id=payment_method_id,
             remote_start_id=csms.commands.next_request_id(),
             reservation_id=reservation_id,
+            departure_at=needs.departure_at,
+            energy_needed_kwh=needs.energy_needed_kwh,
         )
         try:
             created = await store.create_idempotent(
@@ -347,7 +358,8 @@ def _declare(api: Api, start: Any, get: Any, listing: Any, stop: Any) -> None:
             "/v1/sessions",
             start,
             {
-                "summary": "Start charging: authorise, send the remote start, answer at once (INITIATED)",
+                "summary": "Start charging: authorise, send the remote start, answer at once (INITIATED); "
+                "optionally say when the car leaves and the energy it needs",
                 "operationId": "startSession",
                 "security": BEARER,
                 "parameters": [

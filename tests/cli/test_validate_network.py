@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from csms.smart_charging.drivers import SessionPolicy
 from fairwatt.cli import main
+from fairwatt.commands.stations import station_setup
 from fairwatt.commands.validate import schema_text
 from fairwatt.config.network import NetworkConfigError, load_network, parse_network
 
@@ -72,6 +75,23 @@ def test_the_base_and_the_example_are_valid() -> None:
     assert depot.charging.tier_priority("fleet") == 2.0
     assert (example.reservation_hold_s, example.reservation_holds_s) == (900, {"office-munich": 600})
     assert [c.station_id for c in example.station_configs] == ["depot-berlin", "office-munich"]
+
+
+def test_the_loop_plans_with_the_tiers_and_default_departure_of_the_network_file() -> None:
+    example = load_network(EXAMPLE)
+    now = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)
+    depot, office = (station_setup(config, now) for config in example.station_configs)
+    assert depot.session_policy == SessionPolicy((("fleet", 2.0), ("public", 1.0)), time(17, 30))
+    assert depot.session_policy.priority("fleet") == 2.0
+    assert depot.session_policy.departure_after(now, depot.time_zone) == datetime(
+        2026, 5, 4, 15, 30, tzinfo=UTC
+    )
+    assert office.session_policy == SessionPolicy()  # no policy: weights 1, the default stay
+    midnight = BASE.replace(
+        "grid_limit_kw: 50\n", "grid_limit_kw: 50\n    policy: {default_departure: '24:00'}\n", 1
+    )
+    s1, _ = parse_network({"net.yaml": midnight}).station_configs
+    assert station_setup(s1, now).session_policy.default_departure == time(0, 0)
 
 
 def test_unknown_key_with_did_you_mean() -> None:

@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,6 +29,7 @@ from csms.domain.events import (
     ChargingNeeds,
     ConnectorStatus,
     ConnectorStatusChanged,
+    DriverNeeds,
     IdToken,
     LimitPeriod,
     LimitSchedule,
@@ -40,6 +42,7 @@ from csms.live_state import InProcessLiveState
 from csms.redis_state import RedisKeys
 from csms.server import CSMS, create_app
 from csms.smart_charging import SMART_CHARGING, EvseBinding, SmartChargingSettings, StationSetup
+from csms.smart_charging.drivers import SessionPolicy
 from csms.smart_charging.ownership import STATION_OWNERSHIP, OwnershipSettings, StationLock, lock_key
 from csms.smart_charging.setup import ForecastSettings
 from optimizer.types import Connection, Evse, FeederNode, Policy, Site
@@ -72,6 +75,8 @@ EVENTS = [
         AT,
     ),
     ChargingLimitCleared("CP-1", 2, "EMS", AT),
+    DriverNeeds("CP-1", 2, "77", 42.5, AT + timedelta(hours=3), "gold", AT),
+    DriverNeeds("CP-1", 1, "78", None, None, None, AT),
 ]
 
 
@@ -117,6 +122,8 @@ def test_events_go_to_the_station_of_their_evse() -> None:
     # an external limit on one EVSE goes where that EVSE is; on the whole charger, to all its stations
     assert publisher.channels(ChargingLimitCleared("X-A", 2, "EMS", AT)) == (second,)
     assert publisher.channels(ChargingLimitSet("X-A", 0, "EMS", None, (), AT)) == (first, second)
+    # a driver's needs go where the session's EVSE is, like the charger's own events
+    assert publisher.channels(DriverNeeds("X-A", 2, "6", 20.0, None, "gold", AT)) == (second,)
 
 
 # -- the lock -----------------------------------------------------------------------------------
@@ -362,6 +369,48 @@ async def test_an_external_limit_reaches_the_owner_and_a_new_owner_reads_it_back
         taken = node2.app[SMART_CHARGING].state(station.station_id)
         assert taken.external.limits == {(f"{prefix}-A", 1, "EMS"): limit}
         assert taken.evses["A"].external == (schedule,)
+
+
+@pytest.mark.asyncio
+async def test_a_drivers_needs_reach_the_owner_and_a_new_owner_reads_them_back(
+    database_dsn: str, keys: RedisKeys
+) -> None:
+    prefix = f"FN{uuid.uuid4().hex[:6]}"
+    station = replace(_station(f"{prefix}-station", prefix), session_policy=SessionPolicy((("gold", 3.0),)))
+    async with AsyncExitStack() as stack:
+        node1, node2 = await _two_nodes(stack, database_dsn, keys, station)
+        assert node1.owned == {station.station_id}
+        b = await stack.enter_async_context(
+            connected(ProfiledCharger, node2.url(f"{prefix}-B"), f"{prefix}-B", "ocpp1.6")
+        )
+        await _boot(b)
+        await _start(b)
+        await wait_for(b, b.holds_tx)  # node 1 plans the session
+        assert b.transaction_id is not None
+        leaves = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+        # The driver's app talks to node 2 (any node would do): its service fans the needs out to node 1.
+        needs = DriverNeeds(f"{prefix}-B", 1, b.transaction_id, 30.0, leaves, "gold", datetime.now(UTC))
+        await node2.app[CSMS].service.driver_needs(needs)
+
+        def planned(node: Node) -> tuple[float | None, datetime | None, float] | None:
+            session = node.app[SMART_CHARGING].state(station.station_id).evses["B"].session
+            return (
+                None
+                if session is None
+                else (session.driver_energy_kwh, session.driver_departure, session.priority)
+            )
+
+        for _ in range(500):  # pub/sub through Redis has nothing to await: a bounded poll
+            if planned(node1) == (30.0, leaves, 3.0):
+                break
+            await asyncio.sleep(0.01)
+        assert planned(node1) == (30.0, leaves, 3.0)  # the tier weighed by the station's policy
+        assert planned(node2) is None  # not its station
+
+        await node1.stop()  # node 2 takes the station over and reads the needs back from live state
+        await node2.app[STATION_OWNERSHIP].step()
+        assert node2.owned == {station.station_id}
+        assert planned(node2) == (30.0, leaves, 3.0)
 
 
 @pytest.mark.asyncio

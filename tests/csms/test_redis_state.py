@@ -18,6 +18,7 @@ from csms.domain.events import (
     ChargingLimitSet,
     ChargingNeeds,
     ConnectorStatus,
+    DriverNeeds,
     LimitPeriod,
     LimitSchedule,
     RegistrationStatus,
@@ -87,6 +88,9 @@ async def test_every_field_round_trips(redis: Redis, keys: RedisKeys) -> None:
     await state.set_charging_limit(limit)
     await state.set_charging_limit(ChargingLimitSet("CP-1", 0, "SO", None, (), AT))
     await state.clear_charging_limit(ChargingLimitCleared("CP-1", 0, "SO", AT))
+    await state.set_driver_needs(DriverNeeds("CP-1", 1, "tx-16", 10.0, None, None, AT))
+    driver = DriverNeeds("CP-1", 1, "tx-17", 40.0, AT + timedelta(hours=4), "gold", AT)
+    await state.set_driver_needs(driver)  # the latest on an EVSE replaces the one before
 
     assert await state.get("CP-1") == ChargerState(
         charger_id="CP-1",
@@ -100,6 +104,7 @@ async def test_every_field_round_trips(redis: Redis, keys: RedisKeys) -> None:
         firmware_status="Installed",
         diagnostics_status="Uploaded",
         charging_limits={(2, "EMS"): limit},
+        driver_needs={1: driver},
     )
 
 
