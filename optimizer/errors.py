@@ -15,3 +15,7 @@ class SnapshotError(OptimizerError):
 
 class ProfileError(OptimizerError):
     """A schedule that cannot become a valid OCPP charging profile, or a profile the schemas reject."""
+
+
+class DeclarationError(OptimizerError):
+    """A declared schedule of arrivals that cannot stand for a day (times out of order, days left out)."""

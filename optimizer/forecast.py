@@ -18,14 +18,26 @@ days of *their* kind), so a plan made in the evening knows whether cars come tom
 where the forecast covers the cars' whole stays and expects nobody in them (with
 ``Policy.trust_forecast``: the plan serves every car expected in them in full), the solver may
 move their energy to cheaper periods; with no forecast it keeps it early, in case a car comes.
+
+A station's first day of a kind (and every day of a kind it has not seen) has nothing to learn
+from. A :class:`DeclaredSchedule` (the operator's word: a depot knows its fleet's timetable)
+stands in for such a day: the cars it declares for that weekday become the day's expected
+sessions (one future, at the forecast's weight), and the forecast reaches past it. It is only
+the cold start: once an earlier day of the kind is known, that history wins. A day of the
+weekdays the schedule ``covers`` on which it declares no car expects nobody; a day it does not
+cover stays unforecast (by default a schedule covers only the days its arrivals name, so a
+weekday timetable says nothing of weekends: a car may still come then, and the solver keeps the
+early energy in case one does). History cannot say "nobody" of a kind on its own: it learns only
+from days on which cars came, so a depot closed on weekends learns nothing of them, ever.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from optimizer.errors import DeclarationError
 from optimizer.types import ActiveSession, Evse, FeederNode, Site
 
 
@@ -38,6 +50,83 @@ class PastSession:
     departure: datetime  # expected departure given at arrival
     energy_kwh: float  # requested
     max_current_a: float  # the most the car could draw
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredCar:
+    """A car an operator expects at EVSE ``evse_id``, drawing up to ``max_current_a`` [A]."""
+
+    evse_id: str
+    max_current_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredArrivals:
+    """Cars an operator expects on ``weekdays`` (0 = Monday), in local time of day [minutes after midnight].
+
+    The cars plug in one after another, evenly spread over ``[arrive_min, arrive_until_min]``
+    (car *k* of *n* at the middle of the *k*-th of *n* equal slices, in the order of ``cars``),
+    each asks for ``energy_kwh`` and all leave at ``leave_min``: the same day when it is after
+    ``arrive_until_min``, the next day when it is at or before ``arrive_min``.
+    """
+
+    cars: tuple[DeclaredCar, ...]
+    weekdays: frozenset[int]
+    arrive_min: int
+    arrive_until_min: int
+    leave_min: int
+    energy_kwh: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.arrive_min <= self.arrive_until_min < 24 * 60:
+            raise DeclarationError("arrivals need 0 <= arrive_min <= arrive_until_min < 24 h")
+        if self.arrive_min < self.leave_min <= self.arrive_until_min or not 0 <= self.leave_min <= 24 * 60:
+            raise DeclarationError("cars leave after the last arrives (or at or before arrive_min: next day)")
+
+    @property
+    def overnight(self) -> bool:
+        """Whether the cars leave on the day after they arrive."""
+        return self.leave_min <= self.arrive_min
+
+    def stays(self, day: date, zone: tzinfo) -> list[tuple[DeclaredCar, datetime, datetime]]:
+        """Each car's arrival and departure on local date ``day`` (UTC), or none on another weekday."""
+        if day.weekday() not in self.weekdays or not self.cars:
+            return []
+        leave_day = day + timedelta(days=1) if self.overnight else day
+        leave = _local(leave_day, self.leave_min, zone)
+        span_min = self.arrive_until_min - self.arrive_min
+        n = len(self.cars)
+        return [
+            (car, _local(day, self.arrive_min + span_min * (k + 0.5) / n, zone), leave)
+            for k, car in enumerate(self.cars)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredSchedule:
+    """The arrivals an operator declares, for the days the forecast has no history of their kind.
+
+    ``covers``: the weekdays it speaks for in full (0 = Monday): a covered day with no arrivals
+    declared expects nobody. Of a weekday it does not cover it says nothing: that day stays
+    unforecast.
+    """
+
+    arrivals: tuple[DeclaredArrivals, ...]
+    covers: frozenset[int]
+
+    def __post_init__(self) -> None:
+        named = frozenset().union(*(a.weekdays for a in self.arrivals))
+        if not named <= self.covers:
+            raise DeclarationError("a declared schedule must cover every weekday its arrivals name")
+
+    def speaks_for(self, day: date) -> bool:
+        return day.weekday() in self.covers
+
+
+def _local(day: date, minutes: float, zone: tzinfo) -> datetime:
+    """The instant (UTC) of local wall-clock time ``minutes`` after ``day``'s midnight."""
+    wall = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minutes)
+    return wall.astimezone(UTC)  # aware + timedelta moves the wall clock: right across a DST change
 
 
 def local_midnight(day: date, zone: tzinfo) -> datetime:
@@ -61,8 +150,9 @@ class _Bucket:
 class Forecast:
     """The sessions expected from ``now``, and the instant up to which they are every arrival expected.
 
-    ``until`` is None when no earlier day of today's kind is known: nothing is forecast, not even
-    that nobody comes. It is earlier than asked when a later day has no earlier day of its kind.
+    ``until`` is None when no earlier day of today's kind is known and no declared schedule
+    speaks for today: nothing is forecast, not even that nobody comes. It is earlier than asked
+    when a later day has neither.
     """
 
     sessions: tuple[ActiveSession, ...]
@@ -117,6 +207,18 @@ def _buckets(
     return buckets
 
 
+def _declared_day(
+    schedule: DeclaredSchedule, day: date, zone: tzinfo, group_of: Mapping[str, str]
+) -> list[PastSession]:
+    """The cars ``schedule`` declares for local date ``day`` (on grouped EVSEs), as if seen that day."""
+    return [
+        PastSession(car.evse_id, arrival, departure, entry.energy_kwh, car.max_current_a)
+        for entry in schedule.arrivals
+        for car, arrival, departure in entry.stays(day, zone)
+        if car.evse_id in group_of
+    ]
+
+
 def _sessions(
     buckets: Mapping[tuple[str, int, int], _Bucket],
     midnight: datetime,
@@ -160,6 +262,7 @@ def forecast(
     max_days: int = 14,
     arrival_bucket: timedelta = timedelta(hours=1),
     stay_bucket: timedelta = timedelta(hours=2),
+    declared: DeclaredSchedule | None = None,
 ) -> Forecast:
     """Expected sessions arriving after ``now`` and before ``until`` (default: local midnight), on
     the group EVSEs ``group_of`` names.
@@ -175,22 +278,32 @@ def forecast(
     ``weight`` / days: the days together weigh what the mean does. Today's scenario *k* goes on
     with the *k*-th earlier day of each later day's kind (in date order, repeating when there
     are fewer).
+
+    A day with no earlier day of its kind takes the cars ``declared`` for its weekday (one
+    future, ``weight``; none: nobody expected, if the schedule covers that weekday), bucketed
+    alike; a day neither history nor the schedule speaks for ends the forecast at its midnight.
     """
     today = now.astimezone(zone).date()
     midnight = local_midnight(today, zone)
     until = until if until is not None else local_midnight(today + timedelta(days=1), zone)
     kinds = _earlier_days(history, today, zone, group_of, max_days)
-    if not kinds[_weekend(today)]:
+    if not kinds[_weekend(today)] and (declared is None or not declared.speaks_for(today)):
         return Forecast((), None)
-    count = len(kinds[_weekend(today)])
+    # scenarios follow today's kind's days; a declared today goes on with the other kind's
+    count = len(kinds[_weekend(today)]) or len(kinds[not _weekend(today)])
     out: list[ActiveSession] = []
     day, start, after_s = today, midnight, (now - midnight).total_seconds()
     while start < until:
         days = sorted(kinds[_weekend(day)].items())
-        if not days:
-            return Forecast(tuple(out), start)
         tag = "" if day == today else f"d{(day - today).days}-"
-        if not scenarios:
+        if not days:
+            if declared is None or not declared.speaks_for(day):
+                return Forecast(tuple(out), start)
+            cars = _declared_day(declared, day, zone, group_of)
+            buckets = _buckets({day: cars}, after_s, zone, group_of, arrival_bucket, stay_bucket)
+            # from the UTC midnight: its times are elapsed seconds, right on a DST day too
+            out.extend(_sessions(buckets, start.astimezone(UTC), 1, weight, until, f"{tag}declared-"))
+        elif not scenarios:
             buckets = _buckets(dict(days), after_s, zone, group_of, arrival_bucket, stay_bucket)
             out.extend(_sessions(buckets, start, len(days), weight, until, tag))
         else:

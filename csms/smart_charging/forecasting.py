@@ -9,7 +9,9 @@ of EVSEs wired alike (:func:`optimizer.forecast.with_group_evses`), weighted bel
 so they only break ties. They shape today's plan but are never sent: :func:`real_rows` strips
 their rows from the schedule before the loop reads it. Where that forecast covers the cars'
 stays and expects nobody in them (or the policy trusts it and the plan serves the cars expected
-in full), the solver lets their energy wait for cheaper hours.
+in full), the solver lets their energy wait for cheaper hours. Until the station has seen a day
+of a kind (its first weekday, its first weekend), the arrivals its operator declares for that
+weekday (``ForecastSettings.expected``) stand in for that day's history.
 
 What a finished session teaches (:meth:`StationHistory.finished`): its EVSE, when it arrived
 and ended, the energy the car asked for (else what it took: a station that ran short
@@ -27,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
-from optimizer.forecast import Forecast, PastSession, forecast, with_group_evses
+from optimizer.forecast import DeclaredSchedule, Forecast, PastSession, forecast, with_group_evses
 from optimizer.network import Network
 from optimizer.types import Evse, FeederNode, Schedule, Site
 
@@ -47,7 +49,14 @@ class StationHistory:
     """One station's finished sessions of the last weeks and the grouped site that carries their forecast."""
 
     def __init__(
-        self, site: Site, evses: Sequence[Evse], time_zone: tzinfo, *, weight: float, days: int
+        self,
+        site: Site,
+        evses: Sequence[Evse],
+        time_zone: tzinfo,
+        *,
+        weight: float,
+        days: int,
+        expected: DeclaredSchedule | None = None,
     ) -> None:
         grouped, self.evses, self.group_of = with_group_evses(site, evses)
         self._evse_max_a = {e.evse_id: e.max_current_a for e in evses}
@@ -56,6 +65,7 @@ class StationHistory:
         self.time_zone = time_zone
         self.weight = weight
         self.days = days
+        self.expected = expected  # the operator's arrivals, for a kind of day not seen yet
         # ``days`` weekend days span ``days`` / 2 weeks: keep enough calendar days for either kind
         self.keep = timedelta(days=math.ceil(days * 3.5) + 1)
         self._sessions: deque[PastSession] = deque()
@@ -96,7 +106,8 @@ class StationHistory:
 
     def forecast(self, now: datetime, until: datetime | None = None) -> Forecast:
         """The sessions expected after ``now`` until ``until`` (default: local midnight), and how far
-        the forecast reaches (``Forecast.until`` None: no earlier day of today's kind)."""
+        the forecast reaches (``Forecast.until`` None: no earlier day of today's kind, and no
+        declared arrivals that speak for today)."""
         self._prune(now)
         return forecast(
             self._sessions,
@@ -107,6 +118,7 @@ class StationHistory:
             until=until,
             scenarios=True,
             max_days=self.days,
+            declared=self.expected,
         )
 
     def site(self, site: Site) -> Site:

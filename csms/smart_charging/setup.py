@@ -10,6 +10,7 @@ from datetime import UTC, tzinfo
 
 from csms.errors import SettingsError
 from csms.smart_charging.drivers import SessionPolicy
+from optimizer.forecast import DeclaredSchedule
 from optimizer.network import Network
 from optimizer.types import Evse, Policy, Site
 
@@ -38,10 +39,13 @@ class ForecastSettings:
     ``weight``: what a kWh of an expected session is worth against a plugged-in car's (0 < weight
     < 1: they only break ties; the ACN benchmark measured 0.5 best of 0.2/0.5/0.9). ``days``:
     how many of the latest earlier days of the same kind (weekday or weekend) count.
+    ``expected``: the arrivals the operator declares, for a kind of day with no earlier day yet
+    (a station's first weekday, its first weekend; :class:`optimizer.forecast.DeclaredSchedule`).
     """
 
     weight: float = 0.5
     days: int = 14
+    expected: DeclaredSchedule | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.weight < 1.0:

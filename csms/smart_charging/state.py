@@ -146,6 +146,7 @@ class StationState:
                 setup.time_zone,
                 weight=setup.forecast.weight,
                 days=setup.forecast.days,
+                expected=setup.forecast.expected,
             )
         return cls(setup, settings, setup.site, {b.evse_id: EvseState(b) for b in setup.evses}, history)
 

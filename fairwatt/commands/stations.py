@@ -50,7 +50,7 @@ def station_setup(config: StationConfig, now: datetime) -> StationSetup:
         bindings.append(EvseBinding(evse, place.charger_id, place.connector_id))
     forecast = None
     if config.forecast_weight > 0:
-        forecast = ForecastSettings(config.forecast_weight, config.forecast_days)
+        forecast = ForecastSettings(config.forecast_weight, config.forecast_days, config.forecast_expected)
     return StationSetup(
         config.station_id,
         config.site(now, periods),

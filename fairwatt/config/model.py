@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fairwatt.config.timeofuse import site_for
+from optimizer.forecast import DeclaredSchedule
 from optimizer.types import Evse, FeederNode, Policy, Site
 
 
@@ -77,6 +78,17 @@ class LimitNode:
             transformer_ratio=ratio,
             primary_limit_a=primary_limit_a,
         )
+
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_SETS: dict[str, frozenset[int]] = {
+    "all": frozenset(range(7)),
+    "daily": frozenset(range(7)),
+    "weekdays": frozenset(range(5)),
+    "weekends": frozenset({5, 6}),
+    **{name: frozenset({k}) for k, name in enumerate(WEEKDAY_NAMES)},
+}
+"""What a ``days:`` entry may name: weekday numbers, 0 = Monday."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +207,8 @@ class StationConfig:
     sessions earlier days saw arrive later in the day and the next day, within the horizon
     (``optimizer.forecast``); where it expects nobody during the cars' stays (with the policy's
     ``trust_forecast``: where the plan serves those it expects in full), the cars' energy may
-    wait for cheaper hours.
+    wait for cheaper hours. ``forecast_expected`` stands in for a kind of day (weekday, weekend)
+    the forecast has no earlier day of (``optimizer.forecast.DeclaredSchedule``).
     """
 
     station_id: str
@@ -213,6 +226,7 @@ class StationConfig:
     places: tuple[EvsePlace, ...] = ()
     forecast_weight: float = 0.0  # > 0: plan around sessions earlier days saw arrive later (0: off)
     forecast_days: int = 14  # the latest earlier days of the same kind the forecast learns from
+    forecast_expected: DeclaredSchedule | None = None  # the operator's arrivals, for days not yet seen
     charging: ChargingPolicy = field(default_factory=ChargingPolicy)  # tier weights, default departure
 
     def evse(self, evse_id: str) -> Evse:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from demand_response.config import Program
+from fairwatt.config.forecast import expected_json
 from fairwatt.config.model import ChargingPolicy, StationConfig
 from fairwatt.errors import FairwattError
 
@@ -158,10 +159,17 @@ class NetworkStation:
                 "priority_tiers": dict(self.charging.priority_tiers),
                 "default_departure_min": self.charging.default_departure_min,
             },
-            "forecast": (
-                {"weight": s.forecast_weight, "days": s.forecast_days} if s.forecast_weight > 0 else None
-            ),
+            "forecast": _forecast_json(s),
         }
+
+
+def _forecast_json(s: StationConfig) -> dict[str, Any] | None:
+    if s.forecast_weight <= 0:
+        return None
+    out: dict[str, Any] = {"weight": s.forecast_weight, "days": s.forecast_days}
+    if s.forecast_expected is not None:  # only when declared: older bodies compare unchanged
+        out["expected"] = expected_json(s.forecast_expected)
+    return out
 
 
 def _limit_json(node: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairwatt.config.errors import ConfigError
+from fairwatt.config.forecast import forecast_rules
 from fairwatt.config.model import ChargingPolicy, EvsePlace, LimitNode, StationConfig
 from fairwatt.config.network_collect import _at, _Collected, lenient_mapping
 from fairwatt.config.network_model import (
@@ -21,7 +22,6 @@ from fairwatt.config.station import (
     POLICY_KEYS,
     RATE_UNITS,
     _limit_tree,
-    forecast_rules,
     policy_from,
     site_rules,
 )
@@ -131,7 +131,7 @@ def _station(entry: Cursor, out: _Collected) -> None:
         limits=limits,
         evses=tuple(evses),
         **site_rules(fields),
-        **forecast_rules(fields),
+        **forecast_rules(fields, tuple(evses)),
         policy=policy,
         resolve_every_periods=resolve_every,
         source=entry.source,

@@ -11,6 +11,7 @@ Layout (see ``examples/station.yaml``)::
       prices:  {currency, default_per_kwh, windows: [{start, end, days, months, dates, price_per_kwh}]}
       peak_events: [{name, start, end, days, ..., limit_kw | fraction}]
       policy:  {period_s, horizon_periods, default_stay_h, ...}
+      forecast: {weight, days, expected: {covers, arrivals: [...]}}   (``fairwatt.config.forecast``)
 
 ``charger``/``connector`` place an entry's EVSEs on the wire (what ``fairwatt serve`` controls):
 without ``charger`` each EVSE is a charger of its own named like the EVSE, on connector
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fairwatt.config.forecast import forecast_rules
 from fairwatt.config.model import (
+    DAY_SETS,
     DailyWindow,
     DayFilter,
     EvsePlace,
@@ -56,14 +59,6 @@ CONNECTIONS: dict[str, Connection] = {
     "three-phase": Connection.THREE_PHASE,
 }
 RATE_UNITS: dict[str, RateUnit] = {"A": RateUnit.AMPERE, "W": RateUnit.WATT}
-WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY_SETS: dict[str, frozenset[int]] = {
-    "all": frozenset(range(7)),
-    "daily": frozenset(range(7)),
-    "weekdays": frozenset(range(5)),
-    "weekends": frozenset({5, 6}),
-    **{name: frozenset({k}) for k, name in enumerate(WEEKDAY_NAMES)},
-}
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 FAIRNESS = {"max-min": "max-min", "none": "none"}
 OBJECTIVE_TERMS = {"energy": "energy", "cost": "cost", "peak": "peak"}
@@ -117,33 +112,12 @@ def _station_from(root: Cursor) -> StationConfig:
         limits=limits,
         evses=evses,
         **site_rules(fields),
-        **forecast_rules(fields),
+        **forecast_rules(fields, evses),
         policy=policy,
         resolve_every_periods=resolve_every,
         source=root.source,
         places=places,
     )
-
-
-def forecast_rules(fields: dict[str, Cursor]) -> dict[str, Any]:
-    """A station's ``forecast: {weight, days}`` as ``StationConfig`` fields (absent: no forecast).
-
-    ``weight`` (default 0.5, below 1: expected sessions only break ties between plans for the
-    cars present) and ``days`` (default 14: the latest earlier days of the same kind).
-    """
-    if "forecast" not in fields:
-        return {}
-    entry = fields["forecast"].mapping(("weight", "days"))
-    weight, days = 0.5, 14
-    if "weight" in entry:
-        weight = entry["weight"].number(positive=True)
-        if weight >= 1.0:
-            raise entry["weight"].error(
-                f"must be below 1 (expected sessions only break ties between plans), got {weight:g}"
-            )
-    if "days" in entry:
-        days = entry["days"].integer(minimum=1, maximum=60)
-    return {"forecast_weight": weight, "forecast_days": days}
 
 
 def site_rules(fields: dict[str, Cursor]) -> dict[str, Any]:

@@ -412,6 +412,7 @@ class _Run:
             until=now + timedelta(seconds=policy.period_s * policy.horizon_periods),
             scenarios=True,
             max_days=self.config.forecast_days,
+            declared=self.config.forecast_expected,
         )
 
     def _plan_offline(

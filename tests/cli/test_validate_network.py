@@ -270,3 +270,43 @@ def test_a_station_forecast_is_read_checked_and_in_the_schema() -> None:
     assert "greater than 0" in message
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(yaml.safe_load(broken), json.loads(schema_text()))
+
+
+def test_a_stations_declared_arrivals_reach_the_loop_and_the_schema() -> None:
+    forecast = (
+        "    forecast:\n"
+        "      expected:\n"
+        "        covers: all\n"
+        '        arrivals: [{evses: 2, arrive: "17:00", until: "18:00", leave: "06:00", energy_kwh: 40,\n'
+        "                    days: weekdays}]\n"
+    )
+    text = BASE.replace("    tariff: std\n    limits:", "    tariff: std\n" + forecast + "    limits:", 1)
+    network = parse_network({"net.yaml": text})
+    s1 = network.station("s1")
+    expected = s1.station.forecast_expected
+    assert expected is not None
+    assert [car.evse_id for car in expected.arrivals[0].cars] == ["c1", "c2"]
+    setup = station_setup(s1.station, datetime(2026, 3, 2, tzinfo=UTC))
+    assert setup.forecast is not None
+    assert setup.forecast.expected == expected  # what the live loop's station history forecasts with
+    assert s1.canonical()["forecast"]["expected"] == {
+        "covers": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "arrivals": [
+            {
+                "evses": ["c1", "c2"],
+                "arrive": "17:00",
+                "until": "18:00",
+                "leave": "06:00",
+                "energy_kwh": 40.0,
+                "days": ["mon", "tue", "wed", "thu", "fri"],
+            }
+        ],
+    }
+    jsonschema.validate(yaml.safe_load(text), json.loads(schema_text()))
+    broken = text.replace("evses: 2,", "evses: 3,")
+    [(line, message)] = errors_of(broken)
+    assert line == line_of(broken, "evses: 3,")
+    assert "3 cars on 2 EVSEs" in message
+    for bad in (text.replace("evses: 2,", "evses: many,"), text.replace('leave: "06:00"', 'leave: "6h"')):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(yaml.safe_load(bad), json.loads(schema_text()))

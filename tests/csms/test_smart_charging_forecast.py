@@ -27,6 +27,7 @@ from csms.storage.chargers import ChargerRepository
 from csms.storage.database import Database
 from csms.storage.transactions import TransactionRepository
 from csms.tasks import TaskOwner
+from optimizer.forecast import DeclaredArrivals, DeclaredCar, DeclaredSchedule
 from optimizer.types import Connection, Evse, FeederNode, Policy, Site
 from tests.csms.test_smart_charging_loop import ScriptedSender
 
@@ -102,6 +103,41 @@ def test_forecast_settings_refuse_weights_that_would_outweigh_real_cars() -> Non
             ForecastSettings(weight=weight)
     with pytest.raises(SettingsError):
         ForecastSettings(days=0)
+
+
+# every weekday a car is declared on B from 09:00 to 12:00, asking 5 kWh (yesterday's real car
+# on B came at 09:00 and took 11 kWh)
+ON_B_AT_9 = DeclaredSchedule(
+    (DeclaredArrivals((DeclaredCar("B", 16.0),), frozenset(range(5)), 9 * 60, 9 * 60, 12 * 60, 5.0),),
+    frozenset(range(5)),
+)
+
+
+def test_declared_arrivals_stand_in_until_the_station_has_seen_a_day_of_the_kind() -> None:
+    loop = SmartChargingLoop(
+        [setup(ForecastSettings(expected=ON_B_AT_9))],
+        commands=ScriptedSender(),
+        live_state=InProcessLiveState(),
+        tasks=TaskOwner(),
+    )
+    state = loop.state("ST")
+    history = state.history
+    assert history is not None
+    # nothing learned yet: the declaration speaks for Tuesday, up to the horizon's end
+    assert state.snapshot(TUESDAY_8).forecast_until == TUESDAY_8 + timedelta(hours=4)
+    (declared,) = history.forecast(TUESDAY_8, TUESDAY_8 + timedelta(hours=4)).sessions
+    assert (declared.arrival, declared.departure) == (
+        TUESDAY_8 + timedelta(hours=1),
+        TUESDAY_8 + timedelta(hours=4),
+    )
+    assert (declared.energy_needed_kwh, declared.evse_id) == (5.0, history.group_of["B"])
+    # a Saturday is neither declared nor seen: no forecast
+    assert state.snapshot(datetime(2026, 3, 7, 8, 0, tzinfo=UTC)).forecast_until is None
+    history.finished(YESTERDAY_ON_B)  # a weekday seen: it replaces the declaration
+    (learned,) = history.forecast(TUESDAY_8, TUESDAY_8 + timedelta(hours=4)).sessions
+    assert (learned.energy_needed_kwh, learned.departure) == (11.0, TUESDAY_8 + timedelta(hours=2))
+    history.clear()  # seeding again from the store forgets the sessions, not the declaration
+    assert history.forecast(TUESDAY_8).sessions[0].energy_needed_kwh == 5.0
 
 
 # -- the loop ----------------------------------------------------------------------------------
