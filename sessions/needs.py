@@ -7,6 +7,10 @@ changes them, they go to the planner with the driver's membership tier (``driver
 :class:`~csms.domain.events.DriverNeeds` event through this node's charging service: the loop
 hears it there, or, when another node plans the station, through the station's event fan-out
 (:mod:`csms.fanout`); live state keeps the latest for a node taking the station over.
+
+A single node (no Redis) forgets them when it restarts, with the rest of its live state: once the
+smart-charging loop has resumed the transactions still running (its start-up context runs before
+this package's), :func:`tell_planner_again` sends the needs of every ACTIVE session again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from redis.exceptions import RedisError
 from csms.domain.events import DriverNeeds
 from csms.server import CsmsRuntime
 from sessions.events import SessionState
-from sessions.session_store import SessionRecord
+from sessions.session_store import SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +65,14 @@ async def tell_planner(csms: CsmsRuntime, record: SessionRecord, *, even_if_unse
         )
         return False
     return True
+
+
+async def tell_planner_again(csms: CsmsRuntime, store: SessionStore) -> int:
+    """Send the needs and tier of every ACTIVE session with a transaction to the planner again (a
+    single node's start: its live state forgot them); how many were sent. Sessions whose driver
+    gave no need and has no tier send nothing, as when they started."""
+    sent = 0
+    for record in await store.active_with_transaction():
+        sent += await tell_planner(csms, record)
+    logger.info("drivers' needs of %d running sessions sent to the planner again", sent)
+    return sent

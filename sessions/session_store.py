@@ -465,6 +465,13 @@ class SessionStore:
         )
         return [_record(row) for row in rows]
 
+    async def active_with_transaction(self) -> list[SessionRecord]:
+        """The ACTIVE sessions whose transaction is known, oldest first."""
+        rows = await self._database.pool.fetch(
+            f"{_SELECT} WHERE state = 'ACTIVE' AND transaction_id IS NOT NULL ORDER BY created_at"
+        )
+        return [_record(row) for row in rows]
+
     async def events_after(self, session_id: str, after_seq: int, limit: int = 500) -> list[SessionEvent]:
         rows = await self._database.pool.fetch(
             "SELECT * FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",

@@ -10,6 +10,8 @@ thread (a solve never blocks the event loop) and hands the schedule to its
 each EVSE whose near-term limits changed, decreases first, and re-sends a refused one once before
 planning the EVSE as uncontrollable (see :mod:`csms.smart_charging.applying`). An EVSE drawing
 more than allowed is planned around with its measured current until it is back within its limit.
+A meter sample naming a transaction on an EVSE the loop thinks idle first goes to its
+:class:`~csms.smart_charging.resuming.MissedStarts`, which resumes that transaction if it is open.
 
 Boot. When a charger's BootNotification is accepted it gets its failsafe ``TxDefaultProfile``
 on each of its EVSEs: the currents every EVSE may draw at once without breaking a site limit
@@ -48,7 +50,8 @@ from csms.smart_charging.agenda import Agenda
 from csms.smart_charging.applying import ScheduleApplier
 from csms.smart_charging.forecasting import FinishedSession, real_rows
 from csms.smart_charging.planned import PlannedStation
-from csms.smart_charging.sending import Failsafes, ProfileSender
+from csms.smart_charging.resuming import MissedStarts
+from csms.smart_charging.sending import Failsafes, ProfileSender, log_drawing
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
 from csms.smart_charging.state import StationState
 from csms.tasks import TaskOwner
@@ -76,8 +79,10 @@ class SmartChargingLoop:
         tasks: TaskOwner,
         settings: SmartChargingSettings | None = None,
         clock: Clock = utc_now,
+        missed_starts: MissedStarts | None = None,
     ) -> None:
         self._settings = settings or SmartChargingSettings()
+        self._missed_starts = missed_starts  # resumes the transaction of a sample on an idle EVSE
         self._live_state = live_state
         self._tasks = tasks
         self._clock = clock
@@ -118,7 +123,7 @@ class SmartChargingLoop:
     # -- public interface --------------------------------------------------------------------------
 
     def state(self, station_id: str) -> StationState:
-        """The live state of a station (read it, do not change it)."""
+        """The live state of a station (read it; change it through its event methods only)."""
         return self._stations[station_id].state
 
     @property
@@ -253,9 +258,11 @@ class SmartChargingLoop:
                     event.transaction_id, event.energy_needed_kwh, event.departure, event.at, priority
                 )
             elif isinstance(event, MeterSample):
+                if self._missed_starts is not None and station.state.evses[evse_id].session is None:
+                    await self._missed_starts.idle_sample(self, event)  # a start never heard?
                 trigger = station.state.meter_sample(evse_id, event)
                 if trigger is not None:
-                    _log_drawing(event, trigger)
+                    log_drawing(event, trigger)
             elif isinstance(event, ChargingNeeds):
                 trigger = station.state.charging_needs(evse_id, event)
             else:
@@ -484,15 +491,3 @@ class SmartChargingLoop:
         for callback in self._solved:
             callback(station.state.station_id, schedule)
         return schedule
-
-
-def _log_drawing(sample: MeterSample, trigger: Trigger) -> None:
-    if trigger.kind is TriggerKind.OVER_DRAWING:
-        logger.warning(
-            "charger %s: EVSE %d over its limit (%s); planning around it with what it draws",
-            sample.charger_id,
-            sample.evse_id,
-            trigger.detail,
-        )
-    else:
-        logger.info("charger %s: EVSE %d %s", sample.charger_id, sample.evse_id, trigger.detail)

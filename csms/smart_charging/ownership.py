@@ -14,9 +14,9 @@ Taking over: the new owner subscribes to the station's events first, then drops 
 knew of the station and rebuilds it from shared state: each connected, accepted charger is
 treated as booted (it gets its failsafe again, which also tells the loop what it holds), the
 external limits chargers reported are set again, and each
-active transaction in live state starts a session with its start time and meter start from
-PostgreSQL and its latest energy reading, and gets the EV's and its driver's needs kept in live
-state; a station that plans with a forecast learns its finished
+active transaction in live state is resumed (:mod:`csms.smart_charging.resuming`: a session with
+its start time and meter start from PostgreSQL and its latest energy reading), and gets the EV's
+and its driver's needs kept in live state; a station that plans with a forecast learns its finished
 transactions of the last weeks again (those that ended while another node planned it never
 reached this node's loop). A session whose charger is not connected is planned
 as the loop plans any charger it cannot reach: profiles fail, then it counts at its maximum.
@@ -32,19 +32,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from csms.domain.events import (
-    ChargerBooted,
-    DomainEvent,
-    MeterSample,
-    RegistrationStatus,
-    TransactionStarted,
-)
+from csms.domain.events import ChargerBooted, DomainEvent, RegistrationStatus
 from csms.domain.service import ChargingService
 from csms.errors import SettingsError
 from csms.fanout import EventPublisher, EventSubscriber
@@ -52,9 +45,9 @@ from csms.live_state import LiveState
 from csms.protocol.session import utc_now
 from csms.redis_state import RedisKeys
 from csms.smart_charging.loop import SmartChargingLoop
+from csms.smart_charging.resuming import resume_transaction
 from csms.smart_charging.seeding import seed_forecasts
 from csms.smart_charging.setup import StationSetup
-from csms.smart_charging.state import ENERGY_REGISTER
 from csms.storage.transactions import TransactionRepository
 from csms.tasks import TaskOwner
 
@@ -271,7 +264,15 @@ class StationOwnership:
                     continue
                 transaction_id = charger.active_transactions.get(binding.ocpp_evse_id)
                 if transaction_id is not None:
-                    await self._resume(charger_id, binding.ocpp_evse_id, transaction_id, now)
+                    await resume_transaction(
+                        self._loop,
+                        self._transactions,
+                        charger_id,
+                        binding.ocpp_evse_id,
+                        transaction_id,
+                        now,
+                        why="ownership resync",
+                    )
                 needs = charger.charging_needs.get(binding.ocpp_evse_id)
                 if needs is not None:
                     await self._loop.on_event(needs)
@@ -279,32 +280,6 @@ class StationOwnership:
                 if driver is not None:  # one of an earlier transaction there changes nothing
                     await self._loop.on_event(driver)
         await seed_forecasts(self._loop, self._transactions, now, (station_id,))
-
-    async def _resume(self, charger_id: str, evse_id: int, transaction_id: str, now: datetime) -> None:
-        record = await self._transactions.get(charger_id, transaction_id)
-        started_at = record.started_at if record is not None and record.started_at is not None else now
-        meter_start_wh = None if record is None else record.meter_start_wh
-        await self._loop.on_event(
-            TransactionStarted(
-                charger_id=charger_id,
-                evse_id=evse_id,
-                connector_id=1,
-                transaction_id=transaction_id,
-                id_token=None,
-                meter_start_wh=meter_start_wh,
-                started_at=started_at,
-                message_id="ownership-resync",
-            )
-        )
-        energy = await self._latest_energy(charger_id, transaction_id)
-        if energy is not None:
-            await self._loop.on_event(energy)
-        logger.info("charger %s: transaction %s on EVSE %d resumed", charger_id, transaction_id, evse_id)
-
-    async def _latest_energy(self, charger_id: str, transaction_id: str) -> MeterSample | None:
-        samples = await self._transactions.samples(charger_id, transaction_id)
-        readings = [s for s in samples if s.measurand == ENERGY_REGISTER and s.phase is None]
-        return readings[-1] if readings else None
 
 
 STATION_OWNERSHIP = web.AppKey("station_ownership", StationOwnership)

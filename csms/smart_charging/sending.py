@@ -1,4 +1,5 @@
-"""Sending profiles for the loop: what it needs of the command bus, refusal logging, failsafe defaults.
+"""Sending profiles for the loop: what it needs of the command bus, refusal (and drawing) logging,
+failsafe defaults.
 
 The failsafe ``TxDefaultProfile`` of an EVSE is the current every EVSE of the station may draw
 at once without breaking a site limit (:func:`optimizer.failsafe.failsafe_currents_a`); a charger
@@ -16,11 +17,13 @@ from datetime import datetime
 from typing import Protocol
 
 from csms.commands import ChargingProfile, CommandResult
+from csms.domain.events import MeterSample
 from csms.smart_charging.held import per_ampere
 from csms.smart_charging.setup import SmartChargingSettings
 from csms.smart_charging.state import StationState
 from optimizer.failsafe import failsafe_currents_a
 from optimizer.profiles import limit_from_current
+from optimizer.triggers import Trigger, TriggerKind
 from optimizer.types import Schedule
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,19 @@ def log_refusal(result: CommandResult, ocpp_evse_id: int, what: str, then: str) 
         reason,
         then,
     )
+
+
+def log_drawing(sample: MeterSample, trigger: Trigger) -> None:
+    """Log what a meter sample showed of a car against its limit (over it, under it, back within)."""
+    if trigger.kind is TriggerKind.OVER_DRAWING:
+        logger.warning(
+            "charger %s: EVSE %d over its limit (%s); planning around it with what it draws",
+            sample.charger_id,
+            sample.evse_id,
+            trigger.detail,
+        )
+    else:
+        logger.info("charger %s: EVSE %d %s", sample.charger_id, sample.evse_id, trigger.detail)
 
 
 async def send_tx(

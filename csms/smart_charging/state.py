@@ -337,6 +337,14 @@ class StationState:
         session.uncontrollable = True
         return True
 
+    def reachable_again(self, charger_id: str) -> None:
+        """``charger_id`` connected for the first time since the loop started: the profiles its
+        sessions did not take until now never reached it (refusing one takes a connection), so
+        they are planned under control again."""
+        for state in self.evses.values():
+            if state.binding.charger_id == charger_id and state.session is not None:
+                state.session.uncontrollable = False
+
     def wire_limits(self, evse_id: str, schedule: Schedule) -> list[float]:
         evse = self.evses[evse_id].evse
         count = min(self.settings.compare_periods, schedule.periods)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,17 @@ class ChargerRepository:
                 boot.at,
             )
         return None if status is None else RegistrationStatus(status)
+
+    async def booted_registrations(self, charger_ids: Sequence[str]) -> dict[str, RegistrationStatus]:
+        """The registration status of those of ``charger_ids`` that booted at least once (what a
+        BootNotification of theirs is answered now)."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(
+                """SELECT charger_id, registration_status FROM chargers
+                   WHERE charger_id = ANY($1::text[]) AND last_boot_at IS NOT NULL""",
+                list(charger_ids),
+            )
+        return {row["charger_id"]: RegistrationStatus(row["registration_status"]) for row in rows}
 
 
 def _record(row: Any, connector_rows: Any) -> ChargerRecord:

@@ -218,21 +218,20 @@ class TransactionRepository:
                 charger_id,
                 transaction_id,
             )
-        if row is None:
-            return None
-        return TransactionRecord(
-            charger_id=row["charger_id"],
-            transaction_id=row["transaction_id"],
-            ocpp_version=row["ocpp_version"],
-            evse_id=row["evse_id"],
-            id_token=row["id_token"],
-            meter_start_wh=row["meter_start_wh"],
-            meter_stop_wh=row["meter_stop_wh"],
-            started_at=row["started_at"],
-            ended_at=row["ended_at"],
-            stop_reason=row["stop_reason"],
-            charging_state=row["charging_state"],
-        )
+        return None if row is None else _transaction(row)
+
+    async def open_on(self, charger_ids: Sequence[str]) -> list[TransactionRecord]:
+        """The transactions of ``charger_ids`` that started (with a known EVSE) and have not ended,
+        oldest start first."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(
+                """SELECT * FROM transactions
+                   WHERE charger_id = ANY($1::text[]) AND started_at IS NOT NULL AND ended_at IS NULL
+                     AND evse_id IS NOT NULL
+                   ORDER BY started_at, charger_id, transaction_id""",
+                list(charger_ids),
+            )
+        return [_transaction(row) for row in rows]
 
     async def finished_since(self, since: datetime, charger_ids: Sequence[str]) -> list[FinishedTransaction]:
         """The transactions of ``charger_ids`` that ended at or after ``since``, oldest start first."""
@@ -249,21 +248,52 @@ class TransactionRepository:
                 charger_id,
                 transaction_id,
             )
-        return [
-            MeterSample(
-                charger_id=r["charger_id"],
-                evse_id=r["evse_id"],
-                transaction_id=r["transaction_id"],
-                sampled_at=r["sampled_at"],
-                measurand=r["measurand"],
-                value=r["value"],
-                unit=r["unit"],
-                phase=r["phase"] or None,
-                location=r["location"] or None,
-                context=r["context"],
+        return [_sample(row) for row in rows]
+
+    async def latest_energy(self, charger_id: str, transaction_id: str) -> MeterSample | None:
+        """The transaction's latest energy register reading of the whole EVSE (no phase, at the
+        outlet or no location given), ``None`` when it has none."""
+        async with self._database.pool.acquire() as connection:
+            row = await connection.fetchrow(
+                """SELECT * FROM meter_samples WHERE charger_id = $1 AND transaction_id = $2
+                       AND measurand = 'Energy.Active.Import.Register' AND phase = ''
+                       AND location IN ('', 'Outlet')
+                   ORDER BY sampled_at DESC LIMIT 1""",
+                charger_id,
+                transaction_id,
             )
-            for r in rows
-        ]
+        return None if row is None else _sample(row)
+
+
+def _transaction(row: Any) -> TransactionRecord:
+    return TransactionRecord(
+        charger_id=row["charger_id"],
+        transaction_id=row["transaction_id"],
+        ocpp_version=row["ocpp_version"],
+        evse_id=row["evse_id"],
+        id_token=row["id_token"],
+        meter_start_wh=row["meter_start_wh"],
+        meter_stop_wh=row["meter_stop_wh"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        stop_reason=row["stop_reason"],
+        charging_state=row["charging_state"],
+    )
+
+
+def _sample(row: Any) -> MeterSample:
+    return MeterSample(
+        charger_id=row["charger_id"],
+        evse_id=row["evse_id"],
+        transaction_id=row["transaction_id"],
+        sampled_at=row["sampled_at"],
+        measurand=row["measurand"],
+        value=row["value"],
+        unit=row["unit"],
+        phase=row["phase"] or None,
+        location=row["location"] or None,
+        context=row["context"],
+    )
 
 
 async def _find_v16(connection: Any, started: TransactionStarted) -> str | None:

@@ -5,7 +5,8 @@
 optional in ``POST /v1/sessions``; ``PATCH /v1/sessions/{id}`` changes them on the driver's own
 INITIATED or ACTIVE session (``null`` clears one: the car's word or the station's defaults apply
 again). They are stored with the session, shown by ``GET`` and told to the planner
-(:func:`sessions.needs.tell_planner`). A bad value is a 400 whose ``field`` names it.
+(:func:`sessions.needs.tell_planner`; without Redis, again at every start). A bad value is a 400
+whose ``field`` names it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sessions.auth import Role
 from sessions.errors import ProblemError, bad_request, conflict, forbidden
 from sessions.events import SessionState
 from sessions.http import json_object, json_response
-from sessions.needs import tell_planner
+from sessions.needs import tell_planner, tell_planner_again
 from sessions.openapi import Api, Operation, json_content, problem
 from sessions.session_store import NeedsChange
 
@@ -114,6 +115,13 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
     from sessions.api.sessions import BEARER, SESSION_ID_PARAMETER, SESSION_REF, session_view, visible_session
 
     api.schema("SessionNeeds", NEEDS_SCHEMA)
+    if runtime.csms.redis_node is None:  # with Redis, live state keeps them across a node's restart
+
+        async def tell_again() -> None:
+            assert runtime.lifecycle is not None  # registered by sessions.api.sessions, before us
+            await tell_planner_again(runtime.csms, runtime.lifecycle.store)
+
+        runtime.on_start.append(tell_again)
 
     async def change_needs(request: web.Request) -> web.StreamResponse:
         principal, record = await visible_session(request, runtime)
