@@ -33,14 +33,12 @@ from csms.storage.chargers import ChargerRepository
 from csms.storage.database import Database
 from csms.storage.transactions import TransactionRepository
 from csms.tasks import TaskOwner
-from optimizer.types import Connection, Evse, FeederNode, Policy, Site
+from optimizer.types import FeederNode, Policy, Site
 from tests.csms.protocol_stations import NOW, ServiceCsms, answered, station
-from tests.csms.test_smart_charging_loop import ScriptedSender
+from tests.csms.test_smart_charging_loop import A, B, ScriptedSender
 
 pytestmark = pytest.mark.asyncio
 
-A = Evse("A", Connection.THREE_PHASE, 230.0, 16.0, 6.0)
-B = Evse("B", Connection.THREE_PHASE, 230.0, 16.0, 6.0)
 SITE = Site(grid_limit_kw=22.0, root=FeederNode("main", limit_a=20.0, evse_ids=("A", "B")))
 
 
