@@ -20,6 +20,7 @@ Every error names the file, the line and the column.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 from collections.abc import Collection, Iterator
@@ -98,9 +99,9 @@ def parse_sessions(
     columns = [c.strip() for c in columns]
     if all(c in columns for c in PERIOD_COLUMNS):
         start = epoch or meta.epoch or datetime(2019, 3, 1, tzinfo=time_zone)
-        reader = _RowReader(name, columns, start.astimezone(UTC), meta.period_s, time_zone)
+        reader = _RowReader(name, columns, start.astimezone(UTC), meta.period_s, time_zone, line)
     elif all(c in columns for c in TIMESTAMP_COLUMNS):
-        reader = _RowReader(name, columns, None, meta.period_s, time_zone)
+        reader = _RowReader(name, columns, None, meta.period_s, time_zone, line)
     else:
         raise SessionsFileError(
             "unknown header: expected arrival_period,departure_period,... or arrival,departure,...",
@@ -131,6 +132,12 @@ def parse_sessions(
             )
         out.append(record)
     return tuple(out)
+
+
+def _renamed(wanted: str, columns: Collection[str]) -> str:
+    """`` (the file has 'x': rename it?)`` when a column looks like the one ``wanted``."""
+    close = difflib.get_close_matches(wanted, list(columns), n=1, cutoff=0.6)
+    return f" (the file has '{close[0]}': rename it?)" if close else ""
 
 
 def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -193,7 +200,13 @@ class _RowReader:
     """Turns one row of either format into a ``SessionRecord``."""
 
     def __init__(
-        self, name: str, columns: list[str], epoch: datetime | None, period_s: int, tz: ZoneInfo
+        self,
+        name: str,
+        columns: list[str],
+        epoch: datetime | None,
+        period_s: int,
+        tz: ZoneInfo,
+        header_line: int = 1,
     ) -> None:
         self.name = name
         self.columns = columns
@@ -202,7 +215,12 @@ class _RowReader:
         self.tz = tz
         self.evse_column = "station_id" if "station_id" in columns else "evse_id"
         if "requested_energy_kwh" not in columns:
-            raise SessionsFileError("missing column 'requested_energy_kwh'", file=name, line=1)
+            others = [c for c in columns if c not in (*PERIOD_COLUMNS, *TIMESTAMP_COLUMNS)]
+            raise SessionsFileError(
+                f"missing column 'requested_energy_kwh'{_renamed('requested_energy_kwh', others)}",
+                file=name,
+                line=header_line,
+            )
 
     def _error(self, line: int, column: str, detail: str) -> SessionsFileError:
         return SessionsFileError(detail, file=self.name, line=line, field=column)

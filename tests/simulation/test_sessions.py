@@ -104,6 +104,17 @@ def test_wrong_field_count_and_header() -> None:
     assert error_of("").detail == "the file has no header line"
 
 
+def test_a_missing_energy_column_names_the_header_line_and_a_look_alike() -> None:
+    # the header follows a comment line: the error points at the header, and at the column the
+    # user probably meant
+    text = "# period_s: 300\narrival,departure,energy_kwh\n2026-03-02T08:00,2026-03-02T12:00,30\n"
+    assert str(error_of(text)) == (
+        "s.csv:2: missing column 'requested_energy_kwh' (the file has 'energy_kwh': rename it?)"
+    )
+    unlike = error_of("arrival,departure,kwh\n2026-03-02T08:00,2026-03-02T12:00,30\n")
+    assert str(unlike) == "s.csv:1: missing column 'requested_energy_kwh'"
+
+
 def test_unknown_evse_and_repeated_session() -> None:
     error = error_of(HEADER + "a,X,1,5,5,5,7\nb,CA-31,1,5,5,5,7\n", known_evse_ids=("X", "CA-315"))
     assert error.line == 3
