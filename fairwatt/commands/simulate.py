@@ -5,7 +5,8 @@
 
 Prints per local day and overall: energy delivered (% of requested), sessions fully
 served, peak kW, energy cost, cost per kWh, Jain's fairness index of the share served,
-the highest utilisation of every limit, and profile changes per session.
+the highest utilisation of every limit, and profile changes per session; then the sessions
+left short of their request (the five worst in the table; ``--json`` lists every session).
 
 Sessions that name no EVSE are put on a free one as they arrive (the least-occupied phase
 first); a car that finds none free is turned away and listed, outside the figures.
@@ -101,7 +102,7 @@ def select_days(
 def run(args: argparse.Namespace) -> int:
     # imported here so that `fairwatt --help` does not load the solver and matplotlib
     from fairwatt.simulation.engine import simulate
-    from fairwatt.simulation.metrics import day_metrics, demand_charges, overall_metrics
+    from fairwatt.simulation.metrics import day_metrics, demand_charges, overall_metrics, session_rows
     from fairwatt.simulation.progress import ProgressBar
 
     config = load_station(args.config)
@@ -158,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         "turned_away": turned_away,
         "demand_charge_per_kw": config.demand_charge_per_kw,
         "demand_charges": demand_charges(result),
+        "sessions": session_rows(result),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -228,6 +230,7 @@ def render_table(summary: dict[str, Any]) -> str:
             f"{len(away)} sessions turned away, every EVSE taken when they arrived "
             f"(file lines {lines}); their {kwh:.1f} kWh are not in the figures above"
         )
+    out.extend(_short_lines(summary.get("sessions", [])))
     charges: list[dict[str, Any]] = summary.get("demand_charges", [])
     if charges:
         months = ", ".join(f"{c['month']} {c['peak_kw']:.1f} kW = {c['charge']:.2f}" for c in charges)
@@ -243,3 +246,26 @@ def render_table(summary: dict[str, Any]) -> str:
         flag = "  EXCEEDED" if ratio > 1.0005 else ""
         out.append(f"  {name.ljust(name_width)}  {ratio:.3f}{flag}")
     return "\n".join(out)
+
+
+def _short_lines(sessions: list[dict[str, Any]], shown: int = 5) -> list[str]:
+    """How many sessions were left short of their request, and the worst of them."""
+    from fairwatt.simulation.metrics import SERVED_SHARE
+
+    short = [s for s in sessions if s["served_pct"] < 100.0 * SERVED_SHARE]
+    if not short:
+        return []
+    worst = sorted(short, key=lambda s: (s["served_pct"], s["line"]))[:shown]
+    out = [
+        f"{len(short)} {'session' if len(short) == 1 else 'sessions'} got less than "
+        f"{100 * SERVED_SHARE:.0f} % of {'its' if len(short) == 1 else 'their'} request"
+        + (f"; the {shown} worst (all with --json):" if len(short) > shown else ":")
+    ]
+    out.extend(
+        f"  line {s['line']}  {s['session_id']}  {s['evse_id'] or '-'}  {s['arrival'][:16]} to "
+        f"{s['departure'][11:16] if s['departure'][:10] == s['arrival'][:10] else s['departure'][:16]}  "
+        f"{s['delivered_kwh']:.2f} of {s['requested_kwh']:.2f} kWh "
+        f"({s['served_pct']:.1f} %)"
+        for s in worst
+    )
+    return out

@@ -163,3 +163,25 @@ def demand_charges(result: SimulationResult) -> list[dict[str, Any]]:
         peak_kw = float(import_kw[months == month].max())
         out.append({"month": month, "peak_kw": round(peak_kw, 3), "charge": round(peak_kw * rate, 2)})
     return out
+
+
+def session_rows(result: SimulationResult) -> list[dict[str, Any]]:
+    """Every session played, in file order: where and when (local time), what it asked for and got."""
+    tz = result.station.time_zone
+    rows = []
+    for o in sorted(result.outcomes, key=lambda o: o.record.line):
+        r = o.record
+        rows.append(
+            {
+                "session_id": r.session_id,
+                "line": r.line,
+                "evse_id": r.evse_id,
+                "arrival": r.arrival.astimezone(tz).isoformat(),
+                "departure": r.departure.astimezone(tz).isoformat(),
+                "requested_kwh": round(r.requested_energy_kwh, 3),
+                "delivered_kwh": round(o.delivered_kwh, 3),
+                "served_pct": round(100.0 * share_served(o), 2),
+                "profile_changes": o.profile_changes,
+            }
+        )
+    return rows

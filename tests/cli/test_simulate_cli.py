@@ -186,3 +186,34 @@ def test_the_demand_charge_is_reported_per_month(tmp_path: Path, capsys: pytest.
     assert main(args) == 0
     line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("demand charge"))
     assert "2019-03 7.2 kW = 72.00" in line
+
+
+def test_each_session_is_reported_and_the_ones_left_short_are_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the engine tests' station: 7.2 kW for two 240 V EVSEs. s1 and s2 need 6 kWh each in the same
+    # 2 h (14.4 kWh of room): served. s3 needs 10 kWh in the next hour: 7.2 kWh at most
+    from tests.simulation.test_engine import SESSIONS as TINY_SESSIONS
+
+    station, sessions = tmp_path / "tiny.yaml", tmp_path / "s.csv"
+    station.write_text(TINY_STATION)
+    sessions.write_text(TINY_SESSIONS)
+    args = ["simulate", "--config", str(station), "--sessions", str(sessions)]
+    assert main([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["sessions"]
+    assert [(r["session_id"], r["line"], r["evse_id"]) for r in rows] == [
+        ("s1", 2, "A"),
+        ("s2", 3, "B"),
+        ("s3", 4, "A"),
+    ]
+    s1, s2, s3 = rows
+    assert (s1["arrival"], s1["departure"]) == ("2019-03-04T08:00:00+00:00", "2019-03-04T10:00:00+00:00")
+    assert s1["requested_kwh"] == s2["requested_kwh"] == 6.0
+    assert s1["served_pct"] == s2["served_pct"] == 100.0
+    assert 7.0 <= s3["delivered_kwh"] <= 7.2 + 1e-3
+    assert s3["served_pct"] == pytest.approx(100 * s3["delivered_kwh"] / 10.0, abs=0.01)
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("1 session got less than 99 % of its request:")
+    assert lines[at + 1].split()[:5] == ["line", "4", "s3", "A", "2019-03-04T10:00"]
+    assert lines[at + 1].endswith(f"{s3['delivered_kwh']:.2f} of 10.00 kWh ({s3['served_pct']:.1f} %)")
