@@ -33,9 +33,12 @@ def round_to_step(
     steps = np.where(step_a > 0, step_a, 1e-3)
     shape = (-1,) + (1,) * (current_a.ndim - 1)
     st = steps.reshape(shape)
-    out = np.floor(current_a / st + snap) * st
-    out = np.where(out < min_a.reshape(shape) - _EPS, 0.0, out)
-    return np.asarray(np.maximum(out, 0.0), dtype=np.float64)
+    out = np.asarray(current_a / st, dtype=np.float64)  # floor(current / step + snap) * step, in place
+    out += snap
+    np.floor(out, out=out)
+    out *= st
+    out[out < min_a.reshape(shape) - _EPS] = 0.0
+    return np.maximum(out, 0.0, out=out)
 
 
 def floor_step(value_a: float, step_a: float) -> float:
@@ -76,7 +79,7 @@ class PeriodAllocator:
     def feasible(self, session_a: FloatArray) -> bool:
         return self.network.is_feasible(self.full(session_a), self.site_limit_kw)
 
-    def top_up(self, session_a: FloatArray, order: Sequence[int]) -> FloatArray:
+    def top_up(self, session_a: FloatArray, order: Sequence[int] | IntArray) -> FloatArray:
         """Raise sessions, first come first in ``order``, to the most each can take (exact, stepped).
 
         All candidates' headrooms are computed at once; the first that can gain is raised
@@ -84,20 +87,30 @@ class PeriodAllocator:
         """
         x = session_a.copy()
         full = self.full(x)
-        candidates = np.array([i for i in order if self.upper_a[i] > x[i] + _EPS], dtype=np.int64)
-        while candidates.size:
-            room = self.network.headrooms_a(full, self.cols[candidates], self.site_limit_kw)
-            want = np.minimum(x[candidates] + room, self.upper_a[candidates])
-            steps = np.where(self.step_a[candidates] > 0, self.step_a[candidates], 1e-3)
+        ranked = np.asarray(order, dtype=np.int64)
+        candidates = ranked[self.upper_a[ranked] > x[ranked] + _EPS]
+        if candidates.size == 0:
+            return x
+        # each round evaluates every candidate found above (their terms gathered once); ``alive``
+        # marks the ones still examined: after the last one raised, and able to gain before
+        headrooms = self.network.headrooms(self.cols[candidates], self.site_limit_kw)
+        steps = np.where(self.step_a > 0, self.step_a, 1e-3)[candidates]
+        upper = self.upper_a[candidates]
+        least = self.min_a[candidates] - _EPS
+        alive = np.ones(candidates.size, dtype=np.bool_)
+        while alive.any():
+            now = x[candidates]
+            want = np.minimum(now + headrooms(full), upper)
             target = np.floor(want / steps + 1e-7) * steps
-            gains = (target > x[candidates] + _EPS) & (target >= self.min_a[candidates] - _EPS)
+            gains = (target > now + _EPS) & (target >= least) & alive
             if not gains.any():
                 break
             k = int(np.argmax(gains))
             i = int(candidates[k])
             full[self.cols[i]] += target[k] - x[i]
             x[i] = target[k]
-            candidates = candidates[k + 1 :][gains[k + 1 :]]
+            alive = gains
+            alive[: k + 1] = False
         return x
 
     def sorted_fill(self, order: Sequence[int]) -> FloatArray:

@@ -20,8 +20,10 @@ from optimizer.problem import Problem
 from optimizer.types import FloatArray
 
 IntArray = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
 _INF = highspy.kHighsInf
 FIRST_FACETS = 2  # facets per phasor limit in the model from the start; the rest come when violated
+_TOL = 1e-7  # a waiting row is broken when over its bound by more than this (relative, at least 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +31,23 @@ class LazyRows:
     """The network rows that may bind, of every block: which are in the model, which wait.
 
     Candidate rows come block by block; row ``k``'s entries are ``start[k]:start[k + 1]`` of
-    ``index`` (LP session variables, ascending) and ``value``.
+    ``index`` (LP session variables, ascending) and ``value``. Indices are 32-bit, as HiGHS
+    and scipy take them (no copies).
     """
 
-    start: IntArray  # (candidate rows + 1,)
-    index: IntArray
+    start: Int32Array  # (candidate rows + 1,)
+    index: Int32Array
     value: FloatArray
     bound: FloatArray
     added: npt.NDArray[np.bool_]  # candidate rows in the model as built
     variables: int  # LP session variables (the columns ``index`` refers to)
     matrix: sp.csr_matrix = field(init=False)  # the same rows, for products (about 10x faster)
+    over: FloatArray = field(init=False)  # above this a row is broken (``bound`` plus a relative hair)
 
     def __post_init__(self) -> None:
         shape = (int(self.bound.size), self.variables)
         object.__setattr__(self, "matrix", sp.csr_matrix((self.value, self.index, self.start), shape=shape))
+        object.__setattr__(self, "over", self.bound + _TOL * np.maximum(1.0, self.bound))
 
     @property
     def rows(self) -> int:
@@ -51,14 +56,15 @@ class LazyRows:
     def lhs(self, values: FloatArray) -> FloatArray:
         return np.asarray(self.matrix @ values[: self.variables], dtype=np.float64)
 
-    def violated(self, values: FloatArray, added: npt.NDArray[np.bool_], tol: float = 1e-7) -> IntArray:
-        bad = (self.lhs(values) > self.bound + tol * np.maximum(1.0, self.bound)) & ~added
+    def violated(self, lhs: FloatArray, added: npt.NDArray[np.bool_]) -> IntArray:
+        """The rows not in the model that ``lhs`` (``lhs(values)``) breaks."""
+        bad = (lhs > self.over) & ~added
         return np.nonzero(bad)[0]
 
-    def entries(self, rows: IntArray) -> tuple[IntArray, IntArray]:
+    def entries(self, rows: IntArray) -> tuple[Int32Array, IntArray]:
         """For ``rows``, each one's first entry among the selected entries, and the entry positions."""
         count = self.start[rows + 1] - self.start[rows]
-        first = np.cumsum(count) - count
+        first = np.cumsum(count, dtype=np.int32) - count
         at = np.repeat(self.start[rows] - first, count) + np.arange(int(count.sum()))
         return first, at
 
@@ -73,9 +79,11 @@ def first_facets(source: IntArray, angle: FloatArray, expected: FloatArray, per_
     return np.sort(order[rank < per_limit]).astype(np.int64)
 
 
-def add_violated(h: highspy.Highs, lazy: LazyRows, added: npt.NDArray[np.bool_], values: FloatArray) -> bool:
-    """Add the waiting rows the solution breaks (recorded in ``added``); True when any were."""
-    bad = lazy.violated(values, added)
+def add_violated(h: highspy.Highs, lazy: LazyRows, added: npt.NDArray[np.bool_], lhs: FloatArray) -> bool:
+    """Add the waiting rows a solution breaks (``lhs``: its ``lazy.lhs``; recorded in ``added``).
+
+    True when any were."""
+    bad = lazy.violated(lhs, added)
     if bad.size == 0:
         return False
     added[bad] = True
@@ -85,11 +93,18 @@ def add_violated(h: highspy.Highs, lazy: LazyRows, added: npt.NDArray[np.bool_],
         np.full(bad.size, -_INF),
         lazy.bound[bad],
         at.size,
-        first.astype(np.int32),
-        lazy.index[at].astype(np.int32),
+        first,
+        lazy.index[at],
         lazy.value[at],
     )
     return True
+
+
+def _empty(variables: int) -> LazyRows:
+    none = np.zeros(0, dtype=np.int32)
+    return LazyRows(
+        np.zeros(1, dtype=np.int32), none, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.bool_), variables
+    )
 
 
 def _groups(problem: Problem, var_session: IntArray, var_block: IntArray) -> tuple[IntArray, IntArray, int]:
@@ -141,29 +156,28 @@ def network_rows(
     """
     network = problem.network
     n_var = var_session.size
-    linear = network.linear_rows(problem.snapshot.policy.phasor_tolerance)
-    coef_all = np.vstack([linear.matrix, network.power_coef])
-    power_rows = network.power_coef.shape[0]
-    source = np.concatenate([linear.source, -1 - np.arange(power_rows)])
-    row_angle = np.concatenate([linear.angle, np.zeros(power_rows)])
-    none = np.zeros(0, dtype=np.int64)
-    empty = LazyRows(
-        np.zeros(1, dtype=np.int64), none, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.bool_), n_var
-    )
     if n_var == 0:
-        return empty
+        return _empty(n_var)
+    rows = network.limit_rows(problem.snapshot.policy.phasor_tolerance)
+    linear, coef_all, source, row_angle = rows.linear, rows.coef, rows.source, rows.angle
+    power_rows = network.power_coef.shape[0]
     block_end = block_start + block_length
     member, group, width = _groups(problem, var_session, var_block)  # sorted by group
     sess = var_session[member]
     block = var_block[member]
-    coef = coef_all[:, problem.cols[sess]]  # (rows, members)
-    # a member that leaves (or arrives) inside its block must not relieve a row: the row has to
-    # hold both before and after, so its negative projections are dropped
+    # per network row and session its coefficient, then the same without negative projections: a
+    # member that leaves (or arrives) inside its block must not relieve a row (the row has to hold
+    # both before and after), so it takes the second copy
+    n = problem.sessions
+    per_session = coef_all[:, problem.cols]  # (rows, sessions)
+    clipped = np.clip(per_session, 0.0, None)
+    table = np.hstack([per_session, clipped])
     partial = (problem.departure[sess] < block_end[block]) | (problem.arrival[sess] > block_start[block])
-    coef[:, partial] = np.clip(coef[:, partial], 0.0, None)
-    used, starts = np.unique(group, return_index=True)  # groups with members, ascending
-    upper = problem.upper_a[sess]
-    worst = np.add.reduceat(np.clip(coef, 0.0, None) * upper, starts, axis=1)
+    column = sess + n * partial  # each member's column of ``table``
+    starts = np.flatnonzero(np.diff(group, prepend=-1))  # first member of each group (ascending)
+    used = group[starts]  # the groups with members
+    # each row with every member of a group at full rate
+    worst = np.add.reduceat((clipped * problem.upper_a)[:, sess], starts, axis=1)
     bound = np.vstack(
         [
             np.repeat(linear.bound[:, None], used.size, axis=1),
@@ -172,12 +186,12 @@ def network_rows(
     )
     binding = worst > bound + 1e-9  # (rows, used groups)
     # the direction each current limit's phasor sum takes with every member at full rate
-    phasors = network.current_coef[:, problem.cols[sess]] * upper
+    phasors = (network.current_coef[:, problem.cols] * problem.upper_a)[:, sess]
     full_sum = np.add.reduceat(phasors, starts, axis=1)
     angle_sum = np.angle(full_sum)  # (current limits, used groups)
     cand_group, cand_row = np.nonzero(binding.T)  # group-major: group by group, rows ascending
     if cand_row.size == 0:
-        return empty
+        return _empty(n_var)
     linear_row = cand_row < linear.source.size
     expected = np.zeros(cand_row.size)
     expected[linear_row] = angle_sum[linear.source[cand_row[linear_row]], cand_group[linear_row]]
@@ -186,20 +200,22 @@ def network_rows(
     first = first_facets(key.astype(np.int64), row_angle[cand_row], expected, FIRST_FACETS)
     added = np.zeros(cand_row.size, dtype=np.bool_)
     added[first] = True
-    # each candidate row over the members of its group
+    # each candidate row over the members of its group (a group's members are a run of columns),
+    # laid out as (candidate rows, largest group), the zeros and the padding dropped
     size = np.diff(np.append(starts, member.size))
-    per_cand = size[cand_group]
-    cand = np.repeat(np.arange(cand_row.size), per_cand)
-    within = np.arange(cand.size) - np.repeat(np.cumsum(per_cand) - per_cand, per_cand)
-    at = starts[cand_group][cand] + within
-    value = coef[cand_row[cand], at]
-    nz = value != 0
-    start = np.zeros(cand_row.size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cand[nz], minlength=cand_row.size), out=start[1:])
+    slot = np.arange(int(size.max()))
+    at = np.minimum(starts[:, None] + slot, member.size - 1)  # (groups, slots): member positions
+    flat = column[at][cand_group]
+    flat += cand_row[:, None] * table.shape[1]
+    value = table.ravel()[flat]
+    keep = value != 0
+    keep &= (slot < size[:, None])[cand_group]
+    start = np.zeros(cand_row.size + 1, dtype=np.int32)
+    np.cumsum(keep.sum(axis=1), out=start[1:])
     return LazyRows(
         start=start,
-        index=member[at][nz],
-        value=value[nz],
+        index=member.astype(np.int32)[at][cand_group][keep],
+        value=value[keep],
         bound=bound[cand_row, cand_group],
         added=added,
         variables=n_var,

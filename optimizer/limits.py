@@ -77,17 +77,19 @@ def price_per_kwh(site: Site, start: datetime, period_s: int, periods: int) -> F
     edges_us = np.array([_micros(p.start - start) for p in prices], dtype=np.int64)
     t0 = np.arange(periods, dtype=np.int64) * (period_s * 1_000_000)
     t1 = t0 + period_s * 1_000_000
-    total = np.zeros(periods, dtype=np.float64)
-    # each price's overlap with each period, added in the same order as one period at a time
-    for k, price in enumerate(prices):
-        end = edges_us[k + 1] if k + 1 < len(prices) else None
-        lo = int(np.searchsorted(t1, edges_us[k], side="right"))  # first period ending after the edge
-        hi = periods if end is None else int(np.searchsorted(t0, end, side="left"))
-        if lo >= hi:
-            continue
-        seg0 = np.maximum(t0[lo:hi], edges_us[k])
-        seg1 = t1[lo:hi] if end is None else np.minimum(t1[lo:hi], end)
-        total[lo:hi] += price.price_per_kwh * (np.maximum(seg1 - seg0, 0) / 1e6)
+    # each price's overlap with each period it touches (price by price, so a period's overlaps
+    # add up in the same order as one period at a time)
+    end_us = np.append(edges_us[1:], np.iinfo(np.int64).max)  # the last price holds to the end
+    lo = np.searchsorted(t1, edges_us, side="right")  # first period ending after each edge
+    hi = np.searchsorted(t0, end_us, side="left")
+    count = np.maximum(hi - lo, 0)
+    which = np.repeat(np.arange(len(prices)), count)
+    period = np.arange(which.size) - np.repeat(np.cumsum(count) - count - lo, count)
+    seg0 = np.maximum(t0[period], edges_us[which])
+    seg1 = np.minimum(t1[period], end_us[which])
+    value = np.array([p.price_per_kwh for p in prices], dtype=np.float64)
+    overlap_s = np.maximum(seg1 - seg0, 0) / 1e6
+    total = np.bincount(period, weights=value[which] * overlap_s, minlength=periods).astype(np.float64)
     # before the first known price: assume the first price held
     before = t0 < edges_us[0]
     overlap = np.minimum(t1[before], edges_us[0]) - t0[before]

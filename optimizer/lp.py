@@ -39,9 +39,10 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
+from optimizer.blocks import Blocks, make_blocks
 from optimizer.facets import LazyRows, add_violated, network_rows
+from optimizer.lp_arrays import ColumnwiseLp
 from optimizer.problem import Problem
 from optimizer.types import FloatArray
 
@@ -58,16 +59,10 @@ _PRIMAL_SIMPLEX = 4
 
 
 @dataclass(frozen=True, slots=True)
-class Blocks:
-    start: IntArray  # first period of each block
-    length: IntArray
-
-
-@dataclass(frozen=True, slots=True)
 class LpModel:
     """The built model and how to read it back."""
 
-    lp: highspy.HighsLp
+    columns: ColumnwiseLp
     blocks: Blocks
     var_session: IntArray
     var_block: IntArray
@@ -87,36 +82,17 @@ class LpModel:
     need_kwh: FloatArray
     lazy: LazyRows
 
+    @property
+    def lp(self) -> highspy.HighsLp:
+        """The model as a ``HighsLp`` (with every cost 0), for those who want one."""
+        return self.columns.highs_lp
+
 
 @dataclass(frozen=True, slots=True)
 class LpResult:
     current_a: FloatArray  # (sessions, periods), continuous
     stages_done: tuple[str, ...]
     message: str
-
-
-def make_blocks(problem: Problem) -> Blocks:
-    horizon = problem.periods
-    exact = min(problem.snapshot.policy.exact_periods, horizon)
-    cuts = set(range(exact + 1))
-    t, length = exact, 2
-    while t < horizon:  # then blocks of 2, 4, 8, ... periods
-        cuts.add(t)
-        t += length
-        length *= 2
-    # a departure inside the first hours cuts a block; a later one may fall inside a block
-    fine = min(horizon, 4 * exact)
-    cuts.update(int(d) for d in problem.departure if d <= fine)
-    cuts.update(int(a) for a in problem.arrival if a <= fine)
-    for series in (problem.site_limit_kw, problem.price_per_kwh):
-        changes = np.nonzero(np.diff(series))[0] + 1
-        cuts.update(int(c) for c in changes)
-    if problem.snapshot.site.evse_caps and problem.sessions:  # where a cap on an EVSE starts or ends
-        changes = np.nonzero(np.any(np.diff(problem.upper_at_a, axis=1) != 0, axis=0))[0] + 1
-        cuts.update(int(c) for c in changes)
-    edges = np.array([*sorted(c for c in cuts if 0 <= c <= horizon), horizon], dtype=np.int64)
-    edges = np.unique(edges)
-    return Blocks(start=edges[:-1], length=np.diff(edges))
 
 
 def build(problem: Problem) -> LpModel:
@@ -143,9 +119,13 @@ def build(problem: Problem) -> LpModel:
     else:
         var_upper = problem.upper_a[var_session]
     mid = (blocks.start[var_block] + 0.5 * blocks.length[var_block]) / max(problem.periods, 1)
-    price_block = np.array(
-        [problem.price_per_kwh[s:e].mean() for s, e in zip(blocks.start, block_end, strict=True)]
-    )
+    # each block's mean price as ``mean`` has it (``np.add.reduce`` / n, bit for bit; over a
+    # single period that is its price, plus the 0.0 the reduction starts from)
+    price = problem.price_per_kwh
+    price_block = price[blocks.start] + 0.0
+    for b in np.flatnonzero(blocks.length > 1).tolist():
+        s, e = int(blocks.start[b]), int(block_end[b])
+        price_block[b] = np.add.reduce(price[s:e]) / (e - s)
     limit_block = np.minimum.reduceat(problem.site_limit_kw, blocks.start)
     base_block = np.maximum.reduceat(problem.base_load_kw, blocks.start)
 
@@ -174,10 +154,10 @@ def build(problem: Problem) -> LpModel:
     lazy = network_rows(problem, blocks.start, blocks.length, var_session, var_block, limit_block)
     kept = np.nonzero(lazy.added)[0]
     if kept.size:
-        first, at = lazy.entries(kept)
+        kept_first, at = lazy.entries(kept)
         add(
-            np.repeat(np.arange(kept.size), np.diff(np.append(first, at.size))),
-            lazy.index[at],
+            np.repeat(np.arange(kept.size), np.diff(np.append(kept_first, at.size))),
+            lazy.index[at].astype(np.int64),
             lazy.value[at],
             np.full(kept.size, -_INF),
             lazy.bound[kept],
@@ -204,7 +184,7 @@ def build(problem: Problem) -> LpModel:
     )
     # peak: station power in each block minus the peak variable <= -base load (the sessions of
     # scenarios left out: they are alternatives, not load on top of each other)
-    blocks_used = np.unique(var_block)
+    blocks_used = np.flatnonzero(np.bincount(var_block))  # the blocks with variables, ascending
     one_future = problem.scenario[var_session] < 0
     add(
         np.searchsorted(blocks_used, var_block[one_future]).astype(np.int64),
@@ -264,27 +244,21 @@ def build(problem: Problem) -> LpModel:
         add(local, col_dev + local, np.ones(n_dev), offered, np.full(n_dev, _INF), n_dev)
     n_col = n_var + 2 + n_even + n_dev
 
-    matrix = sp.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(row, n_col)
-    )
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_col
-    lp.num_row_ = row
-    # plain lists: pybind11 copies a list into the model about 3x faster than a numpy array
-    lp.col_cost_ = [0.0] * n_col
-    col_lower = [0.0] * n_col
+    col_lower = np.zeros(n_col)
     # a peak below the billing period's peak so far is already paid for: no gain in going lower
     col_lower[col_peak] = max(problem.snapshot.site.peak_so_far_kw, 0.0)
-    lp.col_lower_ = col_lower
-    lp.col_upper_ = np.concatenate([var_upper, [0.0, _INF], np.zeros(n_even), np.full(n_dev, _INF)]).tolist()
-    lp.row_lower_ = np.concatenate(lower).tolist()
-    lp.row_upper_ = np.concatenate(upper).tolist()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr.tolist()
-    lp.a_matrix_.index_ = matrix.indices.tolist()
-    lp.a_matrix_.value_ = matrix.data.tolist()
+    columns = ColumnwiseLp.from_entries(
+        np.concatenate(rows_i),
+        np.concatenate(cols_i),
+        np.concatenate(vals),
+        (row, n_col),
+        col_lower,
+        np.concatenate([var_upper, [0.0, _INF], np.zeros(n_even), np.full(n_dev, _INF)]),
+        np.concatenate(lower),
+        np.concatenate(upper),
+    )
     return LpModel(
-        lp=lp,
+        columns=columns,
         blocks=blocks,
         var_session=var_session.astype(np.int64),
         var_block=var_block.astype(np.int64),
@@ -319,12 +293,13 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     # later stages, which only change the objective, with the primal one from the last basis
     h.setOptionValue("presolve", "off")
     h.setOptionValue("simplex_strategy", _DUAL_SIMPLEX)
-    h.passModel(model.lp)
+    model.columns.pass_to(h)
     n_var = model.var_session.size
     n_col = n_var + 2 + model.cols_even.size + model.cols_dev.size
     cols = np.arange(n_col, dtype=np.int32)
     done: list[str] = []
     solution: FloatArray | None = None
+    solution_lhs: FloatArray | None = None  # the candidate network rows' left-hand sides at ``solution``
     added = model.lazy.added.copy()
 
     def run(costs: FloatArray, name: str) -> bool:
@@ -344,10 +319,11 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
                 return False
             values = np.asarray(h.getSolution().col_value, dtype=np.float64)
             log.debug("stage %s: %.1f ms", name, 1e3 * (time.perf_counter() - started))
-            if not add_violated(h, model.lazy, added, values):
+            lhs = model.lazy.lhs(values)
+            if not add_violated(h, model.lazy, added, lhs):
                 break
-        nonlocal solution
-        solution = values
+        nonlocal solution, solution_lhs
+        solution, solution_lhs = values, lhs
         done.append(name)
         return True
 
@@ -366,7 +342,8 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
         cols_real = np.nonzero(real)[0].astype(np.int32)
         coef_real = model.energy_coef[cols_real]
         h.addRow(best_energy * (1 - _HOLD_SLACK) - 1e-6, _INF, cols_real.size, cols_real, coef_real)
-    if not problem.arrivals_known and _hold_needed(model, problem, solution):
+    assert solution_lhs is not None
+    if not problem.arrivals_known and _hold_needed(model, problem, solution, solution_lhs):
         _hold_early_energy(h, model, problem, solution)
     h.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
     # 2. fairness (nothing to share out when every need is met)
@@ -426,7 +403,7 @@ def _segment_widths(model: LpModel, solution: FloatArray | None) -> FloatArray:
     return np.repeat(np.maximum(widths, 0.0), first.size)
 
 
-def _hold_needed(model: LpModel, problem: Problem, solution: FloatArray) -> bool:
+def _hold_needed(model: LpModel, problem: Problem, solution: FloatArray, lhs: FloatArray) -> bool:
     """Whether to hold the energy-first plan's early energy: a limit binds in it (capacity is
     short) and a car may still come for the capacity left idle.
 
@@ -441,8 +418,7 @@ def _hold_needed(model: LpModel, problem: Problem, solution: FloatArray) -> bool
     plugged in at 18:00, would charge through the evening peak price every night, 16.93 where
     8.25 buys the same energy).
     """
-    lazy = model.lazy
-    if not np.any(lazy.lhs(solution) >= 0.99 * lazy.bound):
+    if not np.any(lhs >= 0.99 * model.lazy.bound):  # ``lhs``: the network rows' at ``solution``
         return False
     present = ~problem.expected
     stays_until = int(problem.departure[present].max(initial=0))
@@ -481,16 +457,16 @@ def _hold_early_energy(h: highspy.Highs, model: LpModel, problem: Problem, solut
 
 def read_back(model: LpModel, problem: Problem, solution: FloatArray) -> FloatArray:
     """Spread block values over their periods (never before arrival or past departure)."""
-    out = np.zeros((problem.sessions, problem.periods))
     n_var = model.var_session.size
     if n_var == 0:
-        return out
-    values = np.clip(solution[:n_var], 0.0, None)
-    lengths = model.blocks.length[model.var_block]
-    var = np.repeat(np.arange(n_var), lengths)  # one entry per (variable, period of its block)
-    offset = np.arange(var.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    period = model.blocks.start[model.var_block][var] + offset
-    session = model.var_session[var]
-    inside = (period >= problem.arrival[session]) & (period < problem.departure[session])
-    out[session[inside], period[inside]] = values[var[inside]]
+        return np.zeros((problem.sessions, problem.periods))
+    blocks = model.blocks
+    per_block = np.zeros((problem.sessions, blocks.start.size))
+    per_block[model.var_session, model.var_block] = np.clip(solution[:n_var], 0.0, None)
+    out = per_block[:, np.repeat(np.arange(blocks.start.size), blocks.length)]
+    t = np.arange(problem.periods)
+    outside = t >= problem.departure[:, None]
+    if problem.arrival.any():  # (online every session is here from period 0)
+        outside |= t < problem.arrival[:, None]
+    out[outside] = 0.0
     return out

@@ -62,8 +62,8 @@ def switch_on(problem: Problem, current_a: FloatArray, t: int) -> FloatArray | N
     n_bin = on_cols.size
     # columns: x (n), then z (n_bin); rows: limits over x, then x_i - upper_i z_i <= 0 and
     # x_i - min_i z_i >= 0 for the in-between cars
-    linear = problem.network.linear_rows(problem.snapshot.policy.phasor_tolerance)
-    coef = np.vstack([linear.matrix, problem.network.power_coef])[:, problem.cols]
+    rows = problem.network.limit_rows(problem.snapshot.policy.phasor_tolerance)
+    linear, coef = rows.linear, rows.coef[:, problem.cols]
     bound = np.concatenate(
         [linear.bound, problem.network.power_limits(float(problem.site_limit_kw[t]))[:, 0]]
     )
@@ -176,7 +176,5 @@ def pulse_later(
 
 def _over(problem: Problem, current_a: FloatArray, site_limit_kw: FloatArray) -> npt.NDArray[np.bool_]:
     """Per column of ``current_a`` (sessions x columns): whether it breaks a limit."""
-    full = np.zeros((len(problem.network.evse_ids), current_a.shape[1]))
-    np.add.at(full, problem.cols, current_a)
-    use = problem.network.utilisation(full, site_limit_kw)
+    use = problem.network.utilisation(problem.per_evse(current_a), site_limit_kw)
     return np.asarray(use.max(axis=0, initial=0.0) > 1.0 + 1e-9, dtype=np.bool_)

@@ -58,6 +58,16 @@ class LinearRows:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitRows:
+    """Every row the LP holds to: the linearised current limits, then the power limits."""
+
+    linear: LinearRows
+    coef: FloatArray  # (linear rows + power rows, n_evse): ``linear.matrix`` over ``power_coef``
+    source: npt.NDArray[np.int64]  # the current limit a linear row approximates; -1 - k for power row k
+    angle: FloatArray  # direction of each linear row's projection [rad] (0 for power rows)
+
+
+@dataclass(frozen=True, slots=True)
 class Network:
     """Compiled limits of one site over a fixed ordering of its EVSEs."""
 
@@ -70,6 +80,20 @@ class Network:
     power_coef: FloatArray  # (n_power, n_evse) kW per A
     power_limit_kw: FloatArray  # (n_power,); the site row's entry is the normal grid limit
     _linear: dict[float, LinearRows] = field(default_factory=dict, compare=False, repr=False)
+    _limit_rows: dict[float, LimitRows] = field(default_factory=dict, compare=False, repr=False)
+    # for ``headrooms_a``, computed once: |c|^2 per current limit and EVSE (1 where 0), m^2 per
+    # limit, and the power coefficients (1 where 0)
+    _coef_sq: FloatArray = field(init=False, compare=False, repr=False)
+    _coef_sq_or_1: FloatArray = field(init=False, compare=False, repr=False)
+    _limit_sq: FloatArray = field(init=False, compare=False, repr=False)
+    _power_or_1: FloatArray = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        coef_sq = np.abs(self.current_coef) ** 2
+        object.__setattr__(self, "_coef_sq", coef_sq)
+        object.__setattr__(self, "_coef_sq_or_1", np.where(coef_sq > 0, coef_sq, 1.0))
+        object.__setattr__(self, "_limit_sq", self.current_limit_a**2)
+        object.__setattr__(self, "_power_or_1", np.where(self.power_coef > 0, self.power_coef, 1.0))
 
     @classmethod
     def build(cls, site: Site, evses: Sequence[Evse]) -> Network:
@@ -77,7 +101,6 @@ class Network:
         if len(set(evse_ids)) != len(evse_ids):
             raise NetworkError("duplicate EVSE ids")
         index = {evse_id: i for i, evse_id in enumerate(evse_ids)}
-        by_id = {e.evse_id: e for e in evses}
         n = len(evses)
         kw_per_a = np.array([e.kw_per_a for e in evses], dtype=np.float64)
         placed = site.root.all_evse_ids()
@@ -92,16 +115,20 @@ class Network:
         p_names: list[str] = []
         p_coefs: list[FloatArray] = []
         p_limits: list[float] = []
-
-        def line_rows(node: FeederNode) -> list[ComplexArray]:
-            rows = [np.zeros(n, dtype=np.complex128) for _ in range(3)]
-            for evse_id in node.all_evse_ids():
-                for line, phasor in line_contributions(by_id[evse_id].connection).items():
-                    rows[line][index[evse_id]] += phasor
-            return rows
+        # per line (rows) and EVSE (columns), the phasor current it adds per ampere of pilot
+        per_line = np.zeros((3, n), dtype=np.complex128)
+        by_connection: dict[Connection, dict[int, complex]] = {}
+        for i, evse in enumerate(evses):
+            contributions = by_connection.get(evse.connection)
+            if contributions is None:
+                contributions = by_connection[evse.connection] = line_contributions(evse.connection)
+            for line, phasor in contributions.items():
+                per_line[line, i] += phasor
+        below = _members(site.root, index, n)
 
         for node in site.root.walk():
-            lines = line_rows(node)
+            inside = below[id(node)]
+            lines = np.where(inside, per_line, 0.0)  # the line rows of the EVSEs below the node
             if node.limit_a is not None:
                 for k, row in enumerate(lines):
                     if np.any(np.abs(row) > 0):
@@ -117,11 +144,8 @@ class Network:
                         coefs.append(row)
                         limits.append(node.primary_limit_a)
             if node.limit_kw is not None:
-                row_kw = np.zeros(n, dtype=np.float64)
-                for evse_id in node.all_evse_ids():
-                    row_kw[index[evse_id]] = kw_per_a[index[evse_id]]
                 p_names.append(f"{node.node_id} kW")
-                p_coefs.append(row_kw)
+                p_coefs.append(np.where(inside, kw_per_a, 0.0))
                 p_limits.append(node.limit_kw)
         p_names.append("site kW")
         p_coefs.append(kw_per_a.copy())
@@ -164,14 +188,17 @@ class Network:
         flat = x.ndim == 1
         x2 = x[:, None] if flat else x
         site = np.broadcast_to(np.asarray(site_limit_kw, dtype=np.float64), (x2.shape[1],))
-        mags = np.abs(self.current_coef @ x2) / self.current_limit_a[:, None]
+        k = self.current_coef.shape[0]
+        out = np.empty((k + self.power_coef.shape[0], x2.shape[1]))
+        np.abs(self.current_coef @ x2, out=out[:k])
+        out[:k] /= self.current_limit_a[:, None]
         power = self.power_coef @ x2
         limits = self.power_limits(site)
+        usable = limits > 0
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio = np.where(
-                limits > 0, power / np.where(limits > 0, limits, 1.0), np.where(power > 1e-9, np.inf, 0)
-            )
-        out = np.vstack([mags, ratio])
+            np.divide(power, np.where(usable, limits, 1.0), out=out[k:])
+        if not usable.all():
+            out[k:][~usable] = np.where(power > 1e-9, np.inf, 0.0)[~usable]
         return out[:, 0] if flat else out
 
     def is_feasible(
@@ -190,30 +217,48 @@ class Network:
 
         Per current limit this is the positive root of ``|z + c d| = m`` (exact for phasors).
         """
-        z = self.current_coef @ current_a  # (K,)
-        c = self.current_coef[:, evses]  # (K, m)
-        cc = np.abs(c) ** 2
-        b = (np.conj(z)[:, None] * c).real
-        slack = (np.abs(z) ** 2 - self.current_limit_a**2)[:, None]
-        disc = b * b - cc * slack
-        with np.errstate(divide="ignore", invalid="ignore"):
-            roots = (-b + np.sqrt(np.maximum(disc, 0.0))) / np.where(cc > 0, cc, 1.0)
-        roots = np.where(cc > 0, np.where(disc < 0, 0.0, roots), np.inf)
-        best = roots.min(axis=0) if roots.shape[0] else np.full(evses.size, np.inf)
-        p = self.power_coef[:, evses]
+        return self.headrooms(evses, site_limit_kw)(current_a)
+
+    def headrooms(self, evses: npt.NDArray[np.int64], site_limit_kw: float) -> Headrooms:
+        """``headrooms_a`` for these EVSEs and site limit, as a function of the currents (for
+        callers that ask again and again as the currents change: the EVSEs' terms are taken once)."""
+        coef_sq = self._coef_sq[:, evses]
+        power = self.power_coef[:, evses]
         limits = self.power_limit_kw.copy()
         limits[-1] = site_limit_kw
-        free_kw = (limits - self.power_coef @ current_a)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            power_room = np.where(p > 0, free_kw / np.where(p > 0, p, 1.0), np.inf)
-        best = np.minimum(best, power_room.min(axis=0))
-        return np.asarray(np.maximum(best, 0.0), dtype=np.float64)
+        return Headrooms(
+            network=self,
+            coef=self.current_coef[:, evses],
+            coef_sq=coef_sq,
+            coef_sq_or_1=self._coef_sq_or_1[:, evses],
+            moving=coef_sq > 0,
+            powered=power > 0,
+            power_or_1=self._power_or_1[:, evses],
+            limits_kw=limits,
+        )
 
     def linear_rows(self, tolerance: float) -> LinearRows:
-        """``linearise(tolerance)``, computed once per network and tolerance."""
+        """``linearise(tolerance)``, computed once per network and tolerance (pass the network to
+        ``solve`` to keep it across solves)."""
         rows = self._linear.get(tolerance)
         if rows is None:
             rows = self._linear[tolerance] = self.linearise(tolerance)
+        return rows
+
+    def limit_rows(self, tolerance: float) -> LimitRows:
+        """The linear rows of ``linear_rows(tolerance)`` and the power rows, stacked (once per tolerance)."""
+        rows = self._limit_rows.get(tolerance)
+        if rows is None:
+            linear = self.linear_rows(tolerance)
+            power = self.power_coef.shape[0]
+            rows = self._limit_rows[tolerance] = LimitRows(
+                linear=linear,
+                coef=np.vstack([linear.matrix, self.power_coef]),
+                source=np.concatenate([linear.source, -1 - np.arange(power)]),
+                angle=np.concatenate([linear.angle, np.zeros(power)]),
+            )
+            for array in (rows.coef, rows.source, rows.angle):
+                array.flags.writeable = False  # shared by every solve on this network
         return rows
 
     def linearise(self, tolerance: float) -> LinearRows:
@@ -225,38 +270,87 @@ class Network:
         ``cos(delta / 2) = 1 - tolerance``: every solution of the rows meets the true limit
         and at most ``tolerance`` of the limit is given away. Collinear rows are exact.
         """
-        delta = 2.0 * math.acos(1.0 - tolerance)
-        rows: list[FloatArray] = []
-        bounds: list[float] = []
-        source: list[int] = []
-        row_angles: list[float] = []
-        for k in range(self.current_coef.shape[0]):
-            coef = self.current_coef[k]
-            nz = np.abs(coef) > 1e-12
-            term_angles = np.sort(np.angle(coef[nz]))
-            start, width = _covering_arc(term_angles)
-            if width < 1e-9:
-                rows.append((coef * np.exp(-1j * start)).real)
-                bounds.append(float(self.current_limit_a[k]))
-                source.append(k)
-                row_angles.append(start)
-                continue
-            count = max(2, math.ceil(width / delta) + 1)
-            spacing = width / (count - 1)
-            shrink = math.cos(spacing / 2.0)
-            for j in range(count):
-                theta = start + j * spacing
-                rows.append((coef * np.exp(-1j * theta)).real)
-                bounds.append(float(self.current_limit_a[k]) * shrink)
-                source.append(k)
-                row_angles.append(theta)
-        n = self.current_coef.shape[1]
-        return LinearRows(
-            matrix=np.array(rows, dtype=np.float64).reshape(len(rows), n),
-            bound=np.array(bounds, dtype=np.float64),
-            source=np.array(source, dtype=np.int64),
-            angle=np.array(row_angles, dtype=np.float64),
-        )
+        return _linearise(self.current_coef, self.current_limit_a, tolerance)
+
+
+@dataclass(frozen=True, slots=True)
+class Headrooms:
+    """``Network.headrooms_a`` for fixed EVSEs and site limit: call it with the currents (per EVSE)."""
+
+    network: Network
+    coef: ComplexArray  # (current limits, EVSEs): each EVSE's phasor per A
+    coef_sq: FloatArray  # |coef|^2
+    coef_sq_or_1: FloatArray  # the same, 1 where 0
+    moving: npt.NDArray[np.bool_]  # where the EVSE moves the limit's phasor sum at all
+    powered: npt.NDArray[np.bool_]  # (power limits, EVSEs): where the EVSE draws on the limit
+    power_or_1: FloatArray  # its kW per A, 1 where 0
+    limits_kw: FloatArray  # the power limits, the site row's the given site limit
+
+    def __call__(self, current_a: FloatArray) -> FloatArray:
+        net = self.network
+        z = net.current_coef @ current_a  # (K,)
+        b = (np.conj(z)[:, None] * self.coef).real
+        slack = (np.abs(z) ** 2 - net._limit_sq)[:, None]
+        disc = b * b - self.coef_sq * slack
+        with np.errstate(divide="ignore", invalid="ignore"):
+            roots = (-b + np.sqrt(np.maximum(disc, 0.0))) / self.coef_sq_or_1
+            roots = np.where(self.moving, np.where(disc < 0, 0.0, roots), np.inf)
+            best = roots.min(axis=0) if roots.shape[0] else np.full(self.coef.shape[1], np.inf)
+            free_kw = (self.limits_kw - net.power_coef @ current_a)[:, None]
+            power_room = np.where(self.powered, free_kw / self.power_or_1, np.inf)
+        best = np.minimum(best, power_room.min(axis=0))
+        return np.asarray(np.maximum(best, 0.0), dtype=np.float64)
+
+
+def _linearise(current_coef: ComplexArray, current_limit_a: FloatArray, tolerance: float) -> LinearRows:
+    """``Network.linearise`` of these current limits."""
+    delta = 2.0 * math.acos(1.0 - tolerance)
+    rows: list[FloatArray] = []
+    bounds: list[float] = []
+    source: list[int] = []
+    row_angles: list[float] = []
+    for k in range(current_coef.shape[0]):
+        coef = current_coef[k]
+        nz = np.abs(coef) > 1e-12
+        term_angles = np.sort(np.angle(coef[nz]))
+        start, width = _covering_arc(term_angles)
+        if width < 1e-9:
+            rows.append((coef * np.exp(-1j * start)).real)
+            bounds.append(float(current_limit_a[k]))
+            source.append(k)
+            row_angles.append(start)
+            continue
+        count = max(2, math.ceil(width / delta) + 1)
+        spacing = width / (count - 1)
+        shrink = math.cos(spacing / 2.0)
+        thetas = start + np.arange(count) * spacing
+        rows.extend((coef * np.exp(-1j * thetas)[:, None]).real)
+        bounds.extend([float(current_limit_a[k]) * shrink] * count)
+        source.extend([k] * count)
+        row_angles.extend(thetas.tolist())
+    n = current_coef.shape[1]
+    return LinearRows(
+        matrix=np.array(rows, dtype=np.float64).reshape(len(rows), n),
+        bound=np.array(bounds, dtype=np.float64),
+        source=np.array(source, dtype=np.int64),
+        angle=np.array(row_angles, dtype=np.float64),
+    )
+
+
+def _members(node: FeederNode, index: dict[str, int], n: int) -> dict[int, npt.NDArray[np.bool_]]:
+    """Per node of the tree (by ``id``), which EVSEs are below it (its own and its children's)."""
+    out: dict[int, npt.NDArray[np.bool_]] = {}
+
+    def visit(at: FeederNode) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(n, dtype=np.bool_)
+        mask[[index[evse_id] for evse_id in at.evse_ids]] = True
+        for child in at.children:
+            mask |= visit(child)
+        out[id(at)] = mask
+        return mask
+
+    visit(node)
+    return out
 
 
 def _covering_arc(sorted_angles: FloatArray) -> tuple[float, float]:

@@ -65,6 +65,17 @@ class Problem:
         """How many possible futures the expected sessions are split into (0: no split)."""
         return int(self.scenario.max(initial=-1)) + 1
 
+    def per_evse(self, current_a: FloatArray) -> FloatArray:
+        """Sessions' currents (sessions, T) summed per EVSE of the network: (EVSEs, T).
+
+        Bit for bit ``np.add.at``; without its overhead when no two sessions share an EVSE."""
+        full = np.zeros((len(self.network.evse_ids), current_a.shape[1]))
+        if self.cols.size == 0 or np.bincount(self.cols).max() <= 1:
+            full[self.cols] += current_a
+        else:  # expected sessions may share an EVSE with each other or with a car present
+            np.add.at(full, self.cols, current_a)
+        return full
+
     def laxity_h(self) -> FloatArray:
         """Hours to departure minus hours needed at full rate (least laxity first)."""
         rate_kw = np.maximum(self.upper_a * self.kw_per_a, 1e-9)
@@ -93,20 +104,21 @@ def prepare(
     lookup = {evse_id: i for i, evse_id in enumerate(net.evse_ids)}
     evses = {e.evse_id: e for e in snapshot.evses}
     n = len(snapshot.sessions)
-    cols = np.zeros(n, dtype=np.int64)
-    upper = np.zeros(n)
-    pilot_upper = np.zeros(n)
-    min_a = np.zeros(n)
-    step = np.zeros(n)
-    kw = np.zeros(n)
-    need = np.zeros(n)
-    delivered = np.zeros(n)
-    departure = np.zeros(n, dtype=np.int64)
-    arrival = np.zeros(n, dtype=np.int64)
-    priority = np.ones(n)
-    energy_weight = np.ones(n)
-    expected = np.zeros(n, dtype=np.bool_)
-    scenario = np.full(n, -1, dtype=np.int64)
+    # per session, gathered as Python values and made arrays once
+    cols_l: list[int] = []
+    upper_l: list[float] = []
+    pilot_upper_l: list[float] = []
+    min_a_l: list[float] = []
+    step_l: list[float] = []
+    kw_l: list[float] = []
+    need_l: list[float] = []
+    delivered_l: list[float] = []
+    departure_l: list[int] = []
+    arrival_l: list[int] = []
+    priority_l: list[float] = []
+    energy_weight_l: list[float] = []
+    expected_l: list[bool] = []
+    scenario_l: list[int] = []
     hold = min(policy.hold_periods, horizon)
     offered = np.full((n, hold), np.nan)
     seen: set[str] = set()
@@ -119,44 +131,63 @@ def prepare(
         if not forecast:
             seen.add(s.evse_id)
         evse = evses[s.evse_id]
-        cols[i] = lookup[s.evse_id]
+        cols_l.append(lookup[s.evse_id])
         cap = evse.max_current_a
         pilot_cap = cap
+        step_a = evse.step_a
         if s.vehicle_max_current_a is not None:
             car_a = max(s.vehicle_max_current_a, evse.min_current_a)
             cap = min(cap, car_a)
             # the pilot may go up to the next step: a pilot above what the car takes is
             # harmless, one below (31.7 A for a car taking 31.73 A) short-changes it
-            step_a = evse.step_a
             stepped = math.ceil(car_a / step_a - 1e-9) * step_a if step_a > 0 else car_a
             pilot_cap = min(pilot_cap, stepped)
-        upper[i] = cap
-        pilot_upper[i] = pilot_cap
-        min_a[i] = evse.min_current_a
-        step[i] = evse.step_a
-        kw[i] = evse.kw_per_a
+        upper_l.append(cap)
+        pilot_upper_l.append(pilot_cap)
+        min_a_l.append(evse.min_current_a)
+        step_l.append(step_a)
+        kw_l.append(evse.kw_per_a)
         wanted = s.energy_needed_kwh if s.energy_needed_kwh is not None else policy.default_energy_kwh
-        need[i] = max(wanted - s.energy_delivered_kwh, 0.0)
-        delivered[i] = min(s.energy_delivered_kwh, wanted)
+        need_l.append(max(wanted - s.energy_delivered_kwh, 0.0))
+        delivered_l.append(min(s.energy_delivered_kwh, wanted))
         leaves = s.departure if s.departure is not None else s.arrival + policy.default_stay
-        departure[i] = min(max(math.ceil((leaves - snapshot.now) / period - 1e-9), 1), horizon)
+        leaves_at = min(max(math.ceil((leaves - snapshot.now) / period - 1e-9), 1), horizon)
+        arrives_at = 0
         if future_arrivals or forecast:
             # an expected session is not here now: it charges from the period after its arrival
             earliest = 1 if forecast and not future_arrivals else 0
-            arrival[i] = min(max(math.ceil((s.arrival - snapshot.now) / period - 1e-9), earliest), horizon)
-            departure[i] = max(departure[i], arrival[i])
-        if forecast:
-            energy_weight[i] = min(max(float(s.forecast_weight or 0.0), 0.0), 1.0)
-            expected[i] = True
-            if s.scenario is not None:
-                if s.scenario < 0:
-                    raise SnapshotError(f"session {s.session_id}: scenario must be 0 or more")
-                scenario[i] = s.scenario
-        priority[i] = max(s.priority, 1e-6)
+            arrives_at = min(max(math.ceil((s.arrival - snapshot.now) / period - 1e-9), earliest), horizon)
+            leaves_at = max(leaves_at, arrives_at)
+        departure_l.append(leaves_at)
+        arrival_l.append(arrives_at)
+        energy_weight_l.append(min(max(float(s.forecast_weight or 0.0), 0.0), 1.0) if forecast else 1.0)
+        expected_l.append(forecast)
+        if forecast and s.scenario is not None:
+            if s.scenario < 0:
+                raise SnapshotError(f"session {s.session_id}: scenario must be 0 or more")
+            scenario_l.append(s.scenario)
+        else:
+            scenario_l.append(-1)
+        priority_l.append(max(s.priority, 1e-6))
         if s.offered_current_a is not None:
             offered[i, :] = s.offered_current_a
         held = s.held_current_a[:hold]
-        offered[i, : len(held)] = held
+        if len(held):
+            offered[i, : len(held)] = held
+    cols = np.array(cols_l, dtype=np.int64)
+    upper = np.array(upper_l, dtype=np.float64)
+    pilot_upper = np.array(pilot_upper_l, dtype=np.float64)
+    min_a = np.array(min_a_l, dtype=np.float64)
+    step = np.array(step_l, dtype=np.float64)
+    kw = np.array(kw_l, dtype=np.float64)
+    need = np.array(need_l, dtype=np.float64)
+    delivered = np.array(delivered_l, dtype=np.float64)
+    departure = np.array(departure_l, dtype=np.int64)
+    arrival = np.array(arrival_l, dtype=np.int64)
+    priority = np.array(priority_l, dtype=np.float64)
+    energy_weight = np.array(energy_weight_l, dtype=np.float64)
+    expected = np.array(expected_l, dtype=np.bool_)
+    scenario = np.array(scenario_l, dtype=np.int64)
     if future_arrivals:
         _check_no_overlap(snapshot, cols, arrival, departure)
     upper_at, pilot_upper_at = _capped(snapshot, net.evse_ids, cols, upper, pilot_upper, min_a, step, horizon)

@@ -91,7 +91,8 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     future's sessions to the limits together.
     """
     in_scenario = problem.scenario >= 0
-    clipped = np.clip(np.where(in_scenario[:, None], 0.0, current_a), 0.0, problem.upper_at_a)
+    planned_a = np.where(in_scenario[:, None], 0.0, current_a) if in_scenario.any() else current_a
+    clipped = np.clip(planned_a, 0.0, problem.upper_at_a)
     # a session planned at its car's own maximum gets the pilot at the step above it (an EVSE's cap
     # is its own maximum then: that pilot is the cap)
     at_car_max = (clipped >= problem.upper_at_a - 1e-6) & (clipped > 0)
@@ -102,7 +103,8 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
             lifted[:, 0] = switched
             clipped[:, 0] = np.minimum(switched, clipped[:, 0])
     exact = min(problem.snapshot.policy.exact_periods, problem.periods)
-    out = round_to_step(lifted, problem.step_a, problem.min_a, snap=1e-2)
+    out = np.empty_like(lifted)
+    out[:, :exact] = round_to_step(lifted[:, :exact], problem.step_a, problem.min_a, snap=1e-2)
     top_a = _top_a(problem)
     out[:, exact:] = _carry_rounding(lifted[:, exact:], problem, top_a[:, exact:])
     # where lifting or snapping to a step pushed a period over an exact limit, round that
@@ -118,18 +120,21 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     later_a = np.maximum(out[:, exact:], clipped[:, exact:])  # the plan, or its snap to a step above
     kept_kwh = (out[:, :exact].sum(axis=1) + later_a.sum(axis=1)) * kwh_per_a
     shortfall_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - kept_kwh, 0.0))
-    order = list(np.argsort(problem.laxity_h(), kind="stable"))
+    order = np.argsort(problem.laxity_h(), kind="stable")
     steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)
+    noise_a, half_min_a = 1e-2 * steps, 0.5 * problem.min_a
     leaving = problem.departure <= exact  # no later period to make up a car's loss in
     for t in range(exact):
-        live = (problem.departure > t) & (problem.arrival <= t)
         # what is still short, up to the next step and at least the minimum: the pilot that finishes
         # a car's need may round up (the car stops when it is full), else the last few watt-hours
         # are never delivered. Not below a hundredth of a step (solver noise), nor below half the
         # minimum for a car that stays past the exact periods (rounded to the nearest, as
         # ``minimum.in_between`` does; the next solve plans it again)
         room = shortfall_kwh / kwh_per_a
-        worth = (room > 1e-2 * steps) & ((room >= 0.5 * problem.min_a) | leaving)
+        worth = (room > noise_a) & ((room >= half_min_a) | leaving)
+        if not worth.any():
+            continue  # nothing to make up: no car may go above its planned current
+        live = (problem.departure > t) & (problem.arrival <= t)
         room = np.where(worth, np.maximum(np.ceil(room / steps - 1e-6) * steps, problem.min_a), 0.0)
         upper = np.where(live, np.minimum(problem.pilot_upper_at_a[:, t], out[:, t] + room), 0.0)
         if not np.any(upper > out[:, t] + 1e-9):
@@ -147,10 +152,12 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
         out[:, t] = topped
     # later periods: cars planned below their minimum get pulses at it instead of nothing, so the
     # plan (and a profile a charger keeps if it loses us) still finishes them
-    planned = np.where(in_scenario[:, None], 0.0, lifted)
-    left_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - out.sum(axis=1) * kwh_per_a, 0.0))
+    if problem.periods > exact and np.any(problem.min_a > 0):  # (no minimum current: no pulses)
+        planned = np.where(in_scenario[:, None], 0.0, lifted)
+        left_kwh = np.where(in_scenario, 0.0, np.maximum(problem.need_kwh - out.sum(axis=1) * kwh_per_a, 0.0))
+        out = minimum.pulse_later(problem, planned, out, left_kwh, exact)
     # no pilot above what a cap leaves the EVSE (snapping to a step may round up by a hair)
-    return np.minimum(minimum.pulse_later(problem, planned, out, left_kwh, exact), top_a)
+    return np.minimum(out, top_a)
 
 
 def _top_a(problem: Problem) -> FloatArray:
@@ -171,16 +178,22 @@ def _carry_rounding(current_a: FloatArray, problem: Problem, top_a: FloatArray) 
     if current_a.shape[1] == 0:
         return current_a.copy()
     steps = np.where(problem.step_a > 0, problem.step_a, 1e-3)[:, None]
-    running = np.floor(np.cumsum(current_a, axis=1) / steps + 0.5)
-    out = np.diff(running, axis=1, prepend=0.0) * steps
-    out = np.clip(out, 0.0, top_a)
-    return np.where(out < problem.min_a[:, None] - 1e-9, 0.0, out)
+    # floor(cumsum / steps + 0.5), its differences, times steps, clipped: computed in place
+    running = np.cumsum(current_a, axis=1)
+    running /= steps
+    running += 0.5
+    np.floor(running, out=running)
+    out = np.empty_like(running)
+    out[:, 0] = running[:, 0]
+    np.subtract(running[:, 1:], running[:, :-1], out=out[:, 1:])
+    out *= steps
+    np.clip(out, 0.0, top_a, out=out)
+    out[out < problem.min_a[:, None] - 1e-9] = 0.0
+    return out
 
 
 def _full(problem: Problem, current_a: FloatArray) -> FloatArray:
-    full = np.zeros((len(problem.network.evse_ids), current_a.shape[1]))
-    np.add.at(full, problem.cols, current_a)
-    return full
+    return problem.per_evse(current_a)
 
 
 def _worst_violation(problem: Problem, current_a: FloatArray) -> float:
@@ -197,11 +210,16 @@ def _worst_violation(problem: Problem, current_a: FloatArray) -> float:
     return worst
 
 
-def objective(problem: Problem, current_a: FloatArray) -> ObjectiveBreakdown:
+def objective(
+    problem: Problem, current_a: FloatArray, power_kw: FloatArray | None = None
+) -> ObjectiveBreakdown:
+    """The schedule's figures; ``power_kw``: ``current_a`` times each session's kW per A, if at hand."""
     drawn_a = np.minimum(current_a, problem.upper_at_a)  # a car takes no more than its maximum
     energy = drawn_a * (problem.kw_per_a * problem.period_h)[:, None]
     served = np.minimum(energy.sum(axis=1), problem.need_kwh)
-    power = (current_a * problem.kw_per_a[:, None]).sum(axis=0) + problem.base_load_kw
+    if power_kw is None:
+        power_kw = current_a * problem.kw_per_a[:, None]
+    power = power_kw.sum(axis=0) + problem.base_load_kw
     share = np.where(problem.need_kwh > 1e-9, served / np.maximum(problem.need_kwh, 1e-9), 1.0)
     return ObjectiveBreakdown(
         energy_kwh=float(served.sum()),
@@ -216,7 +234,9 @@ def make_schedule(
     problem: Problem, current_a: FloatArray, status: SolveStatus, started: float, message: str
 ) -> Schedule:
     snapshot = problem.snapshot
-    evse_ids = tuple(problem.network.evse_ids[int(c)] for c in problem.cols)
+    ids = problem.network.evse_ids
+    evse_ids = tuple(ids[c] for c in problem.cols.tolist())
+    power_kw = current_a * problem.kw_per_a[:, None]
     return Schedule(
         station_id=snapshot.station_id,
         start=snapshot.now,
@@ -224,9 +244,9 @@ def make_schedule(
         evse_ids=evse_ids,
         session_ids=tuple(s.session_id for s in snapshot.sessions),
         current_a=current_a,
-        power_kw=current_a * problem.kw_per_a[:, None],
+        power_kw=power_kw,
         status=status,
-        objective=objective(problem, current_a),
+        objective=objective(problem, current_a, power_kw),
         solve_time_s=time.perf_counter() - started,
         message=message,
     )
