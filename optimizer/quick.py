@@ -21,7 +21,7 @@ import numpy as np
 
 from optimizer.network import Network
 from optimizer.problem import prepare
-from optimizer.solver import _full, make_schedule
+from optimizer.solver import make_schedule
 from optimizer.types import FloatArray, Schedule, SolveStatus, StationSnapshot
 
 _TOLERANCE = 1e-9
@@ -54,7 +54,7 @@ def scaled_schedule(
     if below_minimum[:, 0].any():
         return None  # scaling would switch cars off now: the equal share gives the room to fewer, better
     current_a = np.where(below_minimum, 0.0, current_a)  # later periods: the LP's refinement replans them
-    use = problem.network.utilisation(_full(problem, current_a), problem.site_limit_kw)
+    use = problem.network.utilisation(problem.per_evse(current_a), problem.site_limit_kw)
     if use.size and float(use.max()) > 1.0 + 1e-6:
         return None
     return make_schedule(

@@ -109,7 +109,7 @@ def finish(problem: Problem, current_a: FloatArray) -> FloatArray:
     out[:, exact:] = _carry_rounding(lifted[:, exact:], problem, top_a[:, exact:])
     # where lifting or snapping to a step pushed a period over an exact limit, round that
     # period's planned currents strictly down instead
-    use = problem.network.utilisation(_full(problem, out), problem.site_limit_kw)
+    use = problem.network.utilisation(problem.per_evse(out), problem.site_limit_kw)
     over = np.nonzero(use.max(axis=0, initial=0.0) > 1.0 + 1e-9)[0]
     if over.size:
         out[:, over] = round_to_step(clipped[:, over], problem.step_a, problem.min_a)
@@ -192,16 +192,12 @@ def _carry_rounding(current_a: FloatArray, problem: Problem, top_a: FloatArray) 
     return out
 
 
-def _full(problem: Problem, current_a: FloatArray) -> FloatArray:
-    return problem.per_evse(current_a)
-
-
 def _worst_violation(problem: Problem, current_a: FloatArray) -> float:
     """How far the schedule goes over its worst limit (relative; <= 0: within every limit).
 
     An EVSE cap counts against the pilot's step above the cap (a pilot never goes above the cap's
     step: see ``_top_a``): over it by more than a step's hair is a violation like any other."""
-    use = problem.network.utilisation(_full(problem, current_a), problem.site_limit_kw)
+    use = problem.network.utilisation(problem.per_evse(current_a), problem.site_limit_kw)
     worst = float(np.max(use, initial=0.0) - 1.0)
     if problem.snapshot.site.evse_caps and current_a.size:
         over_a = current_a - problem.pilot_upper_at_a

@@ -58,10 +58,16 @@ def compose_text(text: str, name: str) -> Cursor:
     return Cursor(node, "", name)
 
 
+def closest(word: str, options: Collection[str]) -> str | None:
+    """The option most like ``word``, if one is close enough to be a slip."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def suggestion(word: str, options: Collection[str]) -> str:
     """`` (did you mean 'x'?)`` when a close option exists, else an empty string."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = closest(word, options)
+    return f" (did you mean '{close}'?)" if close else ""
 
 
 def _describe(node: yaml.Node) -> str:

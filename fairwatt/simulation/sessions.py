@@ -20,7 +20,6 @@ Every error names the file, the line and the column.
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import math
 from collections.abc import Collection, Iterator
@@ -29,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from fairwatt.config.nodes import suggestion
+from fairwatt.config.nodes import closest, suggestion
 from fairwatt.simulation.errors import SessionsFileError
 
 DEFAULT_PERIOD_S = 300
@@ -136,8 +135,8 @@ def parse_sessions(
 
 def _renamed(wanted: str, columns: Collection[str]) -> str:
     """`` (the file has 'x': rename it?)`` when a column looks like the one ``wanted``."""
-    close = difflib.get_close_matches(wanted, list(columns), n=1, cutoff=0.6)
-    return f" (the file has '{close[0]}': rename it?)" if close else ""
+    close = closest(wanted, columns)
+    return f" (the file has '{close}': rename it?)" if close else ""
 
 
 def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
