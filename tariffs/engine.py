@@ -14,14 +14,26 @@ The OCPI 2.2.1 rules it follows, and the choices it makes where OCPI is silent:
   total when parking was priced in the session, otherwise the TIME total, wherever in the
   session the parking came. A step_size of 0 means no rounding.
 * A period's TIME/PARKING_TIME/RESERVATION_TIME volumes are used as measured. A period with
-  none of them is charging time lasting until the next period starts (or the session ends).
+  none of them lasts until the next period starts (or the session ends) and is charging time,
+  unless it shows that no energy flowed (ENERGY 0, or without ENERGY a power or current of 0):
+  then it is parking time (OCPI: PARKING_TIME is "time not charging", and total_parking_time
+  the time "where no energy was transferred"). In a live estimate the open last period is
+  charging time.
 * min_price/max_price bound the total, excl. and incl. VAT independently; a bound without an
   incl. VAT amount moves incl. VAT in proportion. A component without VAT has incl == excl.
+* A period's current and power bounds are its MIN_/MAX_ values; a period that reports only one
+  of CURRENT/MIN_CURRENT/MAX_CURRENT (or of the power ones) is taken at that value for both
+  bounds. A period reporting none of them matches no element restricted on them.
 * Restrictions are evaluated at each period's start (``tariffs.restrictions``): a CSMS opens a
-  new period whenever the price changes, so each period has one price.
+  new period whenever the price changes, so each period has one price. ``min_duration``/
+  ``max_duration`` count from the start of the charging session: from the session start, or,
+  when the session opens with reservation periods, from the first period after them (OCPI: a
+  reservation ends when the driver starts charging; the duration is the Charging Session's).
 * Reservation periods (a RESERVATION_TIME dimension) are priced only by elements with a
   ``reservation`` restriction (TIME on the reservation time, FLAT as a reservation fee) and
-  add up to ``total_reservation_cost``; an expired reservation prefers RESERVATION_EXPIRES.
+  add up to ``total_reservation_cost``. A reservation expired when no charging session followed
+  it (no period other than reservation periods); an expired reservation prefers
+  RESERVATION_EXPIRES.
 * ``total_time`` runs from the earlier of the session start and the first period start to the
   session end; a period outside the session adds the warning ``periods_outside_start_end_date_time``,
   a tariff not in force at the session start ``tariff_not_in_force_at_session_start``.
@@ -62,6 +74,13 @@ _WH_PER_KWH = Decimal(1000)
 # cost the driver a whole extra step.
 _STEP_RESOLUTION = Decimal("0.001")
 
+# Where a period's lowest/highest current and power come from, best source first: a period that
+# reports one value only (CURRENT, or MAX_CURRENT alone) is taken at that value for both bounds.
+_MIN_CURRENT_FROM = (CdrDimension.MIN_CURRENT, CdrDimension.CURRENT, CdrDimension.MAX_CURRENT)
+_MAX_CURRENT_FROM = (CdrDimension.MAX_CURRENT, CdrDimension.CURRENT, CdrDimension.MIN_CURRENT)
+_MIN_POWER_FROM = (CdrDimension.MIN_POWER, CdrDimension.POWER, CdrDimension.MAX_POWER)
+_MAX_POWER_FROM = (CdrDimension.MAX_POWER, CdrDimension.POWER, CdrDimension.MIN_POWER)
+
 WARNING_PERIODS_OUTSIDE_SESSION = "periods_outside_start_end_date_time"
 WARNING_TARIFF_NOT_IN_FORCE = "tariff_not_in_force_at_session_start"
 
@@ -84,39 +103,69 @@ def _first_volume(period: ChargingPeriod, *dimensions: CdrDimension) -> Decimal 
     return None
 
 
+def _is_reservation(period: ChargingPeriod) -> bool:
+    return period.volume(CdrDimension.RESERVATION_TIME) is not None
+
+
 def _is_expired_reservation(session: Session) -> bool:
-    charged = any(
-        (period.volume(CdrDimension.ENERGY) or 0) > 0 or (period.volume(CdrDimension.TIME) or 0) > 0
-        for period in session.charging_periods
-    )
-    return not charged
+    """OCPI RESERVATION_EXPIRES: the driver did not start a charging session after reserving."""
+    return not any(not _is_reservation(period) for period in session.charging_periods)
 
 
-def _spans(session: Session, end_utc: datetime, time_zone: tzinfo) -> Iterator[_Span]:
+def _charging_session_start(session: Session) -> datetime:
+    """Where ``min_duration``/``max_duration`` count from: the session start, or after the
+    reservation periods that open it (a reservation ends when the driver starts charging)."""
+    periods = session.charging_periods
+    if not periods or not _is_reservation(periods[0]):
+        return session.start_utc
+    after = next((period for period in periods if not _is_reservation(period)), None)
+    return session.start_utc if after is None else max(after.start_utc, session.start_utc)
+
+
+def _no_energy_flowed(period: ChargingPeriod) -> bool:
+    """Whether the period shows the EV was not charging: ENERGY 0, or (without ENERGY) a
+    power or current of 0. Without any of them nothing is known and the period is charging."""
+    energy = period.volume(CdrDimension.ENERGY)
+    if energy is not None:
+        return energy == 0
+    power = _first_volume(period, CdrDimension.MAX_POWER, CdrDimension.POWER)
+    if power is not None:
+        return power == 0
+    current = _first_volume(period, CdrDimension.MAX_CURRENT, CdrDimension.CURRENT)
+    return current is not None and current == 0
+
+
+def _spans(session: Session, end_utc: datetime, time_zone: tzinfo, *, open_last: bool) -> Iterator[_Span]:
     periods = session.charging_periods
     reservation_kind = (
         ReservationRestriction.RESERVATION_EXPIRES
         if _is_expired_reservation(session)
         else ReservationRestriction.RESERVATION
     )
+    charging_start_utc = _charging_session_start(session)
     energy_before_kwh = Decimal(0)
     for index, period in enumerate(periods):
-        period_end = periods[index + 1].start_utc if index + 1 < len(periods) else end_utc
+        is_last = index + 1 == len(periods)
+        period_end = end_utc if is_last else periods[index + 1].start_utc
         length_h = max(seconds(period_end - period.start_utc), Decimal(0)) / _SECONDS_PER_HOUR
         reservation_h = period.volume(CdrDimension.RESERVATION_TIME)
         time_h = period.volume(CdrDimension.TIME)
         parking_h = period.volume(CdrDimension.PARKING_TIME)
         if time_h is None and parking_h is None and reservation_h is None:
-            time_h = length_h
+            if _no_energy_flowed(period) and not (open_last and is_last):
+                parking_h = length_h
+            else:
+                time_h = length_h
         energy_kwh = period.volume(CdrDimension.ENERGY) or Decimal(0)
+        since_utc = session.start_utc if reservation_h is not None else charging_start_utc
         context = PeriodContext(
             local_start=period.start_utc.astimezone(time_zone),
-            duration_s=max(seconds(period.start_utc - session.start_utc), Decimal(0)),
+            duration_s=max(seconds(period.start_utc - since_utc), Decimal(0)),
             energy_before_kwh=energy_before_kwh,
-            min_current_a=_first_volume(period, CdrDimension.MIN_CURRENT, CdrDimension.CURRENT),
-            max_current_a=_first_volume(period, CdrDimension.MAX_CURRENT, CdrDimension.CURRENT),
-            min_power_kw=_first_volume(period, CdrDimension.MIN_POWER, CdrDimension.POWER),
-            max_power_kw=_first_volume(period, CdrDimension.MAX_POWER, CdrDimension.POWER),
+            min_current_a=_first_volume(period, *_MIN_CURRENT_FROM),
+            max_current_a=_first_volume(period, *_MAX_CURRENT_FROM),
+            min_power_kw=_first_volume(period, *_MIN_POWER_FROM),
+            max_power_kw=_first_volume(period, *_MAX_POWER_FROM),
             reservation=reservation_kind if reservation_h is not None else None,
         )
         if reservation_h is not None:
@@ -272,7 +321,9 @@ def _sum_volume(session: Session, dimension: CdrDimension) -> Decimal:
     return sum((period.volume(dimension) or Decimal(0) for period in session.charging_periods), Decimal(0))
 
 
-def _price(tariff: Tariff, session: Session, end_utc: datetime, time_zone: tzinfo) -> CdrTotals:
+def _price(
+    tariff: Tariff, session: Session, end_utc: datetime, time_zone: tzinfo, *, open_last: bool = False
+) -> CdrTotals:
     periods = session.charging_periods
     if periods and end_utc < periods[-1].start_utc:
         raise TariffError(f"the session ends ({end_utc.isoformat()}) before its last charging period starts")
@@ -283,7 +334,7 @@ def _price(tariff: Tariff, session: Session, end_utc: datetime, time_zone: tzinf
         warnings.append(WARNING_TARIFF_NOT_IN_FORCE)
     for warning in warnings:
         logger.info("pricing tariff %s: %s", tariff.tariff_id, warning)
-    spans = list(_spans(session, end_utc, time_zone))
+    spans = list(_spans(session, end_utc, time_zone, open_last=open_last))
     fallback = PeriodContext(local_start=session.start_utc.astimezone(time_zone))
     lines = _priced_lines(tariff, spans, fallback, session.start_utc)
     parts = {
@@ -313,7 +364,14 @@ def _price(tariff: Tariff, session: Session, end_utc: datetime, time_zone: tzinf
         total_reservation_cost=reservation,
         total_energy_kwh=_sum_volume(session, CdrDimension.ENERGY),
         total_time_h=max(seconds(end_utc - first_utc), Decimal(0)) / _SECONDS_PER_HOUR,
-        total_parking_time_h=_sum_volume(session, CdrDimension.PARKING_TIME),
+        total_parking_time_h=sum(
+            (
+                span.quantities.get(DimensionType.PARKING_TIME, Decimal(0))
+                for span in spans
+                if span.context.reservation is None
+            ),
+            Decimal(0),
+        ),
         total_reservation_time_h=_sum_volume(session, CdrDimension.RESERVATION_TIME),
         start_utc=session.start_utc,
         end_utc=end_utc,
@@ -350,4 +408,4 @@ def live_estimate(tariff: Tariff, session: Session, now_utc: datetime, time_zone
     if now_utc.utcoffset() is None:
         raise TariffError("now_utc must be tz-aware")
     end_utc = session.end_utc if session.end_utc is not None else now_utc
-    return _price(tariff, session, end_utc, time_zone)
+    return _price(tariff, session, end_utc, time_zone, open_last=session.end_utc is None)

@@ -104,8 +104,8 @@ class Restrictions:
     Times of day and dates are local. ``end_time`` before ``start_time`` wraps past midnight;
     ``end_time`` 00:00 means the end of the day. ``end_date`` is exclusive. ``min_*`` bounds are
     inclusive, ``max_*`` exclusive. Energy is what was consumed before the period starts,
-    duration is seconds since the session start, current (sum over phases) and power are the
-    period's own values.
+    duration is seconds since the charging session started (after a reservation that opens
+    it), current (sum over phases) and power are the period's own values.
     """
 
     start_time: time | None = None

@@ -30,7 +30,8 @@ class PeriodContext:
     """What restrictions look at, for one instant of a session.
 
     ``local_start`` is the period start in the location's time zone; ``duration_s`` is the time
-    since the session started; ``energy_before_kwh`` what was consumed before the period. The
+    since the charging session started (the engine counts it from the end of a reservation that
+    opens the session); ``energy_before_kwh`` what was consumed before the period. The
     current and power bounds are the period's lowest and highest values (None: unknown).
     ``reservation`` is the kind of reservation the period belongs to (None: not a reservation).
     """
