@@ -3,7 +3,8 @@
 A charger asks about an idTag/idToken in Authorize, StartTransaction, StopTransaction and
 TransactionEvent. Accepted are: the token of an open app session on that charger (each remote
 start carries a token of its own), and a driver's RFID/eMAID token whose status is Accepted, not
-expired, of a driver who is not blocked. ``NoAuthorization`` tokens (free vend) are accepted.
+expired, of a driver who is not blocked. ``NoAuthorization`` tokens (free vend) are accepted. A
+token nobody issued is ``Unknown`` (1.6 answers it ``Invalid``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class DriverAuthorizer:
                JOIN drivers d USING (driver_id) WHERE t.id_token = $1""",
             id_token.value,
         )
-        if row is None:
-            return AuthorizationStatus.INVALID
+        if row is None:  # 2.0.1 names it Unknown; 1.6 has Invalid for it
+            return AuthorizationStatus.UNKNOWN
         if row["blocked"]:
             return AuthorizationStatus.BLOCKED
         if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):

@@ -67,6 +67,22 @@ def _event(event_type: str, seq_no: int, at: str, wh: float, transaction_id: str
     )
 
 
+async def test_a_201_station_hears_unknown_for_a_token_nobody_issued(api: RunningApi) -> None:
+    await seed_driver(api, "una", rfid="RFID-UNA")
+    await register_charger(api, "CS-U")
+    async with connected(Charger201, api.charger_url("CS-U"), "CS-U", "ocpp2.0.1") as station:
+        await station.call(
+            call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"),
+            suppress=False,
+        )
+        verdicts = {}
+        for token in ("RFID-UNA", "NOBODY"):
+            answer = await station.call(call201.Authorize(id_token={"idToken": token, "type": "ISO14443"}))
+            verdicts[token] = answer.id_token_info["status"]
+    # 2.0.1 AuthorizationStatusEnumType: Unknown, "identifier is unknown" (1.6 says Invalid, above)
+    assert verdicts == {"RFID-UNA": "Accepted", "NOBODY": "Unknown"}
+
+
 async def test_offline_transactions_are_reconciled_once_on_reconnect(api: RunningApi) -> None:
     log = event_log(api)
     await seed_driver(api, "heidi", rfid="RFID-HEIDI")
