@@ -12,6 +12,7 @@ with a ``programs:`` list; :func:`parse_programs` takes that node, :func:`load_p
         stations: [depot-north]                  # each station is a resource with its own id
         resources: {feeder-7: [depot-south, depot-east]}
         groups: [ev-fleet]
+        market_contexts: [http://utility.example/programs/ev-peak]  # other programs' events: optOut
         responses: {default: optIn, ELECTRICITY_PRICE: optIn, LOAD_DISPATCH: optOut}
         simple_levels: {1: 20%, 2: 50%, 3: 100%}  # share of the grid limit cut at each level
         opt_out: {min_kw_per_session: 1.4}

@@ -130,7 +130,14 @@ class Enforcer:
                 known = self._events.get(event.key)
                 if known is not None and known.modification_number >= event.modification_number:
                     if known.status is not EventStatus.CANCELLED and event.status is EventStatus.CANCELLED:
-                        known = known.cancelled()
+                        known = known.cancelled(now)
+                        changed.append(known)
+                    elif (
+                        known.modification_number == event.modification_number
+                        and known.status is not EventStatus.CANCELLED
+                        and known.status is not event.status
+                    ):  # far -> near -> active -> completed: no new version, kept as sent
+                        known = replace(known, status=event.status)
                         changed.append(known)
                     answers[event.event_id] = known.opt or OptType.OPT_IN
                     continue
@@ -138,6 +145,8 @@ class Enforcer:
                 event = replace(
                     event, stations=targeted_stations(event, audience) if audience else event.stations
                 )
+                if event.status is EventStatus.CANCELLED:  # a new version that cancels
+                    event = replace(event, cancelled_at=_cancelled_at(known, now))
                 decided = replace(event, opt=self._decide(event, now))
                 answers[event.event_id] = decided.opt or OptType.OPT_IN
                 changed.append(decided)
@@ -158,7 +167,7 @@ class Enforcer:
                         and known.end > now
                     ):
                         logger.info("demand response: event %s/%s left the distribution: cancelled", *key)
-                        changed.append(known.cancelled())
+                        changed.append(known.cancelled(now))
             for event in changed:
                 await self._store.save(event)
                 self._events[event.key] = event
@@ -183,7 +192,9 @@ class Enforcer:
             known = self._events.get((program, event_id))
             if known is None:
                 return None
-            cancelled = replace(known.cancelled(), modification_number=known.modification_number + 1)
+            cancelled = replace(
+                known.cancelled(self._clock()), modification_number=known.modification_number + 1
+            )
             await self._store.save(cancelled)
             self._events[cancelled.key] = cancelled
             self._apply()
@@ -204,6 +215,13 @@ class Enforcer:
         if OptType.OPT_OUT in answers:
             logger.info(
                 "demand response: opting out of %s/%s (%s): program rule", *event.key, ",".join(names)
+            )
+            return OptType.OPT_OUT
+        if program.market_contexts and event.market_context not in program.market_contexts:
+            logger.info(
+                "demand response: opting out of %s/%s: market context %r is not one of the program's",
+                *event.key,
+                event.market_context,
             )
             return OptType.OPT_OUT
         if not any(supported(s) for s in event.signals):  # opting in would promise a response
@@ -327,3 +345,12 @@ class Enforcer:
             if now - purged >= purge_every:
                 purged = now
                 await self._store.purge(now)
+
+
+def _cancelled_at(known: DrEvent | None, now: datetime) -> datetime | None:
+    """When a cancellation took effect on the version we knew (None: we were not enforcing it)."""
+    if known is None:
+        return None
+    if known.status is EventStatus.CANCELLED:
+        return known.cancelled_at
+    return now

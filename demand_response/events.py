@@ -115,6 +115,8 @@ class DrEvent:
     stations: tuple[str, ...] = ()
     opt: OptType | None = None
     created_by: str = "vtn"
+    cancelled_at: datetime | None = None
+    """When a cancellation reached an event we were enforcing (its randomised end runs from it)."""
 
     @property
     def end(self) -> datetime:
@@ -124,8 +126,11 @@ class DrEvent:
     def key(self) -> tuple[str, str]:
         return (self.program, self.event_id)
 
-    def cancelled(self) -> DrEvent:
-        return replace(self, status=EventStatus.CANCELLED)
+    def cancelled(self, at: datetime | None = None) -> DrEvent:
+        """This event cancelled; ``at``: when the cancellation reached it while it was enforced."""
+        if self.status is EventStatus.CANCELLED:
+            return self
+        return replace(self, status=EventStatus.CANCELLED, cancelled_at=at)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,6 +163,7 @@ class DrEvent:
             "stations": list(self.stations),
             "opt": None if self.opt is None else self.opt.value,
             "created_by": self.created_by,
+            "cancelled_at": None if self.cancelled_at is None else self.cancelled_at.isoformat(),
         }
 
 
@@ -194,7 +200,12 @@ def from_json(data: Mapping[str, Any]) -> DrEvent:
         stations=tuple(data["stations"]),
         opt=None if data.get("opt") is None else OptType(data["opt"]),
         created_by=data.get("created_by", "vtn"),
+        cancelled_at=_time_or_none(data.get("cancelled_at")),
     )
+
+
+def _time_or_none(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _targets_json(targets: Targets) -> dict[str, list[str]]:

@@ -17,7 +17,8 @@ base is not a real power) are not :func:`supported`: they give nothing.
 
 A kW value for a resource of several stations is split in proportion to their grid limits. A
 randomisation window (``startafter``) shifts the whole event by an offset that depends only on
-the VEN and the event id (:func:`start_offset`), so an update or a restart keeps it. Ramp-up and
+the VEN and the event id (:func:`start_offset`), so an update or a restart keeps it; a
+cancellation that reaches such an event while we enforce it ends it that offset later. Ramp-up and
 recovery periods step the cap down before the event and back up after it. Where events overlap
 on a station, the higher-priority one (OpenADR: 1 is highest, 0 is unset and lowest) rules alone;
 equal priorities both apply (the lower cap wins). Test, cancelled and opted-out events, and
@@ -129,11 +130,15 @@ def supported(signal: Signal) -> bool:
 
 
 def enforced(event: DrEvent) -> bool:
-    """Whether an event's caps and prices apply (not a test, not cancelled, not opted out)."""
+    """Whether an event's caps and prices apply (not a test, not opted out, not cancelled, or
+    cancelled while we enforced it with a randomisation window: its randomised end still runs)."""
     return (
         not event.test_event
-        and event.status is not EventStatus.CANCELLED
         and event.opt is not OptType.OPT_OUT
+        and (
+            event.status is not EventStatus.CANCELLED
+            or (event.cancelled_at is not None and event.start_after > timedelta(0))
+        )
     )
 
 
@@ -160,12 +165,24 @@ def plan(
             if audience and audience.program.randomize
             else timedelta(0)
         )
+        cut_off: list[tuple[datetime, datetime]] = []
+        if event.status is EventStatus.CANCELLED:
+            if event.cancelled_at is None or offset <= timedelta(0):
+                continue
+            # The cancellation ends the event at the same random offset as its start (so that a
+            # population of VENs does not come back at one moment): nothing from then on.
+            cut_off = [(event.cancelled_at + offset, datetime.max.replace(tzinfo=event.cancelled_at.tzinfo))]
         rank = event.priority if event.priority > 0 else _NO_PRIORITY
         for station in stations:
             caps, prices = _station_windows(event, station, stations, grid_limit_kw, audience, offset)
+            if cut_off:
+                caps = [c for cap in caps for c in _clip_cap(cap, cut_off)]
+                prices = [p for price in prices for p in _clip_price(price, cut_off)]
             if caps or prices:
                 begin = event.start + offset - event.ramp_up
                 end = event.end + offset + event.recovery
+                if cut_off:
+                    end = min(end, cut_off[0][0])
                 spans.setdefault(station, []).append((rank, begin, end, caps, prices))
     out_caps: dict[str, tuple[CapWindow, ...]] = {}
     out_prices: dict[str, tuple[PriceChange, ...]] = {}

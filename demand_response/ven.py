@@ -12,6 +12,13 @@ The client registers, polls and answers; we plug in at three places:
 
 :meth:`Ven.run` is an owned task: it (re)registers until the VTN answers, backing off, and stops
 the client when cancelled. While the VTN cannot be reached the stored events keep running.
+
+The VTN may end a registration in its answer to a poll (2.0b EiRegisterParty): ``oadrCancelPartyRegistration``
+(openleadr answers ``oadrCanceledPartyRegistration`` and then stops polling for good) or
+``oadrRequestReregistration`` (openleadr re-registers in place but keeps the old poll interval,
+report jobs and report task). Either way :meth:`Ven.run` replaces the client with a fresh one that
+registers again (with the registrationID it had, when the VTN asked to re-register), so the
+interval, reports and event sync come from the new ``oadrCreatedPartyRegistration``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from openleadr import OpenADRClient, enums, objects
@@ -33,6 +42,15 @@ from demand_response.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+@dataclass
+class _Registration:
+    """One client's registration: set ``ended`` when the VTN cancels it or asks for a new one."""
+
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    reregister_as: tuple[str | None, str | None] | None = None
+    """(venID, registrationID) to register again with, when the VTN asked to re-register."""
 
 
 class Ven:
@@ -57,13 +75,14 @@ class Ven:
         self.last_distribution_at: datetime | None = None
         """When the last ``oadrDistributeEvent`` arrived (the benchmark measures from it)."""
 
-    def build_client(self) -> OpenADRClient:
+    def build_client(self, *, ven_id: str | None = None, registration_id: str | None = None) -> OpenADRClient:
+        """A client for the program; with ``registration_id`` it re-registers that registration."""
         program = self.program
         certificates = program.certificates
         client = OpenADRClient(
             ven_name=program.ven_name,
             vtn_url=program.vtn_url,
-            ven_id=program.ven_id,
+            ven_id=ven_id or program.ven_id,
             cert=None if certificates is None else str(certificates.cert_file),
             key=None if certificates is None else str(certificates.key_file),
             ca_file=None
@@ -87,6 +106,7 @@ class Ven:
                 resource_id=resource_id,
                 measurement="power_real",
                 report_name=enums.REPORT_NAME.TELEMETRY_USAGE,
+                report_type=enums.REPORT_TYPE.USAGE,  # as the 2.0b METADATA_TELEMETRY_USAGE sample
                 sampling_rate=sampling,
                 report_duration=timedelta(seconds=program.reports.max_interval_s),
                 unit="W",
@@ -94,7 +114,33 @@ class Ven:
                 r_id=f"{resource_id}-power",
                 report_specifier_id=f"{program.ven_name}-telemetry",
             )
+        if registration_id is not None:
+            client.create_party_registration = partial(
+                OpenADRClient.create_party_registration, client, registration_id=registration_id
+            )
         return client
+
+    def _watch_registration(self, client: OpenADRClient) -> _Registration:
+        """Take over openleadr's handling of a registration the VTN ends (see the module doc)."""
+        registration = _Registration()
+
+        async def cancelled(message: Mapping[str, Any]) -> None:
+            await OpenADRClient.on_cancel_party_registration(client, message)  # answers the VTN
+            if client.registration_id is None:  # it was ours (another id is answered 452 and kept)
+                logger.warning(
+                    "demand response %s: the VTN cancelled our registration; registering again",
+                    self.program.name,
+                )
+                registration.ended.set()
+
+        async def reregister(registration_id: str | None = None) -> None:
+            logger.info("demand response %s: the VTN asked us to register again", self.program.name)
+            registration.reregister_as = (client.ven_id, registration_id or client.registration_id)
+            registration.ended.set()
+
+        client.on_cancel_party_registration = cancelled
+        client.create_party_reregistration = reregister
+        return registration
 
     def _reader(self, stations: tuple[str, ...]) -> Callable[[], float]:
         def read() -> float:
@@ -134,10 +180,13 @@ class Ven:
         return self._enforcer.opt_of(self.program.name, event_id).value
 
     async def run(self) -> None:
-        """Register and keep the client running until cancelled (retrying while the VTN is away)."""
+        """Register and keep the client running until cancelled (retrying while the VTN is away,
+        registering again at once when the VTN ends the registration)."""
+        again: tuple[str | None, str | None] = (None, None)
         while True:
-            client = self.build_client()
+            client = self.build_client(ven_id=again[0], registration_id=again[1])
             self.client = client
+            registration = self._watch_registration(client)
             try:
                 try:
                     await client.run()
@@ -145,7 +194,7 @@ class Ven:
                     # Outermost handler of this VEN's registration (the library raises what it
                     # likes, e.g. on an unreadable certificate): log it, keep enforcing, retry.
                     logger.exception("demand response %s: the OpenADR client failed", self.program.name)
-                if client.registration_id is not None:
+                if client.registration_id is not None and not registration.ended.is_set():
                     self._enforcer.set_ven_id(self.program.name, client.ven_id)
                     logger.info(
                         "demand response %s: registered at %s as %s",
@@ -154,9 +203,13 @@ class Ven:
                         client.ven_id,
                     )
                     self.registered.set()
-                    await asyncio.Event().wait()
+                    await registration.ended.wait()
+                    self.registered.clear()
             finally:
                 await _stop(client)
+            again = registration.reregister_as or (None, None)
+            if registration.ended.is_set():
+                continue  # the VTN ended the registration: register again at once
             logger.warning(
                 "demand response %s: cannot register at %s; retrying in %.0f s (stored events keep running)",
                 self.program.name,
