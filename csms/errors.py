@@ -72,6 +72,10 @@ class ConnectionClosedError(CsmsError):
     """The connection to a charger is closed; raised by ``recv()``/``send()``."""
 
 
+class CallRefusedError(CsmsError):
+    """A CALL the charger may not be sent now (its registration forbids it); nothing was sent."""
+
+
 class StorageError(CsmsError):
     """A storage operation failed in a way the caller can act on."""
 

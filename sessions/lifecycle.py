@@ -56,6 +56,7 @@ _FAILURE_REASONS = {
     CommandOutcome.NOT_CONNECTED: "the charger is not connected",
     CommandOutcome.CALL_ERROR: "the charger answered the start request with an error",
     CommandOutcome.NOT_SUPPORTED_BY_VERSION: "the charger cannot start a session remotely",
+    CommandOutcome.NOT_REGISTERED: "the charger is not accepted by the network yet",
 }
 
 

@@ -25,7 +25,7 @@ from csms.commands.payloads import Built, LocalListEntry, VariableRef, VariableS
 from csms.commands.profiles import ChargingProfile, ProfilePurpose
 from csms.commands.results import CommandOutcome, CommandResult, outcome_of
 from csms.domain.events import IdToken
-from csms.errors import CommandError, ConnectionClosedError, OcppProtocolError
+from csms.errors import CallRefusedError, CommandError, ConnectionClosedError, OcppProtocolError
 from csms.protocol.framing import CallError
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.versions import OcppVersion
@@ -108,6 +108,11 @@ class CommandBus:
             return CommandResult(charger_id, action, CommandOutcome.TIMEOUT)
         except ConnectionClosedError:
             return CommandResult(charger_id, action, CommandOutcome.NOT_CONNECTED)
+        except CallRefusedError as exc:
+            logger.warning("charger %s: %s not sent: %s", charger_id, action, exc)
+            return CommandResult(
+                charger_id, action, CommandOutcome.NOT_REGISTERED, error_description=str(exc)
+            )
         if isinstance(answer, CallError):
             logger.warning("charger %s: %s answered %s", charger_id, action, answer.error_code)
             return CommandResult(

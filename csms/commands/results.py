@@ -20,6 +20,10 @@ class CommandOutcome(Enum):
     """The charger answered with a CALLERROR; ``error_code`` says which."""
     NOT_SUPPORTED_BY_VERSION = "not_supported_by_version"
     """The command has no meaning in the OCPP version the charger speaks."""
+    NOT_REGISTERED = "not_registered"
+    """Not sent: the charger's registration forbids it for now (2.0.1: no RequestStartTransaction or
+    RequestStopTransaction while its BootNotification was answered Pending, B02; nothing but a
+    TriggerMessage for a BootNotification while Rejected, B03.FR.08)."""
 
 
 # Statuses meaning the charger took the command on (now, later, or after a reboot).

@@ -192,7 +192,9 @@ class ChargingService:
     ) -> AuthorizationStatus | None:
         """Store a 2.0.1 TransactionEvent; a replayed seqNo changes nothing."""
         authorization = await self._authorize_optional(event.charger_id, id_token)
-        fresh = await self.transactions.apply_event_v201(event, started, ended, samples, evse_id)
+        fresh = await self.transactions.apply_event_v201(
+            event, started, ended, samples, evse_id, authorized_by=None if ended is not None else id_token
+        )
         if ended is not None:
             await self._clear_active(event.charger_id, event.transaction_id)
         elif evse_id is not None:

@@ -74,7 +74,8 @@ def decode_frame(frame: str, *, max_message_bytes: int) -> Message:
 
     Raises :class:`OcppProtocolError` for a frame a CALLERROR must answer: one whose message id
     cannot be read (id ``"-1"``) and a CALL that is malformed or larger than
-    ``max_message_bytes`` [bytes] (the CALL's id).
+    ``max_message_bytes`` [bytes] (the CALL's id; StopTransaction and TransactionEvent are read
+    whatever their size, up to the WebSocket's hard limit).
     """
     try:
         data = json.loads(frame)
@@ -85,26 +86,72 @@ def decode_frame(frame: str, *, max_message_bytes: int) -> Message:
             RpcErrorKind.RPC_FRAMEWORK_ERROR, f"frame is a JSON {type(data).__name__}, not an OCPP-J array"
         )
     message_type_id = data[0] if data else None
+    # Only a \u escape can put NUL or an unpaired surrogate into a decoded string.
+    unusable_text = "\\u" in frame and _has_unusable_text(data)
     if _is_type(message_type_id, CALL_RESULT) or _is_type(message_type_id, CALL_ERROR):
+        if unusable_text:
+            return MalformedResponse(None, _UNUSABLE_TEXT)
         return _decode_response(data)
-    if len(data) < 2 or not isinstance(data[1], str) or not data[1]:
+    unreadable_id = len(data) < 2 or not isinstance(data[1], str) or not data[1]
+    if unreadable_id or (unusable_text and _has_unusable_text(data[1])):
         raise OcppProtocolError(RpcErrorKind.RPC_FRAMEWORK_ERROR, "message id could not be read")
     unique_id: str = data[1]
     if not _is_type(message_type_id, CALL):
         return UnknownMessageType(unique_id, message_type_id)
+    if unusable_text:
+        raise OcppProtocolError(RpcErrorKind.FORMAT_VIOLATION, _UNUSABLE_TEXT, unique_id=unique_id)
     if len(unique_id) > MAX_UNIQUE_ID_CHARS:
         raise OcppProtocolError(
             RpcErrorKind.RPC_FRAMEWORK_ERROR,
             f"message id longer than {MAX_UNIQUE_ID_CHARS} characters",
             unique_id=unique_id,
         )
-    if len(frame.encode("utf-8")) > max_message_bytes:
+    action = data[2] if len(data) > 2 else None
+    if action not in _ANY_SIZE and len(frame.encode("utf-8")) > max_message_bytes:
         raise OcppProtocolError(
             RpcErrorKind.FORMAT_VIOLATION,
             f"message larger than {max_message_bytes} bytes",
             unique_id=unique_id,
         )
     return _decode_call(data, unique_id)
+
+
+# What ends a transaction is never refused for its size below the WebSocket's own limit: the
+# charger cannot shorten a long session's meter data, and one it retries and drops would leave the
+# transaction open here for good (1.6 §4.10: the Central System cannot prevent a stop).
+_ANY_SIZE = frozenset({"StopTransaction", "TransactionEvent"})
+
+_UNUSABLE_TEXT = "a string holds NUL or an unpaired surrogate (not UTF-8 text that can be stored)"
+
+
+def _has_unusable_text(value: object) -> bool:
+    """Whether a decoded JSON value holds a string (or key) with NUL, which PostgreSQL text cannot
+    store, or an unpaired surrogate escape, which is not Unicode text (OCPP-J: messages are UTF-8).
+
+    A charger's payload is stored (transactions, message log: one bad row loses the whole batch), so
+    such a frame is refused at the edge. Iterative: the decoder accepts deeper nesting than a
+    recursive walk would.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item or not _is_utf8(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_type(value: object, message_type_id: int) -> bool:

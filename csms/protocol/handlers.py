@@ -10,7 +10,13 @@ from csms.protocol.authorization import AuthorizationV16, AuthorizationV201
 from csms.protocol.certificates import CertificatesV16, CertificatesV201
 from csms.protocol.device_model import DeviceModelV201
 from csms.protocol.maintenance import MaintenanceV16, MaintenanceV201
-from csms.protocol.provisioning import BootGate, ProvisioningV16, ProvisioningV201
+from csms.protocol.provisioning import (
+    NOT_SENT_WHILE_PENDING_V16,
+    NOT_SENT_WHILE_PENDING_V201,
+    BootGate,
+    ProvisioningV16,
+    ProvisioningV201,
+)
 from csms.protocol.reservations import ReservationsV201
 from csms.protocol.router import Router
 from csms.protocol.smart_charging import SmartChargingV201
@@ -35,7 +41,11 @@ def build_router(
     router = Router()
     groups: list[object]
     if version is OcppVersion.V16:
-        gate = BootGate(frozenset({RegistrationStatus.REJECTED}), registration)
+        gate = BootGate(
+            frozenset({RegistrationStatus.REJECTED}),
+            registration,
+            not_sent_while_pending=NOT_SENT_WHILE_PENDING_V16,
+        )
         groups = [
             ProvisioningV16(service, gate),
             AuthorizationV16(service),
@@ -45,7 +55,11 @@ def build_router(
         if pki is not None:
             groups.append(CertificatesV16(pki))
     else:
-        gate = BootGate(frozenset({RegistrationStatus.PENDING, RegistrationStatus.REJECTED}), registration)
+        gate = BootGate(
+            frozenset({RegistrationStatus.PENDING, RegistrationStatus.REJECTED}),
+            registration,
+            not_sent_while_pending=NOT_SENT_WHILE_PENDING_V201,
+        )
         groups = [
             ProvisioningV201(service, gate),
             AuthorizationV201(service, pki.plug_and_charge if pki is not None else None),
@@ -60,5 +74,6 @@ def build_router(
     for group in groups:
         router.include(group)
     router.add_guard(gate.check)
+    router.add_send_guard(gate.check_send)
     router.add_sent_observer(gate.note_sent)
     return router

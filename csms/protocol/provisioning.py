@@ -6,7 +6,7 @@ from typing import Any
 
 from csms.domain.events import ChargerBooted, ConnectorStatus, ConnectorStatusChanged, RegistrationStatus
 from csms.domain.service import ChargingService
-from csms.errors import OcppProtocolError, RpcErrorKind
+from csms.errors import CallRefusedError, OcppProtocolError, RpcErrorKind
 from csms.protocol.convert import format_timestamp, parse_timestamp
 from csms.protocol.router import IncomingCall, handles
 
@@ -41,6 +41,12 @@ _ANSWERED_BY = {
 }
 
 
+# Requests of ours never sent to a charger answered Pending: 1.6 §4.2 forbids them; a Pending
+# 2.0.1 station answers them Rejected (B02.FR.05).
+NOT_SENT_WHILE_PENDING_V16 = frozenset({"RemoteStartTransaction", "RemoteStopTransaction"})
+NOT_SENT_WHILE_PENDING_V201 = frozenset({"RequestStartTransaction", "RequestStopTransaction"})
+
+
 class BootGate:
     """Refuses requests while the charger's last BootNotification answer is a blocking status.
 
@@ -52,13 +58,23 @@ class BootGate:
     Pending charger send requests, so only Rejected blocks there. The gate starts from the status
     the charger was last answered (``status``: reconnecting does not lift it); a charger never
     answered is not blocked.
+
+    It also keeps our CALLs in line: while Pending, the actions ``not_sent_while_pending`` are
+    refused before they are sent (the remote start and stop: 1.6 §4.2; 2.0.1 B02, a Pending
+    station answers them Rejected, B02.FR.05); while Rejected, everything but a TriggerMessage for
+    a BootNotification (2.0.1 B03.FR.08; a Rejected 1.6 charger answers nothing, §4.2).
     """
 
     def __init__(
-        self, blocking: frozenset[RegistrationStatus], status: RegistrationStatus | None = None
+        self,
+        blocking: frozenset[RegistrationStatus],
+        status: RegistrationStatus | None = None,
+        *,
+        not_sent_while_pending: frozenset[str] = frozenset(),
     ) -> None:
         self._blocking = blocking
         self._status = status
+        self._not_sent_while_pending = not_sent_while_pending
         self._requested: set[str] = set()
 
     def answered(self, status: RegistrationStatus) -> None:
@@ -73,6 +89,15 @@ class BootGate:
             self._requested.add(_TRIGGERED_ACTION.get(requested, requested))
         elif action in _ANSWERED_BY:
             self._requested.add(_ANSWERED_BY[action])
+
+    def check_send(self, action: str, payload: dict[str, Any]) -> None:
+        """Refuse (CallRefusedError) a CALL of ours the charger may not be sent in its registration."""
+        if self._status is RegistrationStatus.PENDING and action in self._not_sent_while_pending:
+            raise CallRefusedError(f"registration is Pending: {action} is not sent before it is Accepted")
+        if self._status is RegistrationStatus.REJECTED and not (
+            action == "TriggerMessage" and payload.get("requestedMessage") == "BootNotification"
+        ):
+            raise CallRefusedError(f"registration is Rejected: {action} is not sent")
 
     def check(self, action: str) -> None:
         if action == "BootNotification" or self._status not in self._blocking:

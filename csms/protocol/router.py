@@ -36,6 +36,9 @@ Guard = Callable[[str], None]
 """Called with the action of every routed CALL; raises OcppProtocolError to refuse it."""
 SentObserver = Callable[[str, dict[str, Any]], None]
 """Called with the action and payload of every CALL the session sends to the charger."""
+SendGuard = Callable[[str, dict[str, Any]], None]
+"""Called with the action and payload of every CALL before the session sends it; raises
+CallRefusedError to refuse it."""
 _F = TypeVar("_F", bound=Callable[..., Awaitable[dict[str, Any]]])
 
 
@@ -56,6 +59,7 @@ class Router:
         self._handlers: dict[str, Handler] = {}
         self._guards: list[Guard] = []
         self._sent_observers: list[SentObserver] = []
+        self._send_guards: list[SendGuard] = []
 
     def add_guard(self, guard: Guard) -> None:
         """Check every CALL with a handler against ``guard`` before it is validated and handled."""
@@ -65,6 +69,15 @@ class Router:
         """Run the guards for ``action``; a guard refuses by raising OcppProtocolError."""
         for guard in self._guards:
             guard(action)
+
+    def add_send_guard(self, guard: SendGuard) -> None:
+        """Check every CALL the session is about to send against ``guard``."""
+        self._send_guards.append(guard)
+
+    def check_send(self, action: str, payload: dict[str, Any]) -> None:
+        """Run the send guards for the CALL ``action``; a guard refuses by raising CallRefusedError."""
+        for guard in self._send_guards:
+            guard(action, payload)
 
     def add_sent_observer(self, observer: SentObserver) -> None:
         """Tell ``observer`` about every CALL sent to the charger (what it asks for may pass a guard)."""

@@ -158,7 +158,8 @@ class OcppSession:
         """Send a CALL and return the charger's answer.
 
         Raises :class:`OcppProtocolError` when ``payload`` violates the action's schema (a bug on
-        our side), :class:`TimeoutError` after ``timeout_s`` [s] and
+        our side), :class:`CallRefusedError` when the charger may not be sent ``action`` now (its
+        registration), :class:`TimeoutError` after ``timeout_s`` [s] and
         :class:`ConnectionClosedError` when the charger is gone. ``validate=False`` skips the
         schema check for payloads whose builders' tests validate them (charging profiles: a
         demand-response event sends thousands at once).
@@ -168,6 +169,7 @@ class OcppSession:
             validate_payload(self.version, CALL, action, payload, unique_id)
         if self.closed:
             raise ConnectionClosedError(f"{self.charger_id} is not connected")
+        self._router.check_send(action, payload)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout_s), self._call_lock:
             future: asyncio.Future[CallResult | CallError] = loop.create_future()

@@ -7,13 +7,15 @@ from typing import Any
 
 from csms.domain.events import IdToken, TransactionEnded, TransactionEventReceived, TransactionStarted
 from csms.domain.service import ChargingService
+from csms.errors import OcppProtocolError, RpcErrorKind
 from csms.protocol.authorization import id_tag_info_v16, id_token_info_v201
 from csms.protocol.convert import (
-    energy_register_wh,
+    end_register_wh,
     id_token_v201,
     parse_timestamp,
     samples_v16,
     samples_v201,
+    start_register_wh,
 )
 from csms.protocol.router import IncomingCall, handles
 
@@ -25,6 +27,12 @@ class TransactionsV16:
     @handles("StartTransaction")
     async def start_transaction(self, call: IncomingCall) -> dict[str, Any]:
         p = call.payload
+        if p["connectorId"] <= 0:  # 1.6 §6.45: connectorId > 0 (the schema says only "integer")
+            raise OcppProtocolError(
+                RpcErrorKind.PROPERTY_CONSTRAINT_VIOLATION,
+                f"StartTransaction: connectorId must be > 0, got {p['connectorId']}",
+                details={"path": "connectorId", "constraint": "exclusiveMinimum"},
+            )
         started = TransactionStarted(
             charger_id=call.charger_id,
             evse_id=p["connectorId"],
@@ -49,7 +57,12 @@ class TransactionsV16:
         transaction_id = str(p["transactionId"])
         record = await self._service.transactions.get(call.charger_id, transaction_id)
         evse_id = record.evse_id if record is not None and record.evse_id is not None else 0
-        samples = samples_v16(call.charger_id, evse_id, transaction_id, p.get("transactionData", []))
+        # 1.6 §4.10: the Central System cannot prevent a transaction from stopping; a CALLERROR would
+        # have the charger retry and then drop the stop (TransactionMessageAttempts), leaving the
+        # transaction open here, so transaction data we cannot read is left out instead.
+        samples = samples_v16(
+            call.charger_id, evse_id, transaction_id, p.get("transactionData", []), skip_unreadable=True
+        )
         ended = TransactionEnded(
             charger_id=call.charger_id,
             transaction_id=transaction_id,
@@ -107,7 +120,7 @@ class TransactionsV201:
                 connector_id=evse.get("connectorId", 1) if evse is not None else 1,
                 transaction_id=transaction_id,
                 id_token=id_token,
-                meter_start_wh=energy_register_wh(samples),
+                meter_start_wh=start_register_wh(samples),
                 started_at=at,
                 message_id=call.unique_id,
                 remote_start_id=info.get("remoteStartId"),
@@ -120,7 +133,7 @@ class TransactionsV201:
                 charger_id=call.charger_id,
                 transaction_id=transaction_id,
                 ended_at=at,
-                meter_stop_wh=energy_register_wh(samples),
+                meter_stop_wh=end_register_wh(samples),
                 reason=info.get("stoppedReason", "Local"),
                 id_token=id_token,
                 message_id=call.unique_id,

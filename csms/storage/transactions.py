@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from csms.domain.events import MeterSample, TransactionEnded, TransactionEventReceived, TransactionStarted
+from csms.domain.events import (
+    IdToken,
+    MeterSample,
+    TransactionEnded,
+    TransactionEventReceived,
+    TransactionStarted,
+)
 from csms.errors import StorageError
 from csms.storage.database import Database
 
@@ -142,8 +148,14 @@ class TransactionRepository:
         ended: TransactionEnded | None,
         samples: Sequence[MeterSample],
         evse_id: int | None,
+        *,
+        authorized_by: IdToken | None = None,
     ) -> bool:
-        """Store one 2.0.1 TransactionEvent atomically; ``False`` when its seqNo was already stored."""
+        """Store one 2.0.1 TransactionEvent atomically; ``False`` when its seqNo was already stored.
+
+        ``authorized_by`` (the idToken of a Started or Updated event) becomes the transaction's token
+        unless it has one: a station that starts on plug-in sends it later (E02, triggerReason
+        Authorized)."""
         async with self._database.pool.acquire() as connection, connection.transaction():
             fresh = await connection.fetchval(
                 """INSERT INTO transaction_events (charger_id, transaction_id, seq_no, event_type,
@@ -162,17 +174,22 @@ class TransactionRepository:
                 return False
             await connection.execute(
                 """INSERT INTO transactions (charger_id, ocpp_version, transaction_id, evse_id,
-                       charging_state, offline)
-                   VALUES ($1, '2.0.1', $2, $3, $4, $5)
+                       charging_state, offline, id_token, id_token_type)
+                   VALUES ($1, '2.0.1', $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (charger_id, transaction_id) DO UPDATE SET
                        evse_id = COALESCE(transactions.evse_id, EXCLUDED.evse_id),
                        charging_state = COALESCE(EXCLUDED.charging_state, transactions.charging_state),
-                       offline = transactions.offline OR EXCLUDED.offline, updated_at = now()""",
+                       offline = transactions.offline OR EXCLUDED.offline,
+                       id_token_type = CASE WHEN transactions.id_token IS NULL
+                           THEN EXCLUDED.id_token_type ELSE transactions.id_token_type END,
+                       id_token = COALESCE(transactions.id_token, EXCLUDED.id_token), updated_at = now()""",
                 event.charger_id,
                 event.transaction_id,
                 evse_id,
                 event.charging_state,
                 event.offline,
+                authorized_by.value if authorized_by else None,
+                authorized_by.token_type if authorized_by else None,
             )
             if started is not None:
                 await connection.execute(

@@ -83,10 +83,12 @@ class OperatorContext:
 
 
 def command_answer(result: CommandResult, *, extra: Mapping[str, Any] | None = None) -> web.Response:
-    """200 with the charger's answer (and ``extra`` fields); 409 when it is not connected, 504 when
-    it did not answer."""
+    """200 with the charger's answer (and ``extra`` fields); 409 when it is not connected or its
+    registration (Pending, Rejected) forbids the command, 504 when it did not answer."""
     if result.outcome is CommandOutcome.NOT_CONNECTED:
         raise conflict(f"charger {result.charger_id} is not connected")
+    if result.outcome is CommandOutcome.NOT_REGISTERED:
+        raise conflict(f"charger {result.charger_id}: {result.action} not sent: {result.error_description}")
     if result.outcome is CommandOutcome.TIMEOUT:
         raise ProblemError(504, f"charger {result.charger_id} did not answer {result.action} in time")
     return json_response({**result_document(result), **(extra or {})})

@@ -129,3 +129,23 @@ class _SingleConnection:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+def test_201_samples_without_a_unit_are_read_in_their_measurands_unit() -> None:
+    # UnitOfMeasureType.unit: "Default = Wh if the (default) measurand is an Energy type"; a
+    # power, current or SoC sample without one is in W, A, Percent, not Wh.
+    values = [
+        {"value": 7400.0, "measurand": "Power.Active.Import"},
+        {"value": 16.0, "measurand": "Current.Import", "phase": "L1"},
+        {"value": 55.0, "measurand": "SoC"},
+        {"value": 12.5},  # the default measurand, the energy register
+        {"value": 2.0, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "kW"}},
+    ]
+    samples = samples_v201("CS", 1, "TX", [{"timestamp": "2026-03-01T10:00:00Z", "sampledValue": values}])
+    assert [(s.measurand, s.value, s.unit) for s in samples] == [
+        ("Power.Active.Import", 7400.0, "W"),
+        ("Current.Import", 16.0, "A"),
+        ("SoC", 55.0, "Percent"),
+        ("Energy.Active.Import.Register", 12.5, "Wh"),
+        ("Power.Active.Import", 2000.0, "W"),
+    ]

@@ -397,6 +397,41 @@ async def test_a_call_over_the_size_limit_is_refused_and_a_huge_frame_closes(
         assert closing.data == CLOSE_MESSAGE_TOO_BIG
 
 
+@pytest.mark.csms_settings(max_message_bytes=1024, hard_max_message_bytes=8192)
+async def test_a_stop_over_the_size_limit_is_still_served(csms: RunningCsms) -> None:
+    # A long session's StopTransaction carries its meter data; refusing it for its size would have
+    # the charger retry and drop it, leaving the transaction open (1.6 §4.10). Only the hard limit
+    # bounds it.
+    async with raw_socket(csms, "CP-BIGSTOP", V16) as charger:
+        await send_call(charger, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+        started = await send_call(
+            charger,
+            "s",
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-03-01T10:00:00Z"},
+        )
+        transaction_id = started[2]["transactionId"]
+        readings = [
+            {
+                "timestamp": f"2026-03-01T10:{minute:02d}:00Z",
+                "sampledValue": [{"value": str(minute * 100), "measurand": "Energy.Active.Import.Register"}],
+            }
+            for minute in range(60)
+        ]
+        stop = {
+            "transactionId": transaction_id,
+            "meterStop": 5900,
+            "timestamp": "2026-03-01T11:00:00Z",
+            "transactionData": readings,
+        }
+        assert 1024 < len(json.dumps([2, "stop", "StopTransaction", stop])) < 8192
+        answer = await send_call(charger, "stop", "StopTransaction", stop)
+        assert answer[0] == 3, answer  # a CALLRESULT, not a CALLERROR
+        # any other CALL of that size is still refused
+        big = {"vendorId": "x", "data": "y" * 2000}
+        assert_call_error(await send_call(charger, "big", "DataTransfer", big), "big", FORMAT[V16])
+
+
 @pytest.mark.csms_settings(max_message_bytes=1024, hard_max_message_bytes=4096)
 async def test_a_compressed_frame_is_bounded_by_its_decompressed_size(csms: RunningCsms) -> None:
     # A few hundred compressed bytes must not smuggle a message past the hard limit.

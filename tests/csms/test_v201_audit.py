@@ -1,0 +1,346 @@
+"""OCPP 2.0.1 conformance audit: what an external charging station (or the OCA test tool) meets at our
+CSMS, end to end against the real server, PostgreSQL and Redis-free live state. Each test names the
+requirement of OCPP 2.0.1 Part 2 (use cases B, E, ...) it checks."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from ocpp.v201 import call
+
+from csms.commands import CommandOutcome
+from csms.domain.events import DomainEvent, IdToken, RegistrationStatus, TransactionEnded
+from csms.protocol.convert import end_register_wh, samples_v201, start_register_wh
+from csms.storage.chargers import ChargerRecord
+from tests.csms.chargers import Charger201, connected
+from tests.csms.conftest import RunningCsms
+
+V201 = "ocpp2.0.1"
+BOOT = call.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+
+
+def energy(timestamp: str, wh: float, context: str, **unit_of_measure: Any) -> dict[str, Any]:
+    """A meter value with the whole-EVSE energy register (Wh unless ``unit_of_measure`` says otherwise)."""
+    sampled: dict[str, Any] = {
+        "value": wh,
+        "measurand": "Energy.Active.Import.Register",
+        "context": context,
+    }
+    if unit_of_measure:
+        sampled["unitOfMeasure"] = unit_of_measure
+    return {"timestamp": timestamp, "sampledValue": [sampled]}
+
+
+def tx_event(event_type: str, seq_no: int, timestamp: str, transaction_id: str, **extra: Any) -> Any:
+    info = {"transactionId": transaction_id, **extra.pop("info", {})}
+    return call.TransactionEvent(
+        event_type=event_type,
+        timestamp=timestamp,
+        trigger_reason=extra.pop("trigger_reason", "MeterValuePeriodic"),
+        seq_no=seq_no,
+        transaction_info=info,
+        **extra,
+    )
+
+
+async def booted(station: Charger201) -> None:
+    answer = await station.call(BOOT, suppress=False)
+    assert answer.status == "Accepted"
+
+
+# --- E06/E07 + J02: the Ended event's meter values (TxEndedMeasurands over the whole transaction) ---
+
+
+@pytest.mark.asyncio
+async def test_an_ended_event_with_the_tx_ended_series_stops_at_its_last_reading(csms: RunningCsms) -> None:
+    """J02/E06: the Ended event carries the TxEndedMeasurands sampled every TxEndedInterval from the
+    start (context Sample.Clock/Sample.Periodic) and the reading at the end (Transaction.End): the
+    transaction's meter stop is the reading at its end, not the first of the series."""
+    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-END"))
+    async with connected(Charger201, csms.url("CS-AUD-END"), "CS-AUD-END", V201) as station:
+        await booted(station)
+        await station.call(
+            tx_event(
+                "Started",
+                0,
+                "2026-03-02T10:00:00Z",
+                "TX-END",
+                trigger_reason="CablePluggedIn",
+                evse={"id": 1, "connectorId": 1},
+                meter_value=[energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin")],
+            ),
+            suppress=False,
+        )
+        await station.call(
+            tx_event(
+                "Ended",
+                1,
+                "2026-03-02T11:00:00Z",
+                "TX-END",
+                trigger_reason="EVCommunicationLost",
+                info={"stoppedReason": "EVDisconnected"},
+                meter_value=[
+                    energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin"),
+                    energy("2026-03-02T10:30:00Z", 6000.0, "Sample.Clock"),
+                    energy("2026-03-02T11:00:00Z", 11000.0, "Transaction.End"),
+                ],
+            ),
+            suppress=False,
+        )
+    stored = await csms.runtime.transactions.get("CS-AUD-END", "TX-END")
+    assert stored is not None
+    assert (stored.meter_start_wh, stored.meter_stop_wh) == (1000.0, 11000.0)
+
+
+@pytest.mark.asyncio
+async def test_a_started_event_begins_at_its_earliest_reading_whatever_the_order(csms: RunningCsms) -> None:
+    """The Transaction.Begin reading is the meter start even when it is not the first meter value."""
+    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-BEGIN"))
+    async with connected(Charger201, csms.url("CS-AUD-BEGIN"), "CS-AUD-BEGIN", V201) as station:
+        await booted(station)
+        await station.call(
+            tx_event(
+                "Started",
+                0,
+                "2026-03-02T10:00:00Z",
+                "TX-BEGIN",
+                trigger_reason="CablePluggedIn",
+                evse={"id": 1, "connectorId": 1},
+                meter_value=[
+                    energy("2026-03-02T10:00:05Z", 1005.0, "Sample.Periodic"),
+                    energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin"),
+                ],
+            ),
+            suppress=False,
+        )
+    stored = await csms.runtime.transactions.get("CS-AUD-BEGIN", "TX-BEGIN")
+    assert stored is not None
+    assert stored.meter_start_wh == 1000.0
+
+
+def test_meter_start_and_stop_are_read_in_their_context_or_at_the_ends_of_the_series() -> None:
+    """Pure: Transaction.Begin/End readings win; without them the earliest/latest whole-EVSE register
+    at the outlet; phase, inlet and other measurands never count."""
+    values = [
+        energy("2026-03-02T10:30:00Z", 5.0, "Sample.Clock", unit="kWh"),
+        energy("2026-03-02T10:00:00Z", 1.0, "Sample.Clock", unit="kWh"),
+        {
+            "timestamp": "2026-03-02T12:00:00Z",
+            "sampledValue": [
+                {"value": 9000, "measurand": "Energy.Active.Import.Register", "phase": "L1"},
+                {"value": 9000, "measurand": "Energy.Active.Import.Register", "location": "Inlet"},
+                {"value": 11, "measurand": "Current.Import", "unitOfMeasure": {"unit": "A"}},
+            ],
+        },
+        energy("2026-03-02T11:00:00Z", 7.0, "Sample.Periodic", unit="kWh"),
+    ]
+    samples = samples_v201("CS", 1, "TX", values)
+    assert (start_register_wh(samples), end_register_wh(samples)) == (1000.0, 7000.0)
+    with_ends = samples_v201(
+        "CS",
+        1,
+        "TX",
+        [*values, energy("2026-03-02T10:45:00Z", 6500.0, "Transaction.End")],
+    )
+    assert end_register_wh(with_ends) == 6500.0
+    assert start_register_wh(samples[2:5]) is None  # phase, inlet, current
+
+
+@pytest.mark.asyncio
+async def test_an_ended_event_sent_again_after_a_reconnect_counts_once(csms: RunningCsms) -> None:
+    """E (TransactionEvent seqNo) / Part 4 §4.1: a station that lost our answer sends the same event
+    again on its next connection; it is answered again, and the transaction ends once."""
+    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-DUP"))
+    ended: list[DomainEvent] = []
+
+    async def listen(domain_event: DomainEvent) -> None:
+        if isinstance(domain_event, TransactionEnded):
+            ended.append(domain_event)
+
+    csms.runtime.service.subscribe(listen)
+    end = tx_event(
+        "Ended",
+        3,
+        "2026-03-02T11:00:00Z",
+        "TX-DUP",
+        trigger_reason="EVDeparted",
+        evse={"id": 1, "connectorId": 1},
+        id_token={"idToken": "RFID-D", "type": "ISO14443"},
+        meter_value=[energy("2026-03-02T11:00:00Z", 8000.0, "Transaction.End")],
+    )
+    for _ in range(2):
+        async with connected(Charger201, csms.url("CS-AUD-DUP"), "CS-AUD-DUP", V201) as station:
+            answer = await station.call(end, suppress=False)
+            assert answer.id_token_info == {"status": "Accepted"}
+    assert len(ended) == 1
+    samples = await csms.runtime.transactions.samples("CS-AUD-DUP", "TX-DUP")
+    assert [s.value for s in samples] == [8000.0]
+    stored = await csms.runtime.transactions.get("CS-AUD-DUP", "TX-DUP")
+    assert stored is not None
+    assert (stored.meter_stop_wh, stored.evse_id) == (8000.0, 1)
+
+
+# --- E02: the id token comes in an Updated event (EV plugged in first, authorized later) -------------
+
+
+@pytest.mark.asyncio
+async def test_an_id_token_given_after_the_start_is_kept_with_the_transaction(csms: RunningCsms) -> None:
+    """E02 (cable plugged in first): Started has no idToken (triggerReason CablePluggedIn);
+    the driver's token comes in an Updated event with triggerReason Authorized. The CSMS answers it
+    with idTokenInfo and keeps it as the transaction's token (sessions and billing read it there)."""
+    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-LATE"))
+    token = {"idToken": "RFID-LATE", "type": "ISO14443"}
+    async with connected(Charger201, csms.url("CS-AUD-LATE"), "CS-AUD-LATE", V201) as station:
+        await booted(station)
+        started = await station.call(
+            tx_event(
+                "Started",
+                0,
+                "2026-03-02T10:00:00Z",
+                "TX-LATE",
+                trigger_reason="CablePluggedIn",
+                evse={"id": 1, "connectorId": 1},
+                info={"chargingState": "EVConnected"},
+            ),
+            suppress=False,
+        )
+        assert started.id_token_info is None
+        updated = await station.call(
+            tx_event(
+                "Updated",
+                1,
+                "2026-03-02T10:01:00Z",
+                "TX-LATE",
+                trigger_reason="Authorized",
+                id_token=token,
+                info={"chargingState": "Charging"},
+            ),
+            suppress=False,
+        )
+        assert updated.id_token_info == {"status": "Accepted"}
+        # The stop token (here another card) does not replace the one that authorized the charge.
+        await station.call(
+            tx_event(
+                "Ended",
+                2,
+                "2026-03-02T11:00:00Z",
+                "TX-LATE",
+                trigger_reason="StopAuthorized",
+                id_token={"idToken": "RFID-OTHER", "type": "ISO14443"},
+                info={"stoppedReason": "Local"},
+            ),
+            suppress=False,
+        )
+    stored = await csms.runtime.transactions.get("CS-AUD-LATE", "TX-LATE")
+    assert stored is not None
+    assert stored.id_token == "RFID-LATE"
+    async with csms.runtime.database.pool.acquire() as connection:
+        token_type = await connection.fetchval(
+            "SELECT id_token_type FROM transactions WHERE charger_id = $1 AND transaction_id = $2",
+            "CS-AUD-LATE",
+            "TX-LATE",
+        )
+    assert token_type == "ISO14443"
+
+
+# --- B02: what the CSMS may send to a station it answered Pending -----------------------------------
+
+
+@pytest.mark.asyncio
+async def test_no_request_start_or_stop_is_sent_to_a_pending_station(csms: RunningCsms) -> None:
+    """B02 (and 1.6 §4.2): while Pending, the CSMS does not send RequestStartTransaction or
+    RequestStopTransaction (a Pending station answers them Rejected, B02.FR.05); configuration and
+    reports may still be asked for (B02.FR.01). Once Accepted, the same command goes out."""
+    await csms.runtime.chargers.save(
+        ChargerRecord("CS-AUD-PEND", registration_status=RegistrationStatus.PENDING)
+    )
+    bus = csms.runtime.commands
+    async with connected(Charger201, csms.url("CS-AUD-PEND"), "CS-AUD-PEND", V201) as station:
+        assert (await station.call(BOOT, suppress=False)).status == "Pending"
+        start = await bus.remote_start("CS-AUD-PEND", 1, IdToken("APP", "Central"), remote_start_id=3)
+        assert start.outcome is CommandOutcome.NOT_REGISTERED
+        assert start.action == "RequestStartTransaction"
+        stop = await bus.remote_stop("CS-AUD-PEND", "TX-1")
+        assert stop.outcome is CommandOutcome.NOT_REGISTERED
+        assert station.received.empty()
+        # Other requests still reach a Pending station (B02.FR.01; this one does not serve TriggerMessage).
+        asked = await bus.trigger_message("CS-AUD-PEND", "Heartbeat")
+        assert asked.outcome is CommandOutcome.CALL_ERROR
+
+        await csms.runtime.chargers.save(ChargerRecord("CS-AUD-PEND"))
+        assert (await station.call(BOOT, suppress=False)).status == "Accepted"
+        start = await bus.remote_start("CS-AUD-PEND", 1, IdToken("APP", "Central"), remote_start_id=4)
+        assert start.outcome is CommandOutcome.ACCEPTED
+        action, _ = await asyncio.wait_for(station.received.get(), 5)
+        assert action == "RequestStartTransaction"
+
+
+@pytest.mark.asyncio
+async def test_a_rejected_station_is_sent_nothing_but_a_trigger_for_its_boot(csms: RunningCsms) -> None:
+    """B03.FR.08: while Rejected, the CSMS sends no message but a TriggerMessage for a BootNotification
+    (the station would not answer anything else)."""
+    await csms.runtime.chargers.save(
+        ChargerRecord("CS-AUD-REJ", registration_status=RegistrationStatus.REJECTED)
+    )
+    bus = csms.runtime.commands
+    async with connected(Charger201, csms.url("CS-AUD-REJ"), "CS-AUD-REJ", V201) as station:
+        assert (await station.call(BOOT, suppress=False)).status == "Rejected"
+        refused = [
+            await bus.remote_start("CS-AUD-REJ", 1, IdToken("APP", "Central"), remote_start_id=5),
+            await bus.reset("CS-AUD-REJ", hard=False),
+            await bus.trigger_message("CS-AUD-REJ", "StatusNotification", evse_id=1),
+        ]
+        assert [(r.action, r.outcome) for r in refused] == [
+            ("RequestStartTransaction", CommandOutcome.NOT_REGISTERED),
+            ("Reset", CommandOutcome.NOT_REGISTERED),
+            ("TriggerMessage", CommandOutcome.NOT_REGISTERED),
+        ]
+        assert station.received.empty()
+        # The one message allowed goes out (this station does not serve TriggerMessage: an error).
+        boot_again = await bus.trigger_message("CS-AUD-REJ", "BootNotification")
+        assert boot_again.outcome is CommandOutcome.CALL_ERROR
+
+
+# --- J01/J02: sampled values with a unit multiplier -------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_unit_multiplier_scales_the_energy_register(csms: RunningCsms) -> None:
+    """2.0.1 UnitOfMeasureType: value x 10^multiplier in ``unit``; kWh and Wh with multiplier 3 are both
+    kilowatt-hours, and meter start/stop are in Wh."""
+    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-UNIT"))
+    async with connected(Charger201, csms.url("CS-AUD-UNIT"), "CS-AUD-UNIT", V201) as station:
+        await booted(station)
+        await station.call(
+            tx_event(
+                "Started",
+                0,
+                "2026-03-02T10:00:00Z",
+                "TX-UNIT",
+                trigger_reason="Authorized",
+                evse={"id": 1, "connectorId": 1},
+                id_token={"idToken": "RFID-U", "type": "ISO14443"},
+                meter_value=[
+                    energy("2026-03-02T10:00:00Z", 1.5, "Transaction.Begin", unit="Wh", multiplier=3)
+                ],
+            ),
+            suppress=False,
+        )
+        await station.call(
+            tx_event(
+                "Ended",
+                1,
+                "2026-03-02T11:00:00Z",
+                "TX-UNIT",
+                trigger_reason="StopAuthorized",
+                meter_value=[energy("2026-03-02T11:00:00Z", 4.25, "Transaction.End", unit="kWh")],
+            ),
+            suppress=False,
+        )
+    stored = await csms.runtime.transactions.get("CS-AUD-UNIT", "TX-UNIT")
+    assert stored is not None
+    assert (stored.meter_start_wh, stored.meter_stop_wh) == (1500.0, 4250.0)
+    assert stored.started_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
