@@ -4,7 +4,9 @@ A charger asks about an idTag/idToken in Authorize, StartTransaction, StopTransa
 TransactionEvent. Accepted are: the token of an open app session on that charger (each remote
 start carries a token of its own), and a driver's RFID/eMAID token whose status is Accepted, not
 expired, of a driver who is not blocked. ``NoAuthorization`` tokens (free vend) are accepted. A
-token nobody issued is ``Unknown`` (1.6 answers it ``Invalid``).
+token nobody issued is ``Unknown`` (1.6 answers it ``Invalid``). Tokens compare case-insensitively
+(1.6 §7.28, 2.0.1 IdTokenType: readers differ in the hex case of one card's uid); an exact match
+wins over one differing in case only.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class DriverAuthorizer:
             return AuthorizationStatus.ACCEPTED
         row = await self._database.pool.fetchrow(
             """SELECT t.status, t.expires_at, d.blocked FROM driver_tokens t
-               JOIN drivers d USING (driver_id) WHERE t.id_token = $1""",
+               JOIN drivers d USING (driver_id) WHERE lower(t.id_token) = lower($1)
+               ORDER BY t.id_token = $1 DESC LIMIT 1""",
             id_token.value,
         )
         if row is None:  # 2.0.1 names it Unknown; 1.6 has Invalid for it

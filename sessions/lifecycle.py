@@ -335,7 +335,9 @@ class SessionLifecycle:
         if id_token is None:
             return None
         found: str | None = await self._csms.database.pool.fetchval(
-            "SELECT driver_id FROM driver_tokens WHERE id_token = $1", id_token
+            """SELECT driver_id FROM driver_tokens WHERE lower(id_token) = lower($1)
+               ORDER BY id_token = $1 DESC LIMIT 1""",
+            id_token,
         )
         return found
 

@@ -428,7 +428,7 @@ class SessionStore:
         row = await self._database.pool.fetchrow(
             f"""{_SELECT} WHERE charger_id = $1 AND state IN ('INITIATED', 'STOPPING')
                    AND transaction_ref IS NULL AND origin = 'app'
-                   AND (id_token = $2 OR ($3::integer IS NOT NULL AND remote_start_id = $3))
+                   AND (lower(id_token) = lower($2) OR ($3::integer IS NOT NULL AND remote_start_id = $3))
                    AND (evse_id = $4 OR $4 = 0)
                 ORDER BY created_at DESC LIMIT 1""",
             charger_id,
@@ -450,8 +450,8 @@ class SessionStore:
     async def open_with_token(self, charger_id: str, id_token: str) -> bool:
         """Whether an open app session on ``charger_id`` was started with ``id_token``."""
         found = await self._database.pool.fetchval(
-            f"""SELECT true FROM charging_sessions WHERE charger_id = $1 AND id_token = $2 AND {_OPEN}
-                LIMIT 1""",
+            f"""SELECT true FROM charging_sessions
+                WHERE charger_id = $1 AND lower(id_token) = lower($2) AND {_OPEN} LIMIT 1""",
             charger_id,
             id_token,
         )

@@ -67,7 +67,9 @@ def _event(event_type: str, seq_no: int, at: str, wh: float, transaction_id: str
     )
 
 
-async def test_a_201_station_hears_unknown_for_a_token_nobody_issued(api: RunningApi) -> None:
+async def test_a_201_station_hears_unknown_for_a_token_nobody_issued_and_any_case_of_a_known_one(
+    api: RunningApi,
+) -> None:
     await seed_driver(api, "una", rfid="RFID-UNA")
     await register_charger(api, "CS-U")
     async with connected(Charger201, api.charger_url("CS-U"), "CS-U", "ocpp2.0.1") as station:
@@ -76,11 +78,12 @@ async def test_a_201_station_hears_unknown_for_a_token_nobody_issued(api: Runnin
             suppress=False,
         )
         verdicts = {}
-        for token in ("RFID-UNA", "NOBODY"):
+        for token in ("RFID-UNA", "rfid-una", "NOBODY"):
             answer = await station.call(call201.Authorize(id_token={"idToken": token, "type": "ISO14443"}))
             verdicts[token] = answer.id_token_info["status"]
     # 2.0.1 AuthorizationStatusEnumType: Unknown, "identifier is unknown" (1.6 says Invalid, above)
-    assert verdicts == {"RFID-UNA": "Accepted", "NOBODY": "Unknown"}
+    # ... and id tokens are case-insensitive (IdTokenType.idToken; 1.6 §7.28)
+    assert verdicts == {"RFID-UNA": "Accepted", "rfid-una": "Accepted", "NOBODY": "Unknown"}
 
 
 async def test_offline_transactions_are_reconciled_once_on_reconnect(api: RunningApi) -> None:
