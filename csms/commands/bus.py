@@ -184,6 +184,22 @@ class CommandBus:
         build = payloads.get_composite_schedule(evse_id, duration_s, rate_unit)
         return await self._send(charger_id, build, timeout_s)
 
+    async def get_charging_profiles(
+        self,
+        charger_id: str,
+        *,
+        sources: Sequence[str] = payloads.EXTERNAL_LIMIT_SOURCES,
+        evse_id: int | None = None,
+        request_id: int | None = None,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Ask a 2.0.1 charger for its profiles from ``sources`` (K09); they come back in
+        ReportChargingProfiles messages. ``NoProfiles`` (REJECTED) when it holds none."""
+        chosen = request_id if request_id is not None else self.next_request_id()
+        return await self._send(
+            charger_id, payloads.get_charging_profiles(chosen, sources, evse_id), timeout_s
+        )
+
     async def change_availability(
         self, charger_id: str, evse_id: int | None, operative: bool, *, timeout_s: float | None = None
     ) -> CommandResult:

@@ -159,6 +159,32 @@ def get_composite_schedule(
     return build
 
 
+# The sources of limits set from outside the central system (2.0.1 ChargingLimitSourceEnumType
+# less CSO, which is us): what a charger reports of them after our restart is planned with.
+EXTERNAL_LIMIT_SOURCES = ("EMS", "Other", "SO")
+
+
+def get_charging_profiles(
+    request_id: int, sources: Sequence[str], evse_id: int | None
+) -> Callable[[OcppVersion], Built]:
+    """GetChargingProfiles (2.0.1 K09) of the given limit sources; 1.6 has no such request."""
+    if not sources:
+        raise CommandError("GetChargingProfiles needs at least one charging limit source")
+
+    def build(version: OcppVersion) -> Built:
+        if version is V16:
+            return None
+        payload: dict[str, Any] = {
+            "requestId": request_id,
+            "chargingProfile": {"chargingLimitSource": list(sources)},
+        }
+        if evse_id is not None:
+            payload["evseId"] = evse_id
+        return "GetChargingProfiles", payload
+
+    return build
+
+
 def change_availability(evse_id: int | None, operative: bool) -> Callable[[OcppVersion], Built]:
     """ChangeAvailability of an EVSE (None: the whole charger)."""
     status = "Operative" if operative else "Inoperative"

@@ -50,6 +50,7 @@ from csms.smart_charging.agenda import Agenda
 from csms.smart_charging.applying import ScheduleApplier
 from csms.smart_charging.forecasting import FinishedSession, real_rows
 from csms.smart_charging.planned import PlannedStation
+from csms.smart_charging.reported import ask_external_limits
 from csms.smart_charging.resuming import MissedStarts
 from csms.smart_charging.sending import Failsafes, ProfileSender, log_drawing
 from csms.smart_charging.setup import SmartChargingSettings, StationSetup
@@ -104,6 +105,7 @@ class SmartChargingLoop:
                 self._by_charger.setdefault(b.charger_id, []).append((setup.station_id, b.evse_id))
         self._solved: list[Callable[[str, Schedule], None]] = []
         self._gc_paused = False  # we disabled the collector for a burst of urgent answers
+        self._commands = commands
         self._failsafes = Failsafes(commands, self._settings, self._failsafe_refused)
         self._applier = ScheduleApplier(
             commands=commands,
@@ -339,6 +341,9 @@ class SmartChargingLoop:
         if evses:
             targets = [(self._stations[s].state, e) for s, e in evses]
             self._spawn(self._failsafes.send_all(targets), f"failsafe-{event.charger_id}")
+            states = [self._stations[s].state for s in {s for s, _ in evses}]
+            asking = ask_external_limits(self._commands, event.charger_id, states, self.on_event, self._clock)
+            self._spawn(asking, f"external-limits-{event.charger_id}")
 
     def _failsafe_refused(self, state: StationState, evse_id: str) -> None:
         if state.evses[evse_id].session is not None:

@@ -36,6 +36,10 @@ class ProfileSender(Protocol):
         self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
     ) -> CommandResult: ...
 
+    async def get_charging_profiles(self, charger_id: str) -> CommandResult:
+        """Ask for the charger's profiles from external limit sources (2.0.1 K09)."""
+        ...
+
 
 def log_refusal(result: CommandResult, ocpp_evse_id: int, what: str, then: str) -> None:
     """Log a profile the charger did not accept, with the charger id, the reason and what follows."""

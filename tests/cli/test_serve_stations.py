@@ -183,6 +183,9 @@ class Refusing:
     ) -> CommandResult:
         return CommandResult(charger_id, "SetChargingProfile", CommandOutcome.NOT_CONNECTED)
 
+    async def get_charging_profiles(self, charger_id: str) -> CommandResult:
+        return CommandResult(charger_id, "GetChargingProfiles", CommandOutcome.NOT_CONNECTED)
+
 
 @pytest.mark.asyncio
 async def test_setup_binds_evses_and_refresh_lays_prices_out_again() -> None:

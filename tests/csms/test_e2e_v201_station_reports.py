@@ -8,6 +8,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from ocpp.exceptions import SecurityError
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v201 import call
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
@@ -33,7 +34,7 @@ from csms.smart_charging import (
 )
 from csms.storage.chargers import ChargerRecord
 from optimizer.types import Connection, Evse, FeederNode, Policy, Site
-from tests.csms.chargers import Charger201, connected
+from tests.csms.chargers import Charger201, ClientConnection, connected
 from tests.csms.conftest import RunningCsms, make_settings
 
 pytestmark = pytest.mark.asyncio
@@ -229,8 +230,11 @@ class PlannedStation:
         return schedules
 
 
-@pytest_asyncio.fixture
-async def planned(database_dsn: str) -> AsyncIterator[PlannedStation]:
+@asynccontextmanager
+async def planned_station(
+    database_dsn: str, station_class: type[Charger201]
+) -> AsyncIterator[PlannedStation]:
+    """A one-EVSE station planned by the loop of a server of its own, its charger connected (not booted)."""
     charger_id = f"CS-EXT-{uuid.uuid4().hex[:6]}"
     setup = StationSetup(
         station_id=f"{charger_id}-station",
@@ -251,11 +255,17 @@ async def planned(database_dsn: str) -> AsyncIterator[PlannedStation]:
     await web.SockSite(runner, listener).start()
     try:
         url = f"ws://127.0.0.1:{port}/ocpp/{charger_id}"
-        async with connected(Charger201, url, charger_id, "ocpp2.0.1") as station:
+        async with connected(station_class, url, charger_id, "ocpp2.0.1") as station:
             assert app[CSMS].commands is not None
             yield PlannedStation(app[SMART_CHARGING], station, charger_id)
     finally:
         await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def planned(database_dsn: str) -> AsyncIterator[PlannedStation]:
+    async with planned_station(database_dsn, Charger201) as station:
+        yield station
 
 
 async def test_the_loop_never_offers_more_than_an_external_limit(planned: PlannedStation) -> None:
@@ -305,3 +315,71 @@ async def test_the_loop_never_offers_more_than_an_external_limit(planned: Planne
     assert await planned.tx_limits() == [10.0]
     await station.call(call.ClearedChargingLimit("EMS", evse_id=1), suppress=False)
     assert await planned.tx_limits() == [16.0]
+
+
+# -- after a boot, the loop asks for the external limits (K09) ----------------------------------------
+
+
+class LimitedStation(Charger201):
+    """A station an EMS limits to 10 A on EVSE 1; it reports that when asked (GetChargingProfiles)."""
+
+    def __init__(self, charger_id: str, connection: ClientConnection) -> None:
+        super().__init__(charger_id, connection)
+        self.reported = asyncio.Event()  # set once its report is answered
+
+    @on(Action201.get_charging_profiles)
+    async def on_get_charging_profiles(
+        self, request_id: int, charging_profile: dict[str, Any], **_: Any
+    ) -> Any:
+        await self.received.put(("GetChargingProfiles", {"request_id": request_id, **charging_profile}))
+        return result201.GetChargingProfiles(status="Accepted")
+
+    @after(Action201.get_charging_profiles)
+    async def report(self, request_id: int, **_: Any) -> None:
+        profile = {
+            "id": 90,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "ChargingStationExternalConstraints",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": [
+                {
+                    "id": 1,
+                    "startSchedule": "2026-01-01T00:00:00Z",
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.0}],
+                }
+            ],
+        }
+        await self.call(call.ReportChargingProfiles(request_id, "EMS", [profile], 1), suppress=False)
+        self.reported.set()
+
+
+async def test_a_booted_station_is_asked_for_its_external_limits_and_planned_under_them(
+    database_dsn: str,
+) -> None:
+    async with planned_station(database_dsn, LimitedStation) as planned:
+        station = planned.station
+        assert (await station.call(BOOT, suppress=False)).status == "Accepted"
+        await planned.settle()
+        asked = [request for action, request in await drain(station) if action == "GetChargingProfiles"]
+        assert [a["charging_limit_source"] for a in asked] == [["EMS", "Other", "SO"]]
+        await station.call(
+            call.TransactionEvent(
+                event_type="Started",
+                timestamp=stamp(datetime.now(UTC)),
+                trigger_reason="CablePluggedIn",
+                seq_no=0,
+                transaction_info={"transactionId": "TX-ASKED"},
+                evse={"id": 1, "connectorId": 1},
+            ),
+            suppress=False,
+        )
+        assert await planned.tx_limits() == [10.0]  # the EVSE's 16 A held to what the EMS allows
+
+
+async def drain(station: Charger201) -> list[tuple[str, dict[str, Any]]]:
+    """What ``station`` was sent and has not been looked at yet."""
+    found = []
+    while not station.received.empty():
+        found.append(station.received.get_nowait())
+    return found

@@ -14,6 +14,9 @@ import pytest_asyncio
 from csms.commands import ChargingProfile, CommandOutcome, CommandResult
 from csms.domain.events import (
     ChargerBooted,
+    ChargingLimitSet,
+    LimitPeriod,
+    LimitSchedule,
     MeterSample,
     RegistrationStatus,
     TransactionEnded,
@@ -56,6 +59,9 @@ class ScriptedSender:
     sent: list[Sent] = field(default_factory=list)
     arrived: asyncio.Queue[Sent] = field(default_factory=asyncio.Queue)
     hold: dict[str, asyncio.Event] = field(default_factory=dict)  # chargers that answer once released
+    # GetChargingProfiles' answer ("Accepted", "NoProfiles"); None: a 1.6 charger, no such request
+    limits_answer: str | None = None
+    asked: list[str] = field(default_factory=list)  # chargers asked for their external limits
 
     async def set_charging_profile(
         self, charger_id: str, evse_id: int, profile: ChargingProfile, *, timeout_s: float | None = None
@@ -73,6 +79,14 @@ class ScriptedSender:
         status = {CommandOutcome.ACCEPTED: "Accepted", CommandOutcome.REJECTED: "Rejected"}.get(outcome)
         error = "InternalError" if outcome is CommandOutcome.CALL_ERROR else None
         return CommandResult(charger_id, "SetChargingProfile", outcome, status, error_code=error)
+
+    async def get_charging_profiles(self, charger_id: str) -> CommandResult:
+        if self.limits_answer is None:
+            return CommandResult(charger_id, None, CommandOutcome.NOT_SUPPORTED_BY_VERSION)
+        self.asked.append(charger_id)
+        await asyncio.sleep(0)
+        outcome = CommandOutcome.ACCEPTED if self.limits_answer == "Accepted" else CommandOutcome.REJECTED
+        return CommandResult(charger_id, "GetChargingProfiles", outcome, self.limits_answer)
 
     def tx(self) -> list[Sent]:
         return [s for s in self.sent if s.purpose == "TxProfile"]
@@ -179,6 +193,30 @@ async def test_a_booted_charger_gets_its_failsafe_and_a_cap_re_solves_at_once(ru
     )
     await running.settle()
     assert [s.limit for s in running.sender.tx()] == [16.0, 10.0]  # 6.9 kW is 10 A on three phases
+
+
+@pytest.mark.parametrize("answer", ["Accepted", "NoProfiles", "Rejected"])
+async def test_a_rebooted_charger_is_asked_for_its_external_limits_and_old_ones_go(
+    running: Running, answer: str
+) -> None:
+    running.sender.limits_answer = answer
+    await running.live_state.set_registration("CP-A", RegistrationStatus.ACCEPTED)
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    ems = LimitSchedule(1, "A", (LimitPeriod(before, 6.0),))
+    await running.loop.on_event(ChargingLimitSet("CP-A", 1, "EMS", None, (ems,), before))
+    await running.start("CP-A", "tx-a")
+    assert [s.limit for s in running.sender.tx()] == [6.0]  # under the EMS's 6 A
+
+    await running.loop.on_event(ChargerBooted("CP-A", "Acme", "X", None, None, "PowerUp", datetime.now(UTC)))
+    await running.settle()
+    assert running.sender.asked == ["CP-A"]
+    kept = list(running.loop.state("ST").external.limits)
+    if answer == "Rejected":  # no answer to go by: the limit known stays
+        assert kept == [("CP-A", 1, "EMS")]
+        assert running.sender.tx()[-1].limit == 6.0
+    else:  # it did not report the EMS limit again (or said it holds none): it is gone
+        assert kept == []
+        assert running.sender.tx()[-1].limit == 16.0
 
 
 async def test_plans_are_renewed_every_period_before_they_run_out() -> None:

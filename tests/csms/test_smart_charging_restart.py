@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp import web
 from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 
 from csms.server import create_app
 from csms.smart_charging import (
@@ -37,6 +38,7 @@ from optimizer.types import Connection, Evse, FeederNode, Policy, Site
 from tests.cli.test_serve_stations import ProfiledCharger, wait_for
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
+from tests.csms.test_e2e_v201_station_reports import BOOT, LimitedStation, drain
 
 pytestmark = pytest.mark.asyncio
 
@@ -172,3 +174,50 @@ async def test_a_car_charging_through_a_restart_is_planned_by_the_new_server(dat
             assert a_a + b_a <= FEEDER_A + 1e-9, (minutes, a_a, b_a)
         assert a2.tx_limit_a(now) >= 6.0
         assert b2.tx_limit_a(now) >= 6.0
+
+
+async def test_a_station_back_after_a_restart_is_asked_for_the_limits_it_holds(database_dsn: str) -> None:
+    """An EMS limit the old server was told of comes back: the 2.0.1 station, reconnecting without
+    a boot, is asked for its external limits and its car is planned under them."""
+    charger_id = f"RL{uuid.uuid4().hex[:6]}"
+    evse = Evse("A", Connection.THREE_PHASE, 230.0, 16.0, 6.0)
+    setup = StationSetup(
+        station_id=f"{charger_id}-station",
+        site=Site(grid_limit_kw=22.0, root=FeederNode("feeder", limit_a=FEEDER_A, evse_ids=("A",))),
+        evses=(EvseBinding(evse, charger_id),),
+        policy=Policy(period_s=300, horizon_periods=24, deadline_s=5.0, default_energy_kwh=200.0),
+    )
+    async with (
+        serving(database_dsn, setup) as first,
+        connected(LimitedStation, first.url(charger_id), charger_id, "ocpp2.0.1") as station,
+    ):
+        assert (await station.call(BOOT, suppress=False)).status == "Accepted"
+        await first.settle()
+
+    async with serving(database_dsn, setup) as second:
+        assert second.loop.state(setup.station_id).external.limits == {}  # nothing kept across
+        async with connected(LimitedStation, second.url(charger_id), charger_id, "ocpp2.0.1") as station:
+            async with asyncio.timeout(30):  # guards against a hang only
+                await station.reported.wait()
+            await second.settle()
+            assert list(second.loop.state(setup.station_id).external.limits) == [(charger_id, 1, "EMS")]
+            await station.call(
+                call201.TransactionEvent(
+                    event_type="Started",
+                    timestamp=stamp(datetime.now(UTC)),
+                    trigger_reason="CablePluggedIn",
+                    seq_no=0,
+                    transaction_info={"transactionId": "TX-BACK"},
+                    evse={"id": 1, "connectorId": 1},
+                ),
+                suppress=False,
+            )
+            await second.settle()
+            sent = [request for action, request in await drain(station) if action == "SetChargingProfile"]
+            tx = [
+                s["charging_profile"]
+                for s in sent
+                if s["charging_profile"]["charging_profile_purpose"] == "TxProfile"
+            ]
+            periods = tx[-1]["charging_schedule"][0]["charging_schedule_period"]
+            assert max(float(p["limit"]) for p in periods) == 10.0  # the EVSE's 16 A held to the EMS's 10 A
