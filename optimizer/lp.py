@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 _INF = highspy.kHighsInf
+# the last stage's preference for earlier energy, per kWh (see ``solve``'s stage 4)
+_EARLY_TIE_BREAK = 1e-4
 # how much a later stage may give back of what an earlier one reached (relative): tighter
 # holds made HiGHS report later stages infeasible within its own tolerances
 _HOLD_SLACK = 1e-5
@@ -372,14 +374,15 @@ def solve(model: LpModel, problem: Problem, deadline_s: float) -> LpResult | Non
     # 4. last, one stage of weighted terms, in order of weight: evenness of the current applied
     # now (a concave utility, 8..1 per segment of each session's usable rate), keeping the
     # limits chargers hold (0.03 per A: a deadband for small evenness gains), earlier energy
-    # (below 1e-6 per A)
+    # (1e-4 per kWh at most, ~2e-6 per A and period: above HiGHS's 1e-7 dual tolerance, so it
+    # does break ties; at 1e-6 per kWh it sat below it and broke them only by chance)
     last = zero.copy()
     if model.cols_even.size and problem.sessions > 1:
         segments = model.cols_even.astype(np.int32)
         h.changeColsBounds(segments.size, segments, np.zeros(segments.size), _segment_widths(model, solution))
         last[model.cols_even] = -model.even_value
     last[model.cols_dev] = 0.03
-    last[:n_var] -= 1e-6 * (1.0 - model.early_coef) * model.energy_coef
+    last[:n_var] -= _EARLY_TIE_BREAK * (1.0 - model.early_coef) * model.energy_coef
     run(last, "evenness")
     assert solution is not None
     return LpResult(current_a=read_back(model, problem, solution), stages_done=tuple(done), message="")

@@ -564,3 +564,17 @@ def test_rounding_up_to_finish_a_need_stays_within_the_limit() -> None:
     sessions = (session("s1", "e1", 0.25, 0.5), session("s2", "e2", 0.25, 0.5))
     result = solve(snapshot(site_of(("e1", "e2"), limit_a=17.0), evses, sessions))
     assert sorted(result.current_a[:, 0]) == pytest.approx([8.0, 9.0])
+
+
+def test_the_last_stage_prefers_earlier_energy_by_more_than_highs_can_ignore() -> None:
+    # The tie-break for earlier energy must weigh more than HiGHS's dual feasibility tolerance even
+    # for the smallest energy per A and period we plan (1-minute periods, 110 V, one phase); at
+    # 1e-6 per kWh it sat below it and broke ties only by chance.
+    import highspy
+
+    from optimizer.lp import _EARLY_TIE_BREAK
+
+    smallest_kwh_per_a = 110.0 / 1000.0 * 60.0 / 3600.0
+    _, tolerance = highspy.Highs().getOptionValue("dual_feasibility_tolerance")  # type: ignore[no-untyped-call]
+    assert isinstance(tolerance, float)
+    assert _EARLY_TIE_BREAK * smallest_kwh_per_a > tolerance
