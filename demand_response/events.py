@@ -22,6 +22,10 @@ OPEN_ENDED = timedelta(days=36525)
 conformance rule 47 gives it no defined end, it stays active until it is cancelled."""
 POWER_TYPES = frozenset({"setpoint", "delta", "x-loadControlSetpoint"})
 """Signal types whose values are a power: read in kW (``Signal.unit``)."""
+PRICE_TYPES = frozenset({"price", "priceRelative"})
+"""Signal types whose values are a price: read per kWh (``Signal.unit`` ``currencyPerKWh``, and the
+currency after a colon when the VTN names one)."""
+PER_KWH = "currencyPerKWh"
 _SI_EXPONENT = {
     "p": -12,
     "n": -9,
@@ -268,6 +272,22 @@ def _unit_of(measurement: Any) -> tuple[float, str]:
     return 1.0, f"{name}:{'' if scale == 'none' else scale}{unit}"
 
 
+def _price_unit_of(measurement: Any) -> tuple[float, str]:
+    """Scale per value of a price signal with this item base, and its unit.
+
+    No item base: per kWh in the station's currency (our choice). ``currencyPerKWh`` is per kWh
+    times its SI scale code; a price per kW (demand) or per therm is no energy price here: its unit
+    says what it is and the signal is not applied (``mapping.supported``).
+    """
+    if not measurement:
+        return 1.0, PER_KWH
+    name, unit = str(measurement.get("name") or ""), str(measurement.get("unit") or "")
+    scale = str(measurement.get("scale") or "none")
+    if name == PER_KWH and scale in _SI_EXPONENT:
+        return 10.0 ** _SI_EXPONENT[scale], f"{PER_KWH}:{unit}" if unit else PER_KWH
+    return 1.0, f"{name}:{'' if scale == 'none' else scale}{unit}"
+
+
 def from_openadr(program: str, raw: Mapping[str, Any]) -> DrEvent:
     """One event of a parsed ``oadrDistributeEvent`` (openleadr's dict form) for ``program``.
 
@@ -288,7 +308,13 @@ def from_openadr(program: str, raw: Mapping[str, Any]) -> DrEvent:
         signals = []
         for signal in raw.get("event_signals") or ():
             kind = str(signal.get("signal_type") or "")
-            kw_per_value, unit = _unit_of(signal.get("measurement")) if kind in POWER_TYPES else (1.0, "kW")
+            measurement = signal.get("measurement")
+            if kind in POWER_TYPES:
+                kw_per_value, unit = _unit_of(measurement)
+            elif kind in PRICE_TYPES:
+                kw_per_value, unit = _price_unit_of(measurement)
+            else:
+                kw_per_value, unit = 1.0, "kW"
             at = start
             intervals = []
             ordered = sorted(signal.get("intervals") or (), key=lambda i: i.get("uid") or 0)

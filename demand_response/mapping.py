@@ -10,7 +10,10 @@ Signals (OpenADR 2.0b names and types):
   ``x-loadControlLevelOffset`` (a level offset from normal, mapped like SIMPLE levels),
   ``x-loadControlPercentOffset`` (percent, -20 = 80 % of the grid limit), ``x-loadControlSetpoint`` [kW].
 * ``ELECTRICITY_PRICE``: ``price`` (absolute), ``priceRelative`` (added), ``priceMultiplier``:
-  :class:`PriceChange`s over the station's own prices (:func:`overlay_prices`).
+  :class:`PriceChange`s over the station's own prices (:func:`overlay_prices`). A price or relative
+  price applies only per kWh (item base ``currencyPerKWh``, scaled by its SI code, or none); one
+  per kW or per therm is not an energy price and gives nothing. The currency the VTN names is
+  taken to be the station's: a program serves one market.
 
 Other signals (``CHARGE_STATE``, bids, other prices, ``x-`` names and types, powers whose item
 base is not a real power) are not :func:`supported`: they give nothing.
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from demand_response.config import OptType, Program
-from demand_response.events import POWER_TYPES, DrEvent, EventStatus, Signal, Targets
+from demand_response.events import PER_KWH, POWER_TYPES, PRICE_TYPES, DrEvent, EventStatus, Signal, Targets
 from optimizer.types import CapWindow, PricePeriod
 
 logger = logging.getLogger(__name__)
@@ -126,6 +129,8 @@ def supported(signal: Signal) -> bool:
     kinds = _SUPPORTED[name]
     if kinds is not None and signal.signal_type not in kinds:
         return False
+    if signal.signal_type in PRICE_TYPES:  # per kWh; "kW" is Signal's default: no item base named
+        return signal.unit == "kW" or signal.unit.split(":")[0] == PER_KWH
     return signal.signal_type not in POWER_TYPES or signal.unit == "kW"
 
 

@@ -18,6 +18,7 @@ from demand_response.mapping import (
     overlay_prices,
     plan,
     start_offset,
+    supported,
 )
 from optimizer.types import CapWindow, PricePeriod
 
@@ -279,3 +280,49 @@ def test_openadr_events_are_read_with_every_field() -> None:
 def test_caps_are_cap_windows_tagged_with_their_event() -> None:
     mapped = plan([event("SIMPLE", "level")], LIMITS, AUDIENCES)
     assert mapped.caps["north"] == (CapWindow(T0, T0 + H, limit_kw=80.0, source="dr:grid:e1"),)
+
+
+def _price_event(measurement: objects.Measurement | None) -> DrEvent:
+    raw = objects.Event(
+        event_descriptor=objects.EventDescriptor(
+            event_id="p1", modification_number=0, market_context="http://mc", event_status="far"
+        ),
+        active_period=objects.ActivePeriod(dtstart=T0, duration=H),
+        event_signals=[
+            objects.EventSignal(
+                intervals=[objects.Interval(dtstart=T0, duration=H, signal_payload=250.0, uid=0)],
+                signal_name="ELECTRICITY_PRICE",
+                signal_type="price",
+                signal_id="s1",
+                measurement=measurement,
+            )
+        ],
+        targets=[objects.Target(ven_id="v1")],
+    )
+    _, payload = parse_message(
+        create_message("oadrDistributeEvent", request_id="r", vtn_id="VTN", events=[raw])
+    )
+    return from_openadr("grid", payload["events"][0])
+
+
+def test_a_price_applies_per_kwh_only_and_in_its_scale() -> None:
+    # itemBase currencyPerKWh with siScaleCode "m": 250 milli-units per kWh is 0.25 per kWh
+    per_kwh = _price_event(
+        objects.Measurement("currencyPerKWh", "currencyPerKWh", "EUR", scale="m", ns="oadr")
+    )
+    assert (per_kwh.signals[0].unit, per_kwh.signals[0].intervals[0].value) == ("currencyPerKWh:EUR", 0.25)
+    assert supported(per_kwh.signals[0])
+    # a price per kW (a demand charge) or per therm is no energy price: nothing is applied
+    per_kw = _price_event(
+        objects.Measurement("currencyPerKW", "currencyPerKW", "EUR", scale="none", ns="oadr")
+    )
+    per_therm = _price_event(
+        objects.Measurement("currencyPerThm", "currency", "USD", scale="none", ns="oadr")
+    )
+    assert not supported(per_kw.signals[0])
+    assert not supported(per_therm.signals[0])
+    assert plan([replace(per_kw, targets=EVERYONE)], LIMITS, AUDIENCES).prices == {}
+    # no item base: per kWh in the station's currency, as before
+    bare = _price_event(None)
+    assert supported(bare.signals[0])
+    assert bare.signals[0].intervals[0].value == 250.0
