@@ -63,7 +63,8 @@ class Certificates:
 
 @dataclass(frozen=True, slots=True)
 class ReportLimits:
-    """Bounds on the telemetry report interval a VTN may ask for [s]; requests are clamped to them."""
+    """Bounds on the telemetry sampling interval a VTN may ask for [s]: registered as the reports'
+    sampling rate, and a report request's granularity outside them is clamped to the nearest."""
 
     min_interval_s: float = 10.0
     max_interval_s: float = 3600.0

@@ -149,7 +149,11 @@ class Ven:
         return read
 
     async def after_parse(self, message_type: str, payload: Mapping[str, Any]) -> None:
-        """openleadr's hook: a distribution goes to the enforcer before its events are answered."""
+        """openleadr's hook: a distribution goes to the enforcer before its events are answered; a
+        report request's granularity is clamped to the sampling rate we registered."""
+        if message_type in ("oadrCreateReport", "oadrRegisteredReport"):  # both may request reports
+            self._clamp_granularity(payload)
+            return
         if message_type != "oadrDistributeEvent":
             return
         self.last_distribution_at = self._clock()
@@ -164,6 +168,29 @@ class Ven:
                 event_id = (raw.get("event_descriptor") or {}).get("event_id")
                 if event_id is not None:
                     self.client.responded_events[str(event_id)] = self.answer(raw)
+
+    def _clamp_granularity(self, payload: Mapping[str, Any]) -> None:
+        """A granularity outside our registered sampling rate becomes its nearest bound (ReportLimits).
+
+        openleadr would log it, leave the report's data out and still answer 200, so the VTN would
+        get empty reports for good; sampling at the nearest rate we offer is what it can use.
+        """
+        limits = self.program.reports
+        for request in payload.get("report_requests") or ():
+            specifier = request.get("report_specifier") or {}
+            granularity = specifier.get("granularity")
+            if not isinstance(granularity, timedelta) or granularity <= timedelta(0):
+                continue  # absent: openleadr samples at the slowest rate; 0: a single report
+            clamped = timedelta(seconds=limits.clamp(granularity.total_seconds()))
+            if clamped != granularity:
+                logger.warning(
+                    "demand response %s: report %s asks for a sample every %s; we sample every %s",
+                    self.program.name,
+                    request.get("report_request_id"),
+                    granularity,
+                    clamped,
+                )
+                specifier["granularity"] = clamped
 
     async def take_distribution(self, payload: Mapping[str, Any]) -> None:
         events: list[DrEvent] = []

@@ -356,3 +356,46 @@ async def test_telemetry_is_sampled_at_the_granularity_and_sent_every_report_bac
         assert all(at.utcoffset() == timedelta(0) for at in starts)
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
         assert gaps == [pytest.approx(1.0, abs=0.2)] * 2
+
+
+def samples_every_second_back_every_4_s(vtn: RecordingVtn) -> None:
+    """The VTN asks for a sample every second, faster than the VEN offers (2 s), back every 4 s."""
+
+    def register_report(
+        ven_id: str,
+        resource_id: str,
+        measurement: str,
+        unit: str,
+        scale: str,
+        min_sampling_interval: timedelta,
+        max_sampling_interval: timedelta,
+    ) -> tuple[Callable[[list[tuple[datetime, float]]], None], timedelta, timedelta]:
+        return vtn.report_callback(resource_id), S, 4 * S
+
+    vtn.server.add_handler("on_register_report", register_report)
+
+
+async def test_a_granularity_below_our_sampling_rate_is_sampled_at_our_fastest(database_dsn: str) -> None:
+    """We register samples every 2..60 s; a request for one every second is sampled every 2 s (the
+    report's data was left out before, and every update came empty)."""
+    async with rig(
+        database_dsn, configure=samples_every_second_back_every_4_s, reports=ReportLimits(2.0, 60.0)
+    ) as r:
+        charger = r.site.station_id.removesuffix("-station") + "-0"
+        sample = MeterSample(
+            charger, 1, "tx-1", datetime.now(UTC), "Power.Active.Import", 3680.0, "W", None, None, None
+        )
+        await r.site.dr.telemetry.on_event(sample)
+
+        def updates() -> list[dict[str, Any]]:
+            return [
+                report for payload in r.wire.payloads("oadrUpdateReport") for report in payload["reports"]
+            ]
+
+        await eventually(lambda: len(updates()) >= 2)
+        intervals = updates()[-1]["intervals"]
+        assert [i["report_payload"]["value"] for i in intervals] == [pytest.approx(3.68)] * 2
+        starts = [i["dtstart"] for i in intervals]
+        assert [(b - a).total_seconds() for a, b in itertools.pairwise(starts)] == [
+            pytest.approx(2.0, abs=0.2)
+        ]
