@@ -1,9 +1,11 @@
 """The OCPP WebSocket endpoint: the only module that touches WebSockets.
 
 ``ws://HOST:PORT/ocpp/{charger_id}`` negotiates ``ocpp1.6`` or ``ocpp2.0.1``, checks the charger
-is registered (or auto-registers it) and its HTTP Basic credentials (security profiles 1 and 2; at
-profile 1 a charger without a password is admitted, at profile 2 it is not), then adapts the
-aiohttp WebSocket to the protocol layer's ``recv()``/``send()`` connection.
+is registered (or auto-registers it), that the connection meets the charger's security profile
+(:mod:`csms.security_profiles`: ws:// meets 1, wss:// 2, wss:// with a client certificate naming it
+3; less is refused with 403) and authenticates it as the connection's profile says: a client
+certificate at 3, else HTTP Basic (a charger without a password is admitted over ws:// only).
+Then it adapts the aiohttp WebSocket to the protocol layer's ``recv()``/``send()`` connection.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +35,8 @@ from csms.protocol.session import MessageLog, OcppSession, utc_now
 from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion
 from csms.redis_state import RedisKeys
 from csms.routing import RedisNode
+from csms.security_profiles import CONNECTION_KINDS, required_profile, unreachable_note
+from csms.security_profiles import warn_unreachable as warn_unreachable_profiles
 from csms.settings import CsmsSettings
 from csms.smart_charging import SmartChargingSettings, StationSetup, install
 from csms.smart_charging.ownership import OwnershipSettings, install_ownership
@@ -166,6 +171,8 @@ def create_app(
     )
     service.subscribe(runtime.meter_series.on_event)
     app = web.Application()
+    if settings.plain_port is not None:
+        app.middlewares.append(_ocpp_only_without_tls(settings.ocpp_path_prefix))
     app[CSMS] = runtime
     app.router.add_get(settings.ocpp_path_prefix.rstrip("/") + "/{charger_id}", _ocpp_endpoint)
     app.cleanup_ctx.append(_lifetime)
@@ -201,6 +208,7 @@ def create_app(
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     runtime = app[CSMS]
     await runtime.database.open()
+    await warn_unreachable_profiles(runtime.chargers, runtime.settings)
     if runtime.redis_node is not None:
         await runtime.redis_node.start(runtime.tasks)
     runtime.tasks.start(runtime.message_log.run(), "csms-message-log")
@@ -253,8 +261,9 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 
 async def _authenticate(request: web.Request, record: ChargerRecord, security_profile: int) -> bool:
-    """HTTP Basic authentication (security profiles 1 and 2). A charger without a password is
-    admitted at profile 1 only (legacy chargers on a trusted network); profile 2 requires one."""
+    """HTTP Basic authentication of a connection meeting profile 1 or 2. A charger without a password
+    is admitted over ws:// only (profile 1: legacy chargers on a trusted network); wss:// without a
+    client certificate (profile 2) requires one."""
     if record.password_hash is None:
         if security_profile < 2:
             return True
@@ -271,13 +280,57 @@ async def _authenticate(request: web.Request, record: ChargerRecord, security_pr
     return await asyncio.to_thread(verify_password, credentials[1], record.password_hash)
 
 
-def _check_client_certificate(request: web.Request, charger_id: str) -> None:
-    """Security profile 3: the verified client certificate must name the charger in the URL (403)."""
+def _connection_profile(request: web.Request, charger_id: str) -> int:
+    """The security profile this connection meets: 1 without TLS, 2 with TLS, 3 with a verified client
+    certificate, which must then name the charger in the URL (else 403)."""
     transport = request.transport
-    identity = certificate_identity(transport.get_extra_info("peercert") if transport is not None else None)
+    if transport is None or transport.get_extra_info("ssl_object") is None:
+        return 1
+    peer_certificate = transport.get_extra_info("peercert")
+    if not peer_certificate:  # none asked for (profile 2 without a client CA) or none presented
+        return 2
+    identity = certificate_identity(peer_certificate)
     if identity is None or not identity.names(charger_id):
         logger.warning("charger %s: client certificate (%s) does not name it, rejected", charger_id, identity)
         raise web.HTTPForbidden(text="client certificate does not name this charge point\n")
+    return 3
+
+
+def _check_profile(record: ChargerRecord, offered: int, settings: CsmsSettings) -> None:
+    """Refuse (403) a connection below the charger's security profile (its own, else the node's)."""
+    required = required_profile(record.security_profile, settings.security_profile)
+    if offered >= required:
+        return
+    logger.warning(
+        "charger %s: security profile %d (%s) required, the connection offers profile %d (%s): refused%s",
+        record.charger_id,
+        required,
+        "its own" if record.security_profile is not None else "the node's, none configured for it",
+        offered,
+        CONNECTION_KINDS[offered],
+        unreachable_note(required, settings),
+    )
+    raise web.HTTPForbidden(
+        text=f"this charge point must connect with security profile {required} or higher\n"
+    )
+
+
+def _ocpp_only_without_tls(prefix: str) -> Callable[..., Any]:
+    """A TLS node's extra ws:// listener (``plain_port``) serves the OCPP endpoint only: the driver and
+    operator APIs carry bearer tokens, which must not travel without TLS."""
+    path_prefix = prefix.rstrip("/") + "/"
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        transport = request.transport
+        tls = transport is not None and transport.get_extra_info("ssl_object") is not None
+        if not tls and not request.path.startswith(path_prefix):
+            raise web.HTTPNotFound(text="this port serves only the OCPP endpoint; use https\n")
+        return await handler(request)
+
+    return middleware
 
 
 async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
@@ -290,8 +343,8 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(
             text="Sec-WebSocket-Protocol must offer one of: " + ", ".join(SUPPORTED_SUBPROTOCOLS) + "\n"
         )
-    if runtime.settings.security_profile == 3:
-        _check_client_certificate(request, charger_id)
+    offered = _connection_profile(request, charger_id)
+    if offered == 3:
         pki = request.app.get(PKI)
         if pki is not None and await pki.client_certificate_revoked(charger_id, request.transport):
             raise web.HTTPForbidden(text="client certificate is revoked\n")
@@ -302,8 +355,8 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text=f"unknown charge point {charger_id}\n")
         record = await runtime.chargers.register_unknown(charger_id, runtime.settings.auto_register_status)
         logger.info("charger %s: auto-registered", charger_id)
-    profile = runtime.settings.security_profile
-    if profile != 3 and not await _authenticate(request, record, profile):
+    _check_profile(record, offered, runtime.settings)
+    if offered != 3 and not await _authenticate(request, record, offered):
         logger.warning("charger %s: basic authentication failed", charger_id)
         raise web.HTTPUnauthorized(
             headers={"WWW-Authenticate": 'Basic realm="fairwatt OCPP"'}, text="authentication required\n"
@@ -377,6 +430,8 @@ async def run(
 ) -> None:
     """Serve the CSMS on ``host:port`` until cancelled; ``ready`` gets the bound port once listening.
 
+    With ``settings.plain_port`` the OCPP endpoint is served over ws:// on that port too.
+
     ``stations`` run the smart-charging loop (see :func:`create_app`); ``configure`` sees the app
     before it starts (to add start-up contexts of its own, such as the stations' price updates).
     """
@@ -396,6 +451,10 @@ async def run(
             bound_port,
             settings.ocpp_path_prefix,
         )
+        if settings.plain_port is not None:
+            plain = web.TCPSite(runner, host, settings.plain_port)
+            await plain.start()
+            logger.info("OCPP endpoint also listening on %s (ws://, security profile 1 chargers)", plain.name)
         if ready is not None:
             ready(bound_port)
         await asyncio.Event().wait()

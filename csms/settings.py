@@ -47,13 +47,20 @@ class CsmsSettings:
     meter_series_batch_size: int = 1000
     meter_series_flush_interval_s: float = 2.0
     security_profile: int = 1
-    """OCPP security profile: 1 ws:// + Basic auth, 2 wss:// + Basic auth, 3 wss:// + client certificates.
-    At profile 1 a charger registered without a password is admitted without credentials (legacy
-    chargers); at profile 2 every charger needs a password."""
+    """The node's OCPP security profile: 1 ws:// + Basic auth, 2 wss:// + Basic auth, 3 wss:// + client
+    certificates. It is the transport of the main listener and the profile a charger without one of
+    its own (``ChargerRecord.security_profile``) must meet. At profile 1 a charger registered without
+    a password is admitted without credentials (legacy chargers); at profile 2 every charger needs a
+    password."""
     tls_certificate_file: str | None = None
     tls_private_key_file: str | None = None
     tls_client_ca_file: str | None = None
-    """CA file that signs chargers' client certificates (profile 3)."""
+    """CA file that signs chargers' client certificates: required at profile 3; at profile 2 it lets
+    the same wss:// listener also admit chargers by client certificate (profile 3 chargers)."""
+    plain_port: int | None = None
+    """At profile 2 or 3: also serve the OCPP endpoint over ws:// on this TCP port (0: any free one),
+    for chargers configured at profile 1; chargers held to a higher profile are refused there, and
+    nothing but the OCPP endpoint is served on it. ``None``: one listener."""
 
     def __post_init__(self) -> None:
         if self.max_message_bytes > self.hard_max_message_bytes:
@@ -62,6 +69,14 @@ class CsmsSettings:
             raise SettingsError("intervals and timeouts must be positive")
         if self.route_ttl_s <= 0:
             raise SettingsError("route_ttl_s must be positive")
+        if self.plain_port is not None:
+            if self.security_profile < 2:
+                raise SettingsError(
+                    "plain_port is for a TLS node (security profile 2 or 3): at profile 1 the main"
+                    " listener is ws:// already"
+                )
+            if not 0 <= self.plain_port <= 65535:
+                raise SettingsError(f"plain_port {self.plain_port}: not a TCP port")
         if self.auto_register and self.security_profile == 2:
             # An auto-registered charger has no password, and profile 2 admits none without one.
             raise SettingsError(

@@ -3,10 +3,15 @@
 - profile 1: ws://; the charger is authenticated by HTTP Basic when it has a password (a legacy
   charger registered without one is admitted).
 - profile 2: wss:// with the server's certificate; HTTP Basic always: a charger without a password
-  is refused (401, and a log line asking to set one); ``auto_register`` is refused with it.
+  is refused (401, and a log line asking to set one); ``auto_register`` is refused with it. With
+  ``tls_client_ca_file`` the listener also asks for a client certificate, optionally: a charger
+  presenting one is admitted by it as at profile 3 (so one listener serves profiles 2 and 3).
 - profile 3: wss://, and a client certificate signed by ``tls_client_ca_file`` is required; its
   subject commonName (OCPP: the station's identity / serial number) or subject serialNumber must
   equal the charger id in the URL, else the upgrade is refused with 403. Basic auth is not used.
+
+``plain_port`` adds a ws:// listener to a TLS node (profile 1 chargers). Which profiles a node's
+listeners can offer at all is :func:`offered_profiles`.
 
 TLS 1.2 is the least version accepted, as OCPP's security profiles 2 and 3 require.
 """
@@ -44,9 +49,26 @@ def build_server_context(settings: CsmsSettings) -> ssl.SSLContext | None:
                 )
             context.load_verify_locations(cafile=settings.tls_client_ca_file)
             context.verify_mode = ssl.CERT_REQUIRED
+        elif settings.tls_client_ca_file:
+            # profile 2 serving profile 3 chargers too: a certificate is asked for, not required;
+            # one that is presented must verify, else the handshake fails
+            context.load_verify_locations(cafile=settings.tls_client_ca_file)
+            context.verify_mode = ssl.CERT_OPTIONAL
     except (OSError, ssl.SSLError) as exc:
         raise SettingsError(f"cannot load the TLS certificates: {exc}") from exc
     return context
+
+
+def offered_profiles(settings: CsmsSettings) -> frozenset[int]:
+    """The security profiles a connection to this node's listeners can meet: ws:// meets 1, wss://
+    with HTTP Basic 2, wss:// with a verified client certificate 3."""
+    profile = settings.security_profile
+    if profile in PLAIN_PROFILES:
+        return frozenset({1})
+    offered = {3} if profile == 3 else ({2, 3} if settings.tls_client_ca_file else {2})
+    if settings.plain_port is not None:
+        offered.add(1)
+    return frozenset(offered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,16 +121,25 @@ async def serve_app(
     *,
     ssl_context: ssl.SSLContext | None = None,
     ready: Callable[[int], None] | None = None,
+    plain_port: int | None = None,
+    plain_ready: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve ``app`` on ``host:port`` until cancelled; ``ready`` gets the bound port once listening."""
+    """Serve ``app`` on ``host:port`` until cancelled; ``ready`` gets the bound port once listening.
+
+    ``plain_port``: also serve it without TLS there (a TLS node's ws:// listener for security
+    profile 1 chargers, ``CsmsSettings.plain_port``); ``plain_ready`` gets that bound port."""
     runner = web.AppRunner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_port = int(runner.addresses[0][1]) if runner.addresses else port
+        if plain_port is not None:
+            await web.TCPSite(runner, host, plain_port).start()
         if ready is not None:
             ready(bound_port)
+        if plain_port is not None and plain_ready is not None:
+            plain_ready(int(runner.addresses[-1][1]) if len(runner.addresses) > 1 else plain_port)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

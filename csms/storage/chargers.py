@@ -20,7 +20,10 @@ class ConnectorSpec:
 
 @dataclass(frozen=True, slots=True)
 class ChargerRecord:
-    """A registered charger; ``password_hash`` is set when it must authenticate (profile 1)."""
+    """A registered charger; ``password_hash`` is set when it must authenticate with HTTP Basic.
+
+    ``security_profile`` is the OCPP security profile configured for it (1, 2 or 3): a connection
+    offering less is refused. ``None``: not configured, the node's profile applies."""
 
     charger_id: str
     station_id: str | None = None
@@ -35,6 +38,7 @@ class ChargerRecord:
     registration_status: RegistrationStatus = RegistrationStatus.ACCEPTED
     auto_registered: bool = False
     connectors: tuple[ConnectorSpec, ...] = field(default_factory=tuple)
+    security_profile: int | None = None
 
 
 class ChargerRepository:
@@ -60,12 +64,12 @@ class ChargerRepository:
             await connection.execute(
                 """INSERT INTO chargers (charger_id, station_id, cpo_id, vendor, model, serial_number,
                        firmware_version, latitude_deg, longitude_deg, password_hash, registration_status,
-                       auto_registered)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                       auto_registered, security_profile)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                    ON CONFLICT (charger_id) DO UPDATE SET station_id = $2, cpo_id = $3, vendor = $4,
                        model = $5, serial_number = $6, firmware_version = $7, latitude_deg = $8,
                        longitude_deg = $9, password_hash = $10, registration_status = $11,
-                       auto_registered = $12""",
+                       auto_registered = $12, security_profile = $13""",
                 record.charger_id,
                 record.station_id,
                 record.cpo_id,
@@ -78,6 +82,7 @@ class ChargerRepository:
                 record.password_hash,
                 record.registration_status.value,
                 record.auto_registered,
+                record.security_profile,
             )
             await connection.execute("DELETE FROM connectors WHERE charger_id = $1", record.charger_id)
             await connection.executemany(
@@ -129,6 +134,16 @@ class ChargerRepository:
             )
         return {row["charger_id"]: RegistrationStatus(row["registration_status"]) for row in rows}
 
+    async def configured_above(self, security_profile: int) -> dict[str, int]:
+        """The chargers configured for a security profile above ``security_profile``, with theirs."""
+        async with self._database.pool.acquire() as connection:
+            rows = await connection.fetch(
+                """SELECT charger_id, security_profile FROM chargers
+                   WHERE security_profile > $1 ORDER BY charger_id""",
+                security_profile,
+            )
+        return {row["charger_id"]: int(row["security_profile"]) for row in rows}
+
 
 def _record(row: Any, connector_rows: Any) -> ChargerRecord:
     return ChargerRecord(
@@ -148,4 +163,5 @@ def _record(row: Any, connector_rows: Any) -> ChargerRecord:
             ConnectorSpec(r["evse_id"], r["connector_id"], r["connector_type"], r["max_power_kw"])
             for r in connector_rows
         ),
+        security_profile=row["security_profile"],
     )

@@ -2,11 +2,18 @@
 
     fairwatt serve [--host 0.0.0.0] [--port 9000] [--auto-register] [--data-dir DIR]
                    [-f network.yaml | --config station.yaml ...] [--pki-dir DIR]
-                   [--security-profile {1,2,3} --tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
+                   [--security-profile {1,2,3} --tls-cert PEM --tls-key PEM [--tls-client-ca PEM]
+                    [--plain-port PORT]]
 
 One process serves the OCPP endpoint (``ws://HOST:PORT/ocpp/{charger_id}``), the driver and
 operator APIs (``/v1/...``, described at ``/v1/openapi.json``), ``/metrics`` and the background
 work: smart charging, demand response, billing, reservation expiry.
+
+Security profiles: ``--security-profile`` is the node's (the listener's transport, and what a
+charger whose network file names no ``security_profile`` must meet); a charger configured higher
+than its connection is refused. At profile 2, ``--tls-client-ca`` lets the wss:// listener admit
+profile-3 chargers by their client certificates too; ``--plain-port`` adds a ws:// listener (OCPP
+only) for chargers configured at profile 1.
 
 ``-f network.yaml`` (a file or a folder) names the stations the smart-charging loop plans and the
 demand-response programs that cap them; the registry itself (chargers, tariffs, local lists) is
@@ -97,7 +104,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (profiles 2 and 3)")
     parser.add_argument("--tls-key", metavar="PEM", help="server private key (profiles 2 and 3)")
-    parser.add_argument("--tls-client-ca", metavar="PEM", help="CA of the chargers' certificates (profile 3)")
+    parser.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="CA of the chargers' certificates (profile 3; at profile 2: admit profile 3 chargers too)",
+    )
+    parser.add_argument(
+        "--plain-port",
+        type=int,
+        metavar="PORT",
+        help="profiles 2 and 3: also serve the OCPP endpoint over ws:// on PORT (profile 1 chargers)",
+    )
     parser.add_argument(
         "-f",
         "--network",
@@ -136,6 +153,7 @@ def build_settings(database_dsn: str, args: argparse.Namespace, environ: Mapping
         "tls_certificate_file": args.tls_cert,
         "tls_private_key_file": args.tls_key,
         "tls_client_ca_file": args.tls_client_ca,
+        "plain_port": args.plain_port,
         # a served process keeps full garbage collections off the request path (csms.gc_pacing):
         # measured at 10,000 chargers, p99 Heartbeat 374 ms -> 7.4 ms
         "gc_freeze_every_s": 5.0,
@@ -319,8 +337,15 @@ def _serve(args: argparse.Namespace, settings: CsmsSettings, plan: Plan, state_d
             print(f"fairwatt: tokens are signed with the secret in {secret_file}")
         sys.stdout.flush()
 
+    def announce_plain(port: int) -> None:
+        print(
+            f"fairwatt: OCPP endpoint for security profile 1 chargers on"
+            f" ws://{args.host}:{port}{settings.ocpp_path_prefix}/{{charger_id}}"
+        )
+        sys.stdout.flush()
+
     try:
-        asyncio.run(_until_signalled(args.host, args.port, system, plan, announce))
+        asyncio.run(_until_signalled(args.host, args.port, system, plan, announce, announce_plain))
     except (asyncpg.PostgresError, psycopg.Error) as exc:
         raise ServeError(f"database: {exc}") from None
     except OSError as exc:
@@ -336,6 +361,7 @@ async def _until_signalled(
     system: SystemSettings,
     plan: Plan,
     announce: Callable[[int], None],
+    announce_plain: Callable[[int], None] | None = None,
 ) -> None:
     """Run the server until SIGINT or SIGTERM, then let it shut down cleanly."""
     loop = asyncio.get_running_loop()
@@ -343,7 +369,15 @@ async def _until_signalled(
         app = build_app(system, plan.configs, build_stations(plan.configs, datetime.now(UTC)))
     except AssemblyError as exc:
         raise ServeError(str(exc)) from None
-    serving = serve_app(app, host, port, ssl_context=build_server_context(system.csms), ready=announce)
+    serving = serve_app(
+        app,
+        host,
+        port,
+        ssl_context=build_server_context(system.csms),
+        ready=announce,
+        plain_port=system.csms.plain_port,
+        plain_ready=announce_plain,
+    )
     server = asyncio.create_task(serving, name="fairwatt-server")
     signals = (signal.SIGINT, signal.SIGTERM)
     for number in signals:

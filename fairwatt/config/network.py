@@ -12,7 +12,8 @@ Layout (see ``examples/network.yaml`` and the JSON Schema ``fairwatt/data/networ
         reservation_hold_s, limits: {the limit tree of station.yaml}, prices, peak_events,
         policy: {period_s, ..., resolve_every_periods, priority_tiers: {tier: weight}, default_departure},
         chargers:
-          - id, vendor, model, security_profile, password: env:NAME | file:PATH, tariff,
+          - id, vendor, model, security_profile (1-3; absent: the serving node's profile),
+            password: env:NAME | file:PATH, tariff,
             connection, voltage_v, max_current_a, min_current_a, rate_unit, step   # connector defaults
             connectors: [{id, evse, type, max_power_kw, connection, voltage_v, max_current_a, ...}]
     local_lists: [{id, chargers: [...], stations: [...], entries: [{id_token, type, status}]}]

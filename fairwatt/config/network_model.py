@@ -77,7 +77,8 @@ class ChargerConfig:
     connectors: tuple[ConnectorConfig, ...]
     vendor: str | None = None
     model: str | None = None
-    security_profile: int = 1
+    security_profile: int | None = None
+    """The OCPP security profile its connections must meet (1, 2 or 3); ``None``: the node's."""
     password: SecretRef | None = None
     tariff_id: str | None = None
 

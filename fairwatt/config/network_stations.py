@@ -185,7 +185,9 @@ def _charger(
     fields = lenient_mapping(entry, _CHARGER_KEYS, ("id",), out)
     charger_id = fields["id"].string()
     out.charger_ids.add(charger_id)
-    profile = fields["security_profile"].integer(minimum=1, maximum=3) if "security_profile" in fields else 1
+    profile = None  # absent: the charger is held to the security profile of the node it connects to
+    if "security_profile" in fields:
+        profile = fields["security_profile"].integer(minimum=1, maximum=3)
     password = secret_ref(fields["password"]) if "password" in fields else None
     tariff_id = None
     if "tariff" in fields:

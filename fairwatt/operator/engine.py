@@ -269,16 +269,18 @@ class Applier:
         body = change.after
         password_changed = change.before is None or change.before.get("password") != body["password"]
         await connection.execute(
-            """INSERT INTO chargers (charger_id, station_id, cpo_id, vendor, model, registration_status)
-               VALUES ($1, $2, $3, $4, $5, 'Accepted')
+            """INSERT INTO chargers
+                   (charger_id, station_id, cpo_id, vendor, model, security_profile, registration_status)
+               VALUES ($1, $2, $3, $4, $5, $6, 'Accepted')
                ON CONFLICT (charger_id) DO UPDATE SET station_id = excluded.station_id,
                    cpo_id = excluded.cpo_id, vendor = excluded.vendor, model = excluded.model,
-                   auto_registered = false""",
+                   security_profile = excluded.security_profile, auto_registered = false""",
             charger_id,
             body["station"],
             cpo_id,
             body["vendor"],
             body["model"],
+            body.get("security_profile"),  # None: the node's profile
         )
         if password_changed:
             password_hash = None
