@@ -78,6 +78,8 @@ async def correct_session(
             if versions is None:
                 raise BillingError(f"tariff {rating['tariff_id']} of session {session_id} no longer exists")
             tariff = versions.in_force_at(session.started_at)
+        # The receipt and the rating name the tariff this revision was priced with.
+        session = replace(session, tariff_id=tariff.tariff_id)
         samples = (await register_readings(connection, [row])).get(session_id, [])
         charging_end = charging_ended_at(
             samples,
@@ -136,6 +138,9 @@ async def correct_session(
             reason,
         )
         await insert_documents(connection, [credit, receipt])
+        await connection.execute(
+            "UPDATE billing_ratings SET tariff_id = $2 WHERE session_id = $1", key, tariff.tariff_id
+        )
         driver_id = rating["driver_id"]
         await book(
             connection,

@@ -79,11 +79,18 @@ class PaymentGateway(Protocol):
         metadata: Mapping[str, str],
     ) -> PaymentIntent: ...
 
-    async def capture(self, *, idempotency_key: str, intent_id: str, amount_minor: int) -> PaymentIntent: ...
+    async def capture(
+        self, *, idempotency_key: str, intent_id: str, amount_minor: int, currency: str | None = None
+    ) -> PaymentIntent:
+        """Capture ``amount_minor`` of a hold; ``currency`` (the hold's) lets an adapter whose
+        provider counts in other units than ISO minor units (Stripe's ISK) convert the amount."""
+        ...
 
     async def release(self, *, idempotency_key: str, intent_id: str) -> PaymentIntent: ...
 
-    async def refund(self, *, idempotency_key: str, intent_id: str, amount_minor: int) -> Refund: ...
+    async def refund(
+        self, *, idempotency_key: str, intent_id: str, amount_minor: int, currency: str | None = None
+    ) -> Refund: ...
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

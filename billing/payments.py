@@ -35,9 +35,13 @@ from billing.errors import (
     OutcomeUnknownError,
     PaymentDeclinedError,
 )
-from billing.gateway import PaymentGateway, from_minor, to_minor
+from billing.gateway import IntentStatus, PaymentGateway, PaymentIntent, from_minor, to_minor
 
 logger = logging.getLogger(__name__)
+
+_NEEDS_DRIVER = frozenset(
+    {IntentStatus.REQUIRES_PAYMENT_METHOD, IntentStatus.REQUIRES_ACTION, IntentStatus.CANCELED}
+)
 
 Checkpoint = Callable[[str, str], Awaitable[None]]
 """Called with ``(step, session_id)`` between steps; tests use it to crash a worker there."""
@@ -63,9 +67,6 @@ RETURNING p.session_id::text AS session_id, p.revision, p.driver_id, p.currency,
           (SELECT pm.provider_token FROM payment_methods pm
            WHERE pm.payment_method_id = p.payment_method_id) AS payment_token,
           (SELECT to_jsonb(h) FROM billing_holds h WHERE h.session_id = p.session_id) AS hold,
-          (SELECT q.intent_id FROM billing_payments q
-           WHERE q.session_id = p.session_id AND q.revision < p.revision AND q.state = 'captured'
-             AND q.captured_amount > 0 ORDER BY q.revision LIMIT 1) AS paid_intent,
           (SELECT bool_or(q.state = 'debt') FROM billing_payments q
            WHERE q.session_id = p.session_id AND q.revision < p.revision) AS prior_debt
 """
@@ -97,7 +98,6 @@ class Claimed:
     unknown_outcomes: int
     payment_token: str | None
     hold: dict[str, Any] | None
-    paid_intent: str | None
     prior_debt: bool
     claim_token: uuid.UUID
 
@@ -111,6 +111,26 @@ class Outcome:
     captured_amount: Decimal | None = None
     hold_status: str | None = None
     error: str | None = None
+    refunds: tuple[tuple[str, str, Decimal], ...] = ()
+    """``(intent_id, refund_id, amount)`` of each refund a negative revision made."""
+
+
+def _collected(c: Claimed, intent: PaymentIntent, hold_status: str | None) -> Outcome:
+    """A capture's or charge's answer: collected only when the intent ``succeeded``.
+
+    Any other status moved no money yet: ``requires_payment_method``/``requires_action``/
+    ``canceled`` need the driver (a decline: the next attempt gets a new key); ``processing`` and
+    anything else are not final (the outcome is unknown: retried under the same key, visible as
+    ``last_error``), never booked as paid.
+    """
+    if intent.status is IntentStatus.SUCCEEDED:
+        return Outcome(
+            "captured", intent.intent_id, from_minor(intent.amount_received_minor, c.currency), hold_status
+        )
+    message = f"payment intent {intent.intent_id} is {intent.status.value}: nothing collected"
+    if intent.status in _NEEDS_DRIVER:
+        return Outcome("declined", error=f"payment_intent_{intent.status.value}: {message}")
+    return Outcome("unknown", error=message)
 
 
 async def _no_checkpoint(step: str, session_id: str) -> None:
@@ -148,7 +168,6 @@ class PaymentSettler:
                 unknown_outcomes=row["unknown_outcomes"],
                 payment_token=row["payment_token"],
                 hold=row["hold"],
-                paid_intent=row["paid_intent"],
                 prior_debt=bool(row["prior_debt"]),
                 claim_token=token,
             )
@@ -202,13 +221,9 @@ class PaymentSettler:
                     idempotency_key=f"capture:{c.session_id}",
                     intent_id=hold["intent_id"],
                     amount_minor=amount_minor,
+                    currency=c.currency,
                 )
-                return Outcome(
-                    "captured",
-                    intent.intent_id,
-                    from_minor(intent.amount_received_minor, c.currency),
-                    "captured",
-                )
+                return _collected(c, intent, "captured")
             try:
                 await self._gateway.release(
                     idempotency_key=f"release:{c.session_id}", intent_id=hold["intent_id"]
@@ -227,23 +242,56 @@ class PaymentSettler:
             currency=c.currency,
             metadata={"session_id": c.session_id, "revision": str(c.revision)},
         )
-        return Outcome(
-            "captured",
-            intent.intent_id,
-            from_minor(intent.amount_received_minor, c.currency),
-            "released" if hold else None,
-        )
+        return _collected(c, intent, "released" if hold else None)
 
     async def _refund(self, c: Claimed) -> Outcome:
-        if c.paid_intent is None:
+        """Refund ``-amount`` from what this session's earlier revisions collected, oldest intent
+        first, each intent at most what is left of it (a provider refuses more): one refund under
+        ``refund:<id>:<revision>`` when one intent covers it, else one per intent under
+        ``refund:<id>:<revision>:<intent>``. The plan depends only on recorded (final) revisions,
+        so a retry after a crash or a timeout sends the same keys with the same amounts."""
+        sources = await self._database.pool.fetch(
+            """SELECT p.intent_id, sum(p.captured_amount)
+                      - coalesce((SELECT sum(r.amount) FROM billing_refunds r
+                                  WHERE r.session_id = $1 AND r.intent_id = p.intent_id), 0) AS remaining
+               FROM billing_payments p
+               WHERE p.session_id = $1 AND p.revision < $2 AND p.state = 'captured'
+                 AND p.captured_amount > 0 AND p.intent_id IS NOT NULL
+               GROUP BY p.intent_id ORDER BY min(p.revision)""",
+            uuid.UUID(c.session_id),
+            c.revision,
+        )
+        plan: list[tuple[str, Decimal]] = []
+        needed = -c.amount
+        for source in sources:
+            if needed <= 0:
+                break
+            take = min(Decimal(source["remaining"]), needed)
+            if take > 0:
+                plan.append((source["intent_id"], take))
+                needed -= take
+        if not plan:
             # Nothing was collected (the earlier revision is a debt): the credit lowers the debt.
             return Outcome("debt_offset")
-        refund = await self._gateway.refund(
-            idempotency_key=f"refund:{c.session_id}:{c.revision}",
-            intent_id=c.paid_intent,
-            amount_minor=to_minor(-c.amount, c.currency),
-        )
-        return Outcome("captured", refund.intent_id, -from_minor(refund.amount_minor, c.currency))
+        if needed > 0:
+            # Part collected, part owed as debt: not split automatically (see README, Limits).
+            return Outcome(
+                "declined",
+                error=f"refund_exceeds_collected: {-c.amount} {c.currency} to refund, "
+                f"{-c.amount - needed} collected",
+            )
+        refunds: list[tuple[str, str, Decimal]] = []
+        for intent_id, amount in plan:
+            key = f"refund:{c.session_id}:{c.revision}"
+            refund = await self._gateway.refund(
+                idempotency_key=key if len(plan) == 1 else f"{key}:{intent_id}",
+                intent_id=intent_id,
+                amount_minor=to_minor(amount, c.currency),
+                currency=c.currency,
+            )
+            refunds.append((refund.intent_id, refund.refund_id, from_minor(refund.amount_minor, c.currency)))
+        refunded = sum((amount for _, _, amount in refunds), Decimal(0))
+        return Outcome("captured", refunds[0][0], -refunded, refunds=tuple(refunds))
 
     async def _record(self, c: Claimed, outcome: Outcome) -> None:
         policy = self._policy
@@ -277,6 +325,12 @@ class PaymentSettler:
                                 -captured,
                             )
                         ],
+                    )
+                if outcome.refunds:
+                    await connection.executemany(
+                        """INSERT INTO billing_refunds (session_id, revision, intent_id, refund_id, amount)
+                           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+                        [(key[0], c.revision, i, r, amount) for i, r, amount in outcome.refunds],
                     )
                 if outcome.hold_status is not None:
                     await connection.execute(

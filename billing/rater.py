@@ -14,6 +14,7 @@ never skipped for good.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -41,7 +42,10 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 _SELECT = """
 SELECT cs.session_id::text AS session_id, cs.driver_id, cs.charger_id, cs.evse_id, cs.started_at,
-       cs.ended_at, cs.meter_start_wh, cs.meter_stop_wh, cs.time_zone, cs.tariff_id,
+       cs.ended_at, cs.meter_start_wh, cs.meter_stop_wh,
+       -- The station's zone: a session reported only when it ended, before its charger had a
+       -- tariff, was stored with 'UTC'; prices by time of day and the receipt are local.
+       coalesce(s.time_zone, cs.time_zone) AS time_zone, cs.tariff_id,
        cs.transaction_id,
        coalesce(cs.payment_method_id,
                 (SELECT pm.payment_method_id FROM payment_methods pm
@@ -84,6 +88,13 @@ def completed_session(row: Any) -> CompletedSession:
         raise RatingError(f"session {row['session_id']} has no start or end time")
     if row["meter_start_wh"] is None or row["meter_stop_wh"] is None:
         raise RatingError(f"session {row['session_id']} has no start or final meter reading")
+    if not (math.isfinite(row["meter_start_wh"]) and math.isfinite(row["meter_stop_wh"])):
+        # A NaN or infinite reading (a float column accepts them) is this session's problem: left
+        # unchecked it raised out of the batch and stopped billing for every session.
+        raise RatingError(
+            f"session {row['session_id']} has an impossible meter reading: "
+            f"{row['meter_start_wh']} -> {row['meter_stop_wh']} Wh"
+        )
     return CompletedSession(
         session_id=row["session_id"],
         driver_id=row["driver_id"],
@@ -191,6 +202,11 @@ class Rater:
                     )
                 except (RatingError, TariffError) as exc:
                     failures.append((row["session_id"], str(exc)))
+                except (ArithmeticError, ValueError) as exc:
+                    # Bad data in one session (a reading or tariff value the arithmetic refuses)
+                    # must not roll back and block the whole batch on every node: it waits queued.
+                    logger.warning("session %s: rating failed", row["session_id"], exc_info=True)
+                    failures.append((row["session_id"], f"{type(exc).__name__}: {exc}"))
             await _store(connection, rated)
             if failures:
                 for session_id, error in failures:
@@ -279,7 +295,9 @@ async def register_readings(connection: Any, rows: Sequence[Any]) -> dict[str, l
         )
         for s in samples:
             session_id = by_transaction[(s["charger_id"], s["transaction_id"])]
-            found.setdefault(session_id, []).append((s["sampled_at"], register_wh(s["value"], s["unit"])))
+            reading_wh = register_wh(s["value"], s["unit"])
+            if math.isfinite(reading_wh):  # a NaN/inf sample says nothing about the energy
+                found.setdefault(session_id, []).append((s["sampled_at"], reading_wh))
     missing = {row["session_id"]: row for row in rows if row["session_id"] not in found}
     if missing:
         events = await connection.fetch(

@@ -119,8 +119,19 @@ def line_items(totals: CdrTotals, discounted: DiscountedTotal | None = None) -> 
             description = "Maximum session price"
         else:
             description = "Rounding"
+        # With one VAT rate the adjustment is taxed at it (a tax invoice states VAT per rate; a
+        # rounding or minimum-price line without a rate would move VAT to no rate at all).
         items.append(
-            LineItem("adjustment", description, Decimal(1), "session", None, None, adjust_excl, adjust_incl)
+            LineItem(
+                "adjustment",
+                description,
+                Decimal(1),
+                "session",
+                None,
+                _single_vat_rate(totals),
+                adjust_excl,
+                adjust_incl,
+            )
         )
     discount = _discount_line(totals, discounted)
     if discount is not None:
@@ -143,17 +154,22 @@ def _discount_line(totals: CdrTotals, discounted: DiscountedTotal | None) -> Lin
         what = f"{promotion.amount} {promotion.currency or totals.currency}"
     holder = f", code {promotion.code}" if promotion.code else ""
     holder += f", {promotion.tier} members" if promotion.tier else ""
-    rates = {line.component.vat_percent for line in totals.lines}
     return LineItem(
         "discount",
         f"Promotion {promotion.promotion_id} ({what}{holder})",
         Decimal(1),
         "session",
         None,
-        rates.pop() if len(rates) == 1 else None,  # the discount carries the session's VAT mix
+        _single_vat_rate(totals),  # the discount carries the session's VAT mix
         after_excl - full_excl,
         after_incl - full_incl,
     )
+
+
+def _single_vat_rate(totals: CdrTotals) -> Decimal | None:
+    """The session's VAT rate when every priced line has the same one, else ``None``."""
+    rates = {line.component.vat_percent for line in totals.lines}
+    return rates.pop() if len(rates) == 1 else None
 
 
 def payable(totals: CdrTotals, discounted: DiscountedTotal | None = None) -> tuple[Decimal, Decimal]:

@@ -11,6 +11,11 @@ Works against Stripe itself (``https://api.stripe.com``) and against the local t
   :class:`OutcomeUnknownError` - the request may have taken effect; billing retries it under the
   same idempotency key.
 
+Amounts: billing speaks ISO 4217 minor units (``tariffs.money``); Stripe's API unit differs for
+ISK, which Stripe keeps two-decimal in its API although the króna is charged whole (ISK 5 is
+``amount=500``, and amounts must be multiples of 100). :func:`to_api` / :func:`from_api` translate
+at this edge, so an ISK receipt is not charged at a hundredth of its total.
+
 Only provider tokens (``pm_...``) pass through here; no card data.
 """
 
@@ -22,8 +27,25 @@ from typing import Any
 
 import aiohttp
 
-from billing.errors import IdempotencyConflictError, OutcomeUnknownError, PaymentDeclinedError
+from billing.errors import BillingError, IdempotencyConflictError, OutcomeUnknownError, PaymentDeclinedError
 from billing.gateway import IntentStatus, PaymentIntent, Refund
+
+_API_SCALE: dict[str, int] = {"ISK": 100}
+"""Stripe API units per ISO minor unit where they differ (docs: stripe.com/docs/currencies, special cases)."""
+
+
+def to_api(amount_minor: int, currency: str) -> int:
+    """ISO minor units as Stripe's API amount (``500`` for ISK 5, ``1234`` for EUR 12.34)."""
+    return amount_minor * _API_SCALE.get(currency.upper(), 1)
+
+
+def from_api(amount: int, currency: str) -> int:
+    """Stripe's API amount back to ISO minor units."""
+    scale = _API_SCALE.get(currency.upper(), 1)
+    whole, rest = divmod(amount, scale)
+    if rest:
+        raise BillingError(f"{amount} {currency} from the provider is not a whole minor unit")
+    return whole
 
 
 class StripeGateway:
@@ -102,25 +124,35 @@ class StripeGateway:
         form["off_session"] = "true"
         return _intent(*await self._post("/v1/payment_intents", idempotency_key, form))
 
-    async def capture(self, *, idempotency_key: str, intent_id: str, amount_minor: int) -> PaymentIntent:
-        form = {"amount_to_capture": str(amount_minor)}
+    async def capture(
+        self, *, idempotency_key: str, intent_id: str, amount_minor: int, currency: str | None = None
+    ) -> PaymentIntent:
+        amount = amount_minor if currency is None else to_api(amount_minor, currency)
+        form = {"amount_to_capture": str(amount)}
         return _intent(*await self._post(f"/v1/payment_intents/{intent_id}/capture", idempotency_key, form))
 
     async def release(self, *, idempotency_key: str, intent_id: str) -> PaymentIntent:
         form = {"cancellation_reason": "abandoned"}
         return _intent(*await self._post(f"/v1/payment_intents/{intent_id}/cancel", idempotency_key, form))
 
-    async def refund(self, *, idempotency_key: str, intent_id: str, amount_minor: int) -> Refund:
-        form = {"payment_intent": intent_id, "amount": str(amount_minor)}
+    async def refund(
+        self, *, idempotency_key: str, intent_id: str, amount_minor: int, currency: str | None = None
+    ) -> Refund:
+        amount = amount_minor if currency is None else to_api(amount_minor, currency)
+        form = {"payment_intent": intent_id, "amount": str(amount)}
         body, _ = await self._post("/v1/refunds", idempotency_key, form)
-        return Refund(str(body["id"]), str(body["payment_intent"]), int(body["amount"]), str(body["status"]))
+        try:
+            refunded = from_api(int(body["amount"]), str(body.get("currency") or currency or ""))
+            return Refund(str(body["id"]), str(body["payment_intent"]), refunded, str(body["status"]))
+        except (KeyError, ValueError, TypeError, BillingError) as exc:
+            raise OutcomeUnknownError(f"unexpected Refund from the provider: {exc}") from exc
 
 
 def _intent_form(
     payment_token: str, amount_minor: int, currency: str, metadata: Mapping[str, str]
 ) -> dict[str, str]:
     form = {
-        "amount": str(amount_minor),
+        "amount": str(to_api(amount_minor, currency)),
         "currency": currency.lower(),
         "payment_method": payment_token,
         "confirm": "true",
@@ -131,13 +163,14 @@ def _intent_form(
 
 def _intent(body: Mapping[str, Any], replayed: bool) -> PaymentIntent:
     try:
+        currency = str(body["currency"]).upper()
         return PaymentIntent(
             intent_id=str(body["id"]),
             status=IntentStatus(body["status"]),
-            amount_minor=int(body["amount"]),
-            amount_received_minor=int(body.get("amount_received") or 0),
-            currency=str(body["currency"]).upper(),
+            amount_minor=from_api(int(body["amount"]), currency),
+            amount_received_minor=from_api(int(body.get("amount_received") or 0), currency),
+            currency=currency,
             replayed=replayed,
         )
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, BillingError) as exc:
         raise OutcomeUnknownError(f"unexpected PaymentIntent from the provider: {exc}") from exc
