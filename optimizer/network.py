@@ -106,8 +106,11 @@ class Network:
         placed = site.root.all_evse_ids()
         missing = sorted(set(evse_ids) - set(placed))
         unknown = sorted(set(placed) - set(evse_ids))
-        if missing or unknown or len(set(placed)) != len(placed):
-            raise NetworkError(f"limit tree does not match the EVSEs: missing {missing}, unknown {unknown}")
+        twice = sorted({e for e in placed if placed.count(e) > 1})
+        if missing or unknown or twice:
+            found = [f"{what} {ids}" for what, ids in (("missing", missing), ("unknown", unknown)) if ids]
+            found += [f"under two nodes {twice}"] if twice else []
+            raise NetworkError(f"limit tree does not match the EVSEs: {', '.join(found)}")
 
         names: list[str] = []
         coefs: list[ComplexArray] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,7 @@ import numpy.typing as npt
 from optimizer.errors import SnapshotError
 from optimizer.limits import base_load_kw, evse_cap_a, power_limit_kw, price_per_kwh
 from optimizer.network import Network
-from optimizer.types import FloatArray, StationSnapshot
+from optimizer.types import ActiveSession, FloatArray, StationSnapshot
 
 IntArray = npt.NDArray[np.int64]
 
@@ -98,6 +98,12 @@ def prepare(
     peak_kw = snapshot.site.peak_so_far_kw
     if not math.isfinite(peak_kw) or peak_kw < 0:
         raise SnapshotError(f"peak_so_far_kw must be a finite number >= 0, got {peak_kw}")
+    grid_kw = snapshot.site.grid_limit_kw
+    if not math.isfinite(grid_kw) or grid_kw < 0:
+        raise SnapshotError(f"grid_limit_kw must be a finite number >= 0, got {grid_kw}")
+    _aware(snapshot.now, "now")
+    for s in snapshot.sessions:
+        _check_session(s)
     horizon = periods if periods is not None else policy.horizon_periods
     net = network if network is not None else Network.build(snapshot.site, snapshot.evses)
     period = timedelta(seconds=policy.period_s)
@@ -283,3 +289,25 @@ def _check_no_overlap(
             raise SnapshotError(
                 f"sessions {first.session_id} and {second.session_id} overlap on EVSE {first.evse_id}"
             )
+
+
+def _aware(moment: datetime, what: str) -> None:
+    if moment.utcoffset() is None:
+        raise SnapshotError(f"{what} {moment!r} is naive: times must be timezone-aware")
+
+
+def _check_session(s: ActiveSession) -> None:
+    """A session's times and numbers must make sense: a NaN or a negative need would otherwise
+    reach the LP (infeasible, or a schedule of nothing) instead of a clear error."""
+    _aware(s.arrival, f"session {s.session_id}: arrival")
+    if s.departure is not None:
+        _aware(s.departure, f"session {s.session_id}: departure")
+    numbers = {
+        "energy_needed_kwh": s.energy_needed_kwh,
+        "energy_delivered_kwh": s.energy_delivered_kwh,
+        "vehicle_max_current_a": s.vehicle_max_current_a,
+        "priority": s.priority,
+    }
+    for name, value in numbers.items():
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise SnapshotError(f"session {s.session_id}: {name} must be a finite number >= 0, got {value}")

@@ -17,6 +17,7 @@ from optimizer import (
     Evse,
     FeederNode,
     Network,
+    NetworkError,
     Policy,
     PricePeriod,
     Site,
@@ -578,3 +579,39 @@ def test_the_last_stage_prefers_earlier_energy_by_more_than_highs_can_ignore() -
     _, tolerance = highspy.Highs().getOptionValue("dual_feasibility_tolerance")  # type: ignore[no-untyped-call]
     assert isinstance(tolerance, float)
     assert _EARLY_TIE_BREAK * smallest_kwh_per_a > tolerance
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"energy_needed_kwh": math.nan}, "energy_needed_kwh must be a finite number >= 0, got nan"),
+        ({"energy_needed_kwh": -3.0}, "energy_needed_kwh must be a finite number >= 0, got -3.0"),
+        ({"energy_delivered_kwh": math.inf}, "energy_delivered_kwh must be a finite number >= 0"),
+        ({"vehicle_max_current_a": math.nan}, "vehicle_max_current_a must be a finite number >= 0"),
+        ({"priority": math.nan}, "priority must be a finite number >= 0"),
+        ({"arrival": NOW.replace(tzinfo=None)}, "arrival .* is naive"),
+        ({"departure": (NOW + timedelta(hours=2)).replace(tzinfo=None)}, "departure .* is naive"),
+    ],
+)
+def test_a_session_with_a_number_or_time_that_makes_no_sense_is_a_clear_error(
+    change: dict[str, object], message: str
+) -> None:
+    # Before, a NaN need gave a schedule of nothing and a negative one an infeasible LP (fallback).
+    bad = replace(session("s1", "e1", 2.0, 5.0), **change)  # type: ignore[arg-type]
+    with pytest.raises(SnapshotError, match=message):
+        solve(snapshot(site_of(("e1",)), (evse("e1"),), (bad,)))
+
+
+def test_a_site_limit_or_clock_that_makes_no_sense_is_a_clear_error() -> None:
+    sessions = (session("s1", "e1", 2.0, 5.0),)
+    with pytest.raises(SnapshotError, match=r"grid_limit_kw must be a finite number >= 0, got -5\.0"):
+        solve(snapshot(site_of(("e1",), grid_kw=-5.0), (evse("e1"),), sessions))
+    naive = StationSnapshot("st", NOW.replace(tzinfo=None), site_of(("e1",)), (evse("e1"),), sessions, POLICY)
+    with pytest.raises(SnapshotError, match=r"now .* is naive"):
+        solve(naive)
+
+
+def test_an_evse_under_two_nodes_is_named() -> None:
+    tree = FeederNode("main", evse_ids=("e1",), children=(FeederNode("sub", limit_a=10.0, evse_ids=("e1",)),))
+    with pytest.raises(NetworkError, match=r"under two nodes \['e1'\]"):
+        Network.build(Site(grid_limit_kw=100.0, root=tree), (evse("e1"),))
