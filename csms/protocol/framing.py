@@ -78,7 +78,7 @@ def decode_frame(frame: str, *, max_message_bytes: int) -> Message:
     whatever their size, up to the WebSocket's hard limit).
     """
     try:
-        data = json.loads(frame)
+        data = json.loads(frame, parse_constant=_no_constant)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise OcppProtocolError(RpcErrorKind.RPC_FRAMEWORK_ERROR, f"frame is not JSON: {exc}") from exc
     if not isinstance(data, list):
@@ -120,6 +120,12 @@ def decode_frame(frame: str, *, max_message_bytes: int) -> Message:
 # charger cannot shorten a long session's meter data, and one it retries and drops would leave the
 # transaction open here for good (1.6 §4.10: the Central System cannot prevent a stop).
 _ANY_SIZE = frozenset({"StopTransaction", "TransactionEvent"})
+
+
+def _no_constant(name: str) -> object:
+    """NaN, Infinity and -Infinity are no JSON (RFC 8259), though Python's parser takes them."""
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
 
 _UNUSABLE_TEXT = "a string holds NUL or an unpaired surrogate (not UTF-8 text that can be stored)"
 

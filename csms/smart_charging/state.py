@@ -207,12 +207,12 @@ class StationState:
         if session is None:
             self.evses[evse_id].early_needs = needs  # kept for the transaction about to start
             return None
-        if needs.energy_amount_wh is not None:
-            session.energy_needed_kwh = (session.delivered_wh + needs.energy_amount_wh) / 1000.0
+        if needs.energy_amount_wh is not None:  # what it still wants: never below nothing
+            session.energy_needed_kwh = (session.delivered_wh + max(needs.energy_amount_wh, 0.0)) / 1000.0
         if needs.departure_time is not None:
             session.departure = needs.departure_time
         if needs.ev_max_current_a is not None:
-            session.reported_max_a = needs.ev_max_current_a
+            session.reported_max_a = max(needs.ev_max_current_a, 0.0)
         return self._trigger(TriggerKind.NEED_CHANGED, needs.received_at, f"{evse_id} EV charging needs")
 
     def charging_limit(self, event: ChargingLimitSet | ChargingLimitCleared) -> Trigger | None:

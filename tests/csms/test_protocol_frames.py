@@ -105,6 +105,15 @@ async def test_v16_malformed_calls_get_the_right_callerror(case: str, frame: str
 
 CASES_201: list[tuple[str, str, str, str]] = [
     ("unreadable message id", '[2,17,"Heartbeat",{}]', "-1", "RpcFrameworkError"),
+    # NaN and Infinity are no JSON (RFC 8259), though Python's parser takes them: not a frame
+    (
+        "NaN number",
+        '[2,"b1","NotifyEVChargingNeeds",{"evseId":1,"chargingNeeds":{"requestedEnergyTransfer":"AC_three_phase",'
+        '"acChargingParameters":{"energyAmount":NaN,"evMinCurrent":6,"evMaxCurrent":16,"evMaxVoltage":400}}}]',
+        "-1",
+        "RpcFrameworkError",
+    ),
+    ("Infinity number", '[2,"b1","Heartbeat",{"x":-Infinity}]', "-1", "RpcFrameworkError"),
     ("message id too long", json.dumps([2, "x" * 37, "Heartbeat", {}]), "x" * 37, "RpcFrameworkError"),
     ("wrong element count", '[2,"b1","Heartbeat",{},{}]', "b1", "FormatViolation"),
     ("unexpected field", '[2,"b1","Heartbeat",{"x":1}]', "b1", "FormatViolation"),
