@@ -37,6 +37,7 @@ from csms.server import CSMS
 from csms.settings import CsmsSettings
 from fairwatt.assembly import AssemblyError, SystemSettings, build_app, serve_app, token_secret
 from fairwatt.client import OperatorClient
+from fairwatt.commands.outputs import output_file
 from fairwatt.commands.serve import ServeError, build_stations
 from fairwatt.config.network import load_network
 from fairwatt.config.network_model import Network
@@ -73,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration < 10:
         raise ServeError("--duration must be at least 10 seconds")
+    output_file(args.plot, "--plot")  # now, not after the story (an OSError then reads as "cannot start")
     network = load_network(DEMO_NETWORK)
     state_dir = (args.data_dir or default_data_dir()).expanduser().absolute().parent
     database_url = os.environ.get("DATABASE_URL")

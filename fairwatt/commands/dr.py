@@ -18,9 +18,9 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairwatt.client import OperatorClient, add_server_arguments
+from fairwatt.config.nodes import find_zone
 from fairwatt.errors import FairwattError
 
 PATH = "/v1/operator/dr/events"
@@ -63,10 +63,10 @@ def zone(name: str | None) -> tzinfo:
     if name is None:
         local = datetime.now().astimezone().tzinfo
         return local if local is not None else UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DrCommandError(f"--time-zone {name}: not a known IANA time zone") from None
+    found = find_zone(name)
+    if found is None:
+        raise DrCommandError(f"--time-zone {name}: not a known IANA time zone")
+    return found
 
 
 def parse_cut(raw: str) -> float:

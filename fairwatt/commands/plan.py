@@ -25,6 +25,7 @@ from typing import Any
 import highspy
 import numpy as np
 
+from fairwatt.commands.outputs import output_file
 from fairwatt.config import StationConfig, load_station
 from fairwatt.errors import FairwattError
 from fairwatt.simulation.placement import place_sessions
@@ -55,8 +56,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.export_lp:  # before solving: HiGHS crashes on a file it cannot create
+        lp_path = output_file(args.export_lp, "--export-lp")
+        if lp_path.suffix.lower() not in (".lp", ".mps"):
+            raise FairwattError(f"--export-lp: the file must end in .lp or .mps, got {lp_path.name!r}")
+    if args.profiles:
+        output_file(args.profiles, "--profiles")
     config = load_station(args.config)
     if args.cap_kw is not None:
+        if args.cap_kw <= 0:
+            raise FairwattError(f"--cap-kw must be greater than 0, got {args.cap_kw:g}")
         config = config.with_grid_limit(args.cap_kw)
     now = _instant(args.at, config)
     read = read_sessions(args.sessions, config.time_zone, known_evse_ids=config.evse_ids)
@@ -71,9 +80,12 @@ def run(args: argparse.Namespace) -> int:
     if args.export_lp:
         export_lp(snapshot, Path(args.export_lp))
     if args.profiles:
-        Path(args.profiles).write_text(
-            json.dumps(profiles(config, schedule), indent=2) + "\n", encoding="utf-8"
-        )
+        try:
+            Path(args.profiles).write_text(
+                json.dumps(profiles(config, schedule), indent=2) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            raise FairwattError(f"--profiles {args.profiles}: cannot write: {exc.strerror or exc}") from None
     summary = summarise(config, snapshot, schedule)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)

@@ -20,6 +20,7 @@ import sys
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from fairwatt.commands.outputs import output_file
 from fairwatt.config import StationConfig, load_station
 from fairwatt.errors import FairwattError
 from fairwatt.simulation.placement import place_sessions
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from fairwatt.simulation.metrics import day_metrics, demand_charges, overall_metrics, session_rows
     from fairwatt.simulation.progress import ProgressBar
 
+    if args.plot:
+        output_file(args.plot, "--plot")
     config = load_station(args.config)
     if args.cap_kw is not None:
         if args.cap_kw <= 0:

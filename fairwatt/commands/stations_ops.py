@@ -10,11 +10,13 @@ grid limit and the caps in force (demand response, peak events). ``--plot`` draw
 from __future__ import annotations
 
 import argparse
+import sys
 import urllib.parse
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fairwatt.commands.outputs import output_file
 from fairwatt.operator.render import add_output_arguments, client, emit, table
 
 
@@ -74,12 +76,15 @@ def _readable(document: dict[str, Any]) -> None:
 
 
 def _schedule(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        output_file(args.plot, "--plot")
     path = f"/v1/operator/stations/{urllib.parse.quote(args.station, safe='')}/schedule"
     document = client(args).get(path, {"periods": args.periods})
     emit(args, document, _readable)
     if args.plot is not None:
         plot_schedule(document, args.plot)
-        print(f"plot written to {args.plot}")
+        # a note, not output: with --json stdout holds only the JSON
+        print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -123,7 +128,8 @@ def plot_schedule(document: dict[str, Any], path: Path) -> None:
         axes.text(0.5, 0.5, "no session is charging", ha="center", transform=axes.transAxes)
     axes.set_title(f"station {document['station_id']}: planned power")
     axes.set_ylabel("power [kW]")
-    axes.legend(loc="upper right", fontsize="small")
+    if axes.get_legend_handles_labels()[0]:  # nothing is planned: no legend (and no matplotlib warning)
+        axes.legend(loc="upper right", fontsize="small")
     figure.autofmt_xdate()
     figure.tight_layout()
     figure.savefig(path)

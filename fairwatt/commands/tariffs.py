@@ -19,9 +19,10 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fairwatt.commands.tariff_ops import register_operations
+from fairwatt.config.nodes import find_zone
 from fairwatt.errors import FairwattError
 from tariffs.engine import price_session
 from tariffs.errors import TariffError
@@ -61,6 +62,8 @@ def _read_json(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TariffCommandError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise TariffCommandError(f"{path}: not UTF-8 text ({exc.reason})") from None
     try:
         return json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
@@ -78,12 +81,10 @@ def _unwrap(document: Any, key: str) -> tuple[Any, str]:
 
 
 def _time_zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise TariffCommandError(
-            f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
-        ) from None
+    zone = find_zone(name)
+    if zone is None:
+        raise TariffCommandError(f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)")
+    return zone
 
 
 def _json_number(value: object) -> object:

@@ -36,6 +36,7 @@ import yaml
 
 from demand_response.config import Program, parse_programs
 from demand_response.errors import ProgramConfigError
+from fairwatt.config.currencies import is_currency
 from fairwatt.config.errors import ConfigError
 from fairwatt.config.network_collect import NetworkConfigError, _at, _Collected
 from fairwatt.config.network_model import (
@@ -204,6 +205,10 @@ def _tariff(entry: Cursor) -> TariffConfig:
     except TariffParseError as exc:
         relative = exc.path.removeprefix("tariff").lstrip(".")
         raise cursor_at(entry, relative).error(exc.problem) from None
+    if not is_currency(tariff.currency):
+        raise cursor_at(entry, "currency").error(
+            f"unknown currency {tariff.currency!r}; expected an ISO 4217 code such as EUR or USD"
+        )
     return TariffConfig(tariff.tariff_id, json.dumps(body, sort_keys=True))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fairwatt.config.errors import ConfigError
 from fairwatt.config.forecast import forecast_rules
@@ -72,16 +72,11 @@ def _station(entry: Cursor, out: _Collected) -> None:
     station_id = fields["id"].string()
     out.station_ids.add(station_id)  # also when it has errors: a list naming it is not wrong too
     errors_before = len(out.errors)
-    tz_cursor = fields["time_zone"]
     tz = ZoneInfo("UTC")
     try:
-        tz = ZoneInfo(tz_cursor.string())
-    except (ZoneInfoNotFoundError, ValueError):
-        out.errors.append(
-            tz_cursor.error(
-                f"unknown time zone {tz_cursor.string()!r}; use an IANA name such as Europe/Berlin"
-            )
-        )
+        tz = fields["time_zone"].time_zone()
+    except ConfigError as exc:
+        out.errors.append(exc)
     phases = 3
     if "phases" in fields:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -46,16 +47,76 @@ def compose_text(text: str, name: str) -> Cursor:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        detail = f"invalid YAML: {exc.problem or exc.context}"
-        if mark is None:
-            raise ConfigError(detail, file=name) from None
-        raise ConfigError(detail, file=name, line=mark.line + 1, column=mark.column + 1) from None
+        raise _syntax_error(exc, text, name) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        raise ConfigError(
+            f"invalid YAML: the character U+{code:04X} is not allowed in a YAML file",
+            file=name,
+            line=line,
+            column=column,
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=name) from None
     if node is None:
         raise ConfigError("the file is empty", file=name, line=1, column=1)
     return Cursor(node, "", name)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, name: str) -> ConfigError:
+    """The YAML error at its place; an unclosed quote is reported where the quote opens."""
+    mark = exc.problem_mark or exc.context_mark
+    detail = f"invalid YAML: {exc.problem or exc.context}"
+    if "'\\t'" in detail:
+        detail += " (YAML is indented with spaces; a tab is not allowed there)"
+    if exc.context == "while scanning a quoted scalar" and exc.context_mark is not None:
+        opened = exc.context_mark
+        return ConfigError(
+            "invalid YAML: this quoted string is never closed (no closing quote up to the end of the file)",
+            file=name,
+            line=opened.line + 1,
+            column=opened.column + 1,
+        )
+    if mark is None:
+        return ConfigError(detail, file=name)
+    quote = _multiline_quote_before(text, mark.index)
+    if quote is not None:
+        return ConfigError(
+            f"{detail} on line {mark.line + 1}, column {mark.column + 1}; the quoted string that "
+            "opens here runs over several lines: is its closing quote missing?",
+            file=name,
+            line=quote.line + 1,
+            column=quote.column + 1,
+        )
+    return ConfigError(detail, file=name, line=mark.line + 1, column=mark.column + 1)
+
+
+def _multiline_quote_before(text: str, index: int) -> yaml.Mark | None:
+    """Where the last quoted string spanning several lines before ``index`` opens, if any."""
+    found: yaml.Mark | None = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= index:
+                break
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in ("'", '"')
+                and token.start_mark.line != token.end_mark.line
+            ):
+                found = token.start_mark
+    except yaml.YAMLError:
+        pass
+    return found
+
+
+def find_zone(name: str) -> ZoneInfo | None:
+    """The IANA time zone ``name``; ``None`` when there is none (also for a folder like ``Europe``)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 def closest(word: str, options: Collection[str]) -> str | None:
@@ -126,7 +187,7 @@ class Cursor:
         if not isinstance(self.node, yaml.MappingNode):
             raise self._expected("a mapping")
         explicit = sum(1 for key, _ in self.node.value if key.tag != "tag:yaml.org,2002:merge")
-        yaml.SafeLoader("").flatten_mapping(self.node)  # "<<: *anchor" entries come first
+        flatten_merges(self)  # "<<: *anchor" entries come first
         merged_count = len(self.node.value) - explicit
         out: dict[str, Cursor] = {}
         own: set[str] = set()
@@ -245,9 +306,45 @@ class Cursor:
             raise self._expected("a time of day HH:MM")
         return minutes
 
+    def time_zone(self) -> ZoneInfo:
+        """An IANA time zone name (``Europe/Berlin``)."""
+        name = self.string()
+        zone = find_zone(name.strip()) if name == name.strip() else None
+        if zone is None:
+            raise self.error(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin")
+        return zone
+
     def date(self) -> date:
         raw = self._scalar("a date YYYY-MM-DD")
         try:
             return date.fromisoformat(raw.strip())
         except ValueError:
             raise self._expected("a date YYYY-MM-DD") from None
+
+
+def flatten_merges(cursor: Cursor) -> None:
+    """Resolve the mapping's ``<<`` merge keys in place; a merge of anything but mappings is an error."""
+    if not isinstance(cursor.node, yaml.MappingNode):
+        return
+    merged = _merge_source(cursor.node)  # before flattening, which takes the '<<' entries out
+    try:
+        yaml.SafeLoader("").flatten_mapping(cursor.node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or cursor.node.start_mark
+        raise ConfigError(
+            f"'<<' merges a mapping or a list of mappings (e.g. <<: *defaults), not {merged}",
+            file=cursor.source,
+            line=mark.line + 1,
+            column=mark.column + 1,
+            field=cursor.path,
+        ) from None
+
+
+def _merge_source(node: yaml.Node) -> str:
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
+        if key.tag == "tag:yaml.org,2002:merge":
+            if isinstance(value, yaml.SequenceNode):
+                bad = [item for item in value.value if not isinstance(item, yaml.MappingNode)]
+                return _describe(bad[0]) if bad else "a list"
+            return _describe(value)
+    return "this value"

@@ -28,8 +28,8 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fairwatt.config.currencies import is_currency
 from fairwatt.config.forecast import forecast_rules
 from fairwatt.config.model import (
     DAY_SETS,
@@ -95,13 +95,7 @@ def _station_from(root: Cursor) -> StationConfig:
     fields = top["station"].mapping(
         _STATION_KEYS, required=("id", "time_zone", "grid_limit_kw", "limits", "evses")
     )
-    tz_cursor = fields["time_zone"]
-    try:
-        tz = ZoneInfo(tz_cursor.string())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise tz_cursor.error(
-            f"unknown time zone {tz_cursor.string()!r}; use an IANA name such as America/Los_Angeles"
-        ) from None
+    tz = fields["time_zone"].time_zone()
     evses, declared_at, places = _evses(fields["evses"])
     limits = _limit_tree(fields["limits"], evses, declared_at)
     policy, resolve_every = _policy(fields["policy"]) if "policy" in fields else (Policy(), 1)
@@ -341,10 +335,19 @@ def _prices(cursor: Cursor) -> PriceSchedule:
         name = item["name"].string() if "name" in item else f"window-{k}"
         windows.append(PriceWindow(name, _daily_window(item), item["price_per_kwh"].number(minimum=0.0)))
     return PriceSchedule(
-        currency=fields["currency"].string() if "currency" in fields else "USD",
+        currency=_currency(fields["currency"]) if "currency" in fields else "USD",
         default_per_kwh=fields["default_per_kwh"].number(minimum=0.0),
         windows=tuple(windows),
     )
+
+
+def _currency(cursor: Cursor) -> str:
+    code = cursor.string().strip().upper()
+    if not is_currency(code):
+        raise cursor.error(
+            f"unknown currency {cursor.string()!r}; expected an ISO 4217 code such as EUR or USD"
+        )
+    return code
 
 
 def _peak_event(cursor: Cursor) -> PeakEvent:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from fairwatt.config.nodes import Cursor
+from fairwatt.config.nodes import Cursor, flatten_merges
 
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -26,7 +26,7 @@ def to_json(cursor: Cursor) -> Any:
     """The node as JSON: mappings, lists, int, float, bool, null; every other scalar as its text."""
     node = cursor.node
     if isinstance(node, yaml.MappingNode):
-        yaml.SafeLoader("").flatten_mapping(node)
+        flatten_merges(cursor)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,10 +31,25 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, str) and len(value) >= 19 and value[10:11] in ("T", " ") and value[4:5] == "-":
-        return value[:19].replace("T", " ")  # a timestamp: to the second
+        return _timestamp(value)
     if isinstance(value, dict | list):
         return json.dumps(value, default=str, separators=(",", ":"))
     return str(value)
+
+
+def _timestamp(text: str) -> str:
+    """A timestamp to the second, keeping its zone: ``2024-05-01 08:00:00 UTC`` (never a bare wall time)."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text[:19].replace("T", " ")
+    shown = when.strftime("%Y-%m-%d %H:%M:%S")
+    offset = when.utcoffset()
+    if offset is None:
+        return shown
+    if not offset:
+        return f"{shown} UTC"
+    return f"{shown} {when.strftime('%z')[:3]}:{when.strftime('%z')[3:]}"
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO | None = None) -> None:
