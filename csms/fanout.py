@@ -21,9 +21,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from csms.domain.documents import from_document, to_document
@@ -148,10 +150,12 @@ class EventPublisher:
             if isinstance(event, TransactionStarted) and event.transaction_id is None:
                 event = await self._with_transaction_id(event)
             text = encode_event(event)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for channel in channels:
-                    pipe.publish(channel, text)
-                await pipe.execute()
+            try:
+                await self._publish(channels, text)
+            except RedisConnectionError:
+                # A pooled connection Redis dropped (a restart, CLIENT KILL) fails the first command
+                # sent on it; once more on a fresh one. The loop tolerates a duplicate, not a loss.
+                await self._publish(channels, text)
         except RedisError as exc:
             logger.warning(
                 "charger %s: %s not passed on to its station's planner: %s",
@@ -159,6 +163,12 @@ class EventPublisher:
                 type(event).__name__,
                 exc,
             )
+
+    async def _publish(self, channels: tuple[str, ...], text: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.publish(channel, text)
+            await pipe.execute()
 
     async def _with_transaction_id(self, started: TransactionStarted) -> TransactionStarted:
         """A 1.6 start with the id we assigned (in live state), so the owner need not look it up."""
@@ -191,8 +201,8 @@ class EventSubscriber:
     :meth:`open` subscribes to a node-private channel (so the subscription is never empty) and
     starts the reader as a task of the app's :class:`TaskOwner`; :meth:`follow` adds a station
     and returns once Redis confirmed it, so nothing published afterwards is missed.
-    ``on_gap`` is called after the connection to Redis failed and was restored: events may
-    have been lost meanwhile.
+    ``on_gap`` is called after the connection to Redis failed and was restored, once Redis confirmed
+    a subscription again: events may have been lost before, none after.
     """
 
     def __init__(
@@ -213,6 +223,10 @@ class EventSubscriber:
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self._followed: dict[str, str] = {}  # channel -> station id
         self._task: asyncio.Task[None] | None = None
+        self._resubscribing = False
+
+    def _reconnected(self, _connection: object) -> None:
+        self._resubscribing = True
 
     async def open(self, tasks: TaskOwner) -> None:
         pubsub = self._redis.pubsub()
@@ -220,6 +234,10 @@ class EventSubscriber:
         await pubsub.subscribe(f"{self._keys.prefix}node:{self._node_id}:station-events")
         while (await pubsub.get_message(timeout=None) or {}).get("type") != "subscribe":
             pass
+        # called on every reconnection of the subscription's connection (redis-py resubscribes
+        # then), including one redis-py makes without raising to us
+        connection: Any = pubsub.connection
+        connection.register_connect_callback(self._reconnected)
         self._task = tasks.start(self._read(pubsub), f"csms-station-events-{self._node_id}")
 
     async def close(self) -> None:
@@ -258,9 +276,8 @@ class EventSubscriber:
                 message = await pubsub.get_message(timeout=None)
             except RedisError as exc:
                 logger.warning("node %s: station events failed (%s), resubscribing", self._node_id, exc)
+                self._resubscribing = True
                 await asyncio.sleep(_RECONNECT_DELAY_S)
-                if self._on_gap is not None:
-                    self._on_gap()
                 continue
             if message is None:
                 continue
@@ -268,6 +285,13 @@ class EventSubscriber:
                 waiting = self._confirming.get(_text(message["channel"]))
                 if waiting is not None and not waiting.done():
                     waiting.set_result(None)
+                elif self._resubscribing and self._on_gap is not None:
+                    # subscribed again after the connection was lost and restored (by us after an
+                    # error, or by redis-py on its own): what was published meanwhile is lost, and
+                    # from here on nothing is, so this is when the owner must resynchronise
+                    logger.info("node %s: station events resubscribed, resynchronising", self._node_id)
+                    self._resubscribing = False
+                    self._on_gap()
             elif message["type"] == "message":
                 station_id = self._followed.get(_text(message["channel"]))
                 if station_id is not None:  # else: unfollowed, the message was already under way

@@ -400,7 +400,9 @@ class RedisNode:
         redis = Redis.from_pool(pool)  # the client owns the pool and closes it
         node_id = settings.node_id or default_node_id()
         keys = RedisKeys(settings.redis_key_prefix)
-        live_state = RedisLiveState(redis, node_id, keys=keys, route_ttl_s=settings.route_ttl_s)
+        live_state = RedisLiveState(
+            redis, node_id, keys=keys, route_ttl_s=settings.route_ttl_s, node_ttl_s=settings.node_ttl_s
+        )
         commands = RoutedCommandBus(
             connected,
             redis,
@@ -412,12 +414,23 @@ class RedisNode:
         return cls(redis, live_state, commands)
 
     async def start(self, tasks: TaskOwner) -> None:
-        """Subscribe to this node's channels; the listener and renewer run as ``tasks``."""
+        """Mark this node alive and subscribe to its channels; the listener, the route renewer and
+        the liveness renewer (which also writes live state Redis missed) run as ``tasks``."""
+        await self.live_state.mark_alive()
         await self.commands.open(tasks)
+        tasks.start(self.live_state.keep_alive_forever(), f"csms-node-alive-{self.commands.node_id}")
 
     async def close(self) -> None:
-        """End the subscription and close the connections (after the tasks are cancelled)."""
+        """End the subscription, say this node is gone and close the connections (after the tasks
+        are cancelled)."""
         await self.commands.close()
+        try:
+            await self.live_state.flush_pending()
+            await self.redis.delete(self.live_state.keys.node_alive(self.commands.node_id))
+        except RedisError as exc:
+            logger.warning(
+                "node %s: not marked gone (%s); its liveness key expires", self.commands.node_id, exc
+            )
         await self.redis.aclose()
 
 

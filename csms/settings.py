@@ -40,6 +40,9 @@ class CsmsSettings:
     node_id: str | None = None
     """This node's id in the routing table; None: host, pid and a random suffix."""
     route_ttl_s: float = 300.0
+    node_ttl_s: float = 15.0
+    """How long a node's liveness key outlives its last renewal [s]: the chargers of a node that died
+    without cleaning up read as disconnected on every node within this time."""
     redis_max_connections: int = 64  # per node; callers beyond it wait for a free connection
     redis_pool_timeout_s: float = 5.0  # how long they wait before the call fails
     gc_freeze_every_s: float | None = None  # see csms.gc_pacing (`fairwatt serve`: 5 s); None: off
@@ -67,8 +70,8 @@ class CsmsSettings:
             raise SettingsError("max_message_bytes must not exceed hard_max_message_bytes")
         if self.heartbeat_interval_s <= 0 or self.response_timeout_s <= 0:
             raise SettingsError("intervals and timeouts must be positive")
-        if self.route_ttl_s <= 0:
-            raise SettingsError("route_ttl_s must be positive")
+        if self.route_ttl_s <= 0 or self.node_ttl_s <= 0:
+            raise SettingsError("route_ttl_s and node_ttl_s must be positive")
         if self.plain_port is not None:
             if self.security_profile < 2:
                 raise SettingsError(

@@ -165,7 +165,7 @@ class SmartChargingLoop:
 
         For a station another node plans now (:mod:`csms.smart_charging.ownership`): with no
         sessions left it is neither solved periodically nor sent profiles. A cycle already under
-        way finishes on the state it started with.
+        way solves on the state it started with but sends nothing.
         """
         old = self._stations[station_id]
         state = old.state.fresh()  # the station's earlier days are still its own
@@ -440,6 +440,10 @@ class SmartChargingLoop:
             kinds = ",".join(sorted({t.kind.value for t in triggers}))
             only_caps = all(t.kind is TriggerKind.CAP_CHANGED for t in triggers)
             schedule = await self._solve(station, now.replace(microsecond=0), quick=quick, scale=only_caps)
+            if self._stations.get(station_id) is not station:
+                # forgotten while solving (another node plans it now): its plan is not ours to send
+                logger.info("station %s: forgotten while solving, plan not sent", station_id)
+                return
             if schedule is not None:
                 logger.info(
                     "station %s: solved for %s: %d sessions, %s in %.3f s",

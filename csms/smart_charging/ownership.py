@@ -21,8 +21,13 @@ transactions of the last weeks again (those that ended while another node planne
 reached this node's loop). A session whose charger is not connected is planned
 as the loop plans any charger it cannot reach: profiles fail, then it counts at its maximum.
 
-Losing a lock (a renewal finds another node's id, or Redis is unreachable for longer than the
-TTL) stops following the station and drops its state, so the loop neither solves it nor sends.
+Losing a lock (a renewal finds another node's id, or renewals fail, or do not answer within
+``lock_ttl_s / 6``, for so long that the lock could expire before the next attempt) stops following
+the station and drops its state, so the loop neither solves it nor sends (a cycle under way
+sends nothing either). The lease counts from the moment the renewal was sent, so a node cut off
+from Redis stops planning before the lock it can no longer renew expires and another node takes
+it: two nodes never plan a station at once, unless a node's event loop stalls for longer than the
+TTL (then it sends until its next ownership step).
 """
 
 from __future__ import annotations
@@ -52,6 +57,18 @@ from csms.storage.transactions import TransactionRepository
 from csms.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
+
+# KEYS[1] lock; ARGV: this node, ttl [ms]. Take the lock if it is free or already ours (a take whose
+# answer was lost), extending it.
+_ACQUIRE_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 # KEYS[1] lock; ARGV: this node, ttl [ms]. Extend the lock only while it is still ours.
 _EXTEND_SCRIPT = """
@@ -89,6 +106,11 @@ class OwnershipSettings:
     def attempt_every_s(self) -> float:
         return self.lock_ttl_s / 3
 
+    @property
+    def call_timeout_s(self) -> float:
+        """How long one lock call may take before it counts as failed (Redis not answering)."""
+        return self.lock_ttl_s / 6
+
 
 def lock_key(keys: RedisKeys, station_id: str) -> str:
     """The key of a station's owner lock."""
@@ -103,12 +125,14 @@ class StationLock:
         self.key = key
         self._node_id = node_id
         self._ttl_ms = max(1, round(ttl_s * 1000))
+        self._acquire = redis.register_script(_ACQUIRE_SCRIPT)
         self._extend = redis.register_script(_EXTEND_SCRIPT)
         self._release = redis.register_script(_RELEASE_SCRIPT)
 
     async def acquire(self) -> bool:
-        """Take the lock if it is free (``SET NX PX``); whether this node holds it now."""
-        return bool(await self._redis.set(self.key, self._node_id, nx=True, px=self._ttl_ms))
+        """Take the lock if it is free (``SET NX PX``) or already this node's; whether this node
+        holds it now."""
+        return bool(await self._acquire(keys=[self.key], args=[self._node_id, self._ttl_ms]))
 
     async def renew(self) -> bool:
         """Extend the lock if it is still this node's; ``False`` when it expired or another node holds it."""
@@ -185,25 +209,47 @@ class StationOwnership:
     async def step(self) -> None:
         """Renew the locks held, take the free ones; resynchronise after a gap in the events."""
         gap, self._gap = self._gap, False
+        unreachable = False
         for station_id, lock in self._locks.items():
+            if unreachable:  # one call's timeout per step, however many stations
+                await self._check_lease(station_id)
+                continue
+            # The lock can expire no earlier than its TTL after the call began: the lease counts from here.
+            began = time.monotonic()
+            try:
+                async with asyncio.timeout(self._settings.call_timeout_s):
+                    held = await (lock.renew() if station_id in self._owned else lock.acquire())
+            except (RedisError, TimeoutError) as exc:
+                logger.warning("station %s: ownership check failed: %r", station_id, exc)
+                self._gap = True
+                unreachable = True
+                await self._check_lease(station_id)
+                continue
             try:
                 if station_id in self._owned:
-                    if await lock.renew():
-                        self._renewed_at[station_id] = time.monotonic()
+                    if held:
+                        self._renewed_at[station_id] = began
                         if gap:
                             self._loop.forget(station_id)
                             await self._resync(station_id)
                     else:
                         await self._lose(station_id, "its lock is another node's now")
-                elif await lock.acquire():
-                    self._renewed_at[station_id] = time.monotonic()
+                elif held:
+                    self._renewed_at[station_id] = began
                     await self._gain(station_id)
             except RedisError as exc:
                 logger.warning("station %s: ownership check failed: %s", station_id, exc)
                 self._gap = True
-                held_s = time.monotonic() - self._renewed_at.get(station_id, 0.0)
-                if station_id in self._owned and held_s >= self._settings.lock_ttl_s:
-                    await self._lose(station_id, "its lock could not be renewed in time")
+
+    async def _check_lease(self, station_id: str) -> None:
+        """Stop planning a station whose lock could not be renewed, before it can expire: by the next
+        attempt (an interval and a call's timeout from now) another node may hold it."""
+        if station_id not in self._owned:
+            return
+        held_s = time.monotonic() - self._renewed_at.get(station_id, 0.0)
+        settings = self._settings
+        if held_s + settings.attempt_every_s + settings.call_timeout_s >= settings.lock_ttl_s:
+            await self._lose(station_id, "its lock could not be renewed in time")
 
     async def _run(self) -> None:
         while True:
