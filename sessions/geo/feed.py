@@ -8,6 +8,9 @@
   (pub/sub, well under a second), and backfills from Redis live state at start.
 - Reservations: the EVSEs held by a pending or active reservation show as Reserved; read from
   PostgreSQL at every poll and at once when a node announces a change on the channel.
+- A node that dies without cleaning up announces no disconnection: the feed keeps which node
+  brought each online charger, and at every poll the chargers of a node whose liveness key
+  (``RedisKeys.node_alive``, see :mod:`csms.redis_state`) has expired go offline.
 """
 
 from __future__ import annotations
@@ -129,6 +132,7 @@ class NearbyFeed:
         self._seq = 0
         self._held: set[tuple[str, int]] = set()
         self._backfilling: set[tuple[str, int, int]] | None = None
+        self._node_of: dict[str, str] = {}  # online charger -> the node holding its socket
         self._reservations_changed = asyncio.Event()
         self.loaded = asyncio.Event()
 
@@ -218,6 +222,38 @@ class NearbyFeed:
                 await self.sync_reservations()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 logger.warning("nearby index: registry poll failed, retrying: %s", exc)
+            try:
+                await self.drop_dead_nodes()
+            except RedisError as exc:
+                logger.warning("nearby index: node liveness not read: %s", exc)
+
+    async def drop_dead_nodes(self) -> int:
+        """Take offline the chargers of other nodes whose liveness key expired; how many."""
+        if self._redis is None:
+            return 0
+        nodes = sorted({node for node in self._node_of.values() if node != self._node_id})
+        if not nodes:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for node in nodes:
+                pipe.exists(self._keys.node_alive(node))
+            alive = await pipe.execute()
+        dead = {node for node, found in zip(nodes, alive, strict=True) if not found}
+        gone = [charger_id for charger_id, node in self._node_of.items() if node in dead]
+        for charger_id in gone:
+            self._online(charger_id, False, None)
+        if gone:
+            logger.warning(
+                "nearby index: %d chargers offline: their nodes %s stopped", len(gone), sorted(dead)
+            )
+        return len(gone)
+
+    def _online(self, charger_id: str, online: bool, node: str | None) -> None:
+        self.index.set_online(charger_id, online)
+        if online and node is not None:
+            self._node_of[charger_id] = node
+        else:
+            self._node_of.pop(charger_id, None)
 
     # -- reservations ---------------------------------------------------------------------------
 
@@ -241,7 +277,7 @@ class NearbyFeed:
     async def on_event(self, event: DomainEvent) -> None:
         """Subscribed to the charging service: apply a status here and pass it to other nodes."""
         if isinstance(event, ChargerConnectionChanged):
-            self.index.set_online(event.charger_id, event.connected)
+            self._online(event.charger_id, event.connected, self._node_id)
             await self._publish(
                 {
                     "kind": "online",
@@ -304,7 +340,7 @@ class NearbyFeed:
             if message["kind"] == "reservations":
                 self._reservations_changed.set()
             elif message["kind"] == "online":
-                self.index.set_online(str(message["charger_id"]), bool(message["online"]))
+                self._online(str(message["charger_id"]), bool(message["online"]), message.get("node"))
             elif message["kind"] == "status":
                 self._apply(
                     str(message["charger_id"]),
@@ -343,5 +379,8 @@ class NearbyFeed:
                 if (charger_id, evse_id, connector_id) not in self._backfilling:
                     availability = Availability[connector.status.name]
                     self.index.set_status(charger_id, evse_id, connector_id, availability)
+            node = fields.get("node")
             if not state.connected:
-                self.index.set_online(charger_id, False)
+                self._online(charger_id, False, None)
+            elif node and charger_id not in self._node_of:
+                self._node_of[charger_id] = str(node)  # checked for liveness at the next poll

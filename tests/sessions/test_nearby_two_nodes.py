@@ -4,6 +4,7 @@ show in node 2's nearby search (its index hears them over Redis, not from its ow
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -138,3 +139,61 @@ async def test_status_and_reservations_reach_the_other_node(cluster: Cluster) ->
                 return await status_on_node2() == "Reserved"
 
             assert await _eventually(reserved)
+
+
+async def test_the_chargers_of_a_node_that_died_without_a_word_go_offline(cluster: Cluster) -> None:
+    # A node killed outright publishes no disconnection; its liveness key expires instead
+    # (csms.redis_state). Node 2 heard "online" from two nodes: the one whose key is gone loses
+    # its chargers at the next poll, the other keeps them.
+    from redis.asyncio import Redis
+
+    from sessions.geo.feed import status_channel
+
+    two, port2 = await cluster.add()
+    assert two.nearby is not None
+    for charger_id, lng in (("CP-GHOST", 13.0), ("CP-ALIVE", 13.001)):
+        await two.csms.chargers.save(
+            ChargerRecord(
+                charger_id,
+                latitude_deg=52.0,
+                longitude_deg=lng,
+                connectors=(ConnectorSpec(1, 1, "Type2", 22.0),),
+            )
+        )
+    await two.nearby.loaded.wait()
+    await two.nearby.apply_registry_changes()
+    keys = two.nearby._keys  # the cluster's prefix
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await redis.set(keys.node_alive("node-alive"), "1", px=60_000)
+        for charger_id, node in (("CP-GHOST", "node-ghost"), ("CP-ALIVE", "node-alive")):
+            for kind, extra in (("online", {"online": False}), ("online", {"online": True})):
+                message = {"kind": kind, "node": node, "charger_id": charger_id, **extra}
+                await redis.publish(status_channel(keys), json.dumps(message))
+            status = {"kind": "status", "node": node, "charger_id": charger_id, "evse_id": 1}
+            await redis.publish(
+                status_channel(keys), json.dumps({**status, "connector_id": 1, "status": "Available"})
+            )
+        token = two.issuer.mint("zoe", Role.DRIVER)
+        async with aiohttp.ClientSession() as http:
+
+            async def statuses() -> dict[str, str]:
+                url = f"http://127.0.0.1:{port2}/v1/chargers/nearby?lat=52&lng=13&radius_km=1"
+                async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+                    body = await response.json()
+                mine = ("CP-GHOST", "CP-ALIVE")  # (the other test's charger may stand nearby)
+                return {
+                    c["charger_id"]: c["connectors"][0]["status"]
+                    for c in body["chargers"]
+                    if c["charger_id"] in mine
+                }
+
+            async def both_available() -> bool:
+                return await statuses() == {"CP-GHOST": "Available", "CP-ALIVE": "Available"}
+
+            assert await _eventually(both_available)
+            assert await two.nearby.drop_dead_nodes() == 1
+            assert await statuses() == {"CP-GHOST": "Unavailable", "CP-ALIVE": "Available"}
+    finally:
+        await redis.delete(keys.node_alive("node-alive"))
+        await redis.aclose()
