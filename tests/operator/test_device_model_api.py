@@ -261,7 +261,7 @@ async def test_a_station_reports_its_inventory_and_the_operator_sees_it(
         ]
         assert lines[1].split() == [
             *("Connector", "1", "1", "ConnectorType", "Actual", "cType2", "ReadOnly", "-"),
-            *("2026-05-04", "07:00:01"),  # the second part's generatedAt
+            *("2026-05-04", "07:00:01", "UTC"),  # the second part's generatedAt, with its zone
         ]
         assert len(lines) == 2
 
@@ -305,7 +305,8 @@ async def test_a_station_reports_its_inventory_and_the_operator_sees_it(
         code, out, err = await cli("chargers", "events", "office-1")
         assert code == 0
         rows = [line.split() for line in out.splitlines()[1:]]
-        assert [(r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows] == [
+        assert [r[2] for r in rows] == ["UTC", "UTC"]  # the time keeps its zone
+        assert [(r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows] == [
             ("8", "Alerting", "Connector", "1", "Problem", "false"),
             ("7", "Alerting", "Connector", "1", "Problem", "true"),
         ]
