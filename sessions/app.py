@@ -17,6 +17,7 @@ from aiohttp import web
 
 from csms.server import CSMS, CsmsRuntime
 from sessions.auth import TokenIssuer
+from sessions.authorizer import DEFAULT_CACHE_LIFETIME_S
 from sessions.errors import SessionsError
 from sessions.events import SessionListener
 from sessions.geo.feed import NearbyFeed
@@ -54,6 +55,10 @@ class SessionsSettings:
     """How often the nearby index re-reads registry changes and held reservations."""
     reservation_check_interval_s: float = 1.0
     """How often the reservation worker looks for reservations to start or release."""
+    authorization_cache_lifetime_s: float | None = DEFAULT_CACHE_LIFETIME_S
+    """The longest a charger may keep an accepted token in its authorization cache [s]: the expiry
+    sent with an Accepted verdict is the token's own ``expires_at`` capped at this from now
+    (``sessions.authorizer``); ``None``: no cap."""
 
     def __post_init__(self) -> None:
         if self.reservation_hold_s <= 0 or self.remote_start_timeout_s <= 0:
@@ -62,6 +67,8 @@ class SessionsSettings:
             raise SessionsError("every station's reservation hold must be positive")
         if self.session_create_per_minute <= 0:
             raise SessionsError("session_create_per_minute must be positive")
+        if self.authorization_cache_lifetime_s is not None and self.authorization_cache_lifetime_s <= 0:
+            raise SessionsError("authorization_cache_lifetime_s must be positive (or None: no cap)")
 
 
 Starter = Callable[[], Awaitable[None]]

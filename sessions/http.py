@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
 PROBLEM_JSON = "application/problem+json"
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -88,6 +90,14 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
     return body
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a non-negative whole number of at most 18 ASCII digits, else ``None``.
+
+    Not ``str.isdigit``: it passes superscripts ("²") that ``int`` refuses, and any number of
+    digits, past ``int``'s 4,300-digit limit; both were 500s."""
+    return int(raw) if _WHOLE_NUMBER.fullmatch(raw) else None
 
 
 def query_float(

@@ -30,6 +30,7 @@ from csms.domain.events import (
     IdToken,
     MeterSample,
     TransactionEnded,
+    TransactionEventReceived,
     TransactionStarted,
 )
 from csms.server import CsmsRuntime
@@ -244,6 +245,8 @@ class SessionLifecycle:
             self._sampled(event)
         elif isinstance(event, TransactionStarted):
             await self._transaction_started(event)
+        elif isinstance(event, TransactionEventReceived):
+            await self._transaction_event(event)
         elif isinstance(event, TransactionEnded):
             await self._transaction_ended(event)
         elif isinstance(event, ConnectorStatusChanged):
@@ -323,6 +326,43 @@ class SessionLifecycle:
             )
             await tell_planner(self._csms, created[0])  # the driver's tier; needs come by PATCH
             await self._published(created[1])
+
+    async def _transaction_event(self, event: TransactionEventReceived) -> None:
+        """A later 2.0.1 event completes what the transaction's open session lacks: the EVSE its first
+        event did not name (E01/E02), and the driver whose token authorised it after the start (E02:
+        cable plugged in first, then an Updated event with triggerReason Authorized)."""
+        if event.id_token is None and not event.evse_id:
+            return
+        record = await self.store.by_transaction(event.charger_id, event.transaction_id)
+        if record is None or record.state.final:
+            return
+        if event.evse_id and record.evse_id == 0:
+            placed = await self.store.place_on_evse(record.session_id, event.evse_id)
+            if placed is not None:
+                logger.info(
+                    "charger %s: session %s is on EVSE %d", event.charger_id, record.session_id, event.evse_id
+                )
+                record = placed
+        token = event.id_token
+        if token is None or record.id_token is not None:
+            return
+        driver_id = await self._driver_of(token.value)
+        origin = origin_of(token)
+        if driver_id is None:  # F01 (remote start after plug-in): our app token, its session's driver
+            app = await self.store.awaiting_start(record.charger_id, record.evse_id, token.value, None)
+            if app is not None:
+                driver_id, origin = app.driver_id, SessionOrigin.APP
+        identified = await self.store.identify(record.session_id, driver_id, token.value, origin)
+        if identified is None:
+            return
+        logger.info(
+            "charger %s: session %s authorised after its start by %s",
+            event.charger_id,
+            record.session_id,
+            f"driver {driver_id}" if driver_id is not None else "a token of no driver",
+        )
+        if driver_id is not None:
+            await tell_planner(self._csms, identified)  # the driver's tier counts from now on
 
     async def _stop_late(self, record: SessionRecord) -> None:
         """The driver stopped before the charger started: stop the transaction it started now."""

@@ -2,7 +2,8 @@
 
 * :class:`ReceiptProvider`: billing serves ``GET /v1/sessions/{id}/receipt`` through it.
 * :class:`ReservationClaims`: the session API asks it whether a connector is held for someone
-  else, and claims the calling driver's own reservation when a session starts on it.
+  else or for the calling driver, and claims the driver's own reservation once the session's
+  payment hold is placed, just before the remote start.
 * :class:`PaymentHolds`: billing authorises the payment method before a remote start is sent.
 * :class:`CompletionSink`: told when a session completes (billing's worker wakes up; it also polls,
   so a missed call delays rating but never loses it).
@@ -27,6 +28,10 @@ class ReceiptProvider(Protocol):
 class ReservationClaims(Protocol):
     async def held_by_other(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> bool:
         """Whether another driver holds this connector at ``at``."""
+        ...
+
+    async def own_at(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> int | None:
+        """The driver's reservation of this connector valid at ``at`` (its OCPP id), left as it is."""
         ...
 
     async def claim(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> int | None:

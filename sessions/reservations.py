@@ -375,6 +375,21 @@ class Reservations:
         )
         return found is not None
 
+    async def own_at(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> int | None:
+        """The id of the driver's reservation holding the connector at ``at`` (nothing changes)."""
+        found: int | None = await self._database.pool.fetchval(
+            """SELECT reservation_id FROM reservations
+               WHERE charger_id = $1 AND evse_id = $2 AND driver_id = $3 AND status = ANY($4::text[])
+                 AND starts_at <= $5 AND expires_at > $5
+               ORDER BY starts_at LIMIT 1""",
+            charger_id,
+            connector_id,
+            driver_id,
+            list(HOLDING),
+            at,
+        )
+        return found
+
     async def claim(self, driver_id: str, charger_id: str, connector_id: int, at: datetime) -> int | None:
         """Mark the driver's reservation in force at ``at`` used; the charger's reservation is
         cancelled so the app's remote start (with its own id token) is accepted on the connector."""

@@ -371,6 +371,34 @@ class SessionStore:
         )
         return None if row is None else _record(row)
 
+    async def identify(
+        self, session_id: str, driver_id: str | None, id_token: str, origin: SessionOrigin
+    ) -> SessionRecord | None:
+        """Give a session that has no token yet the token that authorised its transaction after the
+        start, and that token's driver (2.0.1 E02); a session started without authorisation (free
+        vend) takes ``origin``. ``None`` when the session has a token already."""
+        row = await self._database.pool.fetchrow(
+            """UPDATE charging_sessions SET id_token = $3, driver_id = COALESCE(driver_id, $2),
+                   origin = CASE WHEN origin = 'free_vend' THEN $4 ELSE origin END, updated_at = now()
+               WHERE session_id = $1 AND id_token IS NULL RETURNING *""",
+            uuid.UUID(session_id),
+            driver_id,
+            id_token,
+            origin.value,
+        )
+        return None if row is None else _record(row)
+
+    async def place_on_evse(self, session_id: str, evse_id: int) -> SessionRecord | None:
+        """Put a session opened on EVSE 0 (its transaction's first event named no EVSE) on ``evse_id``;
+        ``None`` when it is on an EVSE already."""
+        row = await self._database.pool.fetchrow(
+            """UPDATE charging_sessions SET evse_id = $2, updated_at = now()
+               WHERE session_id = $1 AND evse_id = 0 RETURNING *""",
+            uuid.UUID(session_id),
+            evse_id,
+        )
+        return None if row is None else _record(row)
+
     async def change_needs(
         self, session_id: str, driver_id: str, change: NeedsChange
     ) -> SessionRecord | None:

@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from csms.commands.profiles import ChargingProfile, ProfilePurpose
-from csms.domain.events import AuthorizationStatus, IdToken
+from csms.domain.events import Authorization, IdToken
 from csms.errors import CommandError
-from csms.protocol.authorization import id_tag_info_v16
+from csms.protocol.authorization import id_tag_info_v16, id_token_info_v201
 from csms.protocol.convert import format_timestamp
 from csms.protocol.versions import OcppVersion
 
@@ -50,10 +50,12 @@ class VariableRef:
 
 @dataclass(frozen=True, slots=True)
 class LocalListEntry:
-    """One local authorization list entry; ``status`` None removes it (differential update)."""
+    """One local authorization list entry with the verdict the charger keeps for it (1.6 ``IdTagInfo``,
+    2.0.1 ``IdTokenInfoType``, as Authorize answers it); ``verdict`` None removes it (differential
+    update)."""
 
     id_token: IdToken
-    status: AuthorizationStatus | None
+    verdict: Authorization | None
 
 
 def remote_start(
@@ -62,28 +64,42 @@ def remote_start(
     charging_profile: ChargingProfile | None,
     start_id: int,
 ) -> Callable[[OcppVersion], Built]:
-    """RemoteStartTransaction (1.6) or RequestStartTransaction (2.0.1) with ``start_id``."""
+    """RemoteStartTransaction (1.6) or RequestStartTransaction (2.0.1) with ``start_id``.
+
+    The EVSE, when given, is > 0 (1.6 §6.33 ``connectorId``; 2.0.1 ``evseId`` "SHALL be > 0"), and
+    the profile is a ``TxProfile`` (1.6 §6.33 ``chargingProfile``: purpose MUST be TxProfile; 2.0.1
+    RequestStartTransaction, F01/F02): anything else raises :class:`CommandError`, the profile's
+    purpose when its form for the charger's version is built.
+    """
+    if evse_id is not None and evse_id <= 0:
+        raise CommandError(
+            f"a remote start names an EVSE > 0 (1.6 RemoteStartTransaction connectorId, 2.0.1 "
+            f"RequestStartTransaction evseId), got {evse_id}; leave it out to let the charger choose"
+        )
 
     def build(version: OcppVersion) -> Built:
         if version is V16:
+            action = "RemoteStartTransaction"
             payload: dict[str, Any] = {"idTag": id_token.value}
             if evse_id is not None:
                 payload["connectorId"] = evse_id
-            if charging_profile is not None:
-                form = charging_profile.for_version(version)
-                if form is None:
-                    return None
-                payload["chargingProfile"] = form
-            return "RemoteStartTransaction", payload
-        payload = {"idToken": _id_token_v201(id_token), "remoteStartId": start_id}
-        if evse_id is not None:
-            payload["evseId"] = evse_id
+        else:
+            action = "RequestStartTransaction"
+            payload = {"idToken": _id_token_v201(id_token), "remoteStartId": start_id}
+            if evse_id is not None:
+                payload["evseId"] = evse_id
         if charging_profile is not None:
             form = charging_profile.for_version(version)
             if form is None:
                 return None
+            purpose = form.get("chargingProfilePurpose")
+            if purpose != "TxProfile":
+                raise CommandError(
+                    f"{action}: the charging profile of a remote start must have purpose TxProfile, "
+                    f"got {purpose}"
+                )
             payload["chargingProfile"] = form
-        return "RequestStartTransaction", payload
+        return action, payload
 
     return build
 
@@ -302,12 +318,12 @@ def send_local_list(
         for e in entries:
             if version is V16:
                 item: dict[str, Any] = {"idTag": e.id_token.value}
-                if e.status is not None:
-                    item["idTagInfo"] = id_tag_info_v16(e.status)
+                if e.verdict is not None:
+                    item["idTagInfo"] = id_tag_info_v16(e.verdict)
             else:
                 item = {"idToken": _id_token_v201(e.id_token)}
-                if e.status is not None:
-                    item["idTokenInfo"] = {"status": e.status.value}
+                if e.verdict is not None:
+                    item["idTokenInfo"] = id_token_info_v201(e.verdict)
             items.append(item)
         if version is V16:
             payload: dict[str, Any] = {"listVersion": list_version, "updateType": update_type}

@@ -2,15 +2,18 @@
 the event fan-out between nodes (:mod:`csms.fanout`) and Redis live state (:mod:`csms.redis_state`).
 
 A dataclass becomes an object of its fields, a datetime an ISO 8601 string, an enum its value, a
-tuple an array; reading follows the dataclass's type hints. Every field must be present: a
-document from another version of the code raises ``KeyError``/``TypeError``/``ValueError``.
+tuple an array; reading follows the dataclass's type hints. A field with a default may be missing
+(a document written by a node running the code before the field was added: fields are only ever
+added with a default); any other missing field, or a value of the wrong kind, raises
+``KeyError``/``TypeError``/``ValueError``. Fields the dataclass does not know (a newer node's) are
+ignored.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
@@ -34,7 +37,12 @@ def to_document(value: Any) -> Any:
 def from_document(cls: type[_T], document: dict[str, Any]) -> _T:
     """The dataclass ``cls`` from the document :func:`to_document` made of one."""
     hints = typing.get_type_hints(cls)
-    return cls(**{f.name: _typed(hints[f.name], document[f.name]) for f in fields(cls)})  # type: ignore[arg-type]
+    values = {
+        f.name: _typed(hints[f.name], document[f.name])
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.name in document or (f.default is MISSING and f.default_factory is MISSING)
+    }
+    return cls(**values)
 
 
 def _typed(hint: Any, value: Any) -> Any:

@@ -55,6 +55,25 @@ class IdToken:
 
 
 @dataclass(frozen=True, slots=True)
+class Authorization:
+    """The verdict on an id token, as a charger is told it (1.6 ``IdTagInfo``, 2.0.1 ``IdTokenInfoType``).
+
+    ``expires_at`` is when the charger must drop the token from its authorization cache (1.6
+    ``expiryDate``, 2.0.1 ``cacheExpiryDateTime``); ``None``: the verdict has no end date.
+    ``group_id_token`` is the token's group (1.6 ``parentIdTag``, 2.0.1 ``groupIdToken``): a
+    charger lets any token of the group stop a transaction another one started (2.0.1 C09).
+    """
+
+    status: AuthorizationStatus
+    expires_at: datetime | None = None
+    group_id_token: IdToken | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is AuthorizationStatus.ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
 class ChargerBooted:
     charger_id: str
     vendor: str
@@ -120,6 +139,10 @@ class TransactionStarted:
 
 @dataclass(frozen=True, slots=True)
 class TransactionEnded:
+    """A transaction ended. ``began_at`` and ``meter_start_wh`` are the start as the ending message
+    itself tells it (2.0.1: the Ended event's ``Transaction.Begin`` reading; ``None`` in 1.6): the
+    start of a transaction whose Started event never came (see :func:`csms.protocol.convert.begin_time`)."""
+
     charger_id: str
     transaction_id: str
     ended_at: datetime
@@ -127,6 +150,8 @@ class TransactionEnded:
     reason: str | None
     id_token: IdToken | None
     message_id: str
+    began_at: datetime | None = None
+    meter_start_wh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +167,14 @@ class TransactionEventReceived:
     offline: bool
     at: datetime
     message_id: str
+    evse_id: int | None = None
+    """The EVSE the event names (its own ``evse``, else the transaction's stored one; ``None``: unknown
+    yet). A Started event without ``evse`` opens the transaction on EVSE 0; a later event naming it
+    fills it in (E01/E02)."""
+    id_token: IdToken | None = None
+    """The token that authorised the charge, when a Started or Updated event carries one (``None`` for
+    Ended, whose token is the stop's): a station that starts on plug-in sends it later (E02, Updated
+    with triggerReason Authorized)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from csms.domain.events import (
+    Authorization,
     AuthorizationStatus,
     ChargerBooted,
     ChargerConnectionChanged,
@@ -48,17 +49,23 @@ EventListener = Callable[[DomainEvent], Awaitable[None]]
 
 
 class Authorizer(Protocol):
-    """Decides whether an id token may charge (the sessions package provides the real one)."""
+    """Decides whether an id token may charge (the sessions package provides the real one).
 
-    async def authorize(self, charger_id: str, id_token: IdToken) -> AuthorizationStatus: ...
+    The verdict carries what the charger is told with the status: until when it may keep the token
+    in its authorization cache, and the token's group."""
+
+    async def authorize(self, charger_id: str, id_token: IdToken) -> Authorization: ...
+
+
+ACCEPTED = Authorization(AuthorizationStatus.ACCEPTED)
 
 
 class AcceptAllAuthorizer:
     """Accepts every token: for stations with free charging and for development."""
 
-    async def authorize(self, charger_id: str, id_token: IdToken) -> AuthorizationStatus:
-        """Always :attr:`AuthorizationStatus.ACCEPTED`."""
-        return AuthorizationStatus.ACCEPTED
+    async def authorize(self, charger_id: str, id_token: IdToken) -> Authorization:
+        """Always Accepted, with no end date and no group."""
+        return ACCEPTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +77,7 @@ class BootDecision:
 @dataclass(frozen=True, slots=True)
 class StartDecision:
     transaction_id: str
-    authorization: AuthorizationStatus | None
+    authorization: Authorization | None
     replayed: bool
 
 
@@ -138,7 +145,7 @@ class ChargingService:
         await self.live_state.set_connector(change.charger_id, change.evse_id, change.connector_id, state)
         await self._publish(change)
 
-    async def authorize(self, charger_id: str, id_token: IdToken) -> AuthorizationStatus:
+    async def authorize(self, charger_id: str, id_token: IdToken) -> Authorization:
         """The authorizer's verdict on ``id_token``."""
         return await self._authorizer.authorize(charger_id, id_token)
 
@@ -162,7 +169,7 @@ class ChargingService:
 
     async def transaction_ended(
         self, ended: TransactionEnded, evse_id: int | None, samples: Sequence[MeterSample]
-    ) -> AuthorizationStatus | None:
+    ) -> Authorization | None:
         """Close a 1.6 transaction with its final samples."""
         authorization = await self._authorize_optional(ended.charger_id, ended.id_token)
         found = await self.transactions.end_v16(ended, samples)
@@ -189,11 +196,11 @@ class ChargingService:
         started: TransactionStarted | None,
         ended: TransactionEnded | None,
         samples: Sequence[MeterSample],
-    ) -> AuthorizationStatus | None:
+    ) -> Authorization | None:
         """Store a 2.0.1 TransactionEvent; a replayed seqNo changes nothing."""
         authorization = await self._authorize_optional(event.charger_id, id_token)
         fresh = await self.transactions.apply_event_v201(
-            event, started, ended, samples, evse_id, authorized_by=None if ended is not None else id_token
+            event, started, ended, samples, evse_id, authorized_by=event.id_token
         )
         if ended is not None:
             await self._clear_active(event.charger_id, event.transaction_id)
@@ -328,9 +335,7 @@ class ChargingService:
         )
         await self._publish(cleared)
 
-    async def _authorize_optional(
-        self, charger_id: str, id_token: IdToken | None
-    ) -> AuthorizationStatus | None:
+    async def _authorize_optional(self, charger_id: str, id_token: IdToken | None) -> Authorization | None:
         return None if id_token is None else await self._authorizer.authorize(charger_id, id_token)
 
     async def _clear_active(self, charger_id: str, transaction_id: str) -> None:

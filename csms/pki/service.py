@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Protocol
 
 from cryptography import x509
 
 from csms.commands.results import CommandOutcome
-from csms.domain.events import AuthorizationStatus, IdToken
+from csms.domain.events import Authorization, AuthorizationStatus, IdToken
 from csms.pki.certs import OcspId, to_pem
 from csms.pki.errors import CsrRefusedError, PkiError, RevocationUnavailableError
 from csms.pki.inventory import CertificateInventory
@@ -26,7 +26,7 @@ from csms.pki.verify import CertificateStatus, ContractVerdict, ContractVerifier
 
 logger = logging.getLogger(__name__)
 
-TokenAuthorizer = Callable[[str, IdToken], Awaitable[AuthorizationStatus]]
+TokenAuthorizer = Callable[[str, IdToken], Awaitable[Authorization]]
 
 _TOKEN_STATUS = {
     CertificateStatus.CERTIFICATE_EXPIRED: AuthorizationStatus.EXPIRED,
@@ -45,13 +45,18 @@ class HashRevocationChecker(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ContractDecision:
-    """The answer to a Plug & Charge Authorize: the token's verdict and the certificate's."""
+    """The answer to a Plug & Charge Authorize: the token's verdict and the certificate's.
 
-    status: AuthorizationStatus
+    An accepted verdict expires no later than the contract certificate (the charger's authorization
+    cache keeps the eMAID no longer)."""
+
+    authorization: Authorization
     certificate_status: CertificateStatus
     detail: str
-    valid_until: datetime | None = None
-    """When the contract certificate expires (the charger's authorization cache keeps it no longer)."""
+
+    @property
+    def status(self) -> AuthorizationStatus:
+        return self.authorization.status
 
 
 class PlugAndCharge:
@@ -120,11 +125,18 @@ class PlugAndCharge:
                 verdict.detail,
             )
             return ContractDecision(
-                _TOKEN_STATUS.get(verdict.status, AuthorizationStatus.INVALID), verdict.status, verdict.detail
+                Authorization(_TOKEN_STATUS.get(verdict.status, AuthorizationStatus.INVALID)),
+                verdict.status,
+                verdict.detail,
             )
-        status = await authorize_token(charger_id, token)
+        authorization = await authorize_token(charger_id, token)
         valid_until = verdict.chain[0].not_valid_after_utc if verdict.chain else None
-        return ContractDecision(status, CertificateStatus.ACCEPTED, verdict.detail, valid_until)
+        if authorization.accepted and valid_until is not None:
+            expires_at = authorization.expires_at
+            authorization = replace(
+                authorization, expires_at=valid_until if expires_at is None else min(expires_at, valid_until)
+            )
+        return ContractDecision(authorization, CertificateStatus.ACCEPTED, verdict.detail)
 
     async def _verify_hash_data(self, hash_data: Sequence[OcspId]) -> ContractVerdict:
         """The charger verified the chain; check each certificate's revocation through OCSP."""

@@ -1,4 +1,10 @@
-"""Authorization: Authorize (1.6 idTag, 2.0.1 idToken), and the status translations both use.
+"""Authorization: Authorize (1.6 idTag, 2.0.1 idToken), and the verdict translations both use.
+
+A verdict (:class:`~csms.domain.events.Authorization`) goes on the wire whole: 1.6 ``IdTagInfo``
+(§7.29: ``status``, ``expiryDate``, ``parentIdTag``) in Authorize, StartTransaction and
+StopTransaction (§4.2, §4.8, §4.10) and in SendLocalList entries; 2.0.1 ``IdTokenInfoType``
+(``status``, ``cacheExpiryDateTime``, ``groupIdToken``) in Authorize, TransactionEvent (C01-C04, C09)
+and SendLocalList. The charger's authorization cache drops a token at its expiry.
 
 A 2.0.1 Authorize carrying an ISO 15118 contract certificate (``certificate``) or its OCSP data
 (``iso15118CertificateHashData``) is checked by Plug & Charge (:mod:`csms.pki`) when the app has
@@ -10,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.domain.events import AuthorizationStatus, IdToken
+from csms.domain.events import Authorization, AuthorizationStatus, IdToken
 from csms.domain.service import ChargingService
 from csms.pki.certs import OcspId
 from csms.protocol.convert import format_timestamp, id_token_v201
@@ -27,14 +33,32 @@ _V16_AUTHORIZATION = {
 }
 
 
-def id_tag_info_v16(status: AuthorizationStatus) -> dict[str, Any]:
-    """A 1.6 ``IdTagInfo``; verdicts 1.6 has no name for become Invalid."""
-    return {"status": _V16_AUTHORIZATION.get(status, "Invalid")}
+V16_ID_TAG_MAX_LENGTH = 20
+"""1.6 ``IdToken`` (§7.28) is a CiString20Type, ``parentIdTag`` included."""
 
 
-def id_token_info_v201(status: AuthorizationStatus) -> dict[str, Any]:
-    """A 2.0.1 ``IdTokenInfoType``."""
-    return {"status": status.value}
+def id_tag_info_v16(verdict: Authorization) -> dict[str, Any]:
+    """A 1.6 ``IdTagInfo`` (§7.29); statuses 1.6 has no name for (Unknown, NoCredit) become Invalid.
+
+    A group token longer than a 1.6 idTag cannot be a ``parentIdTag`` and is left out."""
+    info: dict[str, Any] = {"status": _V16_AUTHORIZATION.get(verdict.status, "Invalid")}
+    if verdict.expires_at is not None:
+        info["expiryDate"] = format_timestamp(verdict.expires_at)
+    group = verdict.group_id_token
+    if group is not None and len(group.value) <= V16_ID_TAG_MAX_LENGTH:
+        info["parentIdTag"] = group.value
+    return info
+
+
+def id_token_info_v201(verdict: Authorization) -> dict[str, Any]:
+    """A 2.0.1 ``IdTokenInfoType``; a group token without a type is a ``Central`` one (the CSMS's)."""
+    info: dict[str, Any] = {"status": verdict.status.value}
+    if verdict.expires_at is not None:
+        info["cacheExpiryDateTime"] = format_timestamp(verdict.expires_at)
+    group = verdict.group_id_token
+    if group is not None:
+        info["groupIdToken"] = {"idToken": group.value, "type": group.token_type or "Central"}
+    return info
 
 
 class AuthorizationV16:
@@ -43,8 +67,8 @@ class AuthorizationV16:
 
     @handles("Authorize")
     async def authorize(self, call: IncomingCall) -> dict[str, Any]:
-        status = await self._service.authorize(call.charger_id, IdToken(call.payload["idTag"]))
-        return {"idTagInfo": id_tag_info_v16(status)}
+        verdict = await self._service.authorize(call.charger_id, IdToken(call.payload["idTag"]))
+        return {"idTagInfo": id_tag_info_v16(verdict)}
 
 
 class AuthorizationV201:
@@ -68,9 +92,9 @@ class AuthorizationV201:
                 hash_data=[OcspId.from_ocpp(entry) for entry in hash_data],
                 authorize_token=self._service.authorize,
             )
-            info = id_token_info_v201(decision.status)
-            if decision.valid_until is not None and decision.status is AuthorizationStatus.ACCEPTED:
-                info["cacheExpiryDateTime"] = format_timestamp(decision.valid_until)
-            return {"idTokenInfo": info, "certificateStatus": decision.certificate_status.value}
-        status = await self._service.authorize(call.charger_id, token)
-        return {"idTokenInfo": id_token_info_v201(status)}
+            return {
+                "idTokenInfo": id_token_info_v201(decision.authorization),
+                "certificateStatus": decision.certificate_status.value,
+            }
+        verdict = await self._service.authorize(call.charger_id, token)
+        return {"idTokenInfo": id_token_info_v201(verdict)}

@@ -216,6 +216,26 @@ def end_register_wh(samples: Iterable[MeterSample]) -> float | None:
     return _register_wh(samples, "Transaction.End", latest=True)
 
 
+def begin_register_wh(samples: Iterable[MeterSample]) -> float | None:
+    """The whole-EVSE energy register [Wh] read in context ``Transaction.Begin`` among ``samples``
+    (an Ended event's TxEndedMeasurands hold it, J02), ``None`` when there is none: unlike
+    :func:`start_register_wh`, never the earliest of other readings (an Ended event's only reading
+    may be the one at the end)."""
+    begin = [s for s in samples if s.context == "Transaction.Begin"]
+    return _register_wh(begin, "Transaction.Begin", latest=False)
+
+
+def begin_time(samples: Iterable[MeterSample]) -> datetime | None:
+    """When a transaction began, as an Ended event's meter values tell it: the time of its
+    ``Transaction.Begin`` reading, else of its earliest reading (the transaction ran then already);
+    ``None`` without meter values."""
+    readings = list(samples)
+    begin = [s.sampled_at for s in readings if s.context == "Transaction.Begin"]
+    if begin:
+        return min(begin)
+    return min((s.sampled_at for s in readings), default=None)
+
+
 def _register_wh(samples: Iterable[MeterSample], context: str, *, latest: bool) -> float | None:
     registers = [
         s

@@ -10,6 +10,8 @@ from csms.domain.service import ChargingService
 from csms.errors import OcppProtocolError, RpcErrorKind
 from csms.protocol.authorization import id_tag_info_v16, id_token_info_v201
 from csms.protocol.convert import (
+    begin_register_wh,
+    begin_time,
     end_register_wh,
     id_token_v201,
     parse_timestamp,
@@ -111,6 +113,9 @@ class TransactionsV201:
             offline=bool(p.get("offline", False)),
             at=at,
             message_id=call.unique_id,
+            evse_id=evse_id,
+            # the Ended event's token is the one that stopped the charge, not the one that authorised it
+            id_token=None if p["eventType"] == "Ended" else id_token,
         )
         started = None
         if p["eventType"] == "Started":
@@ -137,6 +142,9 @@ class TransactionsV201:
                 reason=info.get("stoppedReason", "Local"),
                 id_token=id_token,
                 message_id=call.unique_id,
+                # the start, should the Started event never have come (E06/J02: TxEndedMeasurands)
+                began_at=begin_time(samples) or at,
+                meter_start_wh=begin_register_wh(samples),
             )
         authorization = await self._service.transaction_event(
             event, evse_id=evse_id, id_token=id_token, started=started, ended=ended, samples=samples

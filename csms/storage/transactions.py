@@ -79,6 +79,16 @@ _INSERT_SAMPLES = """
     ON CONFLICT DO NOTHING"""
 
 
+# A transaction's samples kept on EVSE 0 (its first events named none) moved to its EVSE; one that
+# the EVSE has already (same time, measurand, phase, location) stays where it is.
+_SAMPLES_TO_EVSE = """
+    UPDATE meter_samples m SET evse_id = $3
+    WHERE m.charger_id = $1 AND m.transaction_id = $2 AND m.evse_id = 0
+      AND NOT EXISTS (SELECT FROM meter_samples o
+                      WHERE o.charger_id = m.charger_id AND o.evse_id = $3 AND o.sampled_at = m.sampled_at
+                        AND o.measurand = m.measurand AND o.phase = m.phase AND o.location = m.location)"""
+
+
 class TransactionRepository:
     """Reads and writes ``transactions``, ``transaction_events`` and ``meter_samples``."""
 
@@ -155,7 +165,9 @@ class TransactionRepository:
 
         ``authorized_by`` (the idToken of a Started or Updated event) becomes the transaction's token
         unless it has one: a station that starts on plug-in sends it later (E02, triggerReason
-        Authorized)."""
+        Authorized). A transaction whose events named no EVSE takes the first one named (its samples
+        too); one never seen Started takes its start from the Ended event (``began_at``,
+        ``meter_start_wh``), and a Started event arriving after that still sets the earlier start."""
         async with self._database.pool.acquire() as connection, connection.transaction():
             fresh = await connection.fetchval(
                 """INSERT INTO transaction_events (charger_id, transaction_id, seq_no, event_type,
@@ -172,8 +184,10 @@ class TransactionRepository:
             )
             if not fresh:
                 return False
-            await connection.execute(
-                """INSERT INTO transactions (charger_id, ocpp_version, transaction_id, evse_id,
+            before = await connection.fetchrow(
+                """WITH before AS (
+                       SELECT evse_id FROM transactions WHERE charger_id = $1 AND transaction_id = $2)
+                   INSERT INTO transactions (charger_id, ocpp_version, transaction_id, evse_id,
                        charging_state, offline, id_token, id_token_type)
                    VALUES ($1, '2.0.1', $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (charger_id, transaction_id) DO UPDATE SET
@@ -182,7 +196,9 @@ class TransactionRepository:
                        offline = transactions.offline OR EXCLUDED.offline,
                        id_token_type = CASE WHEN transactions.id_token IS NULL
                            THEN EXCLUDED.id_token_type ELSE transactions.id_token_type END,
-                       id_token = COALESCE(transactions.id_token, EXCLUDED.id_token), updated_at = now()""",
+                       id_token = COALESCE(transactions.id_token, EXCLUDED.id_token), updated_at = now()
+                   RETURNING EXISTS (SELECT FROM before) AS existed,
+                       (SELECT evse_id FROM before) AS evse_id""",
                 event.charger_id,
                 event.transaction_id,
                 evse_id,
@@ -191,9 +207,13 @@ class TransactionRepository:
                 authorized_by.value if authorized_by else None,
                 authorized_by.token_type if authorized_by else None,
             )
+            if before["existed"] and before["evse_id"] is None and evse_id:
+                # the first event named no EVSE (E01/E02 require it, chargers omit it): its samples
+                # were kept on EVSE 0 and now join the EVSE this event names
+                await connection.execute(_SAMPLES_TO_EVSE, event.charger_id, event.transaction_id, evse_id)
             if started is not None:
                 await connection.execute(
-                    """UPDATE transactions SET started_at = COALESCE(started_at, $3),
+                    """UPDATE transactions SET started_at = LEAST(started_at, $3),
                            connector_id = COALESCE(connector_id, $4), id_token = COALESCE(id_token, $5),
                            id_token_type = COALESCE(id_token_type, $6),
                            meter_start_wh = COALESCE(meter_start_wh, $7),
@@ -213,16 +233,21 @@ class TransactionRepository:
                     started.reservation_id,
                 )
             if ended is not None:
+                # a transaction never seen Started begins where the Ended event says it did
                 await connection.execute(
                     """UPDATE transactions SET ended_at = COALESCE(ended_at, $3),
                            meter_stop_wh = COALESCE(meter_stop_wh, $4),
-                           stop_reason = COALESCE(stop_reason, $5)
+                           stop_reason = COALESCE(stop_reason, $5),
+                           started_at = COALESCE(started_at, $6),
+                           meter_start_wh = COALESCE(meter_start_wh, $7)
                        WHERE charger_id = $1 AND transaction_id = $2""",
                     ended.charger_id,
                     event.transaction_id,
                     ended.ended_at,
                     ended.meter_stop_wh,
                     ended.reason,
+                    ended.began_at,
+                    ended.meter_start_wh,
                 )
             await _insert_samples(connection, samples)
         return True

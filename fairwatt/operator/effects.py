@@ -22,7 +22,7 @@ from aiohttp import web
 from csms.commands import CommandBus, CommandOutcome, CommandResult
 from csms.commands.payloads import LocalListEntry
 from csms.commands.results import result_document
-from csms.domain.events import AuthorizationStatus, IdToken
+from csms.domain.events import Authorization, AuthorizationStatus, IdToken
 from csms.smart_charging import SMART_CHARGING, StationSetup
 from demand_response.app import DEMAND_RESPONSE
 from fairwatt.commands.stations import refresh_site, station_setup
@@ -102,7 +102,7 @@ def differential(before: dict[str, Any], after: dict[str, Any]) -> list[LocalLis
     (an entry without a status removes it, OCPP's differential SendLocalList)."""
     old, new = _entries(before), _entries(after)
     changed = [
-        LocalListEntry(IdToken(token, kind), AuthorizationStatus(status))
+        LocalListEntry(IdToken(token, kind), Authorization(AuthorizationStatus(status)))
         for (token, kind), status in sorted(new.items())
         if old.get((token, kind)) != status
     ]
@@ -135,7 +135,9 @@ async def _local_lists(commands: CommandBus, outcome: ApplyOutcome) -> list[dict
         body = change.after or change.before or {}
         entries = (
             [
-                LocalListEntry(IdToken(e["id_token"], e["type"]), AuthorizationStatus(e["status"]))
+                LocalListEntry(
+                    IdToken(e["id_token"], e["type"]), Authorization(AuthorizationStatus(e["status"]))
+                )
                 for e in body.get("entries", [])
             ]
             if change.after is not None

@@ -13,7 +13,14 @@ from typing import Any
 
 from csms.commands import CommandBus
 from csms.commands.payloads import LocalListEntry
-from csms.domain.events import AuthorizationStatus, ChargerBooted, DomainEvent, IdToken, RegistrationStatus
+from csms.domain.events import (
+    Authorization,
+    AuthorizationStatus,
+    ChargerBooted,
+    DomainEvent,
+    IdToken,
+    RegistrationStatus,
+)
 from csms.live_state import LiveState
 from csms.storage.database import Database
 from csms.tasks import TaskOwner
@@ -51,7 +58,7 @@ class LocalListSync:
         if row is None:
             return None
         entries = [
-            LocalListEntry(IdToken(e["id_token"], e["type"]), AuthorizationStatus(e["status"]))
+            LocalListEntry(IdToken(e["id_token"], e["type"]), Authorization(AuthorizationStatus(e["status"])))
             for e in row["body"]["entries"]
         ]
         return int(row["version"]), entries

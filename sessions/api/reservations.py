@@ -19,7 +19,7 @@ from csms.tasks import TaskOwner
 from sessions.app import SessionsRuntime
 from sessions.auth import require_driver
 from sessions.errors import ProblemError, bad_request, conflict, not_found
-from sessions.http import json_object, json_response
+from sessions.http import json_object, json_response, whole_number
 from sessions.openapi import Api, Operation, json_content, problem
 from sessions.reservations import (
     ChargerRefusedError,
@@ -120,11 +120,12 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         if unknown:
             raise bad_request(f"unknown query parameter(s): {', '.join(unknown)}; accepted: limit")
         raw = request.query.get("limit", "20")
-        if not raw.isdigit() or not 1 <= int(raw) <= _LIST_MAX:
+        limit = whole_number(raw)
+        if limit is None or not 1 <= limit <= _LIST_MAX:
             raise bad_request(
-                f"query parameter 'limit' must be a whole number from 1 to {_LIST_MAX}, got {raw!r}"
+                f"query parameter 'limit' must be a whole number from 1 to {_LIST_MAX}, got {raw[:40]!r}"
             )
-        found = await reservations.of_driver(driver.subject, limit=int(raw))
+        found = await reservations.of_driver(driver.subject, limit=limit)
         return json_response({"reservations": [r.as_json() for r in found]})
 
     async def read(request: web.Request) -> web.StreamResponse:
@@ -302,7 +303,10 @@ def parse_request(
             raise bad_request(f"start_at is not an ISO 8601 date-time: {raw_start!r}") from None
         if starts_at.utcoffset() is None:
             raise bad_request("start_at must carry a time zone (e.g. 2026-01-01T12:00:00Z)")
-        starts_at = starts_at.astimezone(UTC)
+        try:
+            starts_at = starts_at.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-01:00 is past datetime's last UTC instant
+            raise bad_request(f"start_at is out of range: {raw_start[:40]!r}") from None
         if starts_at < now - timedelta(minutes=1):
             raise bad_request("start_at is in the past")
         if starts_at > now + timedelta(seconds=max_lead_s):
@@ -323,6 +327,7 @@ def parse_request(
 
 def _reservation_id(request: web.Request) -> int:
     raw = request.match_info["reservation_id"]
-    if not raw.isdigit() or not 1 <= int(raw) <= _ID_MAX:
-        raise ProblemError(400, f"reservation id must be a positive whole number, got {raw!r}")
-    return int(raw)
+    reservation_id = whole_number(raw)
+    if reservation_id is None or not 1 <= reservation_id <= _ID_MAX:
+        raise ProblemError(400, f"reservation id must be a positive whole number, got {raw[:40]!r}")
+    return reservation_id

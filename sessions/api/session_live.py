@@ -4,7 +4,10 @@ The stream replays the session's stored events after ``Last-Event-ID`` (header, 
 ``last_event_id`` query parameter), then sends each new one as it is stored: ``progress``
 (energy, power, cost so far, charger status), ``state`` (a transition) and, last, ``final`` (the
 COMPLETED or FAILED transition), after which the stream ends. Event ids are the events' ``seq``,
-so a client that reconnects with the last id it saw misses nothing and sees nothing twice.
+so a client that reconnects with the last id it saw misses nothing and sees nothing twice. A
+reconnect after the ``final`` event (an ``EventSource`` reconnects whenever a stream ends) is
+answered 204 No Content, which tells it to stop (HTML Living Standard, server-sent events). A
+quiet stream sends a ``: keep-alive`` comment every :data:`KEEPALIVE_S` so proxies keep it open.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 from sessions.api.sessions import BEARER, SESSION_ID_PARAMETER, visible_session
 from sessions.errors import bad_request, not_found
 from sessions.events import SessionEvent
-from sessions.http import json_response
+from sessions.http import json_response, whole_number
 from sessions.openapi import Api, Operation, json_content, problem
 
 if TYPE_CHECKING:
@@ -31,13 +34,16 @@ POLL_INTERVAL_S = 10.0
 (Redis pub/sub is at most once); wake-ups in this process are not lost. 10,000 streams cost 1,000
 indexed reads a second."""
 KEEPALIVE_S = 15.0
+"""A quiet stream sends a comment line this often [s]."""
+_MAX_EVENT_ID = 10**18 - 1
 
 
 def last_event_id(request: web.Request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "0"
-    if not raw.isdigit() or len(raw) > 18:
+    seq = whole_number(raw)
+    if seq is None:
         raise bad_request(f"Last-Event-ID must be a non-negative integer, got {raw[:40]!r}")
-    return int(raw)
+    return seq
 
 
 def sse_frame(event: SessionEvent) -> bytes:
@@ -57,6 +63,9 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         after = last_event_id(request)
         lifecycle = runtime.lifecycle
         assert lifecycle is not None
+        if record.state.final and not await lifecycle.store.events_after(record.session_id, after, limit=1):
+            # the client saw the final event: 204 makes an EventSource stop reconnecting
+            return web.Response(status=204, headers={"Cache-Control": "no-cache"})
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -83,8 +92,10 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
                     elif loop.time() - quiet_since >= KEEPALIVE_S:
                         await response.write(b": keep-alive\n\n")
                         quiet_since = loop.time()
+                    # wake up for the next keep-alive on time, not at the next poll after it
+                    until_keepalive_s = quiet_since + KEEPALIVE_S - loop.time()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), POLL_INTERVAL_S)
+                        await asyncio.wait_for(wake.wait(), max(0.0, min(POLL_INTERVAL_S, until_keepalive_s)))
             except (ConnectionResetError, ClientConnectionResetError):
                 return response  # the client went away
 
@@ -121,13 +132,18 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
                         "in": "header",
                         "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
                     },
-                    {"name": "last_event_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_EVENT_ID},
+                    },
                 ],
                 "responses": {
                     "200": {
                         "description": "events: progress, state, and a last one named final",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
+                    "204": {"description": "the session has ended and its final event was seen: stop"},
                     "401": problem("no valid bearer token"),
                     "403": problem("an operator's token"),
                     "404": problem("no such session of this driver"),

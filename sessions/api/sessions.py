@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from aiohttp import web
 
 from csms.domain.events import ConnectorStatus
@@ -33,7 +34,7 @@ from sessions.errors import (
     unauthorized,
 )
 from sessions.events import SessionOrigin, SessionState
-from sessions.http import json_object, json_response
+from sessions.http import json_object, json_response, whole_number
 from sessions.lifecycle import SessionLifecycle, new_app_token
 from sessions.live import LiveHub
 from sessions.openapi import Api, Operation, json_content, problem
@@ -48,6 +49,8 @@ _CHARGER_ID = re.compile(r"^[^\x00-\x20\x7f:/]{1,48}$")
 _TOKEN_ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 _MAX_CONNECTOR = 1000
 _UNUSABLE = (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE)
+ONE_STARTING_PER_EVSE = "charging_sessions_one_initiated"
+"""The unique index letting one INITIATED session per EVSE in (migration 0024)."""
 
 SESSION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -205,7 +208,11 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         hub=LiveHub(),
     )
     runtime.lifecycle = lifecycle
-    csms.service.use_authorizer(DriverAuthorizer(csms.database, store))
+    csms.service.use_authorizer(
+        DriverAuthorizer(
+            csms.database, store, cache_lifetime_s=runtime.settings.authorization_cache_lifetime_s
+        )
+    )
     runtime.on_start.append(lifecycle.start)
     runtime.on_stop.append(lifecycle.stop)
     node = csms.redis_node
@@ -272,7 +279,8 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         if runtime.reservations is not None:
             if await runtime.reservations.held_by_other(driver.subject, charger_id, evse_id, now):
                 raise conflict(f"connector {evse_id} of charger {charger_id} is reserved by another driver")
-            reservation_id = await runtime.reservations.claim(driver.subject, charger_id, evse_id, now)
+            # claimed only once the payment hold is placed: a declined card keeps the reservation
+            reservation_id = await runtime.reservations.own_at(driver.subject, charger_id, evse_id, now)
         new = NewSession(
             driver_id=driver.subject,
             charger_id=charger_id,
@@ -294,6 +302,11 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
             raise conflict(
                 "this Idempotency-Key was used with a different request", session_id=exc.session_id
             ) from None
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != ONE_STARTING_PER_EVSE:
+                raise
+            # another start on this connector won the race past check_startable (migration 0024)
+            raise conflict(f"connector {evse_id} of charger {charger_id} is in use") from None
         record = created.record
         if created.event is None:
             return json_response(await session_view(lifecycle, record))
@@ -309,6 +322,8 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
                     f"the payment method was not authorised: {refused}",
                     extensions={"session_id": record.session_id},
                 )
+        if reservation_id is not None and runtime.reservations is not None:
+            await runtime.reservations.claim(driver.subject, charger_id, evse_id, now)
         lifecycle.begin_remote_start(record)
         location = f"/v1/sessions/{record.session_id}"
         return json_response(
@@ -324,17 +339,22 @@ def register(api: Api, runtime: SessionsRuntime) -> None:
         if request.query.get("driver", "me") != "me":
             raise bad_request("driver must be 'me': drivers see only their own sessions")
         raw_limit = request.query.get("limit", "20")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
-            raise bad_request(f"limit must be an integer from 1 to 100, got {raw_limit!r}")
+        limit = whole_number(raw_limit)
+        if limit is None or not 1 <= limit <= 100:
+            raise bad_request(f"limit must be an integer from 1 to 100, got {raw_limit[:40]!r}")
         before = None
         if "before" in request.query:
             try:
                 before = datetime.fromisoformat(request.query["before"])
             except ValueError:
                 raise bad_request("before must be an ISO 8601 date-time") from None
-            if before.tzinfo is None:
+            if before.utcoffset() is None:
                 raise bad_request("before must carry a time zone offset")
-        records = await store.for_driver(driver.subject, limit=int(raw_limit), before=before)
+            try:
+                before = before.astimezone(UTC)
+            except OverflowError:  # 9999-12-31T23:59:59-01:00 is past datetime's last UTC instant
+                raise bad_request("before is out of range") from None
+        records = await store.for_driver(driver.subject, limit=limit, before=before)
         return json_response({"sessions": [await session_view(lifecycle, record) for record in records]})
 
     async def stop_session(request: web.Request) -> web.StreamResponse:

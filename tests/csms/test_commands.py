@@ -13,7 +13,7 @@ import pytest
 
 from csms.commands import ChargingProfile, CommandBus, CommandOutcome, CommandResult, ProfilePurpose
 from csms.commands.payloads import LocalListEntry, VariableRef, VariableSetting
-from csms.domain.events import AuthorizationStatus, IdToken
+from csms.domain.events import Authorization, AuthorizationStatus, IdToken
 from csms.errors import CommandError
 from csms.protocol.registry import ConnectedChargers
 from csms.protocol.router import Router
@@ -27,6 +27,12 @@ pytestmark = pytest.mark.asyncio
 WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STATION = Evse("CP", Connection.THREE_PHASE, 230.0, 32.0, rate_unit=RateUnit.WATT, step=100.0)
 PROFILE = ChargingProfile.failsafe(Evse("CP-1", Connection.L1, 230.0, 16.0, 6.0), limit_a=10.0, profile_id=5)
+# A remote start's profile is a TxProfile (1.6 §6.33, 2.0.1 RequestStartTransaction): the failsafe's
+# forms with that purpose (no transactionId: the transaction does not exist yet).
+TX_PROFILE = ChargingProfile(
+    {**(PROFILE.v16 or {}), "chargingProfilePurpose": "TxProfile"},
+    {**(PROFILE.v201 or {}), "chargingProfilePurpose": "TxProfile"},
+)
 STATION_MAX = ChargingProfile.station_max(
     Schedule(
         station_id="ST",
@@ -44,8 +50,8 @@ STATION_MAX = ChargingProfile.station_max(
     profile_id=1,
 )
 LOCAL_LIST = [
-    LocalListEntry(IdToken("A", "ISO14443"), AuthorizationStatus.ACCEPTED),
-    LocalListEntry(IdToken("B", "ISO14443"), AuthorizationStatus.NO_CREDIT),
+    LocalListEntry(IdToken("A", "ISO14443"), Authorization(AuthorizationStatus.ACCEPTED)),
+    LocalListEntry(IdToken("B", "ISO14443"), Authorization(AuthorizationStatus.NO_CREDIT)),
 ]
 
 Command = Callable[[CommandBus], Coroutine[Any, Any, CommandResult]]
@@ -54,7 +60,7 @@ Case = tuple[str, Command, str, dict[str, Any], CommandOutcome, str | None]
 V16_CASES: list[Case] = [
     (
         "remote start with profile",
-        lambda b: b.remote_start("CP", 1, IdToken("T"), charging_profile=PROFILE),
+        lambda b: b.remote_start("CP", 1, IdToken("T"), charging_profile=TX_PROFILE),
         "RemoteStartTransaction",
         {"status": "Accepted"},
         CommandOutcome.ACCEPTED,
@@ -195,7 +201,7 @@ V16_CASES: list[Case] = [
 V201_CASES: list[Case] = [
     (
         "request start with profile",
-        lambda b: b.remote_start("CP", 1, IdToken("T", "eMAID"), charging_profile=PROFILE),
+        lambda b: b.remote_start("CP", 1, IdToken("T", "eMAID"), charging_profile=TX_PROFILE),
         "RequestStartTransaction",
         {"status": "Accepted"},
         CommandOutcome.ACCEPTED,
@@ -419,4 +425,27 @@ async def test_invalid_arguments_raise_command_error() -> None:
         await bus.remote_stop("CP", "not-a-number")
     with pytest.raises(CommandError):
         await bus.trigger_message("CP", "NoSuchMessage")
+    assert connection.outgoing.empty()
+
+
+@pytest.mark.parametrize("version", [OcppVersion.V16, OcppVersion.V201])
+async def test_a_remote_start_the_spec_forbids_is_refused_before_it_is_sent(version: OcppVersion) -> None:
+    """1.6 §6.33 RemoteStartTransaction.req: connectorId > 0 and a chargingProfile of purpose TxProfile;
+    2.0.1 RequestStartTransactionRequest: evseId "SHALL be > 0", the profile a TxProfile (F01/F02). A
+    charger would refuse them (or worse, apply a TxDefaultProfile to every later transaction)."""
+    connection = MemoryConnection()
+    connected = ConnectedChargers()
+    connected.register(OcppSession("CP", version, connection, Router(), max_message_bytes=65536))
+    bus = CommandBus(connected, default_timeout_s=5)
+    for evse_id in (0, -1):
+        with pytest.raises(CommandError, match=f"EVSE > 0.*got {evse_id}"):
+            await bus.remote_start("CP", evse_id, IdToken("T"))
+    for profile, purpose in (
+        (PROFILE, "TxDefaultProfile"),
+        (STATION_MAX, "ChargePointMaxProfile" if version is OcppVersion.V16 else "ChargingStationMaxProfile"),
+    ):
+        with pytest.raises(CommandError, match=f"must have purpose TxProfile, got {purpose}"):
+            await bus.remote_start("CP", 1, IdToken("T"), charging_profile=profile)
+        with pytest.raises(CommandError, match="purpose TxProfile"):
+            await bus.remote_start("CP", None, IdToken("T"), charging_profile=profile)
     assert connection.outgoing.empty()

@@ -169,7 +169,12 @@ async def test_ended_event_for_an_unknown_transaction_is_stored(csms: RunningCsm
         )
     stored = await csms.runtime.transactions.get("CS201-LOST", "TX-LOST")
     assert stored is not None
-    assert (stored.evse_id, stored.meter_stop_wh, stored.started_at) == (2, 900.0, None)
+    # never seen Started: it began no later than its only reading (E06/J02; see test_v201_audit)
+    assert (stored.evse_id, stored.meter_stop_wh, stored.started_at) == (
+        2,
+        900.0,
+        datetime(2026, 3, 1, 11, 0, tzinfo=UTC),
+    )
 
 
 async def test_charging_needs_and_notifications(csms: RunningCsms) -> None:

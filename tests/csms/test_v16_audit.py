@@ -23,7 +23,7 @@ import pytest
 from ocpp.v16 import call as call16
 
 from csms.commands import ChargingProfile, CommandOutcome
-from csms.domain.events import AuthorizationStatus, IdToken, RegistrationStatus
+from csms.domain.events import Authorization, AuthorizationStatus, IdToken, RegistrationStatus
 from csms.protocol.framing import CALL
 from csms.protocol.schemas import validate_payload
 from csms.protocol.versions import OcppVersion
@@ -241,8 +241,8 @@ async def test_transaction_ids_are_unique_per_start_and_kept_for_a_replay(csms: 
 class VerdictByTag:
     """An authorizer whose verdict is named by the id tag (``BLOCKED-1`` is Blocked)."""
 
-    async def authorize(self, charger_id: str, id_token: IdToken) -> AuthorizationStatus:
-        return AuthorizationStatus[id_token.value.rsplit("-", 1)[0]]
+    async def authorize(self, charger_id: str, id_token: IdToken) -> Authorization:
+        return Authorization(AuthorizationStatus[id_token.value.rsplit("-", 1)[0]])
 
 
 @pytest.mark.parametrize(

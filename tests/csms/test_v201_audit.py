@@ -12,7 +12,13 @@ import pytest
 from ocpp.v201 import call
 
 from csms.commands import CommandOutcome
-from csms.domain.events import DomainEvent, IdToken, RegistrationStatus, TransactionEnded
+from csms.domain.events import (
+    DomainEvent,
+    IdToken,
+    RegistrationStatus,
+    TransactionEnded,
+    TransactionEventReceived,
+)
 from csms.protocol.convert import end_register_wh, samples_v201, start_register_wh
 from csms.storage.chargers import ChargerRecord
 from tests.csms.chargers import Charger201, connected
@@ -344,3 +350,157 @@ async def test_a_unit_multiplier_scales_the_energy_register(csms: RunningCsms) -
     assert stored is not None
     assert (stored.meter_start_wh, stored.meter_stop_wh) == (1500.0, 4250.0)
     assert stored.started_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+# --- E01/E02: the EVSE named after the start ----------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_started_without_an_evse_takes_the_one_a_later_event_names(
+    csms: RunningCsms,
+) -> None:
+    """E01/E02: the ``evse`` field is required in the first TransactionEvent for an EVSE, but stations
+    leave it out. The transaction is kept on no EVSE (its samples on EVSE 0) until an event names it;
+    then the transaction, its samples, live state and the event the sessions hear all say that EVSE."""
+    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-EVSE"))
+    heard: list[TransactionEventReceived] = []
+
+    async def listen(domain_event: DomainEvent) -> None:
+        if isinstance(domain_event, TransactionEventReceived):
+            heard.append(domain_event)
+
+    csms.runtime.service.subscribe(listen)
+    async with connected(Charger201, csms.url("CS-AUD-EVSE"), "CS-AUD-EVSE", V201) as station:
+        await booted(station)
+        await station.call(
+            tx_event(
+                "Started",
+                0,
+                "2026-03-02T10:00:00Z",
+                "TX-EVSE",
+                trigger_reason="CablePluggedIn",
+                meter_value=[energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin")],
+            ),
+            suppress=False,
+        )
+        stored = await csms.runtime.transactions.get("CS-AUD-EVSE", "TX-EVSE")
+        assert stored is not None
+        assert stored.evse_id is None
+        await station.call(
+            tx_event(
+                "Updated",
+                1,
+                "2026-03-02T10:15:00Z",
+                "TX-EVSE",
+                evse={"id": 2, "connectorId": 1},
+                meter_value=[energy("2026-03-02T10:15:00Z", 2500.0, "Sample.Periodic")],
+            ),
+            suppress=False,
+        )
+        # a later event without evse stays on it
+        await station.call(
+            tx_event(
+                "Updated",
+                2,
+                "2026-03-02T10:30:00Z",
+                "TX-EVSE",
+                meter_value=[energy("2026-03-02T10:30:00Z", 4000.0, "Sample.Periodic")],
+            ),
+            suppress=False,
+        )
+    stored = await csms.runtime.transactions.get("CS-AUD-EVSE", "TX-EVSE")
+    assert stored is not None
+    assert (stored.evse_id, stored.meter_start_wh) == (2, 1000.0)
+    samples = await csms.runtime.transactions.samples("CS-AUD-EVSE", "TX-EVSE")
+    assert [(s.evse_id, s.value) for s in samples] == [(2, 1000.0), (2, 2500.0), (2, 4000.0)]
+    state = await csms.runtime.live_state.get("CS-AUD-EVSE")
+    assert state is not None
+    assert state.active_transactions == {2: "TX-EVSE"}
+    assert [(e.seq_no, e.evse_id) for e in heard] == [(0, None), (1, 2), (2, 2)]
+    open_now = await csms.runtime.transactions.open_on(["CS-AUD-EVSE"])
+    assert [(t.transaction_id, t.evse_id) for t in open_now] == [("TX-EVSE", 2)]
+
+
+# --- E06/E07: an Ended event for a transaction whose Started never came --------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_seen_only_ended_begins_where_its_ended_event_says(csms: RunningCsms) -> None:
+    """E06/E07 with J02 (TxEndedMeasurands): a transaction reported only by its Ended event (its
+    Started lost) takes its start from the Ended event's ``Transaction.Begin`` reading (time and
+    register), else its earliest reading, else the event's own timestamp; so ``finished_since`` (the
+    forecast history) and billing see it, with its energy."""
+    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-ONLYEND"))
+
+    def ended(seq_no: int, transaction_id: str, at: str, *meter_value: dict[str, Any]) -> Any:
+        extra: dict[str, Any] = {"meter_value": list(meter_value)} if meter_value else {}
+        return tx_event(
+            "Ended",
+            seq_no,
+            at,
+            transaction_id,
+            trigger_reason="EVCommunicationLost",
+            evse={"id": 1, "connectorId": 1},
+            info={"stoppedReason": "EVDisconnected"},
+            **extra,
+        )
+
+    async with connected(Charger201, csms.url("CS-AUD-ONLYEND"), "CS-AUD-ONLYEND", V201) as station:
+        await booted(station)
+        await station.call(
+            ended(
+                4,
+                "TX-BEGIN-READ",
+                "2026-03-03T11:00:00Z",
+                energy("2026-03-03T10:20:00Z", 3000.0, "Sample.Clock"),
+                energy("2026-03-03T10:00:00Z", 1000.0, "Transaction.Begin"),
+                energy("2026-03-03T11:00:00Z", 9000.0, "Transaction.End"),
+            ),
+            suppress=False,
+        )
+        await station.call(
+            ended(
+                5,
+                "TX-SAMPLES",
+                "2026-03-03T12:00:00Z",
+                energy("2026-03-03T11:40:00Z", 2000.0, "Sample.Periodic"),
+                energy("2026-03-03T12:00:00Z", 2600.0, "Transaction.End"),
+            ),
+            suppress=False,
+        )
+        await station.call(ended(6, "TX-BARE", "2026-03-03T13:00:00Z"), suppress=False)
+        # Ended first, its Started (with the earlier start) afterwards: the start seen last wins
+        await station.call(ended(3, "TX-LATE-START", "2026-03-03T15:00:00Z"), suppress=False)
+        await station.call(
+            tx_event(
+                "Started",
+                0,
+                "2026-03-03T14:00:00Z",
+                "TX-LATE-START",
+                trigger_reason="CablePluggedIn",
+                evse={"id": 1, "connectorId": 1},
+            ),
+            suppress=False,
+        )
+
+    async def start_of(transaction_id: str) -> tuple[datetime | None, float | None, float | None]:
+        stored = await csms.runtime.transactions.get("CS-AUD-ONLYEND", transaction_id)
+        assert stored is not None
+        return stored.started_at, stored.meter_start_wh, stored.meter_stop_wh
+
+    def at(hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 3, 3, hour, minute, tzinfo=UTC)
+
+    assert await start_of("TX-BEGIN-READ") == (at(10), 1000.0, 9000.0)
+    # no Transaction.Begin reading: the earliest reading, and no meter start (the spread of the
+    # samples gives the energy)
+    assert await start_of("TX-SAMPLES") == (at(11, 40), None, 2600.0)
+    assert await start_of("TX-BARE") == (at(13), None, None)
+    assert (await start_of("TX-LATE-START"))[0] == at(14)
+    finished = await csms.runtime.transactions.finished_since(at(0), ["CS-AUD-ONLYEND"])
+    assert [(f.started_at, f.ended_at, f.energy_wh) for f in finished] == [
+        (at(10), at(11), 8000.0),
+        (at(11, 40), at(12), 600.0),
+        (at(13), at(13), None),
+        (at(14), at(15), None),
+    ]

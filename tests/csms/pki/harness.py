@@ -14,7 +14,7 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from csms.domain.events import AuthorizationStatus, IdToken
+from csms.domain.events import Authorization, AuthorizationStatus, IdToken
 from csms.pki.app import install
 from csms.pki.certs import load_chain
 from csms.pki.provider import ContractCertificateProvider, LocalContractProvider
@@ -35,9 +35,9 @@ class ContractAuthorizer:
         self.contracts = set(contracts)
         self.asked: list[IdToken] = []
 
-    async def authorize(self, charger_id: str, id_token: IdToken) -> AuthorizationStatus:
+    async def authorize(self, charger_id: str, id_token: IdToken) -> Authorization:
         self.asked.append(id_token)
-        return (
+        return Authorization(
             AuthorizationStatus.ACCEPTED if id_token.value in self.contracts else AuthorizationStatus.UNKNOWN
         )
 
