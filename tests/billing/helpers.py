@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ from billing.gateway import PaymentGateway
 from billing.holds import GatewayHolds
 from billing.payments import Checkpoint, PaymentPolicy, PaymentSettler
 from billing.rater import Rater
+from billing.stripe import StripeGateway
 from billing.worker import BillingWorker
 from csms.storage.database import Database
 from sessions.tariff_store import TariffStore
@@ -167,3 +169,13 @@ async def payment_states(database: Database) -> dict[str, str]:
 
 def eur(text: str) -> Decimal:
     return Decimal(text)
+
+
+@asynccontextmanager
+async def stripe_client(base_url: str, *, timeout_s: float) -> AsyncIterator[StripeGateway]:
+    """The Stripe adapter on ``base_url`` (the local test gateway), closed afterwards."""
+    client = StripeGateway(base_url, "sk_test_x", timeout_s=timeout_s)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -36,6 +36,7 @@ from tests.billing.helpers import (
     make_worker,
     seed_charger,
     seed_driver,
+    stripe_client,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -43,11 +44,8 @@ pytestmark = pytest.mark.asyncio
 
 @pytest_asyncio.fixture
 async def stripe(gateway: GatewayProcess) -> AsyncIterator[StripeGateway]:
-    client = StripeGateway(gateway.url, "sk_test_x", timeout_s=2)
-    try:
+    async with stripe_client(gateway.url, timeout_s=2) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def _tariff(tariff_id: str, currency: str, energy_price: float, vat: float, **extra: Any) -> dict[str, Any]:
@@ -115,32 +113,36 @@ async def _bill_one(
     return session_id
 
 
-async def test_jpy_is_charged_in_whole_yen(
-    database: Database, gateway: GatewayProcess, stripe: StripeGateway
+@pytest.mark.parametrize(
+    ("currency", "price", "vat", "total", "sent"),
+    [
+        # 20 kWh * 45.5 = 910, + 10 % = 1001 yen, no decimals
+        pytest.param("JPY", 45.5, 10, 1001, 1001, id="jpy-is-charged-in-whole-yen"),
+        # Stripe keeps ISK two-decimal in its API (ISK 5 is amount=500); ISO 4217 and the receipt say 0.
+        pytest.param("ISK", 50, 24, 1240, 124_000, id="isk-is-sent-in-its-two-decimal-api-unit"),
+    ],
+)
+async def test_a_currency_without_decimals_is_billed_whole_and_sent_in_the_providers_unit(
+    database: Database,
+    gateway: GatewayProcess,
+    stripe: StripeGateway,
+    currency: str,
+    price: float,
+    vat: float,
+    total: int,
+    sent: int,
 ) -> None:
-    session_id = await _bill_one(database, stripe, "CP-JPY", _tariff("JPY1", "JPY", 45.5, 10), "yui")
+    tariff = _tariff(f"{currency}1", currency, price, vat)
+    session_id = await _bill_one(database, stripe, f"CP-{currency}", tariff, f"driver-{currency.lower()}")
     receipt = await ReceiptStore(database).receipt_json(session_id)
     assert receipt is not None
-    assert receipt["total_incl_vat"] == "1001"  # 20 kWh * 45.5 = 910, + 10 % = 1001 yen, no decimals
+    assert receipt["total_incl_vat"] == str(total)
     moved = (await gateway.movements_by_session())[session_id]
-    assert [(m["amount"], m["currency"]) for m in moved] == [(1001, "jpy")]
-    assert (await reconcile(database)).balanced
-
-
-async def test_isk_is_sent_to_stripe_in_its_two_decimal_api_unit(
-    database: Database, gateway: GatewayProcess, stripe: StripeGateway
-) -> None:
-    # Stripe keeps ISK two-decimal in its API (ISK 5 is amount=500); ISO 4217 and the receipt say 0.
-    session_id = await _bill_one(database, stripe, "CP-ISK", _tariff("ISK1", "ISK", 50, 24), "jon")
-    receipt = await ReceiptStore(database).receipt_json(session_id)
-    assert receipt is not None
-    assert receipt["total_incl_vat"] == "1240"
-    moved = (await gateway.movements_by_session())[session_id]
-    assert [(m["amount"], m["currency"]) for m in moved] == [(124_000, "isk")]
+    assert [(m["amount"], m["currency"]) for m in moved] == [(sent, currency.lower())]
     row = await database.pool.fetchrow(
         "SELECT state, captured_amount FROM billing_payments WHERE session_id = $1", uuid.UUID(session_id)
     )
-    assert (row["state"], row["captured_amount"]) == ("captured", Decimal(1240))
+    assert (row["state"], row["captured_amount"]) == ("captured", Decimal(total))
     assert (await reconcile(database)).balanced
 
 
@@ -225,45 +227,24 @@ async def test_a_refund_larger_than_the_first_payment_is_split_over_the_sessions
 
 @dataclass
 class AnsweringGateway:
-    """A payment gateway double whose off-session charges end in ``status`` (no money moved)."""
+    """A payment gateway double whose off-session charges end in ``status`` (no money moved); it
+    takes no hold and makes no refund (the other arguments are those of ``PaymentGateway``)."""
 
     status: IntentStatus
     charges: list[str] = field(default_factory=list)
 
-    async def authorize(
-        self,
-        *,
-        idempotency_key: str,
-        payment_token: str,
-        amount_minor: int,
-        currency: str,
-        metadata: Mapping[str, str],
-    ) -> PaymentIntent:
-        raise AssertionError("no hold in this test")
-
     async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        payment_token: str,
-        amount_minor: int,
-        currency: str,
-        metadata: Mapping[str, str],
+        self, *, idempotency_key: str, amount_minor: int, currency: str, **_: Any
     ) -> PaymentIntent:
         self.charges.append(idempotency_key)
         return PaymentIntent(f"pi_{len(self.charges)}", self.status, amount_minor, 0, currency)
 
-    async def capture(
-        self, *, idempotency_key: str, intent_id: str, amount_minor: int, currency: str | None = None
-    ) -> PaymentIntent:
+    async def authorize(self, **_: Any) -> PaymentIntent:
         raise AssertionError("no hold in this test")
 
-    async def release(self, *, idempotency_key: str, intent_id: str) -> PaymentIntent:
-        raise AssertionError("no hold in this test")
+    capture = release = authorize
 
-    async def refund(
-        self, *, idempotency_key: str, intent_id: str, amount_minor: int, currency: str | None = None
-    ) -> Refund:
+    async def refund(self, **_: Any) -> Refund:
         raise AssertionError("no refund in this test")
 
 

@@ -30,6 +30,7 @@ from tests.billing.helpers import (
     payment_states,
     seed_charger,
     seed_driver,
+    stripe_client,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -41,11 +42,8 @@ class SimulatedCrashError(Exception):
 
 @pytest_asyncio.fixture
 async def stripe(gateway: GatewayProcess) -> AsyncIterator[StripeGateway]:
-    client = StripeGateway(gateway.url, "sk_test_x", timeout_s=0.5)
-    try:
+    async with stripe_client(gateway.url, timeout_s=0.5) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def sessions_with_holds(database: Database, stripe: StripeGateway, holds_eur: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ from billing.errors import IdempotencyConflictError, OutcomeUnknownError, Paymen
 from billing.gateway import IntentStatus
 from billing.stripe import StripeGateway
 from tests.billing.conftest import GatewayProcess
+from tests.billing.helpers import stripe_client
 
 pytestmark = pytest.mark.asyncio
 META = {"session_id": "s-1"}
@@ -21,11 +22,8 @@ META = {"session_id": "s-1"}
 
 @pytest_asyncio.fixture
 async def stripe(gateway: GatewayProcess) -> AsyncIterator[StripeGateway]:
-    client = StripeGateway(gateway.url, "sk_test_x", timeout_s=0.5)
-    try:
+    async with stripe_client(gateway.url, timeout_s=0.5) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def test_same_key_same_parameters_replays_the_first_result(stripe: StripeGateway) -> None:

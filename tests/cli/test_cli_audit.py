@@ -52,6 +52,16 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def forbid(monkeypatch: pytest.MonkeyPatch, target: str, message: str) -> None:
+    """Replace ``target`` with a function failing the test with ``message``: the command must stop
+    before it is called."""
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError(message)
+
+    monkeypatch.setattr(target, never)
+
+
 # -- output files: checked first ----------------------------------------------------------------
 
 
@@ -69,10 +79,7 @@ def test_plan_export_lp_into_a_missing_directory_is_an_error_not_a_crash(tmp_pat
 def test_plan_profiles_into_a_missing_directory_fails_before_solving(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def never(*_: object) -> None:
-        raise AssertionError("solved before the output path was checked")
-
-    monkeypatch.setattr("fairwatt.commands.plan.solve", never)
+    forbid(monkeypatch, "fairwatt.commands.plan.solve", "solved before the output path was checked")
     target = tmp_path / "missing" / "profiles.json"
     assert main(plan("--profiles", str(target))) == 1
     err = capsys.readouterr().err
@@ -91,10 +98,7 @@ def test_simulate_plot_into_a_missing_directory_fails_before_simulating(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # it used to run the whole simulation (minutes for a month) and only then fail to save the plot
-    def never(*_: object, **__: object) -> None:
-        raise AssertionError("simulated before the plot path was checked")
-
-    monkeypatch.setattr("fairwatt.simulation.engine.simulate", never)
+    forbid(monkeypatch, "fairwatt.simulation.engine.simulate", "simulated before the plot path was checked")
     target = tmp_path / "missing" / "day.png"
     argv = ["simulate", "--config", DEPOT, "--sessions", DEPOT_SESSIONS, "--days", "1", "--plot", str(target)]
     assert main(argv) == 1
@@ -120,10 +124,7 @@ def test_demo_plot_into_a_missing_directory_fails_before_starting(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # after the 90 s story the OSError of the plot read "cannot start on 127.0.0.1:9000"
-    def never(*_: object) -> None:
-        raise AssertionError("started before the plot path was checked")
-
-    monkeypatch.setattr("fairwatt.commands.demo.load_network", never)
+    forbid(monkeypatch, "fairwatt.commands.demo.load_network", "started before the plot path was checked")
     target = tmp_path / "missing" / "demo.png"
     assert main(["demo", "--plot", str(target)]) == 1
     assert f"--plot {target}: the directory {target.parent} does not exist" in capsys.readouterr().err

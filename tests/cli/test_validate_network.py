@@ -15,22 +15,13 @@ from fairwatt.cli import main
 from fairwatt.commands.stations import station_setup
 from fairwatt.commands.validate import schema_text
 from fairwatt.config.network import NetworkConfigError, load_network, parse_network
+from tests.config.networks import HEAD
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "network.yaml"
 
-BASE = """\
-version: 1
-operator: acme
-tariffs:
-  - id: std
-    currency: EUR
-    elements:
-      - price_components: [{type: ENERGY, price: 0.40, step_size: 1}]
-stations:
-  - id: s1
-    time_zone: Europe/Berlin
-    grid_limit_kw: 50
-    tariff: std
+BASE = (
+    HEAD
+    + """\
     limits:
       id: root
       limit_a: 63
@@ -47,6 +38,7 @@ stations:
     chargers:
       - {id: c3, connection: 3P, voltage_v: 230, max_current_a: 32, tariff: std}
 """
+)
 
 
 def line_of(text: str, needle: str, nth: int = 1) -> int:

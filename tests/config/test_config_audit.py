@@ -9,6 +9,7 @@ import pytest
 
 from fairwatt.config import ConfigError, parse_station
 from fairwatt.config.network import NetworkConfigError, load_network, parse_network
+from tests.config.networks import HEAD
 
 STATION = """\
 station:
@@ -24,24 +25,16 @@ station:
     - {<<: *a, id: B, max_current_a: 16}
 """
 
-NETWORK = """\
-version: 1
-operator: acme
-tariffs:
-  - id: std
-    currency: EUR
-    elements:
-      - price_components: [{type: ENERGY, price: 0.40, step_size: 1}]
-stations:
-  - id: s1
-    time_zone: Europe/Berlin
-    grid_limit_kw: 50
-    tariff: std
+# HEAD is lines 1-12 (the tariff's currency on 5, s1's time zone on 10); these are lines 13-16.
+NETWORK = (
+    HEAD
+    + """\
     limits: {id: root, limit_a: 63, evses: [c1, c2]}
     chargers:
       - &c1 {id: c1, connection: 3P, voltage_v: 230, max_current_a: 32}
       - {<<: *c1, id: c2, max_current_a: 16}
 """
+)
 
 
 def station_error(text: str) -> ConfigError:

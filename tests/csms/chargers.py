@@ -72,6 +72,21 @@ class Charger16(ChargePoint16):  # type: ignore[misc]
         return result16.Reset(status="Rejected")
 
 
+class SlowCharger16(Charger16):
+    """Says when an UnlockConnector arrives and answers it only once ``release`` is set."""
+
+    def __init__(self, charger_id: str, connection: ClientConnection) -> None:
+        super().__init__(charger_id, connection)
+        self.unlock_arrived = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @on(Action16.unlock_connector)
+    async def on_unlock(self, **request: Any) -> Any:
+        self.unlock_arrived.set()
+        await self.release.wait()
+        return result16.UnlockConnector(status="Unlocked")
+
+
 class Charger201(ChargePoint201):  # type: ignore[misc]
     """A 2.0.1 charging station that accepts remote commands and records them in ``received``."""
 

@@ -14,9 +14,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from redis.asyncio import Redis
 
+from csms.redis_state import RedisKeys
 from csms.server import CSMS, CsmsRuntime, create_app
 from csms.settings import CsmsSettings
+from tests.csms.nodes import REDIS_URL
 from tests.csms.protocol_stations import ServiceCsms, service_csms
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -106,3 +109,25 @@ async def service(database_dsn: str) -> AsyncIterator[ServiceCsms]:
     """The charging service on the real PostgreSQL, without a server (``protocol_stations``)."""
     async with service_csms(database_dsn) as opened:
         yield opened
+
+
+@pytest_asyncio.fixture
+async def redis() -> AsyncIterator[Redis]:
+    """A client of the real Redis (``REDIS_URL``)."""
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def keys(redis: Redis) -> AsyncIterator[RedisKeys]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefixed = RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:")
+    try:
+        yield prefixed
+    finally:
+        stale = [key async for key in redis.scan_iter(match=prefixed.prefix + "*")]
+        if stale:
+            await redis.delete(*stale)

@@ -46,6 +46,21 @@ def stamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+async def plug_in(station: Charger201, transaction_id: str, at: datetime | None = None) -> None:
+    """A transaction Started on EVSE 1 by a cable plugged in ``at`` (now)."""
+    await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=stamp(at or datetime.now(UTC)),
+            trigger_reason="CablePluggedIn",
+            seq_no=0,
+            transaction_info={"transactionId": transaction_id},
+            evse={"id": 1, "connectorId": 1},
+        ),
+        suppress=False,
+    )
+
+
 class ReportingStation(Charger201):
     """A station that accepts GetBaseReport (the test sends the NotifyReport parts itself)."""
 
@@ -272,17 +287,7 @@ async def test_the_loop_never_offers_more_than_an_external_limit(planned: Planne
     station = planned.station
     assert (await station.call(BOOT, suppress=False)).status == "Accepted"
     now = datetime.now(UTC)
-    await station.call(
-        call.TransactionEvent(
-            event_type="Started",
-            timestamp=stamp(now),
-            trigger_reason="CablePluggedIn",
-            seq_no=0,
-            transaction_info={"transactionId": "TX-EXT"},
-            evse={"id": 1, "connectorId": 1},
-        ),
-        suppress=False,
-    )
+    await plug_in(station, "TX-EXT", now)
     assert await planned.tx_limits() == [16.0]
 
     # an EMS allows 10 A now and 7 A from an hour on: the plan offers 10 A while it may, then 7 A
@@ -363,17 +368,7 @@ async def test_a_booted_station_is_asked_for_its_external_limits_and_planned_und
         await planned.settle()
         asked = [request for action, request in await drain(station) if action == "GetChargingProfiles"]
         assert [a["charging_limit_source"] for a in asked] == [["EMS", "Other", "SO"]]
-        await station.call(
-            call.TransactionEvent(
-                event_type="Started",
-                timestamp=stamp(datetime.now(UTC)),
-                trigger_reason="CablePluggedIn",
-                seq_no=0,
-                transaction_info={"transactionId": "TX-ASKED"},
-                evse={"id": 1, "connectorId": 1},
-            ),
-            suppress=False,
-        )
+        await plug_in(station, "TX-ASKED")
         assert await planned.tx_limits() == [10.0]  # the EVSE's 16 A held to what the EMS allows
 
 

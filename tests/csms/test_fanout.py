@@ -9,16 +9,12 @@ node takes the station over and keeps planning.
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
-from aiohttp import web
 from ocpp.v16 import call as call16
 from redis.asyncio import Redis
 
@@ -49,8 +45,8 @@ from optimizer.types import Connection, Evse, FeederNode, Policy, Site
 from tests.cli.test_serve_stations import ProfiledCharger, wait_for
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
+from tests.csms.nodes import REDIS_URL, Node
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 FEEDER_A = 20.0
 MAX_A = 12.0
 AT = datetime(2026, 11, 21, 9, 30, 15, 250_000, tzinfo=UTC)
@@ -129,15 +125,6 @@ def test_events_go_to_the_station_of_their_evse() -> None:
 # -- the lock -----------------------------------------------------------------------------------
 
 
-@pytest_asyncio.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 @pytest.mark.asyncio
 async def test_one_node_holds_a_station_lock_until_it_expires(redis: Redis) -> None:
     key = lock_key(RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:"), "s")
@@ -164,51 +151,6 @@ async def test_one_node_holds_a_station_lock_until_it_expires(redis: Redis) -> N
 
 
 # -- two nodes ----------------------------------------------------------------------------------
-
-
-class Node:
-    """A ``create_app`` node on a free port."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.runner = web.AppRunner(app)
-        self.port = 0
-
-    async def start(self) -> None:
-        await self.runner.setup()
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        self.port = listener.getsockname()[1]
-        await web.SockSite(self.runner, listener).start()
-
-    async def stop(self) -> None:
-        if self.port:
-            self.port = 0
-            await self.runner.cleanup()
-
-    def url(self, charger_id: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
-
-    @property
-    def owned(self) -> frozenset[str]:
-        return self.app[STATION_OWNERSHIP].owned
-
-    def history_size(self, station_id: str) -> int:
-        """How many finished sessions this node's loop knows for the station's forecast."""
-        history = self.app[SMART_CHARGING].state(station_id).history
-        assert history is not None
-        return len(history)
-
-
-@pytest_asyncio.fixture
-async def keys(redis: Redis) -> AsyncIterator[RedisKeys]:
-    keys = RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:")
-    try:
-        yield keys
-    finally:
-        stale = [key async for key in redis.scan_iter(match=keys.prefix + "*")]
-        if stale:
-            await redis.delete(*stale)
 
 
 def _node(database_dsn: str, keys: RedisKeys, node_id: str, station: StationSetup) -> Node:

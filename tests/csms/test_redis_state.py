@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import socket
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -35,29 +32,7 @@ from tests.csms.memory import MemoryConnection
 
 pytestmark = pytest.mark.asyncio
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest_asyncio.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest_asyncio.fixture
-async def keys(redis: Redis) -> AsyncIterator[RedisKeys]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    prefixed = RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:")
-    try:
-        yield prefixed
-    finally:
-        stale = [key async for key in redis.scan_iter(match=prefixed.prefix + "*")]
-        if stale:
-            await redis.delete(*stale)
 
 
 def state_on(redis: Redis, keys: RedisKeys, node_id: str, route_ttl_s: float = 90.0) -> RedisLiveState:

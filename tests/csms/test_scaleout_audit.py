@@ -12,14 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import socket
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -27,11 +23,7 @@ from typing import IO, Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from ocpp.routing import on
 from ocpp.v16 import call as call16
-from ocpp.v16 import call_result as result16
-from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call as call201
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -48,20 +40,15 @@ from csms.smart_charging import SmartChargingSettings, StationSetup
 from csms.smart_charging.ownership import STATION_OWNERSHIP, OwnershipSettings
 from csms.tasks import TaskOwner
 from tests.cli.test_serve_stations import ProfiledCharger, wait_for
-from tests.csms.chargers import Charger16, Charger201, connected
+from tests.csms.chargers import Charger16, Charger201, SlowCharger16, connected
 from tests.csms.conftest import make_settings
+from tests.csms.nodes import REDIS_HOST, REDIS_PORT, REDIS_URL, Node, NodeProcess, listening, new_id
 from tests.csms.test_fanout import _station
 
 pytestmark = pytest.mark.asyncio
 
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 # Guards against a hang, not timing assertions: each awaits an event that ends it earlier.
 GUARD_S = 15.0
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 async def poll(predicate: Any, *, within_s: float, every_s: float = 0.02) -> float:
@@ -73,26 +60,6 @@ async def poll(predicate: Any, *, within_s: float, every_s: float = 0.02) -> flo
             pytest.fail(f"not within {within_s} s")
         await asyncio.sleep(every_s)
     return time.monotonic() - began
-
-
-@pytest_asyncio.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest_asyncio.fixture
-async def keys(redis: Redis) -> AsyncIterator[RedisKeys]:
-    prefixed = RedisKeys(f"fairwatt-test:{uuid.uuid4().hex}:")
-    try:
-        yield prefixed
-    finally:
-        stale = [key async for key in redis.scan_iter(match=prefixed.prefix + "*")]
-        if stale:
-            await redis.delete(*stale)
 
 
 # -- a TCP proxy in front of Redis ---------------------------------------------------------------
@@ -183,34 +150,6 @@ async def proxy() -> AsyncIterator[RedisProxy]:
 # -- nodes ---------------------------------------------------------------------------------------
 
 
-class Node:
-    """A ``create_app`` node in this process, on a free port."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.runner = web.AppRunner(app)
-        self.port = 0
-
-    async def start(self) -> None:
-        await self.runner.setup()
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        self.port = listener.getsockname()[1]
-        await web.SockSite(self.runner, listener).start()
-
-    async def stop(self) -> None:
-        if self.port:
-            self.port = 0
-            await self.runner.cleanup()
-
-    def url(self, charger_id: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
-
-    @property
-    def owned(self) -> frozenset[str]:
-        return self.app[STATION_OWNERSHIP].owned
-
-
 async def start_node(
     stack: AsyncExitStack,
     database_dsn: str,
@@ -268,19 +207,6 @@ asyncio.run(main())
 """
 
 
-@dataclass
-class NodeProcess:
-    process: asyncio.subprocess.Process
-    port: int
-
-    def url(self, charger_id: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
-
-    async def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-
 @asynccontextmanager
 async def node_process(
     database_dsn: str, keys: RedisKeys, node_id: str, log: IO[bytes], **settings: Any
@@ -301,30 +227,8 @@ async def node_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
     )
-    assert process.stdout is not None
-    try:
-        line = await process.stdout.readline()
-        assert line, f"node {node_id} exited before listening"
-        yield NodeProcess(process, int(line))
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-class SlowCharger16(Charger16):
-    """Says when an UnlockConnector arrives and answers it only once ``release`` is set."""
-
-    def __init__(self, charger_id: str, connection: Any) -> None:
-        super().__init__(charger_id, connection)
-        self.unlock_arrived = asyncio.Event()
-        self.release = asyncio.Event()
-
-    @on(Action16.unlock_connector)
-    async def on_unlock(self, **request: Any) -> Any:
-        self.unlock_arrived.set()
-        await self.release.wait()
-        return result16.UnlockConnector(status="Unlocked")
+    async with listening(process, node_id, asyncio.subprocess.Process.kill) as node:
+        yield node
 
 
 async def boot16(charger: Any) -> None:

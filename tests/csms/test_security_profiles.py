@@ -54,10 +54,7 @@ class MixedNode:
         return f"ws://127.0.0.1:{self.plain_port}/ocpp/{charger_id}"
 
     def context(self, certificate: str | None = None) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.pki.crt("ca"))
-        if certificate is not None:
-            context.load_cert_chain(self.pki.crt(certificate), self.pki.key(certificate))
-        return context
+        return self.pki.client_context(certificate)
 
     async def register(self, charger_id: str, security_profile: int | None, *, password: bool = True) -> None:
         await self.runtime.chargers.save(

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp import web
 from ocpp.v16 import call as call16
-from ocpp.v201 import call as call201
 
 from csms.server import create_app
 from csms.smart_charging import (
@@ -38,7 +37,7 @@ from optimizer.types import Connection, Evse, FeederNode, Policy, Site
 from tests.cli.test_serve_stations import ProfiledCharger, wait_for
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
-from tests.csms.test_e2e_v201_station_reports import BOOT, LimitedStation, drain
+from tests.csms.test_e2e_v201_station_reports import BOOT, LimitedStation, drain, plug_in
 
 pytestmark = pytest.mark.asyncio
 
@@ -201,17 +200,7 @@ async def test_a_station_back_after_a_restart_is_asked_for_the_limits_it_holds(d
                 await station.reported.wait()
             await second.settle()
             assert list(second.loop.state(setup.station_id).external.limits) == [(charger_id, 1, "EMS")]
-            await station.call(
-                call201.TransactionEvent(
-                    event_type="Started",
-                    timestamp=stamp(datetime.now(UTC)),
-                    trigger_reason="CablePluggedIn",
-                    seq_no=0,
-                    transaction_info={"transactionId": "TX-BACK"},
-                    evse={"id": 1, "connectorId": 1},
-                ),
-                suppress=False,
-            )
+            await plug_in(station, "TX-BACK")
             await second.settle()
             sent = [request for action, request in await drain(station) if action == "SetChargingProfile"]
             tx = [

@@ -61,6 +61,13 @@ class Pki:
     def key(self, name: str) -> str:
         return str(self.directory / f"{name}.key")
 
+    def client_context(self, certificate: str | None = None) -> ssl.SSLContext:
+        """A client's TLS context trusting our CA, presenting ``certificate`` if given."""
+        context = ssl.create_default_context(cafile=self.crt("ca"))
+        if certificate is not None:
+            context.load_cert_chain(self.crt(certificate), self.key(certificate))
+        return context
+
 
 def _issue(
     subject: x509.Name,
@@ -133,10 +140,7 @@ class TlsCsms:
         return f"wss://127.0.0.1:{self.port}/ocpp/{charger_id}"
 
     def client_context(self, certificate: str | None = None) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.pki.crt("ca"))
-        if certificate is not None:
-            context.load_cert_chain(self.pki.crt(certificate), self.pki.key(certificate))
-        return context
+        return self.pki.client_context(certificate)
 
 
 def tls_settings(database_dsn: str, pki: Pki, profile: int) -> CsmsSettings:

@@ -21,10 +21,7 @@ from typing import IO, Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from ocpp.routing import on
 from ocpp.v16 import call as call16
-from ocpp.v16 import call_result as result16
-from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call as call201
 from redis.asyncio import Redis
 
@@ -36,12 +33,12 @@ from csms.redis_state import RedisKeys, RedisLiveState
 from csms.routing import RoutedCommandBus
 from csms.server import CSMS, create_app
 from csms.tasks import TaskOwner
-from tests.csms.chargers import Charger16, Charger201, ClientConnection, connected
+from tests.csms.chargers import Charger16, Charger201, SlowCharger16, connected
 from tests.csms.conftest import RunningCsms, make_settings
+from tests.csms.nodes import REDIS_URL, NodeProcess, listening, new_id
 
 pytestmark = pytest.mark.asyncio
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # A guard against a hang, not a timing assertion: NOT_CONNECTED must not wait for this.
 LONG_TIMEOUT_S = 3600.0
 
@@ -107,10 +104,6 @@ async def cluster(database_dsn: str) -> AsyncIterator[Cluster]:
         await redis.aclose()
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 @asynccontextmanager
 async def booted16(
     node: RunningCsms | NodeProcess, charger_class: type[Charger16] = Charger16
@@ -122,19 +115,6 @@ async def booted16(
             call16.BootNotification(charge_point_model="M", charge_point_vendor="V"), suppress=False
         )
         yield charger
-
-
-class SlowCharger16(Charger16):
-    """Answers UnlockConnector only once ``release`` is set."""
-
-    def __init__(self, charger_id: str, connection: ClientConnection) -> None:
-        super().__init__(charger_id, connection)
-        self.release = asyncio.Event()
-
-    @on(Action16.unlock_connector)
-    async def on_unlock(self, **request: Any) -> Any:
-        await self.release.wait()
-        return result16.UnlockConnector(status="Unlocked")
 
 
 async def test_command_issued_on_node_2_reaches_charger_on_node_1(cluster: Cluster) -> None:
@@ -317,15 +297,6 @@ asyncio.run(main())
 """
 
 
-@dataclass
-class NodeProcess:
-    process: asyncio.subprocess.Process
-    port: int
-
-    def url(self, charger_id: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
-
-
 @asynccontextmanager
 async def node_process(
     database_dsn: str, keys: RedisKeys, node_id: str, log: IO[bytes]
@@ -343,16 +314,10 @@ async def node_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
     )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    try:
-        line = await process.stdout.readline()
-        assert line, f"node {node_id} exited before listening"
-        yield NodeProcess(process, int(line))
-    finally:
-        if process.returncode is None:
-            process.stdin.close()
-            await process.wait()
+    stdin = process.stdin
+    assert stdin is not None
+    async with listening(process, node_id, lambda _: stdin.close()) as node:
+        yield node
 
 
 async def test_two_processes_route_commands_and_drop_a_killed_node(database_dsn: str, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ requirement of OCPP 2.0.1 Part 2 (use cases B, E, ...) it checks."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,7 @@ from tests.csms.chargers import Charger201, connected
 from tests.csms.conftest import RunningCsms
 
 V201 = "ocpp2.0.1"
+EVSE_1 = {"id": 1, "connectorId": 1}
 BOOT = call.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
 
 
@@ -57,6 +60,20 @@ async def booted(station: Charger201) -> None:
     assert answer.status == "Accepted"
 
 
+@asynccontextmanager
+async def booted_station(csms: RunningCsms, station_id: str) -> AsyncIterator[Charger201]:
+    """Station ``station_id``, known to the CSMS, connected and booted (Accepted)."""
+    await csms.runtime.chargers.save(ChargerRecord(station_id))
+    async with connected(Charger201, csms.url(station_id), station_id, V201) as station:
+        await booted(station)
+        yield station
+
+
+async def send(station: Charger201, *event: Any, **extra: Any) -> Any:
+    """The CSMS's answer to :func:`tx_event` ``(*event, **extra)`` (a CALLERROR raises)."""
+    return await station.call(tx_event(*event, **extra), suppress=False)
+
+
 # --- E06/E07 + J02: the Ended event's meter values (TxEndedMeasurands over the whole transaction) ---
 
 
@@ -65,36 +82,30 @@ async def test_an_ended_event_with_the_tx_ended_series_stops_at_its_last_reading
     """J02/E06: the Ended event carries the TxEndedMeasurands sampled every TxEndedInterval from the
     start (context Sample.Clock/Sample.Periodic) and the reading at the end (Transaction.End): the
     transaction's meter stop is the reading at its end, not the first of the series."""
-    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-END"))
-    async with connected(Charger201, csms.url("CS-AUD-END"), "CS-AUD-END", V201) as station:
-        await booted(station)
-        await station.call(
-            tx_event(
-                "Started",
-                0,
-                "2026-03-02T10:00:00Z",
-                "TX-END",
-                trigger_reason="CablePluggedIn",
-                evse={"id": 1, "connectorId": 1},
-                meter_value=[energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin")],
-            ),
-            suppress=False,
+    async with booted_station(csms, "CS-AUD-END") as station:
+        await send(
+            station,
+            "Started",
+            0,
+            "2026-03-02T10:00:00Z",
+            "TX-END",
+            trigger_reason="CablePluggedIn",
+            evse=EVSE_1,
+            meter_value=[energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin")],
         )
-        await station.call(
-            tx_event(
-                "Ended",
-                1,
-                "2026-03-02T11:00:00Z",
-                "TX-END",
-                trigger_reason="EVCommunicationLost",
-                info={"stoppedReason": "EVDisconnected"},
-                meter_value=[
-                    energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin"),
-                    energy("2026-03-02T10:30:00Z", 6000.0, "Sample.Clock"),
-                    energy("2026-03-02T11:00:00Z", 11000.0, "Transaction.End"),
-                ],
-            ),
-            suppress=False,
+        await send(
+            station,
+            "Ended",
+            1,
+            "2026-03-02T11:00:00Z",
+            "TX-END",
+            trigger_reason="EVCommunicationLost",
+            info={"stoppedReason": "EVDisconnected"},
+            meter_value=[
+                energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin"),
+                energy("2026-03-02T10:30:00Z", 6000.0, "Sample.Clock"),
+                energy("2026-03-02T11:00:00Z", 11000.0, "Transaction.End"),
+            ],
         )
     stored = await csms.runtime.transactions.get("CS-AUD-END", "TX-END")
     assert stored is not None
@@ -104,23 +115,19 @@ async def test_an_ended_event_with_the_tx_ended_series_stops_at_its_last_reading
 @pytest.mark.asyncio
 async def test_a_started_event_begins_at_its_earliest_reading_whatever_the_order(csms: RunningCsms) -> None:
     """The Transaction.Begin reading is the meter start even when it is not the first meter value."""
-    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-BEGIN"))
-    async with connected(Charger201, csms.url("CS-AUD-BEGIN"), "CS-AUD-BEGIN", V201) as station:
-        await booted(station)
-        await station.call(
-            tx_event(
-                "Started",
-                0,
-                "2026-03-02T10:00:00Z",
-                "TX-BEGIN",
-                trigger_reason="CablePluggedIn",
-                evse={"id": 1, "connectorId": 1},
-                meter_value=[
-                    energy("2026-03-02T10:00:05Z", 1005.0, "Sample.Periodic"),
-                    energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin"),
-                ],
-            ),
-            suppress=False,
+    async with booted_station(csms, "CS-AUD-BEGIN") as station:
+        await send(
+            station,
+            "Started",
+            0,
+            "2026-03-02T10:00:00Z",
+            "TX-BEGIN",
+            trigger_reason="CablePluggedIn",
+            evse=EVSE_1,
+            meter_value=[
+                energy("2026-03-02T10:00:05Z", 1005.0, "Sample.Periodic"),
+                energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin"),
+            ],
         )
     stored = await csms.runtime.transactions.get("CS-AUD-BEGIN", "TX-BEGIN")
     assert stored is not None
@@ -173,7 +180,7 @@ async def test_an_ended_event_sent_again_after_a_reconnect_counts_once(csms: Run
         "2026-03-02T11:00:00Z",
         "TX-DUP",
         trigger_reason="EVDeparted",
-        evse={"id": 1, "connectorId": 1},
+        evse=EVSE_1,
         id_token={"idToken": "RFID-D", "type": "ISO14443"},
         meter_value=[energy("2026-03-02T11:00:00Z", 8000.0, "Transaction.End")],
     )
@@ -197,48 +204,40 @@ async def test_an_id_token_given_after_the_start_is_kept_with_the_transaction(cs
     """E02 (cable plugged in first): Started has no idToken (triggerReason CablePluggedIn);
     the driver's token comes in an Updated event with triggerReason Authorized. The CSMS answers it
     with idTokenInfo and keeps it as the transaction's token (sessions and billing read it there)."""
-    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-LATE"))
     token = {"idToken": "RFID-LATE", "type": "ISO14443"}
-    async with connected(Charger201, csms.url("CS-AUD-LATE"), "CS-AUD-LATE", V201) as station:
-        await booted(station)
-        started = await station.call(
-            tx_event(
-                "Started",
-                0,
-                "2026-03-02T10:00:00Z",
-                "TX-LATE",
-                trigger_reason="CablePluggedIn",
-                evse={"id": 1, "connectorId": 1},
-                info={"chargingState": "EVConnected"},
-            ),
-            suppress=False,
+    async with booted_station(csms, "CS-AUD-LATE") as station:
+        started = await send(
+            station,
+            "Started",
+            0,
+            "2026-03-02T10:00:00Z",
+            "TX-LATE",
+            trigger_reason="CablePluggedIn",
+            evse=EVSE_1,
+            info={"chargingState": "EVConnected"},
         )
         assert started.id_token_info is None
-        updated = await station.call(
-            tx_event(
-                "Updated",
-                1,
-                "2026-03-02T10:01:00Z",
-                "TX-LATE",
-                trigger_reason="Authorized",
-                id_token=token,
-                info={"chargingState": "Charging"},
-            ),
-            suppress=False,
+        updated = await send(
+            station,
+            "Updated",
+            1,
+            "2026-03-02T10:01:00Z",
+            "TX-LATE",
+            trigger_reason="Authorized",
+            id_token=token,
+            info={"chargingState": "Charging"},
         )
         assert updated.id_token_info == {"status": "Accepted"}
         # The stop token (here another card) does not replace the one that authorized the charge.
-        await station.call(
-            tx_event(
-                "Ended",
-                2,
-                "2026-03-02T11:00:00Z",
-                "TX-LATE",
-                trigger_reason="StopAuthorized",
-                id_token={"idToken": "RFID-OTHER", "type": "ISO14443"},
-                info={"stoppedReason": "Local"},
-            ),
-            suppress=False,
+        await send(
+            station,
+            "Ended",
+            2,
+            "2026-03-02T11:00:00Z",
+            "TX-LATE",
+            trigger_reason="StopAuthorized",
+            id_token={"idToken": "RFID-OTHER", "type": "ISO14443"},
+            info={"stoppedReason": "Local"},
         )
     stored = await csms.runtime.transactions.get("CS-AUD-LATE", "TX-LATE")
     assert stored is not None
@@ -317,34 +316,26 @@ async def test_a_rejected_station_is_sent_nothing_but_a_trigger_for_its_boot(csm
 async def test_a_unit_multiplier_scales_the_energy_register(csms: RunningCsms) -> None:
     """2.0.1 UnitOfMeasureType: value x 10^multiplier in ``unit``; kWh and Wh with multiplier 3 are both
     kilowatt-hours, and meter start/stop are in Wh."""
-    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-UNIT"))
-    async with connected(Charger201, csms.url("CS-AUD-UNIT"), "CS-AUD-UNIT", V201) as station:
-        await booted(station)
-        await station.call(
-            tx_event(
-                "Started",
-                0,
-                "2026-03-02T10:00:00Z",
-                "TX-UNIT",
-                trigger_reason="Authorized",
-                evse={"id": 1, "connectorId": 1},
-                id_token={"idToken": "RFID-U", "type": "ISO14443"},
-                meter_value=[
-                    energy("2026-03-02T10:00:00Z", 1.5, "Transaction.Begin", unit="Wh", multiplier=3)
-                ],
-            ),
-            suppress=False,
+    async with booted_station(csms, "CS-AUD-UNIT") as station:
+        await send(
+            station,
+            "Started",
+            0,
+            "2026-03-02T10:00:00Z",
+            "TX-UNIT",
+            trigger_reason="Authorized",
+            evse=EVSE_1,
+            id_token={"idToken": "RFID-U", "type": "ISO14443"},
+            meter_value=[energy("2026-03-02T10:00:00Z", 1.5, "Transaction.Begin", unit="Wh", multiplier=3)],
         )
-        await station.call(
-            tx_event(
-                "Ended",
-                1,
-                "2026-03-02T11:00:00Z",
-                "TX-UNIT",
-                trigger_reason="StopAuthorized",
-                meter_value=[energy("2026-03-02T11:00:00Z", 4.25, "Transaction.End", unit="kWh")],
-            ),
-            suppress=False,
+        await send(
+            station,
+            "Ended",
+            1,
+            "2026-03-02T11:00:00Z",
+            "TX-UNIT",
+            trigger_reason="StopAuthorized",
+            meter_value=[energy("2026-03-02T11:00:00Z", 4.25, "Transaction.End", unit="kWh")],
         )
     stored = await csms.runtime.transactions.get("CS-AUD-UNIT", "TX-UNIT")
     assert stored is not None
@@ -362,7 +353,6 @@ async def test_a_transaction_started_without_an_evse_takes_the_one_a_later_event
     """E01/E02: the ``evse`` field is required in the first TransactionEvent for an EVSE, but stations
     leave it out. The transaction is kept on no EVSE (its samples on EVSE 0) until an event names it;
     then the transaction, its samples, live state and the event the sessions hear all say that EVSE."""
-    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-EVSE"))
     heard: list[TransactionEventReceived] = []
 
     async def listen(domain_event: DomainEvent) -> None:
@@ -370,43 +360,36 @@ async def test_a_transaction_started_without_an_evse_takes_the_one_a_later_event
             heard.append(domain_event)
 
     csms.runtime.service.subscribe(listen)
-    async with connected(Charger201, csms.url("CS-AUD-EVSE"), "CS-AUD-EVSE", V201) as station:
-        await booted(station)
-        await station.call(
-            tx_event(
-                "Started",
-                0,
-                "2026-03-02T10:00:00Z",
-                "TX-EVSE",
-                trigger_reason="CablePluggedIn",
-                meter_value=[energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin")],
-            ),
-            suppress=False,
+    async with booted_station(csms, "CS-AUD-EVSE") as station:
+        await send(
+            station,
+            "Started",
+            0,
+            "2026-03-02T10:00:00Z",
+            "TX-EVSE",
+            trigger_reason="CablePluggedIn",
+            meter_value=[energy("2026-03-02T10:00:00Z", 1000.0, "Transaction.Begin")],
         )
         stored = await csms.runtime.transactions.get("CS-AUD-EVSE", "TX-EVSE")
         assert stored is not None
         assert stored.evse_id is None
-        await station.call(
-            tx_event(
-                "Updated",
-                1,
-                "2026-03-02T10:15:00Z",
-                "TX-EVSE",
-                evse={"id": 2, "connectorId": 1},
-                meter_value=[energy("2026-03-02T10:15:00Z", 2500.0, "Sample.Periodic")],
-            ),
-            suppress=False,
+        await send(
+            station,
+            "Updated",
+            1,
+            "2026-03-02T10:15:00Z",
+            "TX-EVSE",
+            evse={"id": 2, "connectorId": 1},
+            meter_value=[energy("2026-03-02T10:15:00Z", 2500.0, "Sample.Periodic")],
         )
         # a later event without evse stays on it
-        await station.call(
-            tx_event(
-                "Updated",
-                2,
-                "2026-03-02T10:30:00Z",
-                "TX-EVSE",
-                meter_value=[energy("2026-03-02T10:30:00Z", 4000.0, "Sample.Periodic")],
-            ),
-            suppress=False,
+        await send(
+            station,
+            "Updated",
+            2,
+            "2026-03-02T10:30:00Z",
+            "TX-EVSE",
+            meter_value=[energy("2026-03-02T10:30:00Z", 4000.0, "Sample.Periodic")],
         )
     stored = await csms.runtime.transactions.get("CS-AUD-EVSE", "TX-EVSE")
     assert stored is not None
@@ -430,7 +413,6 @@ async def test_a_transaction_seen_only_ended_begins_where_its_ended_event_says(c
     Started lost) takes its start from the Ended event's ``Transaction.Begin`` reading (time and
     register), else its earliest reading, else the event's own timestamp; so ``finished_since`` (the
     forecast history) and billing see it, with its energy."""
-    await csms.runtime.chargers.save(ChargerRecord("CS-AUD-ONLYEND"))
 
     def ended(seq_no: int, transaction_id: str, at: str, *meter_value: dict[str, Any]) -> Any:
         extra: dict[str, Any] = {"meter_value": list(meter_value)} if meter_value else {}
@@ -440,13 +422,12 @@ async def test_a_transaction_seen_only_ended_begins_where_its_ended_event_says(c
             at,
             transaction_id,
             trigger_reason="EVCommunicationLost",
-            evse={"id": 1, "connectorId": 1},
+            evse=EVSE_1,
             info={"stoppedReason": "EVDisconnected"},
             **extra,
         )
 
-    async with connected(Charger201, csms.url("CS-AUD-ONLYEND"), "CS-AUD-ONLYEND", V201) as station:
-        await booted(station)
+    async with booted_station(csms, "CS-AUD-ONLYEND") as station:
         await station.call(
             ended(
                 4,
@@ -471,16 +452,14 @@ async def test_a_transaction_seen_only_ended_begins_where_its_ended_event_says(c
         await station.call(ended(6, "TX-BARE", "2026-03-03T13:00:00Z"), suppress=False)
         # Ended first, its Started (with the earlier start) afterwards: the start seen last wins
         await station.call(ended(3, "TX-LATE-START", "2026-03-03T15:00:00Z"), suppress=False)
-        await station.call(
-            tx_event(
-                "Started",
-                0,
-                "2026-03-03T14:00:00Z",
-                "TX-LATE-START",
-                trigger_reason="CablePluggedIn",
-                evse={"id": 1, "connectorId": 1},
-            ),
-            suppress=False,
+        await send(
+            station,
+            "Started",
+            0,
+            "2026-03-03T14:00:00Z",
+            "TX-LATE-START",
+            trigger_reason="CablePluggedIn",
+            evse=EVSE_1,
         )
 
     async def start_of(transaction_id: str) -> tuple[datetime | None, float | None, float | None]:

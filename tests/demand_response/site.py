@@ -24,10 +24,12 @@ from csms.smart_charging import (
 )
 from demand_response.app import DEMAND_RESPONSE, DemandResponseRuntime, install
 from demand_response.config import Program
+from demand_response.events import DrEvent
 from optimizer.types import Connection, Evse, FeederNode, Policy, RateUnit, Site
 from tests.csms.chargers import connected
 from tests.csms.conftest import make_settings
 from tests.csms.test_smart_charging_e2e import SmartCharger16, SmartCharger201, arrive, boot
+from tests.demand_response.vtn import RecordingVtn
 
 COUNT = 4
 MAX_A = 16.0
@@ -78,6 +80,29 @@ class RunningSite:
 
     def dr_caps(self) -> list[Any]:
         return [c for c in self.loop.state(self.station_id).site.caps if c.source.startswith("dr:")]
+
+
+@dataclass
+class VtnRig:
+    """The VTN, our site, and the program's name (the events' key)."""
+
+    vtn: RecordingVtn
+    site: RunningSite
+    program: str
+
+    def event(self, event_id: str) -> DrEvent:
+        event = self.site.dr.enforcer.event(self.program, event_id)
+        assert event is not None, event_id
+        return event
+
+    def windows(self, event_id: str) -> list[tuple[datetime, datetime, float]]:
+        """The event's caps in the loop: (start, end, limit [kW] to 3 decimals) by start."""
+        source = f"dr:{self.program}:{event_id}"
+        return sorted(
+            (c.start, c.end, round(float(c.limit_kw or 0.0), 3))
+            for c in self.site.dr_caps()
+            if c.source == source
+        )
 
 
 async def eventually(predicate: Callable[[], bool], timeout_s: float = 15.0) -> None:

@@ -25,8 +25,8 @@ from csms.domain.events import MeterSample
 from demand_response.config import OptType, Program, ReportLimits
 from demand_response.events import DrEvent, EventStatus
 from demand_response.mapping import start_offset
-from tests.demand_response.site import GRID_KW, RunningSite, eventually, running_site
-from tests.demand_response.vtn import VEN_ID, RecordingVtn, start_vtn
+from tests.demand_response.site import GRID_KW, VtnRig, eventually, running_site
+from tests.demand_response.vtn import VEN_ID, RecordingVtn, now, opted, start_vtn
 
 S = timedelta(seconds=1)
 VEN_NAME = "fairwatt-audit"
@@ -93,24 +93,24 @@ def program_for(name: str, vtn_url: str, station_id: str, **overrides: Any) -> P
 
 
 @dataclass
-class Rig:
-    vtn: RecordingVtn
+class Rig(VtnRig):
+    """:class:`VtnRig` with what went over the wire and the events as stored."""
+
     wire: Wire
-    site: RunningSite
-    program: str
 
-    def event(self, event_id: str) -> DrEvent:
-        event = self.site.dr.enforcer.event(self.program, event_id)
-        assert event is not None, event_id
-        return event
+    def updates(self) -> list[dict[str, Any]]:
+        """The reports of every oadrUpdateReport so far."""
+        return [report for payload in self.wire.payloads("oadrUpdateReport") for report in payload["reports"]]
 
-    def windows(self, event_id: str) -> list[tuple[datetime, datetime, float]]:
-        source = f"dr:{self.program}:{event_id}"
-        return sorted(
-            (c.start, c.end, round(float(c.limit_kw or 0.0), 3))
-            for c in self.site.dr_caps()
-            if c.source == source
+    async def last_update_drawing(self, watts: float) -> dict[str, Any]:
+        """The station's first charger draws ``watts``: the last report once two updates went out."""
+        charger = self.site.station_id.removesuffix("-station") + "-0"
+        sample = MeterSample(
+            charger, 1, "tx-1", datetime.now(UTC), "Power.Active.Import", watts, "W", None, None, None
         )
+        await self.site.dr.telemetry.on_event(sample)
+        await eventually(lambda: len(self.updates()) >= 2)
+        return self.updates()[-1]
 
     async def stored(self, event_id: str) -> DrEvent:
         found = await self.site.dr.store.get(self.program, event_id)
@@ -135,18 +135,9 @@ async def rig(
             database_dsn, lambda station: [program_for(name, vtn.url, station, **overrides)], chargers=False
         ) as site:
             await asyncio.wait_for(site.dr.vens[name].registered.wait(), 15)  # polling on its own
-            yield Rig(vtn, wire, site, name)
+            yield Rig(vtn, site, name, wire)
     finally:
         await vtn.server.stop()
-
-
-async def opted(answer: asyncio.Future[str]) -> str:
-    async with asyncio.timeout(15):
-        return await answer
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 # -- registration ------------------------------------------------------------------------------------
@@ -312,19 +303,7 @@ async def test_telemetry_usage_is_registered_and_reported_in_the_units_it_names(
 
 def report_back_every_3_s(vtn: RecordingVtn) -> None:
     """The VTN asks for a sample every second (granularity), reported back every 3 s."""
-
-    def register_report(
-        ven_id: str,
-        resource_id: str,
-        measurement: str,
-        unit: str,
-        scale: str,
-        min_sampling_interval: timedelta,
-        max_sampling_interval: timedelta,
-    ) -> tuple[Callable[[list[tuple[datetime, float]]], None], timedelta, timedelta]:
-        return vtn.report_callback(resource_id), S, 3 * S
-
-    vtn.server.add_handler("on_register_report", register_report)
+    vtn.on_register_report(lambda _: (S, 3 * S))
 
 
 async def test_telemetry_is_sampled_at_the_granularity_and_sent_every_report_back_duration(
@@ -334,19 +313,7 @@ async def test_telemetry_is_sampled_at_the_granularity_and_sent_every_report_bac
     reportBackDuration how often an oadrUpdateReport goes out; each carries the samples since the
     last one, in the registered unit (kW: W with siScaleCode k) at UTC times."""
     async with rig(database_dsn, configure=report_back_every_3_s) as r:
-        charger = r.site.station_id.removesuffix("-station") + "-0"
-        sample = MeterSample(
-            charger, 1, "tx-1", datetime.now(UTC), "Power.Active.Import", 7360.0, "W", None, None, None
-        )
-        await r.site.dr.telemetry.on_event(sample)
-
-        def updates() -> list[dict[str, Any]]:
-            return [
-                report for payload in r.wire.payloads("oadrUpdateReport") for report in payload["reports"]
-            ]
-
-        await eventually(lambda: len(updates()) >= 2)
-        report = updates()[-1]
+        report = await r.last_update_drawing(7360.0)
         assert report["report_name"] == "TELEMETRY_USAGE"
         intervals = report["intervals"]
         assert len(intervals) == 3  # three 1 s samples per 3 s report
@@ -360,19 +327,7 @@ async def test_telemetry_is_sampled_at_the_granularity_and_sent_every_report_bac
 
 def samples_every_second_back_every_4_s(vtn: RecordingVtn) -> None:
     """The VTN asks for a sample every second, faster than the VEN offers (2 s), back every 4 s."""
-
-    def register_report(
-        ven_id: str,
-        resource_id: str,
-        measurement: str,
-        unit: str,
-        scale: str,
-        min_sampling_interval: timedelta,
-        max_sampling_interval: timedelta,
-    ) -> tuple[Callable[[list[tuple[datetime, float]]], None], timedelta, timedelta]:
-        return vtn.report_callback(resource_id), S, 4 * S
-
-    vtn.server.add_handler("on_register_report", register_report)
+    vtn.on_register_report(lambda _: (S, 4 * S))
 
 
 async def test_a_granularity_below_our_sampling_rate_is_sampled_at_our_fastest(database_dsn: str) -> None:
@@ -381,19 +336,7 @@ async def test_a_granularity_below_our_sampling_rate_is_sampled_at_our_fastest(d
     async with rig(
         database_dsn, configure=samples_every_second_back_every_4_s, reports=ReportLimits(2.0, 60.0)
     ) as r:
-        charger = r.site.station_id.removesuffix("-station") + "-0"
-        sample = MeterSample(
-            charger, 1, "tx-1", datetime.now(UTC), "Power.Active.Import", 3680.0, "W", None, None, None
-        )
-        await r.site.dr.telemetry.on_event(sample)
-
-        def updates() -> list[dict[str, Any]]:
-            return [
-                report for payload in r.wire.payloads("oadrUpdateReport") for report in payload["reports"]
-            ]
-
-        await eventually(lambda: len(updates()) >= 2)
-        intervals = updates()[-1]["intervals"]
+        intervals = (await r.last_update_drawing(3680.0))["intervals"]
         assert [i["report_payload"]["value"] for i in intervals] == [pytest.approx(3.68)] * 2
         starts = [i["dtstart"] for i in intervals]
         assert [(b - a).total_seconds() for a, b in itertools.pairwise(starts)] == [

@@ -19,7 +19,7 @@ from demand_response.events import EventStatus
 from demand_response.mapping import RAMP_STEPS, start_offset
 from optimizer.types import PricePeriod
 from tests.demand_response.site import GRID_KW, METER_W, RunningSite, eventually, running_site
-from tests.demand_response.vtn import RecordingVtn, free_port, start_vtn
+from tests.demand_response.vtn import RecordingVtn, free_port, opted, start_vtn
 
 pytestmark = pytest.mark.asyncio
 S = timedelta(seconds=1)
@@ -35,11 +35,6 @@ def program(name: str, vtn_url: str, station_id: str) -> Program:
         reports=ReportLimits(1.0, 60.0),
         randomize=True,  # applies to events with a startafter window only
     )
-
-
-async def opted(answer: asyncio.Future[str]) -> str:
-    async with asyncio.timeout(15):
-        return await answer
 
 
 async def test_events_become_caps_at_the_chargers_and_end_with_their_window(database_dsn: str) -> None:

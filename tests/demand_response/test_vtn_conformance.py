@@ -23,14 +23,13 @@ from openleadr import objects
 from openleadr.messaging import create_message, parse_message
 
 from demand_response.config import OptType, Program, ReportLimits
-from demand_response.events import DrEvent, EventStatus, from_openadr
+from demand_response.events import EventStatus, from_openadr
 from demand_response.mapping import start_offset
-from tests.demand_response.site import GRID_KW, RunningSite, eventually, running_site
-from tests.demand_response.vtn import VEN_ID, RecordingVtn, start_vtn
+from tests.demand_response.site import GRID_KW, VtnRig, eventually, running_site
+from tests.demand_response.vtn import VEN_ID, now, opted, start_vtn
 
 S = timedelta(seconds=1)
 VEN_NAME = "fairwatt-test"
-Window = tuple[datetime, datetime, float]
 
 
 def program_for(name: str, vtn_url: str, station_id: str) -> Program:
@@ -46,26 +45,8 @@ def program_for(name: str, vtn_url: str, station_id: str) -> Program:
 
 
 @dataclass
-class Rig:
-    """The VTN, our site, and the program's name (the events' key)."""
-
-    vtn: RecordingVtn
-    site: RunningSite
-    program: str
-
-    def event(self, event_id: str) -> DrEvent:
-        event = self.site.dr.enforcer.event(self.program, event_id)
-        assert event is not None, event_id
-        return event
-
-    def windows(self, event_id: str) -> list[Window]:
-        """The event's caps in the loop: (start, end, limit [kW] to 3 decimals) by start."""
-        source = f"dr:{self.program}:{event_id}"
-        return sorted(
-            (c.start, c.end, round(float(c.limit_kw or 0.0), 3))
-            for c in self.site.dr_caps()
-            if c.source == source
-        )
+class Rig(VtnRig):
+    """:class:`VtnRig` with the cap in force from every event."""
 
     def cap_kw(self, at: datetime) -> float | None:
         """The cap in force at ``at`` from every event (the lowest of the windows covering it)."""
@@ -84,15 +65,6 @@ async def rig(database_dsn: str) -> AsyncIterator[Rig]:
             yield Rig(vtn, site, name)
     finally:
         await vtn.server.stop()
-
-
-async def opted(answer: asyncio.Future[str]) -> str:
-    async with asyncio.timeout(15):
-        return await answer
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def power_real(scale: str) -> objects.Measurement:

@@ -12,7 +12,7 @@ import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -158,6 +158,23 @@ class RecordingVtn:
 
         return received
 
+    def on_register_report(self, sampling: Callable[[timedelta], tuple[timedelta, ...]]) -> None:
+        """Answer the VEN's report registrations with :meth:`report_callback` and
+        ``sampling(min_sampling_interval)``: the granularity, and the reportBackDuration if given."""
+
+        def register_report(
+            ven_id: str,
+            resource_id: str,
+            measurement: str,
+            unit: str,
+            scale: str,
+            min_sampling_interval: timedelta,
+            max_sampling_interval: timedelta,
+        ) -> tuple[Any, ...]:
+            return (self.report_callback(resource_id), *sampling(min_sampling_interval))
+
+        self.server.add_handler("on_register_report", register_report)
+
 
 async def start_vtn(poll_s: float = 1.0, report_s: float = 1.0) -> RecordingVtn:
     port = free_port()
@@ -178,19 +195,18 @@ async def start_vtn(poll_s: float = 1.0, report_s: float = 1.0) -> RecordingVtn:
         vtn.registered.set()
         return VEN_ID, "REG-1"
 
-    def register_report(
-        ven_id: str,
-        resource_id: str,
-        measurement: str,
-        unit: str,
-        scale: str,
-        min_sampling_interval: timedelta,
-        max_sampling_interval: timedelta,
-    ) -> tuple[Callable[[list[tuple[datetime, float]]], None], timedelta]:
-        interval = max(min_sampling_interval, timedelta(seconds=report_s))
-        return vtn.report_callback(resource_id), interval
-
     server.add_handler("on_create_party_registration", register)
-    server.add_handler("on_register_report", register_report)
+    vtn.on_register_report(lambda least: (max(least, timedelta(seconds=report_s)),))
     await server.run()
     return vtn
+
+
+async def opted(answer: asyncio.Future[str]) -> str:
+    """The VEN's opt of an :meth:`RecordingVtn.answer` future."""
+    async with asyncio.timeout(15):
+        return await answer
+
+
+def now() -> datetime:
+    """Now, to the second (as event times are sent)."""
+    return datetime.now(UTC).replace(microsecond=0)

@@ -40,6 +40,12 @@ async def register_charger(api: RunningApi, charger_id: str, evses: int = 1) -> 
     await api.csms.chargers.save(ChargerRecord(charger_id=charger_id, connectors=connectors))
 
 
+async def reserve(api: RunningApi, driver: str, **body: Any) -> tuple[int, dict[str, Any]]:
+    """POST /v1/reservations with ``body`` as ``driver``: the status and the answer."""
+    async with api.http.post(f"{api.base_url}/v1/reservations", json=body, headers=api.headers(driver)) as r:
+        return r.status, await r.json()
+
+
 @dataclass
 class EventLog:
     """Collects every session event the lifecycle publishes (a ``session_listeners`` entry)."""

@@ -6,6 +6,8 @@ quiet connection open and tells a reconnect after its final event to stop (204).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +18,7 @@ from sessions.api import session_live
 from sessions.events import SessionState
 from tests.csms.chargers import Charger16, connected
 from tests.sessions.conftest import RunningApi
-from tests.sessions.helpers import SseReader, event_log, register_charger, seed_driver
+from tests.sessions.helpers import SseReader, event_log, register_charger, reserve, seed_driver
 from tests.sessions.reservation_chargers import Reserving16, next_request, place_charger
 from tests.sessions.test_session_e2e import booted16, start
 
@@ -33,6 +35,14 @@ async def problem_of(api: RunningApi, method: str, path: str, **options: Any) ->
         assert body["status"] == response.status
         assert body["detail"]
         return response.status, body
+
+
+@asynccontextmanager
+async def booted_charger(api: RunningApi, charger_class: type[Any], charger_id: str) -> AsyncIterator[Any]:
+    """A 1.6 charger of ``charger_class`` connected to the API's CSMS, booted and Available."""
+    async with connected(charger_class, api.charger_url(charger_id), charger_id, "ocpp1.6") as charger:
+        await booted16(charger)
+        yield charger
 
 
 async def test_the_served_document_is_valid_openapi_31_and_declares_what_the_stream_answers(
@@ -115,8 +125,7 @@ async def test_racing_starts_on_one_connector_make_one_session(api: RunningApi) 
     payments = {driver: await seed_driver(api, driver) for driver in drivers}
     await register_charger(api, "CP-AUDIT-RACE")
     body = {"charger_id": "CP-AUDIT-RACE", "connector_id": 1}
-    async with connected(Charger16, api.charger_url("CP-AUDIT-RACE"), "CP-AUDIT-RACE", "ocpp1.6") as charger:
-        await booted16(charger)
+    async with booted_charger(api, Charger16, "CP-AUDIT-RACE") as charger:
         answers = await asyncio.gather(
             *(start(api, d, {**body, "payment_method_id": payments[d]}, f"key-{d}") for d in drivers)
         )
@@ -160,13 +169,9 @@ async def test_a_declined_card_keeps_the_drivers_reservation(api: RunningApi) ->
     api.sessions.payment_holds = cashier
     body = {"charger_id": "CP-AUDIT-RES", "connector_id": 1, "payment_method_id": payment}
     url = f"{api.base_url}/v1/reservations"
-    async with connected(Reserving16, api.charger_url("CP-AUDIT-RES"), "CP-AUDIT-RES", "ocpp1.6") as charger:
-        await booted16(charger)
-        async with api.http.post(
-            url, json={"charger_id": "CP-AUDIT-RES", "connector_id": 1}, headers=api.headers("audit-res")
-        ) as response:
-            assert response.status == 201
-            made = await response.json()
+    async with booted_charger(api, Reserving16, "CP-AUDIT-RES") as charger:
+        status, made = await reserve(api, "audit-res", charger_id="CP-AUDIT-RES", connector_id=1)
+        assert status == 201
         await next_request(charger, "ReserveNow")
 
         status, problem = await start(api, "audit-res", body, "declined")
@@ -191,8 +196,7 @@ async def test_a_reconnect_after_the_final_event_is_told_to_stop(api: RunningApi
     log = event_log(api)
     payment = await seed_driver(api, "audit-sse")
     await register_charger(api, "CP-AUDIT-SSE")
-    async with connected(Charger16, api.charger_url("CP-AUDIT-SSE"), "CP-AUDIT-SSE", "ocpp1.6") as charger:
-        await booted16(charger)
+    async with booted_charger(api, Charger16, "CP-AUDIT-SSE"):
         _, created = await start(
             api,
             "audit-sse",
@@ -234,10 +238,7 @@ async def test_a_quiet_stream_sends_keep_alives_on_time(
     monkeypatch.setattr(session_live, "KEEPALIVE_S", 0.3)  # the poll stays at its 10 s
     payment = await seed_driver(api, "audit-quiet")
     await register_charger(api, "CP-AUDIT-QUIET")
-    async with connected(
-        Charger16, api.charger_url("CP-AUDIT-QUIET"), "CP-AUDIT-QUIET", "ocpp1.6"
-    ) as charger:
-        await booted16(charger)
+    async with booted_charger(api, Charger16, "CP-AUDIT-QUIET") as charger:
         _, created = await start(
             api,
             "audit-quiet",
@@ -272,15 +273,9 @@ async def test_every_instant_the_api_shows_carries_its_zone(api: RunningApi) -> 
     payment = await seed_driver(api, "audit-time", rfid="RFID-AUDIT-TIME")
     await place_charger(api, "CP-AUDIT-TIME", 48.5, 11.5)
     charger_id = "CP-AUDIT-TIME"
-    async with connected(Reserving16, api.charger_url(charger_id), charger_id, "ocpp1.6") as charger:
-        await booted16(charger)
-        async with api.http.post(
-            f"{api.base_url}/v1/reservations",
-            json={"charger_id": charger_id, "connector_id": 1},
-            headers=api.headers("audit-time"),
-        ) as response:
-            assert response.status == 201
-            reservation = await response.json()
+    async with booted_charger(api, Reserving16, charger_id):
+        status, reservation = await reserve(api, "audit-time", charger_id=charger_id, connector_id=1)
+        assert status == 201
         departure = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
         status, session = await start(
             api,
@@ -316,15 +311,9 @@ async def test_an_expired_reservation_frees_the_connector_and_cancelling_it_then
     await place_charger(api, "CP-AUDIT-HOLD", 47.0, 10.0)
     body = {"charger_id": "CP-AUDIT-HOLD", "connector_id": 1, "payment_method_id": other}
     charger_id = "CP-AUDIT-HOLD"
-    async with connected(Reserving16, api.charger_url(charger_id), charger_id, "ocpp1.6") as charger:
-        await booted16(charger)
-        async with api.http.post(
-            f"{api.base_url}/v1/reservations",
-            json={"charger_id": charger_id, "connector_id": 1},
-            headers=api.headers("audit-hold"),
-        ) as response:
-            made = await response.json()
-        assert (response.status, made["status"]) == (201, "active")
+    async with booted_charger(api, Reserving16, charger_id) as charger:
+        status, made = await reserve(api, "audit-hold", charger_id=charger_id, connector_id=1)
+        assert (status, made["status"]) == (201, "active")
         assert (await next_request(charger, "ReserveNow"))["id_tag"] == "RFID-AUDIT-HOLD"
         status, problem = await start(api, "audit-other", body, "early")
         assert (status, "reserved by another driver" in problem["detail"]) == (409, True)

@@ -14,15 +14,10 @@ from ocpp.v201 import call as call201
 from csms.storage.chargers import ChargerRecord, ConnectorSpec
 from tests.csms.chargers import connected
 from tests.sessions.conftest import RunningApi
-from tests.sessions.helpers import seed_driver
+from tests.sessions.helpers import reserve, seed_driver
 from tests.sessions.reservation_chargers import Reserving16, Reserving201, next_request, place_charger
 
 pytestmark = pytest.mark.asyncio
-
-
-async def reserve(api: RunningApi, driver: str, **body: Any) -> tuple[int, dict[str, Any]]:
-    async with api.http.post(f"{api.base_url}/v1/reservations", json=body, headers=api.headers(driver)) as r:
-        return r.status, await r.json()
 
 
 async def reservation(
