@@ -39,6 +39,7 @@ from csms.tasks import TaskOwner
 from sessions.estimates import Cost, estimate_cost
 from sessions.estimates import snapshot as session_snapshot
 from sessions.events import SessionEvent, SessionListener, SessionOrigin, SessionState
+from sessions.late_events import LateEvents, driver_of, origin_of
 from sessions.live import LiveHub, SessionEventRelay
 from sessions.needs import tell_planner
 from sessions.ports import CompletionSink
@@ -77,15 +78,6 @@ class _Reading:
     power_w: float | None = None
 
 
-def origin_of(id_token: IdToken | None) -> SessionOrigin:
-    """How a session the charger started was authorised."""
-    if id_token is None or id_token.token_type == "NoAuthorization":
-        return SessionOrigin.FREE_VEND
-    if id_token.token_type == "eMAID":
-        return SessionOrigin.PLUG_AND_CHARGE
-    return SessionOrigin.RFID
-
-
 class SessionLifecycle:
     """Owns every session transition in this node."""
 
@@ -110,6 +102,7 @@ class SessionLifecycle:
         self._sinks = completion_sinks
         self._tasks = TaskOwner()
         self._pending: dict[tuple[str, str], _Reading] = {}
+        self._late = LateEvents(store, csms)
         self._feeds: dict[int, asyncio.Queue[SessionEvent]] = {}
         """One queue and worker per listener: each hears events in the order they were stored here."""
         self._relay: SessionEventRelay | None = None
@@ -246,7 +239,7 @@ class SessionLifecycle:
         elif isinstance(event, TransactionStarted):
             await self._transaction_started(event)
         elif isinstance(event, TransactionEventReceived):
-            await self._transaction_event(event)
+            await self._late.on_event(event)
         elif isinstance(event, TransactionEnded):
             await self._transaction_ended(event)
         elif isinstance(event, ConnectorStatusChanged):
@@ -327,43 +320,6 @@ class SessionLifecycle:
             await tell_planner(self._csms, created[0])  # the driver's tier; needs come by PATCH
             await self._published(created[1])
 
-    async def _transaction_event(self, event: TransactionEventReceived) -> None:
-        """A later 2.0.1 event completes what the transaction's open session lacks: the EVSE its first
-        event did not name (E01/E02), and the driver whose token authorised it after the start (E02:
-        cable plugged in first, then an Updated event with triggerReason Authorized)."""
-        if event.id_token is None and not event.evse_id:
-            return
-        record = await self.store.by_transaction(event.charger_id, event.transaction_id)
-        if record is None or record.state.final:
-            return
-        if event.evse_id and record.evse_id == 0:
-            placed = await self.store.place_on_evse(record.session_id, event.evse_id)
-            if placed is not None:
-                logger.info(
-                    "charger %s: session %s is on EVSE %d", event.charger_id, record.session_id, event.evse_id
-                )
-                record = placed
-        token = event.id_token
-        if token is None or record.id_token is not None:
-            return
-        driver_id = await self._driver_of(token.value)
-        origin = origin_of(token)
-        if driver_id is None:  # F01 (remote start after plug-in): our app token, its session's driver
-            app = await self.store.awaiting_start(record.charger_id, record.evse_id, token.value, None)
-            if app is not None:
-                driver_id, origin = app.driver_id, SessionOrigin.APP
-        identified = await self.store.identify(record.session_id, driver_id, token.value, origin)
-        if identified is None:
-            return
-        logger.info(
-            "charger %s: session %s authorised after its start by %s",
-            event.charger_id,
-            record.session_id,
-            f"driver {driver_id}" if driver_id is not None else "a token of no driver",
-        )
-        if driver_id is not None:
-            await tell_planner(self._csms, identified)  # the driver's tier counts from now on
-
     async def _stop_late(self, record: SessionRecord) -> None:
         """The driver stopped before the charger started: stop the transaction it started now."""
         assert record.transaction_id is not None
@@ -372,16 +328,10 @@ class SessionLifecycle:
             logger.warning("charger %s: late stop of %s: %s", record.charger_id, record.session_id, result)
 
     async def _driver_of(self, id_token: str | None) -> str | None:
-        if id_token is None:
-            return None
-        found: str | None = await self._csms.database.pool.fetchval(
-            """SELECT driver_id FROM driver_tokens WHERE lower(id_token) = lower($1)
-               ORDER BY id_token = $1 DESC LIMIT 1""",
-            id_token,
-        )
-        return found
+        return await driver_of(self._csms.database, id_token)
 
     async def _transaction_ended(self, ended: TransactionEnded) -> None:
+        self._late.forget(ended.charger_id, ended.transaction_id)
         await self._flush((ended.charger_id, ended.transaction_id))
         record = await self.store.by_transaction(ended.charger_id, ended.transaction_id)
         changes = Changes(meter_stop_wh=ended.meter_stop_wh, ended_at=ended.ended_at)

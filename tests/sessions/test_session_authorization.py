@@ -181,6 +181,19 @@ async def test_a_token_given_after_the_start_makes_the_session_the_drivers(api: 
         state = await api.csms.live_state.get("CS-E02")
         assert state is not None
         assert state.driver_needs[1].tier == "gold"
+        # once the session has its EVSE and token, later events of its transaction skip the look-up
+        lifecycle = api.sessions.lifecycle
+        assert lifecycle is not None
+        updated = event(
+            "Updated",
+            10,
+            10,
+            trigger_reason="MeterValuePeriodic",
+            transaction_info={"transactionId": "TX-E02", "chargingState": "Charging"},
+            evse={"id": 1, "connectorId": 1},
+        )
+        await station.call(updated, suppress=False)
+        assert ("CS-E02", "TX-E02") in lifecycle._late._identified
         # the stop card (another one) does not change whose session it is
         await station.call(
             event(
@@ -194,6 +207,7 @@ async def test_a_token_given_after_the_start_makes_the_session_the_drivers(api: 
             suppress=False,
         )
         await log.wait_for(lambda e: e.kind == "state" and e.state is SessionState.COMPLETED)
+        assert ("CS-E02", "TX-E02") not in lifecycle._late._identified  # forgotten with its end
     ended = await api.csms.database.pool.fetchrow(row_sql)
     assert (ended["driver_id"], ended["id_token"], ended["state"]) == (
         "rosa-auth",

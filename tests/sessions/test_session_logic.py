@@ -16,7 +16,8 @@ from sessions.api.sessions import parse_start, request_hash
 from sessions.errors import ProblemError
 from sessions.estimates import estimate_cost, snapshot
 from sessions.events import SessionEvent, SessionOrigin, SessionState
-from sessions.lifecycle import failure_reason, new_app_token, origin_of
+from sessions.late_events import origin_of
+from sessions.lifecycle import failure_reason, new_app_token
 from sessions.ratelimit import RateLimiter
 from sessions.session_store import SessionRecord
 from tariffs.model import TariffVersions
