@@ -20,9 +20,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from csms.commands import CommandBus
-from csms.domain.events import ChargerConnectionChanged
+from csms.domain.events import ChargerConnectionChanged, RegistrationStatus
 from csms.domain.service import AcceptAllAuthorizer, Authorizer, ChargingService
 from csms.errors import ConnectionClosedError
 from csms.gc_pacing import pace_collections
@@ -372,7 +373,15 @@ async def _ocpp_endpoint(request: web.Request) -> web.StreamResponse:
     if not websocket.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
     await websocket.prepare(request)
-    await _serve(runtime, charger_id, version, websocket, runtime.message_log, request.app.get(PKI))
+    await _serve(
+        runtime,
+        charger_id,
+        version,
+        websocket,
+        runtime.message_log,
+        request.app.get(PKI),
+        registered=record.registration_status,
+    )
     return websocket
 
 
@@ -383,8 +392,17 @@ async def _serve(
     websocket: web.WebSocketResponse,
     message_log: MessageLog,
     pki: PkiRuntime | None = None,
+    *,
+    registered: RegistrationStatus | None = None,
 ) -> None:
-    last_state = await runtime.live_state.get(charger_id)
+    try:
+        last_state = await runtime.live_state.get(charger_id)
+        answered = last_state.registration if last_state is not None else None
+    except (RedisError, OSError) as exc:
+        # Redis unreachable: serve the charger anyway, gated by the registry's decision (what its
+        # next BootNotification will be answered) instead of the answer it was last given
+        logger.warning("charger %s: live state unreadable (%s); gated as the registry says", charger_id, exc)
+        answered = registered
     session = OcppSession(
         charger_id,
         version,
@@ -393,7 +411,7 @@ async def _serve(
             version,
             runtime.service,
             pki=pki,
-            registration=last_state.registration if last_state is not None else None,
+            registration=answered,
         ),
         max_message_bytes=runtime.settings.max_message_bytes,
         message_log=message_log,

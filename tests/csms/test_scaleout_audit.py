@@ -491,6 +491,13 @@ async def test_without_redis_a_node_serves_its_chargers_and_redis_catches_up(
         stored = await node1.app[CSMS].transactions.get(charger_id, str(started.transaction_id))
         assert stored is not None
         assert stored.meter_stop_wh == 700
+        # a charger connecting while Redis is away is served too, gated by the registry's decision
+        newcomer_id = new_id("CP-NEWCOMER")
+        newcomer = await stack.enter_async_context(
+            connected(Charger16, node1.url(newcomer_id), newcomer_id, "ocpp1.6")
+        )
+        await boot16(newcomer)
+        await newcomer.call(call16.Heartbeat(), suppress=False)
 
         await proxy.restore()  # Redis is back: what it missed arrives
 
