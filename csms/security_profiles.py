@@ -42,7 +42,7 @@ def profiles_text(profiles: Iterable[int]) -> str:
     return ", ".join(str(p) for p in sorted(profiles))
 
 
-def unreachable_hint(required: int, settings: CsmsSettings) -> str:
+def unreachable_hint(required: int) -> str:
     """Why no listener of this node offers ``required``, and what to change."""
     if required == 3:
         return (
@@ -57,7 +57,7 @@ def unreachable_note(required: int, settings: CsmsSettings) -> str:
     offered = offered_profiles(settings)
     if required <= max(offered):
         return ""
-    return f"; this node offers profiles {profiles_text(offered)}: {unreachable_hint(required, settings)}"
+    return f"; this node offers profiles {profiles_text(offered)}: {unreachable_hint(required)}"
 
 
 async def warn_unreachable(chargers: ChargerRepository, settings: CsmsSettings) -> dict[str, int]:
@@ -78,7 +78,7 @@ async def warn_unreachable(chargers: ChargerRepository, settings: CsmsSettings) 
             len(ids),
             profile,
             profiles_text(offered),
-            unreachable_hint(profile, settings),
+            unreachable_hint(profile),
             named,
         )
     return above

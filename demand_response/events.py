@@ -258,18 +258,34 @@ def _duration(value: Any) -> timedelta:
     raise EventError(f"expected a duration, got {value!r}")
 
 
+def _item_base(measurement: Any) -> tuple[str, str, str] | None:
+    """A signal's item base as (name, unit, SI scale code); ``None`` when the VTN names none."""
+    if not measurement:
+        return None
+    return (
+        str(measurement.get("name") or ""),
+        str(measurement.get("unit") or ""),
+        str(measurement.get("scale") or "none"),
+    )
+
+
+def _named(name: str, unit: str, scale: str) -> str:
+    """An item base we do not apply, as it reads: e.g. ``energyReal:kWh``."""
+    return f"{name}:{'' if scale == 'none' else scale}{unit}"
+
+
 def _unit_of(measurement: Any) -> tuple[float, str]:
     """kW per value of a power signal with this item base, and the unit ("kW" when it is a power).
 
     No item base: the values are kW (our choice). ``powerReal`` is W times its SI scale code.
     """
-    if not measurement:
+    base = _item_base(measurement)
+    if base is None:
         return 1.0, "kW"
-    name, unit = str(measurement.get("name") or ""), str(measurement.get("unit") or "")
-    scale = str(measurement.get("scale") or "none")
+    name, unit, scale = base
     if name == "powerReal" and unit == "W" and scale in _SI_EXPONENT:
         return 10.0 ** (_SI_EXPONENT[scale] - 3), "kW"
-    return 1.0, f"{name}:{'' if scale == 'none' else scale}{unit}"
+    return 1.0, _named(*base)
 
 
 def _price_unit_of(measurement: Any) -> tuple[float, str]:
@@ -279,13 +295,13 @@ def _price_unit_of(measurement: Any) -> tuple[float, str]:
     times its SI scale code; a price per kW (demand) or per therm is no energy price here: its unit
     says what it is and the signal is not applied (``mapping.supported``).
     """
-    if not measurement:
+    base = _item_base(measurement)
+    if base is None:
         return 1.0, PER_KWH
-    name, unit = str(measurement.get("name") or ""), str(measurement.get("unit") or "")
-    scale = str(measurement.get("scale") or "none")
+    name, unit, scale = base
     if name == PER_KWH and scale in _SI_EXPONENT:
         return 10.0 ** _SI_EXPONENT[scale], f"{PER_KWH}:{unit}" if unit else PER_KWH
-    return 1.0, f"{name}:{'' if scale == 'none' else scale}{unit}"
+    return 1.0, _named(*base)
 
 
 def from_openadr(program: str, raw: Mapping[str, Any]) -> DrEvent:

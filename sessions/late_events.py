@@ -2,8 +2,9 @@
 
 A station may start a transaction before it knows who charges (E02: cable plugged in first) or
 without naming the EVSE in its first event (E01/E02). A later event brings them: the session then
-takes the EVSE, and the driver whose token authorised it (their tier goes to the planner). Once a
-session has both, the later events of its transaction are not looked up again.
+takes the EVSE, and the driver whose token authorised it (their tier goes to the planner). An
+event is looked up only when it could add one of them: a session known to have its EVSE is not
+looked up for an event without a token, nor one known to have its token for any event.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from sessions.session_store import SessionStore
 
 logger = logging.getLogger(__name__)
 
-# how many complete transactions are remembered at most (a later event of one needs no look-up)
-_IDENTIFIED_KEPT = 200_000
+# how many transactions each of the sets below remembers at most
+_KEPT = 200_000
 
 
 def origin_of(id_token: IdToken | None) -> SessionOrigin:
@@ -50,26 +51,30 @@ class LateEvents:
     def __init__(self, store: SessionStore, csms: CsmsRuntime) -> None:
         self._store = store
         self._csms = csms
-        self._identified: set[tuple[str, str]] = set()  # transactions whose session is complete
+        self._placed: set[tuple[str, str]] = set()  # transactions whose session has its EVSE
+        self._identified: set[tuple[str, str]] = set()  # ... and those whose session has its token
 
     def forget(self, charger_id: str, transaction_id: str) -> None:
         """The transaction ended."""
+        self._placed.discard((charger_id, transaction_id))
         self._identified.discard((charger_id, transaction_id))
+
+    def _note(self, known: set[tuple[str, str]], key: tuple[str, str]) -> None:
+        if len(known) >= _KEPT:
+            known.clear()  # (transactions whose end never came: start over)
+        known.add(key)
 
     async def on_event(self, event: TransactionEventReceived) -> None:
         """A later 2.0.1 event completes what the transaction's open session lacks: the EVSE its first
         event did not name (E01/E02), and the driver whose token authorised it after the start (E02:
         cable plugged in first, then an Updated event with triggerReason Authorized)."""
         key = (event.charger_id, event.transaction_id)
-        if (event.id_token is None and not event.evse_id) or key in self._identified:
+        if key in self._identified:
+            return
+        if event.id_token is None and (not event.evse_id or key in self._placed):
             return
         record = await self._store.by_transaction(event.charger_id, event.transaction_id)
         if record is None or record.state.final:
-            return
-        if record.evse_id and record.id_token is not None:
-            if len(self._identified) >= _IDENTIFIED_KEPT:
-                self._identified.clear()  # (a transaction whose end never came: start over)
-            self._identified.add(key)
             return
         if event.evse_id and record.evse_id == 0:
             placed = await self._store.place_on_evse(record.session_id, event.evse_id)
@@ -78,6 +83,10 @@ class LateEvents:
                     "charger %s: session %s is on EVSE %d", event.charger_id, record.session_id, event.evse_id
                 )
                 record = placed
+        if record.evse_id:
+            self._note(self._placed, key)
+        if record.id_token is not None:
+            self._note(self._identified, key)
         token = event.id_token
         if token is None or record.id_token is not None:
             return
@@ -90,6 +99,7 @@ class LateEvents:
         identified = await self._store.identify(record.session_id, driver_id, token.value, origin)
         if identified is None:
             return
+        self._note(self._identified, key)
         logger.info(
             "charger %s: session %s authorised after its start by %s",
             event.charger_id,
